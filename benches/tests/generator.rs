@@ -325,10 +325,25 @@ fn in_order(d: &Data) -> Vec<(i64, &Map<String, Value>)> {
 
 #[test]
 fn edge_cases_of_the_rules_occur() {
-    let cfg = small();
-    let d = collect(&cfg);
+    check_edge_cases(&small());
+}
+
+#[test]
+fn edge_cases_occur_for_other_seeds_and_months() {
+    for (seed, year, month) in [(11, 2026, 10), (2026, 2027, 2), (99, 2026, 9)] {
+        check_edge_cases(&GenConfig {
+            seed,
+            year,
+            month,
+            ..small()
+        });
+    }
+}
+
+fn check_edge_cases(cfg: &GenConfig) {
+    let d = collect(cfg);
     let ordered = in_order(&d);
-    let month_start = days_from_civil(2026, 11, 1);
+    let month_start = days_from_civil(cfg.year as i64, cfg.month, 1);
 
     // Timestamps: +08:00, Z, fractions; a Z timestamp on a different UTC date.
     let all_ts: Vec<&str> = d.events.iter().map(|o| s(o, "ts")).collect();
@@ -516,7 +531,7 @@ fn edge_cases_of_the_rules_occur() {
                 .insert(s(o, "user_id"));
         }
     }
-    let (_, schools, _) = run(&cfg);
+    let (_, schools, _) = run(cfg);
     let schools = String::from_utf8(schools).unwrap();
     let over = schools.lines().skip(1).any(|l| {
         let f: Vec<&str> = l.split(',').collect();

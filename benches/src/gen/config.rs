@@ -34,8 +34,9 @@ pub struct GenConfig {
     /// The longest delay, in hours, between an event's `ts` and its place in
     /// arrival order (0–48).
     pub disorder_hours: f64,
-    /// Scales how much every active user does in a day (1.0 = the built-in
-    /// model, about 15–25 events per active teacher-day).
+    /// Scales how many events an active user produces in a day (repeated
+    /// logins, lessons, space operations, interactions, app uses, resource
+    /// propagation); who is active does not change. 1.0 = the built-in model.
     pub activity: f64,
 }
 

@@ -4,6 +4,7 @@ use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow};
 
@@ -49,6 +50,7 @@ pub fn generate_to(
     schools: &mut impl Write,
     users: &mut impl Write,
 ) -> Result<GenStats> {
+    let started = Instant::now();
     cfg.validate().map_err(|e| anyhow!(e))?;
     let roster = Arc::new(Roster::new(cfg));
     roster
@@ -60,7 +62,10 @@ pub fn generate_to(
         events.write_all(line.bytes)?;
         events.write_all(b"\n")?;
     }
-    Ok(stream.stats().clone())
+    events.flush()?;
+    let mut stats = stream.stats().clone();
+    stats.seconds = started.elapsed().as_secs_f64();
+    Ok(stats)
 }
 
 /// Calls `f` with every line in arrival order (bytes without the newline,

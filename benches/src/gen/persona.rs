@@ -57,6 +57,12 @@ pub struct Teacher {
     pub class_size: u32,
     /// The interaction tier is forced high on most active days.
     pub chatty: bool,
+    /// Probability that an active day is a *deep* day, with space
+    /// operations, lessons, tasks, interactions and apps; on other days the
+    /// teacher only logs in. Most teachers only log in (as in real 通报,
+    /// where the share of teachers reaching 30 points a month is targeted at
+    /// 15%); how many do more depends on the school's adoption.
+    pub depth: f64,
 }
 
 /// Showcase teacher numbers in each county's first school.
@@ -83,7 +89,7 @@ impl Teacher {
         let s = roster.school(school as usize);
         let c = &roster.counties()[s.county as usize];
         let mut r = Rng::derive(&[seed, 0x7465_6163, school as u64, num as u64]);
-        let mut habit = match r.weighted(&[8, 10, 60, 22]) {
+        let mut habit = match r.weighted(&[8, 5, 65, 22]) {
             0 => Habit::Never,
             1 => Habit::Daily,
             2 => Habit::Regular,
@@ -101,6 +107,17 @@ impl Teacher {
             _ => ProfilePlan::Partial,
         };
         let mut chatty = r.chance(0.15);
+        let a = s.adoption;
+        let u = r.f64();
+        let heavy = 0.02 + 0.25 * a * a;
+        let moderate = 0.05 + 0.25 * a;
+        let mut depth = if u < heavy {
+            0.8
+        } else if u < heavy + moderate {
+            0.06
+        } else {
+            0.01
+        };
         let class_size = s.students.min(30 + r.below(16) as u32);
         let class_start = r.below(s.students as u64) as u32;
         let mut seconded_to = None;
@@ -138,6 +155,9 @@ impl Teacher {
                 _ => {}
             }
         }
+        if school == c.first_school && num <= showcase::SECONDED && num != showcase::IDLE {
+            depth = 0.8;
+        }
         if habit == Habit::Never {
             profile = ProfilePlan::None;
         }
@@ -150,6 +170,7 @@ impl Teacher {
             class_start,
             class_size,
             chatty,
+            depth,
         }
     }
 

@@ -69,6 +69,9 @@ pub struct School {
     pub student_base: u32,
     /// Base probability that a student logs in on a school day.
     pub engagement: f64,
+    /// How far the school has adopted the platform (0–1): the share of its
+    /// teachers who use more than the login.
+    pub adoption: f64,
     /// Registrations during the generated days.
     pub registration: Registration,
 }
@@ -147,13 +150,14 @@ impl Roster {
                 } else {
                     Category::Regular
                 };
-                let engagement = 0.04
-                    + 0.32 * rng.f64() * rng.f64().sqrt()
+                let engagement = 0.05
+                    + 0.42 * rng.f64().powf(1.5)
                     + if category == Category::Demo {
-                        0.05
+                        0.08
                     } else {
                         0.0
                     };
+                let adoption = rng.f64();
                 // The first schools of a county carry the registration edge
                 // cases for sure; the rest are drawn.
                 let registration = match (local, rng.weighted(&[50, 30, 12, 8])) {
@@ -177,6 +181,7 @@ impl Roster {
                     students,
                     student_base,
                     engagement,
+                    adoption,
                     registration,
                 });
             }

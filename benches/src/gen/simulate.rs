@@ -127,6 +127,7 @@ impl Simulator {
         let active = rng.chance(t.login_probability(school_day)) || profile_today.is_some();
         if active {
             let a = t.zeal * self.activity;
+            let deep = rng.chance(t.depth);
             let stated = |rng: &mut Rng| match t.seconded_to {
                 Some(o) if rng.chance(0.4) => o,
                 _ => s,
@@ -156,7 +157,8 @@ impl Simulator {
                 ev.school = stated(rng);
                 self.push(out, ev);
             }
-            for _ in 0..rng.poisson(1.5 * a) {
+            let spaces = if deep { rng.poisson(1.5 * a) } else { 0 };
+            for _ in 0..spaces {
                 let sod = later_second(rng, first);
                 let st = style(rng);
                 let mut ev = Event::new(Action::SpaceOp, me, instant(rng, start, sod, st), st);
@@ -169,7 +171,9 @@ impl Simulator {
                 ev.school = stated(rng);
                 self.push(out, ev);
             }
-            let lessons = if school_day && rng.chance(0.6) {
+            let lessons = if !deep {
+                0
+            } else if school_day && rng.chance(0.6) {
                 1 + rng.poisson(1.0 * a).min(5)
             } else if !school_day && rng.chance(0.05) {
                 1
@@ -189,7 +193,7 @@ impl Simulator {
                 ev.school = stated(rng);
                 self.push(out, ev);
             }
-            if school_day && t.class_size > 0 {
+            if deep && school_day && t.class_size > 0 {
                 let tasks = if rng.chance((0.3 * a).min(0.9)) {
                     1 + u32::from(rng.chance(0.1))
                 } else {
@@ -232,7 +236,7 @@ impl Simulator {
                     });
                 }
             }
-            if t.class_size > 0 {
+            if deep && t.class_size > 0 {
                 let tier = if t.chatty && rng.chance(0.7) {
                     3
                 } else {
@@ -274,7 +278,7 @@ impl Simulator {
                     self.push(out, ev);
                 }
             }
-            if rng.chance(0.5) {
+            if deep && rng.chance(0.5) {
                 for _ in 0..1 + rng.poisson(0.8 * a).min(6) {
                     let sod = later_second(rng, first);
                     let st = style(rng);

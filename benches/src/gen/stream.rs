@@ -1,5 +1,6 @@
 //! The pull-based event stream: days are generated one at a time and put
-//! into arrival order through a bounded reordering heap; duplicates and
+//! into arrival order through a bounded reordering window (sorted once a
+//! day); duplicates and
 //! malformed lines are mixed in on the way out.
 
 use std::cmp::{Ordering, Reverse};
@@ -91,7 +92,16 @@ const DUP_ORDER: u64 = 1 << 62;
 pub struct EventStream {
     roster: Arc<Roster>,
     sim: Simulator,
-    heap: BinaryHeap<Reverse<Pending>>,
+    /// Events not yet written (carried over and of the newest day).
+    arena: Vec<Event>,
+    /// `(arrival, order, index in arena)`, sorted; `pos` is the next one.
+    keys: Vec<(i64, u64, u32)>,
+    pos: usize,
+    /// Spare buffers swapped in when the open set is rebuilt.
+    spare_arena: Vec<Event>,
+    spare_keys: Vec<(i64, u64, u32)>,
+    /// Duplicate copies waiting for their arrival (about 1% of events).
+    dups: BinaryHeap<Reverse<Pending>>,
     day_buf: Vec<Event>,
     next_day: u32,
     cutoff: i64,
@@ -135,7 +145,12 @@ impl EventStream {
         EventStream {
             sim: Simulator::new(cfg),
             roster,
-            heap: BinaryHeap::new(),
+            arena: Vec::new(),
+            keys: Vec::new(),
+            pos: 0,
+            spare_arena: Vec::new(),
+            spare_keys: Vec::new(),
+            dups: BinaryHeap::new(),
             day_buf: Vec::new(),
             next_day: 0,
             cutoff: i64::MIN,
@@ -185,13 +200,32 @@ impl EventStream {
             if let Some((kind, template)) = self.pending_bad.take() {
                 return Some(self.emit_bad(kind, template));
             }
-            let ready = match self.heap.peek() {
-                Some(Reverse(p)) => p.arrival < self.cutoff || self.next_day >= self.sim.days(),
-                None => false,
+            let open = self.next_day >= self.sim.days();
+            let cutoff = if open { i64::MAX } else { self.cutoff };
+            let next = self.keys.get(self.pos).filter(|k| k.0 < cutoff).copied();
+            let dup = self
+                .dups
+                .peek()
+                .filter(|Reverse(p)| p.arrival < cutoff)
+                .map(|Reverse(p)| (p.arrival, p.order));
+            let take_dup = match (next, dup) {
+                (Some(k), Some(d)) => d < (k.0, k.1),
+                (None, Some(_)) => true,
+                _ => false,
             };
-            if ready {
-                let Reverse(p) = self.heap.pop().expect("peeked");
+            if take_dup {
+                let Reverse(p) = self.dups.pop().expect("peeked");
                 return Some(self.emit(p));
+            }
+            if let Some(k) = next {
+                self.pos += 1;
+                let ev = self.arena[k.2 as usize];
+                return Some(self.emit(Pending {
+                    arrival: k.0,
+                    order: k.1,
+                    dup: false,
+                    ev,
+                }));
             }
             if self.next_day < self.sim.days() {
                 self.generate_day();
@@ -207,16 +241,25 @@ impl EventStream {
         self.next_day += 1;
         self.day_buf.clear();
         self.sim.day(&self.roster, wi, &mut self.day_buf);
+        // Rebuild the open set: what is left, then the new day.
+        let mut arena = std::mem::take(&mut self.spare_arena);
+        let mut keys = std::mem::take(&mut self.spare_keys);
+        arena.clear();
+        keys.clear();
+        for k in &self.keys[self.pos..] {
+            keys.push((k.0, k.1, arena.len() as u32));
+            arena.push(self.arena[k.2 as usize]);
+        }
         for i in 0..self.day_buf.len() {
             let ev = self.day_buf[i];
             let arrival = ev.ts_us + self.delay();
-            self.heap.push(Reverse(Pending {
-                arrival,
-                order: ev.seq,
-                dup: false,
-                ev,
-            }));
+            keys.push((arrival, ev.seq, arena.len() as u32));
+            arena.push(ev);
         }
+        keys.sort_unstable();
+        self.spare_arena = std::mem::replace(&mut self.arena, arena);
+        self.spare_keys = std::mem::replace(&mut self.keys, keys);
+        self.pos = 0;
         // Every later event has ts ≥ the end of this day.
         self.cutoff = china_day_start_us(self.sim.day_of(wi)) + SECS_PER_DAY * US_PER_SEC;
     }
@@ -233,7 +276,7 @@ impl EventStream {
             self.stats.events += 1;
             if self.dup_p > 0.0 && self.rng.chance(self.dup_p) {
                 let later = self.rng.range(US_PER_SEC as u64, 1800 * US_PER_SEC as u64) as i64;
-                self.heap.push(Reverse(Pending {
+                self.dups.push(Reverse(Pending {
                     arrival: p.arrival + later,
                     order: DUP_ORDER | p.ev.seq,
                     dup: true,
