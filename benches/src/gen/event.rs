@@ -638,3 +638,117 @@ impl Writer<'_, '_> {
         self.buf.push(b'"');
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::config::GenConfig;
+    use super::super::fmt::TsStyle;
+    use super::*;
+
+    fn roster() -> Roster {
+        Roster::new(&GenConfig {
+            schools: 2,
+            ..GenConfig::default()
+        })
+    }
+
+    fn json(r: &Roster, ev: &Event, m: Mutation<'_>) -> String {
+        let mut b = Vec::new();
+        ev.write_json_with(r, &mut b, m);
+        String::from_utf8(b).unwrap()
+    }
+
+    /// 2026-11-03T08:15:30+08:00
+    const TS: i64 = 1_793_664_930_000_000;
+
+    #[test]
+    fn wire_format_is_pinned() {
+        let r = roster();
+        let t = UserRef::teacher(0, 7);
+        let st = UserRef::student(1, 42);
+        let mut login = Event::new(Action::Login, t, TS, TsStyle::China);
+        login.seq = 1;
+        login.client = Client::Mobile;
+        assert_eq!(
+            json(&r, &login, Mutation::None),
+            r#"{"event_id":"ev-1","ts":"2026-11-03T08:15:30+08:00","user_id":"t0000-007","role":"teacher","school_id":"3303810001","action":"login","client":"mobile"}"#
+        );
+        let mut ri = Event::new(
+            Action::ResourceInteract,
+            st,
+            TS + 250_000,
+            TsStyle::UtcMillis,
+        );
+        ri.seq = 2;
+        ri.other = t;
+        ri.n1 = 3;
+        ri.a = 0;
+        assert_eq!(
+            json(&r, &ri, Mutation::None),
+            r#"{"event_id":"ev-2","ts":"2026-11-03T00:15:30.250Z","user_id":"s0001-0042","role":"student","school_id":"3303810002","action":"resource_interact","resource_id":"r-t0000-007-3","owner_id":"t0000-007","owner_school_id":"3303810001","op":"download"}"#
+        );
+        let mut key = Vec::new();
+        ri.write_key(&r, &mut key);
+        assert_eq!(key, b"t0000-007");
+        let mut tp = Event::new(Action::TaskProgress, st, TS, TsStyle::China);
+        tp.seq = 3;
+        tp.other = t;
+        tp.n1 = super::super::calendar::days_from_civil(2026, 11, 2) as u32;
+        tp.n2 = 1;
+        tp.aux_us = TS - 3_600_000_000;
+        tp.aux_style = TsStyle::Utc;
+        tp.a = 1;
+        assert_eq!(
+            json(&r, &tp, Mutation::None),
+            r#"{"event_id":"ev-3","ts":"2026-11-03T08:15:30+08:00","user_id":"s0001-0042","role":"student","school_id":"3303810002","action":"task_progress","task_id":"task-t0000-007-20261102-1","owner_id":"t0000-007","owner_school_id":"3303810001","published_at":"2026-11-02T23:15:30Z","status":"completed"}"#
+        );
+        let mut pu = Event::new(Action::ProfileUpdate, t, TS, TsStyle::China);
+        pu.seq = 4;
+        pu.a = 0b1010;
+        pu.b = 2;
+        assert!(
+            json(&r, &pu, Mutation::None)
+                .ends_with(r#""action":"profile_update","items":["subject","contact"]}"#)
+        );
+        pu.a = 0;
+        assert!(json(&r, &pu, Mutation::None).ends_with(r#""items":[]}"#));
+        let admin = r.admin(0);
+        let mut rv = Event::new(Action::ResourceReview, admin, TS, TsStyle::China);
+        rv.seq = 5;
+        rv.other = t;
+        rv.a = 2;
+        rv.b = 1;
+        let s = json(&r, &rv, Mutation::None);
+        assert!(s.contains(r#""user_id":"admin-330381","role":"admin","school_id":"3303810001","action":"resource_review""#), "{s}");
+        assert!(
+            s.ends_with(r#""level":"province","outcome":"deleted"}"#),
+            "{s}"
+        );
+    }
+
+    #[test]
+    fn mutations_touch_one_field() {
+        let r = roster();
+        let mut ev = Event::new(
+            Action::Interaction,
+            UserRef::teacher(0, 1),
+            TS,
+            TsStyle::China,
+        );
+        ev.other = UserRef::parent(0, 5);
+        let full = json(&r, &ev, Mutation::None);
+        assert!(full.ends_with(r#""counterpart_id":"p0000-0005","counterpart_role":"parent"}"#));
+        let omit = json(&r, &ev, Mutation::Omit(Field::EventId));
+        assert!(omit.starts_with(r#"{"ts":"#), "{omit}");
+        let null = json(&r, &ev, Mutation::Null(Field::Role));
+        assert!(null.contains(r#""role":null,"#));
+        let client = json(&r, &ev, Mutation::Replace(Field::Client, b"\"tablet\""));
+        assert!(
+            client.contains(r#""action":"interaction","client":"tablet","#),
+            "{client}"
+        );
+        for s in [omit, null, client] {
+            assert!(s.starts_with('{') && s.ends_with('}'));
+        }
+    }
+}

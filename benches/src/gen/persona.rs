@@ -7,7 +7,7 @@
 //! tiny data set; everyone else is drawn.
 
 use super::event::PROFILE_ALL;
-use super::rng::{Rng, hash, unit};
+use super::rng::{Rng, exp, hash, unit};
 use super::roster::Roster;
 
 /// How often a teacher logs in.
@@ -95,7 +95,7 @@ impl Teacher {
             2 => Habit::Regular,
             _ => Habit::Occasional,
         };
-        let zeal = (r.normal() * 0.35).exp().clamp(0.4, 2.5);
+        let zeal = exp(r.normal() * 0.35).clamp(0.4, 2.5);
         let mut resources = [0, 0, 1, 1, 1, 2, 2, 3, 3, 4, 5, 6][r.below(12) as usize];
         if habit == Habit::Never {
             resources = resources.min(1);

@@ -13,7 +13,7 @@ use super::event::UserRef;
 use super::names::{
     County, GIVEN, SCHOOL_KINDS, SURNAMES, Stage, TOWNS, pick_counties, short_name,
 };
-use super::rng::{Rng, hash, unit};
+use super::rng::{Rng, exp, hash, unit};
 
 /// `category` of a school.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -140,7 +140,7 @@ impl Roster {
                 }
                 // Sizes vary around the means: a few big town schools, many
                 // small village ones.
-                let f = (rng.normal() * 0.45).exp().clamp(0.3, 2.5);
+                let f = exp(rng.normal() * 0.45).clamp(0.3, 2.5);
                 let teachers = ((cfg.teachers_per_school as f64 * f).round() as u32).max(1);
                 let sf = f * (0.8 + 0.4 * rng.f64());
                 let students = (cfg.students_per_school as f64 * sf).round() as u32;
@@ -150,9 +150,11 @@ impl Roster {
                 } else {
                     Category::Regular
                 };
-                let engagement = 0.05
-                    + 0.42 * rng.f64().powf(1.5)
-                    + if category == Category::Demo {
+                let engagement =
+                    0.05 + 0.42 * {
+                        let u = rng.f64();
+                        u * u.sqrt()
+                    } + if category == Category::Demo {
                         0.08
                     } else {
                         0.0

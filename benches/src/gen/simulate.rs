@@ -307,7 +307,9 @@ impl Simulator {
             };
             let n = rng.poisson(rate * self.activity);
             for _ in 0..n {
-                let actor = self.propagator(roster, rng, s, num, res.popular);
+                let Some(actor) = self.propagator(roster, rng, s, num, res.popular) else {
+                    continue;
+                };
                 let owner_self = actor == me;
                 let sod = if actor.role == Role::Teacher {
                     teacher_second(rng, school_day)
@@ -383,7 +385,9 @@ impl Simulator {
         }
     }
 
-    /// Who propagates a resource of teacher `num` of school `s`.
+    /// Who propagates a resource of teacher `num` of school `s`: students
+    /// and colleagues (never a teacher who never logs in), sometimes the
+    /// owner.
     fn propagator(
         &self,
         roster: &Roster,
@@ -391,9 +395,9 @@ impl Simulator {
         s: u32,
         num: u32,
         popular: bool,
-    ) -> UserRef {
+    ) -> Option<UserRef> {
         let school = roster.school(s as usize);
-        if popular {
+        let who = if popular {
             let c = &roster.counties()[school.county as usize];
             let o = c.first_school + rng.below(c.schools as u64) as u32;
             let other = roster.school(o as usize);
@@ -411,7 +415,14 @@ impl Simulator {
             } else {
                 UserRef::teacher(s, num)
             }
+        };
+        if who.role == Role::Teacher
+            && who != UserRef::teacher(s, num)
+            && Teacher::of(roster, self.seed, who.school, who.num).habit == Habit::Never
+        {
+            return None;
         }
+        Some(who)
     }
 
     #[allow(clippy::too_many_arguments)]
