@@ -650,6 +650,7 @@ mod tests {
             schools: 2,
             ..GenConfig::default()
         })
+        .unwrap()
     }
 
     fn json(r: &Roster, ev: &Event, m: Mutation<'_>) -> String {

@@ -51,8 +51,7 @@ pub fn generate_to(
     users: &mut impl Write,
 ) -> Result<GenStats> {
     let started = Instant::now();
-    cfg.validate().map_err(|e| anyhow!(e))?;
-    let roster = Arc::new(Roster::new(cfg));
+    let roster = Arc::new(Roster::new(cfg).map_err(|e| anyhow!(e))?);
     roster
         .write_schools_csv(schools)
         .context("writing schools.csv")?;

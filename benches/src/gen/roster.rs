@@ -108,8 +108,10 @@ const UNLISTED_SHARE: f64 = 0.02;
 const PARENT_SHARE: f64 = 0.6;
 
 impl Roster {
-    /// Builds the roster of a configuration (cheap: one record per school).
-    pub fn new(cfg: &GenConfig) -> Self {
+    /// Builds the roster of a configuration (cheap: one record per school);
+    /// the error names an invalid option ([`GenConfig::validate`]).
+    pub fn new(cfg: &GenConfig) -> Result<Self, String> {
+        cfg.validate()?;
         let mut rng = Rng::derive(&[cfg.seed, 0x726f_7374_6572]);
         let picked = pick_counties(cfg.counties as usize);
         let n = cfg.schools as usize;
@@ -193,11 +195,11 @@ impl Roster {
                 schools: count as u32,
             });
         }
-        Roster {
+        Ok(Roster {
             seed: cfg.seed,
             counties,
             schools,
-        }
+        })
     }
 
     /// The counties.

@@ -122,8 +122,7 @@ pub struct EventStream {
 impl EventStream {
     /// A stream for `cfg` (validated) with its own roster.
     pub fn new(cfg: &GenConfig) -> Result<Self, String> {
-        cfg.validate()?;
-        Ok(Self::with_roster(cfg, Arc::new(Roster::new(cfg))))
+        Ok(Self::with_roster(cfg, Arc::new(Roster::new(cfg)?)))
     }
 
     /// A stream over an existing roster (which must come from the same
