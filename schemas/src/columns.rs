@@ -1,0 +1,250 @@
+//! Events as Arrow columns: the `events` table's rows are built here from decoded
+//! events, and read back here as borrowed [`Event`]s (by the engine, after a
+//! decoder thread, and by re-scoring from the lake).
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, Int32Builder, Int64Array, Int64Builder, ListArray, ListBuilder, RecordBatch,
+    StringArray, StringBuilder, TimestampMicrosecondArray, TimestampMicrosecondBuilder,
+};
+use arrow::datatypes::SchemaRef;
+use arrow::error::ArrowError;
+
+use crate::event::{Action, Client, Event, Extra, Role};
+use crate::lake;
+
+/// Where a row came from: the `source`, `partition` and `offset` columns.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Lineage<'a> {
+    pub source: &'a str,
+    pub partition: Option<i32>,
+    pub offset: Option<i64>,
+}
+
+macro_rules! extra_strings {
+    ($m:ident) => {
+        $m! {
+            stage, op, resource_id, owner_id, owner_school_id, level, outcome, lesson_id, task_id, kind, status,
+            counterpart_id, counterpart_role, app_id
+        }
+    };
+}
+
+macro_rules! builder_struct {
+    ($($f:ident),*) => {
+        /// Builds `events` rows.
+        pub struct EventBatchBuilder {
+            event_id: StringBuilder,
+            ts: TimestampMicrosecondBuilder,
+            user_id: StringBuilder,
+            role: StringBuilder,
+            school_id: StringBuilder,
+            action: StringBuilder,
+            client: StringBuilder,
+            items: ListBuilder<StringBuilder>,
+            duration_s: Int64Builder,
+            published_at: TimestampMicrosecondBuilder,
+            $($f: StringBuilder,)*
+            source: StringBuilder,
+            partition: Int32Builder,
+            offset: Int64Builder,
+            len: usize,
+        }
+
+        impl EventBatchBuilder {
+            pub fn with_capacity(rows: usize) -> Self {
+                let s = || StringBuilder::with_capacity(rows, rows * 8);
+                EventBatchBuilder {
+                    event_id: s(),
+                    ts: TimestampMicrosecondBuilder::with_capacity(rows).with_timezone("UTC"),
+                    user_id: s(),
+                    role: s(),
+                    school_id: s(),
+                    action: s(),
+                    client: s(),
+                    items: ListBuilder::new(StringBuilder::new())
+                        .with_field(Arc::new(arrow::datatypes::Field::new("item", arrow::datatypes::DataType::Utf8, true))),
+                    duration_s: Int64Builder::with_capacity(rows),
+                    published_at: TimestampMicrosecondBuilder::with_capacity(rows).with_timezone("UTC"),
+                    $($f: StringBuilder::with_capacity(rows, 0),)*
+                    source: s(),
+                    partition: Int32Builder::with_capacity(rows),
+                    offset: Int64Builder::with_capacity(rows),
+                    len: 0,
+                }
+            }
+
+            /// Appends one event.
+            pub fn append(&mut self, e: &Event<'_>, lineage: Lineage<'_>) {
+                self.event_id.append_value(&e.event_id);
+                self.ts.append_value(e.ts);
+                self.user_id.append_value(&e.user_id);
+                self.role.append_value(e.role.as_str());
+                self.school_id.append_value(&e.school_id);
+                self.action.append_value(e.action.as_str());
+                self.client.append_value(e.client.as_str());
+                let x = &e.extra;
+                match &x.items {
+                    Some(items) => {
+                        for i in items {
+                            self.items.values().append_value(i);
+                        }
+                        self.items.append(true);
+                    }
+                    None => self.items.append(false),
+                }
+                self.duration_s.append_option(x.duration_s);
+                self.published_at.append_option(x.published_at);
+                $(self.$f.append_option(x.$f.as_deref());)*
+                self.source.append_value(lineage.source);
+                self.partition.append_option(lineage.partition);
+                self.offset.append_option(lineage.offset);
+                self.len += 1;
+            }
+
+            pub fn len(&self) -> usize {
+                self.len
+            }
+
+            pub fn is_empty(&self) -> bool {
+                self.len == 0
+            }
+
+            /// The rows so far as a batch of the `events` schema; the builder is reset.
+            pub fn finish(&mut self) -> RecordBatch {
+                self.len = 0;
+                let mut columns: Vec<ArrayRef> = Vec::with_capacity(27);
+                columns.push(Arc::new(self.event_id.finish()));
+                columns.push(Arc::new(self.ts.finish()));
+                columns.push(Arc::new(self.user_id.finish()));
+                columns.push(Arc::new(self.role.finish()));
+                columns.push(Arc::new(self.school_id.finish()));
+                columns.push(Arc::new(self.action.finish()));
+                columns.push(Arc::new(self.client.finish()));
+                let mut extra: Vec<(&str, ArrayRef)> = vec![
+                    ("items", Arc::new(self.items.finish())),
+                    ("duration_s", Arc::new(self.duration_s.finish())),
+                    ("published_at", Arc::new(self.published_at.finish())),
+                    $((stringify!($f), Arc::new(self.$f.finish())),)*
+                ];
+                for name in lake::EVENT_EXTRA_COLUMNS {
+                    let i = extra.iter().position(|(n, _)| n == name).expect("every extra column is built");
+                    columns.push(extra.swap_remove(i).1);
+                }
+                columns.push(Arc::new(self.source.finish()));
+                columns.push(Arc::new(self.partition.finish()));
+                columns.push(Arc::new(self.offset.finish()));
+                RecordBatch::try_new(lake::events(), columns).expect("builder columns match the events schema")
+            }
+        }
+    };
+}
+
+extra_strings!(builder_struct);
+
+macro_rules! rows_struct {
+    ($($f:ident),*) => {
+        /// Reads `events` rows back as borrowed [`Event`]s.
+        pub struct EventRows<'b> {
+            event_id: &'b StringArray,
+            ts: &'b TimestampMicrosecondArray,
+            user_id: &'b StringArray,
+            role: &'b StringArray,
+            school_id: &'b StringArray,
+            action: &'b StringArray,
+            client: &'b StringArray,
+            items: &'b ListArray,
+            duration_s: &'b Int64Array,
+            published_at: &'b TimestampMicrosecondArray,
+            $($f: &'b StringArray,)*
+            len: usize,
+        }
+
+        impl<'b> EventRows<'b> {
+            /// Views a batch of the `events` schema (extra columns may be missing).
+            pub fn new(batch: &'b RecordBatch) -> Result<Self, ArrowError> {
+                fn col<'c>(b: &'c RecordBatch, name: &str) -> Result<&'c ArrayRef, ArrowError> {
+                    b.column_by_name(name)
+                        .ok_or_else(|| ArrowError::SchemaError(format!("events batch has no column {name}")))
+                }
+                fn strings<'c>(b: &'c RecordBatch, name: &str) -> Result<&'c StringArray, ArrowError> {
+                    col(b, name)?
+                        .as_string_opt::<i32>()
+                        .ok_or_else(|| ArrowError::SchemaError(format!("events column {name} is not Utf8")))
+                }
+                let ts_of = |name: &str| -> Result<&'b TimestampMicrosecondArray, ArrowError> {
+                    col(batch, name)?
+                        .as_any()
+                        .downcast_ref::<TimestampMicrosecondArray>()
+                        .ok_or_else(|| ArrowError::SchemaError(format!("events column {name} is not Timestamp(µs)")))
+                };
+                Ok(EventRows {
+                    event_id: strings(batch, "event_id")?,
+                    ts: ts_of("ts")?,
+                    user_id: strings(batch, "user_id")?,
+                    role: strings(batch, "role")?,
+                    school_id: strings(batch, "school_id")?,
+                    action: strings(batch, "action")?,
+                    client: strings(batch, "client")?,
+                    items: col(batch, "items")?
+                        .as_list_opt::<i32>()
+                        .ok_or_else(|| ArrowError::SchemaError("events column items is not a List".into()))?,
+                    duration_s: col(batch, "duration_s")?
+                        .as_primitive_opt::<arrow::datatypes::Int64Type>()
+                        .ok_or_else(|| ArrowError::SchemaError("events column duration_s is not Int64".into()))?,
+                    published_at: ts_of("published_at")?,
+                    $($f: strings(batch, stringify!($f))?,)*
+                    len: batch.num_rows(),
+                })
+            }
+
+            pub fn len(&self) -> usize {
+                self.len
+            }
+
+            pub fn is_empty(&self) -> bool {
+                self.len == 0
+            }
+
+            /// Row `i` as an event; `None` if a stored value is not one of events.md
+            /// (a lake written by something else).
+            pub fn get(&self, i: usize) -> Option<Event<'b>> {
+                fn opt<'c>(a: &'c StringArray, i: usize) -> Option<Cow<'c, str>> {
+                    a.is_valid(i).then(|| Cow::Borrowed(a.value(i)))
+                }
+                let items = self.items.is_valid(i).then(|| {
+                    let values: &'b StringArray = self.items.values().as_string::<i32>();
+                    let offsets = self.items.value_offsets();
+                    (offsets[i] as usize..offsets[i + 1] as usize)
+                        .filter(|&j| values.is_valid(j))
+                        .map(|j| Cow::Borrowed(values.value(j)))
+                        .collect()
+                });
+                Some(Event {
+                    event_id: Cow::Borrowed(self.event_id.value(i)),
+                    ts: self.ts.value(i),
+                    user_id: Cow::Borrowed(self.user_id.value(i)),
+                    role: Role::from_str(self.role.value(i))?,
+                    school_id: Cow::Borrowed(self.school_id.value(i)),
+                    action: Action::from_str(self.action.value(i))?,
+                    client: Client::from_str(self.client.value(i))?,
+                    extra: Extra {
+                        items,
+                        duration_s: self.duration_s.is_valid(i).then(|| self.duration_s.value(i)),
+                        published_at: self.published_at.is_valid(i).then(|| self.published_at.value(i)),
+                        $($f: opt(self.$f, i),)*
+                    },
+                })
+            }
+        }
+    };
+}
+
+extra_strings!(rows_struct);
+
+/// The schema of built batches.
+pub fn schema() -> SchemaRef {
+    lake::events()
+}

@@ -1,0 +1,444 @@
+//! Raw bytes to a valid [`Event`] or a [`Rejection`] with its stable reason code.
+//!
+//! Decoding is the hot path. The JSON object is read once by serde_json into a struct
+//! of borrowed slots, one per known field (unknown fields are skipped without being
+//! built); each slot is then checked against its rule in the order of events.md's
+//! tables, so the first broken rule names the rejection.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+use crate::event::{Action, Client, Event, Extra, Role};
+use crate::reason::{Reason, Rejection};
+use crate::time::{MICROS_PER_SECOND, parse_rfc3339};
+
+/// The largest message accepted, in bytes (events.md: at most 64 KiB).
+pub const MAX_EVENT_BYTES: usize = 64 * 1024;
+
+/// How far in the future of the ingest's clock an event may be (events.md: 24 hours).
+pub const MAX_FUTURE_MICROS: i64 = 24 * 3600 * MICROS_PER_SECOND;
+
+/// Decodes and validates one message. `now` is the ingest's wall clock in microseconds
+/// since the epoch (for `future_timestamp`); the decoder itself reads no clock.
+pub fn decode(bytes: &[u8], now: i64) -> Result<Event<'_>, Rejection> {
+    if bytes.len() > MAX_EVENT_BYTES {
+        return Err(Rejection::new(Reason::TooLarge, format!("{} bytes", bytes.len())));
+    }
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        Rejection::new(Reason::BadUtf8, format!("invalid UTF-8 at byte {}", e.valid_up_to()))
+    })?;
+    let raw: RawEvent<'_> = serde_json::from_str(text).map_err(|e| {
+        let msg = e.to_string();
+        Rejection::new(Reason::BadJson, msg)
+    })?;
+    raw.validate(now)
+}
+
+/// One JSON value as far as validation needs to see it.
+#[derive(Debug, Default)]
+enum Val<'a> {
+    /// The field was not in the object.
+    #[default]
+    Absent,
+    Null,
+    Str(Cow<'a, str>),
+    Int(i64),
+    Arr(Vec<Val<'a>>),
+    /// Any other JSON value (bool, float, object, a huge number).
+    Other,
+}
+
+impl<'de> serde::Deserialize<'de> for Val<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Val<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Val<'de>, E> {
+                Ok(Val::Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Val<'de>, E> {
+                Ok(Val::Str(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Val<'de>, E> {
+                Ok(Val::Str(Cow::Owned(v)))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Val<'de>, E> {
+                Ok(Val::Int(v))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Val<'de>, E> {
+                Ok(i64::try_from(v).map_or(Val::Other, Val::Int))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Val<'de>, E> {
+                Ok(Val::Other)
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Val<'de>, E> {
+                Ok(Val::Other)
+            }
+            fn visit_unit<E>(self) -> Result<Val<'de>, E> {
+                Ok(Val::Null)
+            }
+            fn visit_none<E>(self) -> Result<Val<'de>, E> {
+                Ok(Val::Null)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Val<'de>, A::Error> {
+                let mut out = Vec::new();
+                while let Some(v) = seq.next_element::<Val<'de>>()? {
+                    out.push(v);
+                }
+                Ok(Val::Arr(out))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Val<'de>, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Val::Other)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+macro_rules! raw_fields {
+    ($($field:ident),+ $(,)?) => {
+        /// The known fields of an event object, undecided.
+        #[derive(Debug, Default)]
+        struct RawEvent<'a> { $($field: Val<'a>),+ }
+
+        #[derive(Clone, Copy)]
+        #[allow(non_camel_case_types)]
+        enum Key { $($field,)+ Unknown }
+
+        impl Key {
+            fn of(name: &str) -> Key {
+                match name { $(stringify!($field) => Key::$field,)+ _ => Key::Unknown }
+            }
+        }
+
+        impl<'de> Visitor<'de> for RawVisitor {
+            type Value = RawEvent<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawEvent<'de>, A::Error> {
+                let mut raw = RawEvent::default();
+                while let Some(key) = map.next_key::<KeyName>()? {
+                    match key.0 {
+                        $(Key::$field => raw.$field = map.next_value()?,)+
+                        Key::Unknown => { map.next_value::<IgnoredAny>()?; }
+                    }
+                }
+                Ok(raw)
+            }
+        }
+    };
+}
+
+raw_fields!(
+    event_id, ts, user_id, role, school_id, action, client, stage, items, op, resource_id,
+    owner_id, owner_school_id, level, outcome, lesson_id, duration_s, task_id, kind,
+    published_at, status, counterpart_id, counterpart_role, app_id,
+);
+
+struct RawVisitor;
+
+impl<'de> serde::Deserialize<'de> for RawEvent<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(RawVisitor)
+    }
+}
+
+/// A key of the event object, resolved to a known field without allocating.
+struct KeyName(Key);
+
+impl<'de> serde::Deserialize<'de> for KeyName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = KeyName;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<KeyName, E> {
+                Ok(KeyName(Key::of(v)))
+            }
+        }
+        d.deserialize_identifier(V)
+    }
+}
+
+fn missing(field: &str) -> Rejection {
+    Rejection::new(Reason::MissingField, field.to_owned())
+}
+
+fn bad(field: &str, why: &str) -> Rejection {
+    Rejection::new(Reason::BadValue, format!("{field}: {why}"))
+}
+
+/// Takes a required string field.
+fn required<'a>(v: Val<'a>, field: &str) -> Result<Cow<'a, str>, Rejection> {
+    match v {
+        Val::Absent | Val::Null => Err(missing(field)),
+        Val::Str(s) => Ok(s),
+        _ => Err(bad(field, "not a string")),
+    }
+}
+
+/// Takes an optional string field (`null` is absent).
+fn optional<'a>(v: Val<'a>, field: &str) -> Result<Option<Cow<'a, str>>, Rejection> {
+    match v {
+        Val::Absent | Val::Null => Ok(None),
+        Val::Str(s) => Ok(Some(s)),
+        _ => Err(bad(field, "not a string")),
+    }
+}
+
+/// The id rule: 1–64 characters, no control characters.
+fn id<'a>(v: Val<'a>, field: &str) -> Result<Cow<'a, str>, Rejection> {
+    let s = required(v, field)?;
+    check_id(&s, field)?;
+    Ok(s)
+}
+
+fn check_id(s: &str, field: &str) -> Result<(), Rejection> {
+    let n = char_len(s, 64);
+    if n == 0 || n > 64 {
+        return Err(bad(field, "must be 1 to 64 characters"));
+    }
+    if s.chars().any(char::is_control) {
+        return Err(bad(field, "control character"));
+    }
+    Ok(())
+}
+
+/// Characters in `s`, counting no further than `limit + 1`.
+fn char_len(s: &str, limit: usize) -> usize {
+    if s.is_ascii() { s.len() } else { s.chars().take(limit + 1).count() }
+}
+
+fn short_text<'a>(v: Val<'a>, field: &str) -> Result<Cow<'a, str>, Rejection> {
+    let s = required(v, field)?;
+    let n = char_len(&s, 32);
+    if n == 0 || n > 32 {
+        return Err(bad(field, "must be 1 to 32 characters"));
+    }
+    Ok(s)
+}
+
+fn school<'a>(v: Val<'a>, field: &str) -> Result<Cow<'a, str>, Rejection> {
+    let s = required(v, field)?;
+    if s.len() != 10 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad(field, "must be exactly 10 digits"));
+    }
+    Ok(s)
+}
+
+fn one_of<'a>(v: Val<'a>, field: &str, allowed: &[&str]) -> Result<Cow<'a, str>, Rejection> {
+    let s = required(v, field)?;
+    check_one_of(&s, field, allowed)?;
+    Ok(s)
+}
+
+fn check_one_of(s: &str, field: &str, allowed: &[&str]) -> Result<(), Rejection> {
+    if allowed.contains(&s) {
+        Ok(())
+    } else {
+        Err(bad(field, &format!("must be one of {}", allowed.join(", "))))
+    }
+}
+
+fn timestamp(v: Val<'_>, field: &str) -> Result<i64, Rejection> {
+    let s = required(v, field)?;
+    parse_rfc3339(&s).ok_or_else(|| Rejection::new(Reason::BadTimestamp, format!("{field}: {s:.40}")))
+}
+
+/// The values of the enumerated fields, as events.md lists them.
+pub mod values {
+    pub const STAGES: &[&str] = &["primary", "junior", "senior"];
+    pub const ITEMS: &[&str] = &["avatar", "contact", "school", "subject"];
+    pub const INTERACT_OPS: &[&str] = &["download", "favorite", "share", "comment", "view"];
+    pub const LEVELS: &[&str] = &["county", "city", "province"];
+    pub const OUTCOMES: &[&str] = &["approved", "deleted"];
+    pub const TASK_KINDS: &[&str] = &["homework", "activity"];
+    pub const STATUSES: &[&str] = &["read", "completed"];
+    pub const COUNTERPART_ROLES: &[&str] = &["student", "parent"];
+}
+
+impl<'a> RawEvent<'a> {
+    fn validate(self, now: i64) -> Result<Event<'a>, Rejection> {
+        use values::*;
+        let event_id = required(self.event_id, "event_id")?;
+        if event_id.is_empty()
+            || event_id.len() > 64
+            || !event_id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+        {
+            return Err(bad("event_id", "must be 1 to 64 characters of [A-Za-z0-9._:-]"));
+        }
+        let ts = timestamp(self.ts, "ts")?;
+        let user_id = id(self.user_id, "user_id")?;
+        let role = required(self.role, "role")?;
+        let role = Role::from_str(&role).ok_or_else(|| bad("role", "must be teacher, student, parent or admin"))?;
+        let school_id = school(self.school_id, "school_id")?;
+        let action = required(self.action, "action")?;
+        let action = Action::from_str(&action)
+            .ok_or_else(|| Rejection::new(Reason::UnknownAction, format!("{action:.64}")))?;
+        let client = match optional(self.client, "client")? {
+            None => Client::Pc,
+            Some(c) => Client::from_str(&c).ok_or_else(|| bad("client", "must be pc or mobile"))?,
+        };
+        let mut x = Extra::default();
+        match action {
+            Action::Register => {
+                x.stage = optional(self.stage, "stage")?;
+                if let Some(s) = &x.stage {
+                    check_one_of(s, "stage", STAGES)?;
+                }
+            }
+            Action::Login => {}
+            Action::ProfileUpdate => {
+                x.items = Some(match self.items {
+                    Val::Absent | Val::Null => return Err(missing("items")),
+                    Val::Arr(values) => values
+                        .into_iter()
+                        .map(|v| match v {
+                            Val::Str(s) if ITEMS.contains(&&*s) => Ok(s),
+                            _ => Err(bad("items", "elements must be avatar, contact, school or subject")),
+                        })
+                        .collect::<Result<Vec<_>, _>>()?,
+                    _ => return Err(bad("items", "not an array")),
+                });
+            }
+            Action::SpaceOp => x.op = Some(short_text(self.op, "op")?),
+            Action::ResourceInteract => {
+                x.resource_id = Some(id(self.resource_id, "resource_id")?);
+                x.owner_id = Some(id(self.owner_id, "owner_id")?);
+                x.owner_school_id = Some(school(self.owner_school_id, "owner_school_id")?);
+                x.op = Some(one_of(self.op, "op", INTERACT_OPS)?);
+            }
+            Action::ResourceReview => {
+                x.resource_id = Some(id(self.resource_id, "resource_id")?);
+                x.owner_id = Some(id(self.owner_id, "owner_id")?);
+                x.owner_school_id = Some(school(self.owner_school_id, "owner_school_id")?);
+                x.level = Some(one_of(self.level, "level", LEVELS)?);
+                x.outcome = Some(one_of(self.outcome, "outcome", OUTCOMES)?);
+            }
+            Action::Teach => {
+                x.lesson_id = Some(id(self.lesson_id, "lesson_id")?);
+                x.duration_s = match self.duration_s {
+                    Val::Absent | Val::Null => None,
+                    Val::Int(n) if n >= 0 => Some(n),
+                    _ => return Err(bad("duration_s", "must be an integer >= 0")),
+                };
+            }
+            Action::TaskPublish => {
+                x.task_id = Some(id(self.task_id, "task_id")?);
+                x.kind = Some(one_of(self.kind, "kind", TASK_KINDS)?);
+            }
+            Action::TaskProgress => {
+                x.task_id = Some(id(self.task_id, "task_id")?);
+                x.owner_id = Some(id(self.owner_id, "owner_id")?);
+                x.owner_school_id = Some(school(self.owner_school_id, "owner_school_id")?);
+                x.published_at = Some(timestamp(self.published_at, "published_at")?);
+                x.status = Some(one_of(self.status, "status", STATUSES)?);
+            }
+            Action::Interaction => {
+                x.counterpart_id = Some(id(self.counterpart_id, "counterpart_id")?);
+                x.counterpart_role = Some(one_of(self.counterpart_role, "counterpart_role", COUNTERPART_ROLES)?);
+            }
+            Action::AppUse => x.app_id = Some(short_text(self.app_id, "app_id")?),
+        }
+        if ts > now.saturating_add(MAX_FUTURE_MICROS) {
+            return Err(Rejection::new(Reason::FutureTimestamp, "ts is more than 24 hours ahead of the ingest clock"));
+        }
+        Ok(Event { event_id, ts, user_id, role, school_id, action, client, extra: x })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_800_000_000 * MICROS_PER_SECOND;
+
+    fn reason(line: &str) -> (Reason, Option<String>) {
+        match decode(line.as_bytes(), NOW) {
+            Ok(e) => panic!("accepted {e:?}"),
+            Err(r) => (r.reason, r.detail),
+        }
+    }
+
+    const LOGIN: &str = r#"{"event_id":"e-1","ts":"2026-11-03T08:15:30+08:00","user_id":"t-1001","role":"teacher","school_id":"3333000001","action":"login","client":"mobile"}"#;
+
+    #[test]
+    fn decodes_the_example() {
+        let e = decode(LOGIN.as_bytes(), NOW).unwrap();
+        assert_eq!(e.action, Action::Login);
+        assert_eq!(e.client, Client::Mobile);
+        assert!(matches!(e.user_id, Cow::Borrowed(_)));
+        let line = r#"{"event_id":"e-000002","ts":"2026-11-03T09:02:11+08:00","user_id":"s-2001","role":"student","school_id":"3333000001","action":"resource_interact","resource_id":"r-77","owner_id":"t-1001","owner_school_id":"3333000001","op":"download","extra":{"a":[1,2]},"n":1.5}"#;
+        let e = decode(line.as_bytes(), NOW).unwrap();
+        assert_eq!(e.scored_user(), Some("t-1001"));
+        assert_eq!(e.extra.op.as_deref(), Some("download"));
+        assert_eq!(e.client, Client::Pc);
+    }
+
+    #[test]
+    fn escapes_decode() {
+        let line = LOGIN.replace("t-1001", r"t-\u4e2d1");
+        let e = decode(line.as_bytes(), NOW).unwrap();
+        assert_eq!(e.user_id, "t-中1");
+    }
+
+    #[test]
+    fn every_reason() {
+        assert_eq!(reason(&"x".repeat(MAX_EVENT_BYTES + 1)).0, Reason::TooLarge);
+        assert_eq!(decode(b"\xff\xfe{}", NOW).unwrap_err().reason, Reason::BadUtf8);
+        assert_eq!(reason("[1,2,3]").0, Reason::BadJson);
+        assert_eq!(reason("").0, Reason::BadJson);
+        assert_eq!(reason(r#"{"event_id": "bad-1", "ts": "#).0, Reason::BadJson);
+        assert_eq!(reason(&format!("{LOGIN} x")).0, Reason::BadJson);
+        assert_eq!(reason(&LOGIN.replace(r#""user_id":"t-1001","#, "")), (Reason::MissingField, Some("user_id".into())));
+        assert_eq!(reason(&LOGIN.replace(r#""t-1001""#, "null")), (Reason::MissingField, Some("user_id".into())));
+        assert_eq!(reason(&LOGIN.replace("3333000001", "33330")).0, Reason::BadValue);
+        assert_eq!(reason(&LOGIN.replace(r#""teacher""#, r#""principal""#)).0, Reason::BadValue);
+        assert_eq!(reason(&LOGIN.replace(r#""mobile""#, r#""tablet""#)).0, Reason::BadValue);
+        assert_eq!(reason(&LOGIN.replace(r#""t-1001""#, "7")).0, Reason::BadValue);
+        assert_eq!(reason(&LOGIN.replace(r#""e-1""#, r#""e 1""#)).0, Reason::BadValue);
+        assert_eq!(reason(&LOGIN.replace("t-1001", &"x".repeat(65))).0, Reason::BadValue);
+        assert_eq!(reason(&LOGIN.replace("t-1001", "t\\u0007")).0, Reason::BadValue);
+        assert_eq!(reason(&LOGIN.replace(r#""login""#, r#""dance""#)), (Reason::UnknownAction, Some("dance".into())));
+        assert_eq!(reason(&LOGIN.replace("2026-11-03T08:15:30+08:00", "2026/10/05 10:00")).0, Reason::BadTimestamp);
+        assert_eq!(reason(&LOGIN.replace("2026-11-03T08:15:30+08:00", "2099-01-01T00:00:00+08:00")).0, Reason::FutureTimestamp);
+    }
+
+    #[test]
+    fn action_fields() {
+        let base = r#""event_id":"e-1","ts":"2026-11-03T08:15:30+08:00","user_id":"t-1","role":"teacher","school_id":"3333000001""#;
+        let ok = |rest: &str| decode(format!("{{{base},{rest}}}").as_bytes(), NOW).map(|_| ()).map_err(|r| r.reason);
+        assert_eq!(ok(r#""action":"profile_update","items":[]"#), Ok(()));
+        assert_eq!(ok(r#""action":"profile_update","items":["avatar","face"]"#), Err(Reason::BadValue));
+        assert_eq!(ok(r#""action":"profile_update""#), Err(Reason::MissingField));
+        assert_eq!(ok(r#""action":"space_op","op":"""#), Err(Reason::BadValue));
+        assert_eq!(ok(r#""action":"teach","lesson_id":"l","duration_s":-1"#), Err(Reason::BadValue));
+        assert_eq!(ok(r#""action":"teach","lesson_id":"l","duration_s":null"#), Ok(()));
+        assert_eq!(ok(r#""action":"teach","lesson_id":"l","duration_s":1.5"#), Err(Reason::BadValue));
+        assert_eq!(
+            ok(r#""action":"task_progress","task_id":"k","owner_id":"t","owner_school_id":"3333000001","published_at":"yesterday","status":"read""#),
+            Err(Reason::BadTimestamp)
+        );
+        assert_eq!(
+            ok(r#""action":"task_progress","task_id":"k","owner_id":"t","owner_school_id":"3333000001","published_at":"2026-11-01T08:00:00Z","status":"read""#),
+            Ok(())
+        );
+        assert_eq!(ok(r#""action":"interaction","counterpart_id":"s","counterpart_role":"admin""#), Err(Reason::BadValue));
+        assert_eq!(ok(r#""action":"register","stage":"college""#), Err(Reason::BadValue));
+        assert_eq!(ok(r#""action":"register""#), Ok(()));
+        assert_eq!(ok(r#""action":"app_use","app_id":"jiaoyan""#), Ok(()));
+        assert_eq!(
+            ok(r#""action":"resource_review","resource_id":"r","owner_id":"t","owner_school_id":"3333000001","level":"nation","outcome":"approved""#),
+            Err(Reason::BadValue)
+        );
+    }
+}

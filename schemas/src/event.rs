@@ -1,0 +1,149 @@
+//! Typed events of `events.md`, borrowed from the bytes they were decoded from.
+
+use std::borrow::Cow;
+
+macro_rules! string_enum {
+    ($(#[$m:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[repr(u8)]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            /// Every value, in the order of the spec's table.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The wire name.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+
+            /// Parses the wire name.
+            #[allow(clippy::should_implement_trait)]
+            pub fn from_str(s: &str) -> Option<Self> {
+                match s { $($text => Some($name::$variant),)+ _ => None }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+string_enum!(
+    /// The `action` of an event.
+    Action {
+        Register => "register",
+        Login => "login",
+        ProfileUpdate => "profile_update",
+        SpaceOp => "space_op",
+        ResourceInteract => "resource_interact",
+        ResourceReview => "resource_review",
+        Teach => "teach",
+        TaskPublish => "task_publish",
+        TaskProgress => "task_progress",
+        Interaction => "interaction",
+        AppUse => "app_use",
+    }
+);
+
+string_enum!(
+    /// The actor's `role`.
+    Role { Teacher => "teacher", Student => "student", Parent => "parent", Admin => "admin" }
+);
+
+string_enum!(
+    /// The `client` an event came from.
+    Client { Pc => "pc", Mobile => "mobile" }
+);
+
+/// Whose score an action feeds (events.md, last column of the action table).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScoredBy {
+    /// Nobody (`register`).
+    Nobody,
+    /// The actor, `user_id`.
+    Actor,
+    /// The owner named in `owner_id`.
+    Owner,
+}
+
+impl Action {
+    /// Whose score this action feeds.
+    pub fn scored_by(self) -> ScoredBy {
+        match self {
+            Action::Register => ScoredBy::Nobody,
+            Action::ResourceInteract | Action::ResourceReview | Action::TaskProgress => ScoredBy::Owner,
+            _ => ScoredBy::Actor,
+        }
+    }
+
+    /// Whether the action is a "deep use" action of monthly.md's `deep_index`.
+    pub fn is_deep(self) -> bool {
+        matches!(
+            self,
+            Action::SpaceOp | Action::Teach | Action::TaskPublish | Action::Interaction | Action::AppUse
+        )
+    }
+}
+
+/// A valid event. Strings borrow from the decoded bytes unless they held JSON escapes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Event<'a> {
+    pub event_id: Cow<'a, str>,
+    /// `ts`, microseconds since the epoch.
+    pub ts: i64,
+    pub user_id: Cow<'a, str>,
+    pub role: Role,
+    pub school_id: Cow<'a, str>,
+    pub action: Action,
+    /// `client`; `pc` when absent.
+    pub client: Client,
+    /// The action's own fields; those that do not belong to the action are `None`.
+    pub extra: Extra<'a>,
+}
+
+/// The action-specific fields of events.md, each validated against its rule.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Extra<'a> {
+    pub stage: Option<Cow<'a, str>>,
+    pub items: Option<Vec<Cow<'a, str>>>,
+    pub op: Option<Cow<'a, str>>,
+    pub resource_id: Option<Cow<'a, str>>,
+    pub owner_id: Option<Cow<'a, str>>,
+    pub owner_school_id: Option<Cow<'a, str>>,
+    pub level: Option<Cow<'a, str>>,
+    pub outcome: Option<Cow<'a, str>>,
+    pub lesson_id: Option<Cow<'a, str>>,
+    pub duration_s: Option<i64>,
+    pub task_id: Option<Cow<'a, str>>,
+    pub kind: Option<Cow<'a, str>>,
+    /// `published_at`, microseconds since the epoch.
+    pub published_at: Option<i64>,
+    pub status: Option<Cow<'a, str>>,
+    pub counterpart_id: Option<Cow<'a, str>>,
+    pub counterpart_role: Option<Cow<'a, str>>,
+    pub app_id: Option<Cow<'a, str>>,
+}
+
+impl Event<'_> {
+    /// The user this event is scored for, if any (before the role rule of scoring.md).
+    pub fn scored_user(&self) -> Option<&str> {
+        match self.action.scored_by() {
+            ScoredBy::Nobody => None,
+            ScoredBy::Actor => Some(&self.user_id),
+            ScoredBy::Owner => self.extra.owner_id.as_deref(),
+        }
+    }
+
+    /// The school the scored user belongs to as this event states it.
+    pub fn scored_school(&self) -> &str {
+        match self.action.scored_by() {
+            ScoredBy::Owner => self.extra.owner_school_id.as_deref().unwrap_or(&self.school_id),
+            _ => &self.school_id,
+        }
+    }
+}

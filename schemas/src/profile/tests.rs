@@ -1,0 +1,77 @@
+use super::*;
+
+#[test]
+fn builtin_zhejiang_parses() {
+    let p = Profile::builtin("zhejiang-2018").unwrap();
+    assert_eq!(p.offset_seconds, 8 * 3600);
+    assert_eq!(
+        p.rule_ids(),
+        ["login", "profile", "space_use", "resource_spread", "resource_submit", "teach", "task", "interaction", "app"]
+    );
+    assert_eq!(p, Profile::load("zhejiang-2018").unwrap());
+}
+
+#[test]
+fn every_shipped_profile_parses() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/profiles");
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let p = Profile::load(path.to_str().unwrap()).unwrap();
+        assert!(!p.rules.is_empty());
+    }
+}
+
+fn refusal(text: &str) -> String {
+    Profile::from_toml(text, "p.toml").unwrap_err().to_string()
+}
+
+const HEAD: &str = "name = \"x\"\n";
+
+#[test]
+fn refusals_name_the_rule_and_the_parameter() {
+    let e = refusal(&format!("{HEAD}[[rule]]\nid = \"t\"\nkind = \"per_event\"\naction = \"teach\"\npoints = -5\n"));
+    assert!(e.contains("rule \"t\"") && e.contains("\"points\""), "{e}");
+    let e = refusal(&format!("{HEAD}[[rule]]\nid = \"t\"\nkind = \"per_event\"\naction = \"teach\"\npoints = 5\ncap = 3\n"));
+    assert!(e.contains("cap"), "{e}");
+    let e = refusal(&format!("{HEAD}[[rule]]\nid = \"t\"\nkind = \"teleport\"\naction = \"teach\"\n"));
+    assert!(e.contains("teleport"), "{e}");
+    let e = refusal(&format!("{HEAD}[[rule]]\nid = \"s\"\nkind = \"distinct_pair\"\naction = \"teach\"\npoints = 1\n"));
+    assert!(e.contains("rule \"s\"") && e.contains("\"action\""), "{e}");
+    let e = refusal(&format!(
+        "{HEAD}[[rule]]\nid = \"i\"\nkind = \"daily_distinct_tiers\"\naction = \"interaction\"\nfield = \"app_id\"\ntiers = [{{ at_least = 5, points = 3 }}]\n"
+    ));
+    assert!(e.contains("\"field\"") && e.contains("app_id"), "{e}");
+    let e = refusal(&format!("{HEAD}timezone = \"Asia/Shanghai\"\n[[rule]]\nid = \"t\"\nkind = \"per_event\"\naction = \"teach\"\npoints = 5\n"));
+    assert!(e.contains("timezone"), "{e}");
+    let e = refusal(&format!("{HEAD}[[rule]]\nid = \"r\"\nkind = \"per_event\"\naction = \"register\"\npoints = 5\n"));
+    assert!(e.contains("scores nobody"), "{e}");
+    let e = refusal(&format!(
+        "{HEAD}[[rule]]\nid = \"t\"\nkind = \"per_event\"\naction = \"teach\"\npoints = 5\n[[rule]]\nid = \"t\"\nkind = \"per_event\"\naction = \"login\"\npoints = 1\n"
+    ));
+    assert!(e.contains("two rules"), "{e}");
+    assert!(Profile::load("no-such-profile").unwrap_err().to_string().contains("no-such-profile"));
+    assert!(Profile::load("/nonexistent/p.toml").unwrap_err().to_string().contains("/nonexistent/p.toml"));
+}
+
+#[test]
+fn a_second_profile_needs_no_rust() {
+    let text = r#"
+name = "other-province"
+timezone = "+08:00"
+[[rule]]
+id = "login"
+kind = "per_event"
+action = "login"
+points = 2
+daily_cap = 2
+[[rule]]
+id = "apps"
+kind = "daily_distinct_items"
+action = "app_use"
+field = "app_id"
+points = 1
+items = ["a", "b"]
+"#;
+    let p = Profile::from_toml(text, "inline").unwrap();
+    assert_eq!(p.rules.len(), 2);
+}
