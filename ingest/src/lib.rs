@@ -1,1 +1,7 @@
-//! placeholder
+//! The huoyue ingest: the scoring engine, the lake writer, and the sources that
+//! feed them (a file or standard input; Kafka).
+
+pub mod cli;
+pub mod engine;
+pub mod lake_writer;
+pub mod pipeline;

@@ -24,10 +24,16 @@ pub const MAX_FUTURE_MICROS: i64 = 24 * 3600 * MICROS_PER_SECOND;
 /// since the epoch (for `future_timestamp`); the decoder itself reads no clock.
 pub fn decode(bytes: &[u8], now: i64) -> Result<Event<'_>, Rejection> {
     if bytes.len() > MAX_EVENT_BYTES {
-        return Err(Rejection::new(Reason::TooLarge, format!("{} bytes", bytes.len())));
+        return Err(Rejection::new(
+            Reason::TooLarge,
+            format!("{} bytes", bytes.len()),
+        ));
     }
     let text = std::str::from_utf8(bytes).map_err(|e| {
-        Rejection::new(Reason::BadUtf8, format!("invalid UTF-8 at byte {}", e.valid_up_to()))
+        Rejection::new(
+            Reason::BadUtf8,
+            format!("invalid UTF-8 at byte {}", e.valid_up_to()),
+        )
     })?;
     let raw: RawEvent<'_> = serde_json::from_str(text).map_err(|e| {
         let msg = e.to_string();
@@ -137,9 +143,30 @@ macro_rules! raw_fields {
 }
 
 raw_fields!(
-    event_id, ts, user_id, role, school_id, action, client, stage, items, op, resource_id,
-    owner_id, owner_school_id, level, outcome, lesson_id, duration_s, task_id, kind,
-    published_at, status, counterpart_id, counterpart_role, app_id,
+    event_id,
+    ts,
+    user_id,
+    role,
+    school_id,
+    action,
+    client,
+    stage,
+    items,
+    op,
+    resource_id,
+    owner_id,
+    owner_school_id,
+    level,
+    outcome,
+    lesson_id,
+    duration_s,
+    task_id,
+    kind,
+    published_at,
+    status,
+    counterpart_id,
+    counterpart_role,
+    app_id,
 );
 
 struct RawVisitor;
@@ -215,7 +242,11 @@ fn check_id(s: &str, field: &str) -> Result<(), Rejection> {
 
 /// Characters in `s`, counting no further than `limit + 1`.
 fn char_len(s: &str, limit: usize) -> usize {
-    if s.is_ascii() { s.len() } else { s.chars().take(limit + 1).count() }
+    if s.is_ascii() {
+        s.len()
+    } else {
+        s.chars().take(limit + 1).count()
+    }
 }
 
 fn short_text<'a>(v: Val<'a>, field: &str) -> Result<Cow<'a, str>, Rejection> {
@@ -245,13 +276,17 @@ fn check_one_of(s: &str, field: &str, allowed: &[&str]) -> Result<(), Rejection>
     if allowed.contains(&s) {
         Ok(())
     } else {
-        Err(bad(field, &format!("must be one of {}", allowed.join(", "))))
+        Err(bad(
+            field,
+            &format!("must be one of {}", allowed.join(", ")),
+        ))
     }
 }
 
 fn timestamp(v: Val<'_>, field: &str) -> Result<i64, Rejection> {
     let s = required(v, field)?;
-    parse_rfc3339(&s).ok_or_else(|| Rejection::new(Reason::BadTimestamp, format!("{field}: {s:.40}")))
+    parse_rfc3339(&s)
+        .ok_or_else(|| Rejection::new(Reason::BadTimestamp, format!("{field}: {s:.40}")))
 }
 
 /// The values of the enumerated fields, as events.md lists them.
@@ -272,14 +307,20 @@ impl<'a> RawEvent<'a> {
         let event_id = required(self.event_id, "event_id")?;
         if event_id.is_empty()
             || event_id.len() > 64
-            || !event_id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+            || !event_id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
         {
-            return Err(bad("event_id", "must be 1 to 64 characters of [A-Za-z0-9._:-]"));
+            return Err(bad(
+                "event_id",
+                "must be 1 to 64 characters of [A-Za-z0-9._:-]",
+            ));
         }
         let ts = timestamp(self.ts, "ts")?;
         let user_id = id(self.user_id, "user_id")?;
         let role = required(self.role, "role")?;
-        let role = Role::from_str(&role).ok_or_else(|| bad("role", "must be teacher, student, parent or admin"))?;
+        let role = Role::from_str(&role)
+            .ok_or_else(|| bad("role", "must be teacher, student, parent or admin"))?;
         let school_id = school(self.school_id, "school_id")?;
         let action = required(self.action, "action")?;
         let action = Action::from_str(&action)
@@ -304,7 +345,10 @@ impl<'a> RawEvent<'a> {
                         .into_iter()
                         .map(|v| match v {
                             Val::Str(s) if ITEMS.contains(&&*s) => Ok(s),
-                            _ => Err(bad("items", "elements must be avatar, contact, school or subject")),
+                            _ => Err(bad(
+                                "items",
+                                "elements must be avatar, contact, school or subject",
+                            )),
                         })
                         .collect::<Result<Vec<_>, _>>()?,
                     _ => return Err(bad("items", "not an array")),
@@ -345,14 +389,30 @@ impl<'a> RawEvent<'a> {
             }
             Action::Interaction => {
                 x.counterpart_id = Some(id(self.counterpart_id, "counterpart_id")?);
-                x.counterpart_role = Some(one_of(self.counterpart_role, "counterpart_role", COUNTERPART_ROLES)?);
+                x.counterpart_role = Some(one_of(
+                    self.counterpart_role,
+                    "counterpart_role",
+                    COUNTERPART_ROLES,
+                )?);
             }
             Action::AppUse => x.app_id = Some(short_text(self.app_id, "app_id")?),
         }
         if ts > now.saturating_add(MAX_FUTURE_MICROS) {
-            return Err(Rejection::new(Reason::FutureTimestamp, "ts is more than 24 hours ahead of the ingest clock"));
+            return Err(Rejection::new(
+                Reason::FutureTimestamp,
+                "ts is more than 24 hours ahead of the ingest clock",
+            ));
         }
-        Ok(Event { event_id, ts, user_id, role, school_id, action, client, extra: x })
+        Ok(Event {
+            event_id,
+            ts,
+            user_id,
+            role,
+            school_id,
+            action,
+            client,
+            extra: x,
+        })
     }
 }
 
@@ -394,50 +454,120 @@ mod tests {
     #[test]
     fn every_reason() {
         assert_eq!(reason(&"x".repeat(MAX_EVENT_BYTES + 1)).0, Reason::TooLarge);
-        assert_eq!(decode(b"\xff\xfe{}", NOW).unwrap_err().reason, Reason::BadUtf8);
+        assert_eq!(
+            decode(b"\xff\xfe{}", NOW).unwrap_err().reason,
+            Reason::BadUtf8
+        );
         assert_eq!(reason("[1,2,3]").0, Reason::BadJson);
         assert_eq!(reason("").0, Reason::BadJson);
         assert_eq!(reason(r#"{"event_id": "bad-1", "ts": "#).0, Reason::BadJson);
         assert_eq!(reason(&format!("{LOGIN} x")).0, Reason::BadJson);
-        assert_eq!(reason(&LOGIN.replace(r#""user_id":"t-1001","#, "")), (Reason::MissingField, Some("user_id".into())));
-        assert_eq!(reason(&LOGIN.replace(r#""t-1001""#, "null")), (Reason::MissingField, Some("user_id".into())));
-        assert_eq!(reason(&LOGIN.replace("3333000001", "33330")).0, Reason::BadValue);
-        assert_eq!(reason(&LOGIN.replace(r#""teacher""#, r#""principal""#)).0, Reason::BadValue);
-        assert_eq!(reason(&LOGIN.replace(r#""mobile""#, r#""tablet""#)).0, Reason::BadValue);
-        assert_eq!(reason(&LOGIN.replace(r#""t-1001""#, "7")).0, Reason::BadValue);
-        assert_eq!(reason(&LOGIN.replace(r#""e-1""#, r#""e 1""#)).0, Reason::BadValue);
-        assert_eq!(reason(&LOGIN.replace("t-1001", &"x".repeat(65))).0, Reason::BadValue);
-        assert_eq!(reason(&LOGIN.replace("t-1001", "t\\u0007")).0, Reason::BadValue);
-        assert_eq!(reason(&LOGIN.replace(r#""login""#, r#""dance""#)), (Reason::UnknownAction, Some("dance".into())));
-        assert_eq!(reason(&LOGIN.replace("2026-11-03T08:15:30+08:00", "2026/10/05 10:00")).0, Reason::BadTimestamp);
-        assert_eq!(reason(&LOGIN.replace("2026-11-03T08:15:30+08:00", "2099-01-01T00:00:00+08:00")).0, Reason::FutureTimestamp);
+        assert_eq!(
+            reason(&LOGIN.replace(r#""user_id":"t-1001","#, "")),
+            (Reason::MissingField, Some("user_id".into()))
+        );
+        assert_eq!(
+            reason(&LOGIN.replace(r#""t-1001""#, "null")),
+            (Reason::MissingField, Some("user_id".into()))
+        );
+        assert_eq!(
+            reason(&LOGIN.replace("3333000001", "33330")).0,
+            Reason::BadValue
+        );
+        assert_eq!(
+            reason(&LOGIN.replace(r#""teacher""#, r#""principal""#)).0,
+            Reason::BadValue
+        );
+        assert_eq!(
+            reason(&LOGIN.replace(r#""mobile""#, r#""tablet""#)).0,
+            Reason::BadValue
+        );
+        assert_eq!(
+            reason(&LOGIN.replace(r#""t-1001""#, "7")).0,
+            Reason::BadValue
+        );
+        assert_eq!(
+            reason(&LOGIN.replace(r#""e-1""#, r#""e 1""#)).0,
+            Reason::BadValue
+        );
+        assert_eq!(
+            reason(&LOGIN.replace("t-1001", &"x".repeat(65))).0,
+            Reason::BadValue
+        );
+        assert_eq!(
+            reason(&LOGIN.replace("t-1001", "t\\u0007")).0,
+            Reason::BadValue
+        );
+        assert_eq!(
+            reason(&LOGIN.replace(r#""login""#, r#""dance""#)),
+            (Reason::UnknownAction, Some("dance".into()))
+        );
+        assert_eq!(
+            reason(&LOGIN.replace("2026-11-03T08:15:30+08:00", "2026/10/05 10:00")).0,
+            Reason::BadTimestamp
+        );
+        assert_eq!(
+            reason(&LOGIN.replace("2026-11-03T08:15:30+08:00", "2099-01-01T00:00:00+08:00")).0,
+            Reason::FutureTimestamp
+        );
     }
 
     #[test]
     fn action_fields() {
         let base = r#""event_id":"e-1","ts":"2026-11-03T08:15:30+08:00","user_id":"t-1","role":"teacher","school_id":"3333000001""#;
-        let ok = |rest: &str| decode(format!("{{{base},{rest}}}").as_bytes(), NOW).map(|_| ()).map_err(|r| r.reason);
+        let ok = |rest: &str| {
+            decode(format!("{{{base},{rest}}}").as_bytes(), NOW)
+                .map(|_| ())
+                .map_err(|r| r.reason)
+        };
         assert_eq!(ok(r#""action":"profile_update","items":[]"#), Ok(()));
-        assert_eq!(ok(r#""action":"profile_update","items":["avatar","face"]"#), Err(Reason::BadValue));
-        assert_eq!(ok(r#""action":"profile_update""#), Err(Reason::MissingField));
-        assert_eq!(ok(r#""action":"space_op","op":"""#), Err(Reason::BadValue));
-        assert_eq!(ok(r#""action":"teach","lesson_id":"l","duration_s":-1"#), Err(Reason::BadValue));
-        assert_eq!(ok(r#""action":"teach","lesson_id":"l","duration_s":null"#), Ok(()));
-        assert_eq!(ok(r#""action":"teach","lesson_id":"l","duration_s":1.5"#), Err(Reason::BadValue));
         assert_eq!(
-            ok(r#""action":"task_progress","task_id":"k","owner_id":"t","owner_school_id":"3333000001","published_at":"yesterday","status":"read""#),
+            ok(r#""action":"profile_update","items":["avatar","face"]"#),
+            Err(Reason::BadValue)
+        );
+        assert_eq!(
+            ok(r#""action":"profile_update""#),
+            Err(Reason::MissingField)
+        );
+        assert_eq!(ok(r#""action":"space_op","op":"""#), Err(Reason::BadValue));
+        assert_eq!(
+            ok(r#""action":"teach","lesson_id":"l","duration_s":-1"#),
+            Err(Reason::BadValue)
+        );
+        assert_eq!(
+            ok(r#""action":"teach","lesson_id":"l","duration_s":null"#),
+            Ok(())
+        );
+        assert_eq!(
+            ok(r#""action":"teach","lesson_id":"l","duration_s":1.5"#),
+            Err(Reason::BadValue)
+        );
+        assert_eq!(
+            ok(
+                r#""action":"task_progress","task_id":"k","owner_id":"t","owner_school_id":"3333000001","published_at":"yesterday","status":"read""#
+            ),
             Err(Reason::BadTimestamp)
         );
         assert_eq!(
-            ok(r#""action":"task_progress","task_id":"k","owner_id":"t","owner_school_id":"3333000001","published_at":"2026-11-01T08:00:00Z","status":"read""#),
+            ok(
+                r#""action":"task_progress","task_id":"k","owner_id":"t","owner_school_id":"3333000001","published_at":"2026-11-01T08:00:00Z","status":"read""#
+            ),
             Ok(())
         );
-        assert_eq!(ok(r#""action":"interaction","counterpart_id":"s","counterpart_role":"admin""#), Err(Reason::BadValue));
-        assert_eq!(ok(r#""action":"register","stage":"college""#), Err(Reason::BadValue));
+        assert_eq!(
+            ok(r#""action":"interaction","counterpart_id":"s","counterpart_role":"admin""#),
+            Err(Reason::BadValue)
+        );
+        assert_eq!(
+            ok(r#""action":"register","stage":"college""#),
+            Err(Reason::BadValue)
+        );
         assert_eq!(ok(r#""action":"register""#), Ok(()));
         assert_eq!(ok(r#""action":"app_use","app_id":"jiaoyan""#), Ok(()));
         assert_eq!(
-            ok(r#""action":"resource_review","resource_id":"r","owner_id":"t","owner_school_id":"3333000001","level":"nation","outcome":"approved""#),
+            ok(
+                r#""action":"resource_review","resource_id":"r","owner_id":"t","owner_school_id":"3333000001","level":"nation","outcome":"approved""#
+            ),
             Err(Reason::BadValue)
         );
     }

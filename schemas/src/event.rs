@@ -5,7 +5,7 @@ use std::borrow::Cow;
 macro_rules! string_enum {
     ($(#[$m:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
         $(#[$m])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
         #[repr(u8)]
         pub enum $name { $($variant),+ }
 
@@ -76,7 +76,9 @@ impl Action {
     pub fn scored_by(self) -> ScoredBy {
         match self {
             Action::Register => ScoredBy::Nobody,
-            Action::ResourceInteract | Action::ResourceReview | Action::TaskProgress => ScoredBy::Owner,
+            Action::ResourceInteract | Action::ResourceReview | Action::TaskProgress => {
+                ScoredBy::Owner
+            }
             _ => ScoredBy::Actor,
         }
     }
@@ -85,7 +87,11 @@ impl Action {
     pub fn is_deep(self) -> bool {
         matches!(
             self,
-            Action::SpaceOp | Action::Teach | Action::TaskPublish | Action::Interaction | Action::AppUse
+            Action::SpaceOp
+                | Action::Teach
+                | Action::TaskPublish
+                | Action::Interaction
+                | Action::AppUse
         )
     }
 }
@@ -142,7 +148,11 @@ impl Event<'_> {
     /// The school the scored user belongs to as this event states it.
     pub fn scored_school(&self) -> &str {
         match self.action.scored_by() {
-            ScoredBy::Owner => self.extra.owner_school_id.as_deref().unwrap_or(&self.school_id),
+            ScoredBy::Owner => self
+                .extra
+                .owner_school_id
+                .as_deref()
+                .unwrap_or(&self.school_id),
             _ => &self.school_id,
         }
     }

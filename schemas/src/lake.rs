@@ -27,8 +27,23 @@ fn utf8(name: &str, nullable: bool) -> Field {
 
 /// The action-specific columns of `events`, in order (all nullable).
 pub const EVENT_EXTRA_COLUMNS: &[&str] = &[
-    "stage", "items", "op", "resource_id", "owner_id", "owner_school_id", "level", "outcome", "lesson_id",
-    "duration_s", "task_id", "kind", "published_at", "status", "counterpart_id", "counterpart_role", "app_id",
+    "stage",
+    "items",
+    "op",
+    "resource_id",
+    "owner_id",
+    "owner_school_id",
+    "level",
+    "outcome",
+    "lesson_id",
+    "duration_s",
+    "task_id",
+    "kind",
+    "published_at",
+    "status",
+    "counterpart_id",
+    "counterpart_role",
+    "app_id",
 ];
 
 /// `events`: every valid, non-duplicate event.

@@ -59,6 +59,9 @@ pub struct Rejection {
 
 impl Rejection {
     pub fn new(reason: Reason, detail: impl Into<String>) -> Self {
-        Rejection { reason, detail: Some(detail.into()) }
+        Rejection {
+            reason,
+            detail: Some(detail.into()),
+        }
     }
 }

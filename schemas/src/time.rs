@@ -24,7 +24,12 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
     let hour = digits(b, 11, 2)?;
     let minute = digits(b, 14, 2)?;
     let second = digits(b, 17, 2)?;
-    if b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't') || b[13] != b':' || b[16] != b':' {
+    if b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
         return None;
     }
     if !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) {
@@ -219,7 +224,10 @@ mod tests {
             let (y, m, d) = civil_from_days(z);
             assert_eq!(days_from_civil(y, m, d), z);
         }
-        assert_eq!(parse_day("2026-11-03").map(format_day).as_deref(), Some("2026-11-03"));
+        assert_eq!(
+            parse_day("2026-11-03").map(format_day).as_deref(),
+            Some("2026-11-03")
+        );
         assert_eq!(parse_day("2026-13-03"), None);
     }
 }

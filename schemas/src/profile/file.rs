@@ -41,11 +41,38 @@ fn default_scored_role() -> String {
 #[derive(Debug, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum RuleFile {
-    DailyStreak { id: String, action: String, points: i64, streak_days: u32, streak_points: i64 },
-    PerEvent { id: String, action: String, points: i64, daily_cap: Option<i64>, client: Option<String> },
-    OnceWhenComplete { id: String, action: String, points: i64, required_items: Vec<String> },
-    DistinctPair { id: String, action: String, points: i64, daily_cap: Option<i64>, lifetime_cap_per_item: Option<i64> },
-    ReviewLevels { id: String, action: String, levels: BTreeMap<String, i64> },
+    DailyStreak {
+        id: String,
+        action: String,
+        points: i64,
+        streak_days: u32,
+        streak_points: i64,
+    },
+    PerEvent {
+        id: String,
+        action: String,
+        points: i64,
+        daily_cap: Option<i64>,
+        client: Option<String>,
+    },
+    OnceWhenComplete {
+        id: String,
+        action: String,
+        points: i64,
+        required_items: Vec<String>,
+    },
+    DistinctPair {
+        id: String,
+        action: String,
+        points: i64,
+        daily_cap: Option<i64>,
+        lifetime_cap_per_item: Option<i64>,
+    },
+    ReviewLevels {
+        id: String,
+        action: String,
+        levels: BTreeMap<String, i64>,
+    },
     ThresholdDistinct {
         id: String,
         action: String,
@@ -56,8 +83,19 @@ pub enum RuleFile {
         window_days: u32,
         daily_cap: Option<i64>,
     },
-    DailyDistinctTiers { id: String, action: String, field: String, tiers: Vec<Tier> },
-    DailyDistinctItems { id: String, action: String, field: String, points: i64, items: Vec<String> },
+    DailyDistinctTiers {
+        id: String,
+        action: String,
+        field: String,
+        tiers: Vec<Tier>,
+    },
+    DailyDistinctItems {
+        id: String,
+        action: String,
+        field: String,
+        points: i64,
+        items: Vec<String>,
+    },
 }
 
 fn default_counted_role() -> String {
@@ -95,7 +133,11 @@ impl Checker<'_> {
     }
 
     fn non_negative(&self, parameter: &str, v: i64) -> Result<i64, ProfileError> {
-        if v < 0 { self.fail(parameter, format!("must be 0 or more, not {v}")) } else { Ok(v) }
+        if v < 0 {
+            self.fail(parameter, format!("must be 0 or more, not {v}"))
+        } else {
+            Ok(v)
+        }
     }
 
     fn cap(&self, parameter: &str, v: Option<i64>) -> Result<Option<i64>, ProfileError> {
@@ -106,7 +148,12 @@ impl Checker<'_> {
         if action == wanted {
             Ok(())
         } else {
-            self.fail("action", format!("must be {wanted} for this kind (it reads {wanted}'s fields), not {action}"))
+            self.fail(
+                "action",
+                format!(
+                    "must be {wanted} for this kind (it reads {wanted}'s fields), not {action}"
+                ),
+            )
         }
     }
 
@@ -114,7 +161,10 @@ impl Checker<'_> {
         if action_has_field(action, field) {
             Ok(field.to_owned())
         } else {
-            self.fail("field", format!("{field:?} is not a string field of {action} events"))
+            self.fail(
+                "field",
+                format!("{field:?} is not a string field of {action} events"),
+            )
         }
     }
 }
@@ -130,10 +180,24 @@ impl ProfileFile {
         if self.name.trim().is_empty() {
             return Err(top("name", "must not be empty".into()));
         }
-        let offset_seconds = check_offset(&self.timezone)
-            .ok_or_else(|| top("timezone", format!("must be a fixed offset like +08:00, not {:?}", self.timezone)))?;
-        let scored_role = Role::from_str(&self.scored_role)
-            .ok_or_else(|| top("scored_role", format!("must be teacher, student, parent or admin, not {:?}", self.scored_role)))?;
+        let offset_seconds = check_offset(&self.timezone).ok_or_else(|| {
+            top(
+                "timezone",
+                format!(
+                    "must be a fixed offset like +08:00, not {:?}",
+                    self.timezone
+                ),
+            )
+        })?;
+        let scored_role = Role::from_str(&self.scored_role).ok_or_else(|| {
+            top(
+                "scored_role",
+                format!(
+                    "must be teacher, student, parent or admin, not {:?}",
+                    self.scored_role
+                ),
+            )
+        })?;
         if self.rules.is_empty() {
             return Err(top("rule", "the profile has no rules".into()));
         }
@@ -141,20 +205,35 @@ impl ProfileFile {
         for file in self.rules {
             let (id, action_name) = file.id_action();
             let c = Checker { origin, rule: id };
-            if id.is_empty() || !id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
-                return c.fail("id", "must be lowercase letters, digits and _ (it names a column)");
+            if id.is_empty()
+                || !id
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            {
+                return c.fail(
+                    "id",
+                    "must be lowercase letters, digits and _ (it names a column)",
+                );
             }
             if rules.iter().any(|r| r.id == id) {
                 return c.fail("id", "is used by two rules");
             }
             let Some(action) = Action::from_str(action_name) else {
-                return c.fail("action", format!("{action_name:?} is not an action of events.md"));
+                return c.fail(
+                    "action",
+                    format!("{action_name:?} is not an action of events.md"),
+                );
             };
             if action.scored_by() == ScoredBy::Nobody {
                 return c.fail("action", format!("{action} scores nobody"));
             }
             let kind = match &file {
-                RuleFile::DailyStreak { points, streak_days, streak_points, .. } => {
+                RuleFile::DailyStreak {
+                    points,
+                    streak_days,
+                    streak_points,
+                    ..
+                } => {
                     if *streak_days == 0 {
                         return c.fail("streak_days", "must be at least 1");
                     }
@@ -164,36 +243,62 @@ impl ProfileFile {
                         streak_points: c.non_negative("streak_points", *streak_points)?,
                     }
                 }
-                RuleFile::PerEvent { points, daily_cap, client, .. } => RuleKind::PerEvent {
+                RuleFile::PerEvent {
+                    points,
+                    daily_cap,
+                    client,
+                    ..
+                } => RuleKind::PerEvent {
                     points: c.non_negative("points", *points)?,
                     daily_cap: c.cap("daily_cap", *daily_cap)?,
                     client: match client {
                         None => None,
                         Some(name) => match Client::from_str(name) {
                             Some(cl) => Some(cl),
-                            None => return c.fail("client", format!("must be pc or mobile, not {name:?}")),
+                            None => {
+                                return c
+                                    .fail("client", format!("must be pc or mobile, not {name:?}"));
+                            }
                         },
                     },
                 },
-                RuleFile::OnceWhenComplete { points, required_items, .. } => {
+                RuleFile::OnceWhenComplete {
+                    points,
+                    required_items,
+                    ..
+                } => {
                     c.needs_action(action, Action::ProfileUpdate)?;
                     if required_items.is_empty() {
                         return c.fail("required_items", "must name at least one item");
                     }
-                    if let Some(bad) = required_items.iter().find(|i| !values::ITEMS.contains(&i.as_str())) {
-                        return c.fail("required_items", format!("{bad:?} is not a profile item (avatar, contact, school, subject)"));
+                    if let Some(bad) = required_items
+                        .iter()
+                        .find(|i| !values::ITEMS.contains(&i.as_str()))
+                    {
+                        return c.fail(
+                            "required_items",
+                            format!(
+                                "{bad:?} is not a profile item (avatar, contact, school, subject)"
+                            ),
+                        );
                     }
                     RuleKind::OnceWhenComplete {
                         points: c.non_negative("points", *points)?,
                         required: required_items.clone(),
                     }
                 }
-                RuleFile::DistinctPair { points, daily_cap, lifetime_cap_per_item, .. } => {
+                RuleFile::DistinctPair {
+                    points,
+                    daily_cap,
+                    lifetime_cap_per_item,
+                    ..
+                } => {
                     c.needs_action(action, Action::ResourceInteract)?;
                     RuleKind::DistinctPair {
                         points: c.non_negative("points", *points)?,
                         daily_cap: c.cap("daily_cap", *daily_cap)?,
-                        lifetime_cap_per_item: c.cap("lifetime_cap_per_item", *lifetime_cap_per_item)?,
+                        lifetime_cap_per_item: c
+                            .cap("lifetime_cap_per_item", *lifetime_cap_per_item)?,
                     }
                 }
                 RuleFile::ReviewLevels { levels, .. } => {
@@ -204,13 +309,23 @@ impl ProfileFile {
                     let mut out = Vec::new();
                     for (level, points) in levels {
                         if !values::LEVELS.contains(&level.as_str()) {
-                            return c.fail("levels", format!("{level:?} is not a level (county, city, province)"));
+                            return c.fail(
+                                "levels",
+                                format!("{level:?} is not a level (county, city, province)"),
+                            );
                         }
                         out.push((level.clone(), c.non_negative("levels", *points)?));
                     }
                     RuleKind::ReviewLevels { levels: out }
                 }
-                RuleFile::ThresholdDistinct { points, threshold, counted_role, window_days, daily_cap, .. } => {
+                RuleFile::ThresholdDistinct {
+                    points,
+                    threshold,
+                    counted_role,
+                    window_days,
+                    daily_cap,
+                    ..
+                } => {
                     c.needs_action(action, Action::TaskProgress)?;
                     if *threshold == 0 {
                         return c.fail("threshold", "must be at least 1");
@@ -244,7 +359,12 @@ impl ProfileFile {
                     tiers.sort_by(|a, b| b.at_least.cmp(&a.at_least));
                     RuleKind::DailyDistinctTiers { field, tiers }
                 }
-                RuleFile::DailyDistinctItems { field, points, items, .. } => {
+                RuleFile::DailyDistinctItems {
+                    field,
+                    points,
+                    items,
+                    ..
+                } => {
                     let field = c.field(action, field)?;
                     if items.is_empty() || items.len() > 64 {
                         return c.fail("items", "must list 1 to 64 values");
@@ -256,7 +376,11 @@ impl ProfileFile {
                     }
                 }
             };
-            rules.push(Rule { id: id.to_owned(), action, kind });
+            rules.push(Rule {
+                id: id.to_owned(),
+                action,
+                kind,
+            });
         }
         if rules.len() > 64 {
             return Err(top("rule", "at most 64 rules".into()));

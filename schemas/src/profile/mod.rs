@@ -14,21 +14,37 @@ pub use file::ProfileFile;
 pub const DEFAULT_PROFILE: &str = "zhejiang-2018";
 
 /// The profiles built into the binaries, by name.
-pub const BUILTIN: &[(&str, &str)] =
-    &[("zhejiang-2018", include_str!("../../profiles/zhejiang-2018.toml"))];
+pub const BUILTIN: &[(&str, &str)] = &[(
+    "zhejiang-2018",
+    include_str!("../../profiles/zhejiang-2018.toml"),
+)];
 
 /// A profile that cannot be used, and why.
 #[derive(Debug, thiserror::Error)]
 pub enum ProfileError {
     #[error("cannot read profile {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("profile {origin}: {message}")]
     Parse { origin: String, message: String },
     #[error("profile {origin}: rule {rule:?}: parameter {parameter:?} {problem}")]
-    Rule { origin: String, rule: String, parameter: String, problem: String },
+    Rule {
+        origin: String,
+        rule: String,
+        parameter: String,
+        problem: String,
+    },
     #[error("profile {origin}: parameter {parameter:?} {problem}")]
-    Top { origin: String, parameter: String, problem: String },
-    #[error("no built-in profile named {0:?} (built in: zhejiang-2018); give a path to a TOML file")]
+    Top {
+        origin: String,
+        parameter: String,
+        problem: String,
+    },
+    #[error(
+        "no built-in profile named {0:?} (built in: zhejiang-2018); give a path to a TOML file"
+    )]
     UnknownName(String),
 }
 
@@ -59,22 +75,44 @@ pub struct Rule {
 pub enum RuleKind {
     /// `points` on a day with an event; `streak_points` when the streak of such days
     /// ending that day is `streak_days` or more.
-    DailyStreak { points: i64, streak_days: u32, streak_points: i64 },
+    DailyStreak {
+        points: i64,
+        streak_days: u32,
+        streak_points: i64,
+    },
     /// `points` per event (optionally only from one `client`), at most `daily_cap` a day.
-    PerEvent { points: i64, daily_cap: Option<i64>, client: Option<Client> },
+    PerEvent {
+        points: i64,
+        daily_cap: Option<i64>,
+        client: Option<Client>,
+    },
     /// `points` once in a lifetime, on the day the union of `items` reaches `required`.
     OnceWhenComplete { points: i64, required: Vec<String> },
     /// `points` to the owner per new (item, actor) pair; caps per owner-day and per item.
-    DistinctPair { points: i64, daily_cap: Option<i64>, lifetime_cap_per_item: Option<i64> },
+    DistinctPair {
+        points: i64,
+        daily_cap: Option<i64>,
+        lifetime_cap_per_item: Option<i64>,
+    },
     /// Points for the first approval at each level; a deletion takes them back.
     ReviewLevels { levels: Vec<(String, i64)> },
     /// `points` on the publish day of an item reaching `threshold` distinct actors of
     /// `counted_role` within `window_days`; at most `daily_cap` per publish day.
-    ThresholdDistinct { points: i64, threshold: u32, counted_role: Role, window_days: u32, daily_cap: Option<i64> },
+    ThresholdDistinct {
+        points: i64,
+        threshold: u32,
+        counted_role: Role,
+        window_days: u32,
+        daily_cap: Option<i64>,
+    },
     /// Points of the highest tier whose `at_least` the day's distinct `field` values reach.
     DailyDistinctTiers { field: String, tiers: Vec<Tier> },
     /// `points` per distinct listed value of `field` on a day.
-    DailyDistinctItems { field: String, points: i64, items: Vec<String> },
+    DailyDistinctItems {
+        field: String,
+        points: i64,
+        items: Vec<String>,
+    },
 }
 
 /// A tier of [`RuleKind::DailyDistinctTiers`].
@@ -90,8 +128,10 @@ pub struct Tier {
 impl Profile {
     /// The built-in profile `name`.
     pub fn builtin(name: &str) -> Result<Profile, ProfileError> {
-        let (_, text) =
-            BUILTIN.iter().find(|(n, _)| *n == name).ok_or_else(|| ProfileError::UnknownName(name.to_owned()))?;
+        let (_, text) = BUILTIN
+            .iter()
+            .find(|(n, _)| *n == name)
+            .ok_or_else(|| ProfileError::UnknownName(name.to_owned()))?;
         Profile::from_toml(text, name)
     }
 
@@ -100,8 +140,10 @@ impl Profile {
     pub fn load(spec: &str) -> Result<Profile, ProfileError> {
         let path = Path::new(spec);
         if path.exists() || spec.contains('/') || spec.ends_with(".toml") {
-            let text = std::fs::read_to_string(path)
-                .map_err(|source| ProfileError::Read { path: spec.to_owned(), source })?;
+            let text = std::fs::read_to_string(path).map_err(|source| ProfileError::Read {
+                path: spec.to_owned(),
+                source,
+            })?;
             Profile::from_toml(&text, spec)
         } else {
             Profile::builtin(spec)

@@ -6,7 +6,17 @@ fn builtin_zhejiang_parses() {
     assert_eq!(p.offset_seconds, 8 * 3600);
     assert_eq!(
         p.rule_ids(),
-        ["login", "profile", "space_use", "resource_spread", "resource_submit", "teach", "task", "interaction", "app"]
+        [
+            "login",
+            "profile",
+            "space_use",
+            "resource_spread",
+            "resource_submit",
+            "teach",
+            "task",
+            "interaction",
+            "app"
+        ]
     );
     assert_eq!(p, Profile::load("zhejiang-2018").unwrap());
 }
@@ -29,28 +39,50 @@ const HEAD: &str = "name = \"x\"\n";
 
 #[test]
 fn refusals_name_the_rule_and_the_parameter() {
-    let e = refusal(&format!("{HEAD}[[rule]]\nid = \"t\"\nkind = \"per_event\"\naction = \"teach\"\npoints = -5\n"));
+    let e = refusal(&format!(
+        "{HEAD}[[rule]]\nid = \"t\"\nkind = \"per_event\"\naction = \"teach\"\npoints = -5\n"
+    ));
     assert!(e.contains("rule \"t\"") && e.contains("\"points\""), "{e}");
-    let e = refusal(&format!("{HEAD}[[rule]]\nid = \"t\"\nkind = \"per_event\"\naction = \"teach\"\npoints = 5\ncap = 3\n"));
+    let e = refusal(&format!(
+        "{HEAD}[[rule]]\nid = \"t\"\nkind = \"per_event\"\naction = \"teach\"\npoints = 5\ncap = 3\n"
+    ));
     assert!(e.contains("cap"), "{e}");
-    let e = refusal(&format!("{HEAD}[[rule]]\nid = \"t\"\nkind = \"teleport\"\naction = \"teach\"\n"));
+    let e = refusal(&format!(
+        "{HEAD}[[rule]]\nid = \"t\"\nkind = \"teleport\"\naction = \"teach\"\n"
+    ));
     assert!(e.contains("teleport"), "{e}");
-    let e = refusal(&format!("{HEAD}[[rule]]\nid = \"s\"\nkind = \"distinct_pair\"\naction = \"teach\"\npoints = 1\n"));
+    let e = refusal(&format!(
+        "{HEAD}[[rule]]\nid = \"s\"\nkind = \"distinct_pair\"\naction = \"teach\"\npoints = 1\n"
+    ));
     assert!(e.contains("rule \"s\"") && e.contains("\"action\""), "{e}");
     let e = refusal(&format!(
         "{HEAD}[[rule]]\nid = \"i\"\nkind = \"daily_distinct_tiers\"\naction = \"interaction\"\nfield = \"app_id\"\ntiers = [{{ at_least = 5, points = 3 }}]\n"
     ));
     assert!(e.contains("\"field\"") && e.contains("app_id"), "{e}");
-    let e = refusal(&format!("{HEAD}timezone = \"Asia/Shanghai\"\n[[rule]]\nid = \"t\"\nkind = \"per_event\"\naction = \"teach\"\npoints = 5\n"));
+    let e = refusal(&format!(
+        "{HEAD}timezone = \"Asia/Shanghai\"\n[[rule]]\nid = \"t\"\nkind = \"per_event\"\naction = \"teach\"\npoints = 5\n"
+    ));
     assert!(e.contains("timezone"), "{e}");
-    let e = refusal(&format!("{HEAD}[[rule]]\nid = \"r\"\nkind = \"per_event\"\naction = \"register\"\npoints = 5\n"));
+    let e = refusal(&format!(
+        "{HEAD}[[rule]]\nid = \"r\"\nkind = \"per_event\"\naction = \"register\"\npoints = 5\n"
+    ));
     assert!(e.contains("scores nobody"), "{e}");
     let e = refusal(&format!(
         "{HEAD}[[rule]]\nid = \"t\"\nkind = \"per_event\"\naction = \"teach\"\npoints = 5\n[[rule]]\nid = \"t\"\nkind = \"per_event\"\naction = \"login\"\npoints = 1\n"
     ));
     assert!(e.contains("two rules"), "{e}");
-    assert!(Profile::load("no-such-profile").unwrap_err().to_string().contains("no-such-profile"));
-    assert!(Profile::load("/nonexistent/p.toml").unwrap_err().to_string().contains("/nonexistent/p.toml"));
+    assert!(
+        Profile::load("no-such-profile")
+            .unwrap_err()
+            .to_string()
+            .contains("no-such-profile")
+    );
+    assert!(
+        Profile::load("/nonexistent/p.toml")
+            .unwrap_err()
+            .to_string()
+            .contains("/nonexistent/p.toml")
+    );
 }
 
 #[test]

@@ -1,0 +1,52 @@
+//! Command-line values: durations like `10s` and `3d`.
+
+use std::time::Duration;
+
+/// Parses `500ms`, `10s`, `5m`, `2h`, `3d` (a bare number is seconds).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 10s, 5m or 3d"))?;
+    let secs = match unit {
+        "ms" => return Ok(Duration::from_millis(n)),
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => {
+            return Err(format!(
+                "{s:?}: unknown unit {unit:?} (use ms, s, m, h or d)"
+            ));
+        }
+    };
+    Ok(Duration::from_secs(secs))
+}
+
+/// Parses a lateness, which must be whole days.
+pub fn parse_days(s: &str) -> Result<i32, String> {
+    let d = parse_duration(s)?;
+    if d.as_secs() % 86_400 != 0 {
+        return Err(format!(
+            "{s:?}: lateness is counted in whole days (e.g. 3d)"
+        ));
+    }
+    i32::try_from(d.as_secs() / 86_400).map_err(|_| format!("{s:?} is too long"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_days("3d"), Ok(3));
+        assert!(parse_days("36h").is_err());
+        assert!(parse_duration("ten").is_err());
+        assert!(parse_duration("10y").is_err());
+    }
+}

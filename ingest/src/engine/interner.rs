@@ -1,0 +1,48 @@
+//! Keys to dense ids without a second copy of the key.
+
+use hashbrown::HashTable;
+
+/// 64-bit hash of a string, stable across versions and restarts (xxh3).
+pub fn hash64(s: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(s.as_bytes())
+}
+
+/// Hash of a (day, string) key.
+pub fn hash_day(day: i32, s: &str) -> u64 {
+    hash64(s) ^ (day as u32 as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+/// Maps keys to dense `u32` ids; the key itself lives with the caller's value, so
+/// the table holds only (hash, id) and the caller says how to compare.
+#[derive(Default, Clone)]
+pub struct Index {
+    table: HashTable<(u64, u32)>,
+}
+
+impl Index {
+    /// The id whose key has `hash` and satisfies `eq`.
+    pub fn find(&self, hash: u64, eq: impl Fn(u32) -> bool) -> Option<u32> {
+        self.table
+            .find(hash, |&(h, id)| h == hash && eq(id))
+            .map(|&(_, id)| id)
+    }
+
+    /// Records a new key's `hash` under `id`.
+    pub fn insert(&mut self, hash: u64, id: u32) {
+        self.table.insert_unique(hash, (hash, id), |&(h, _)| h);
+    }
+
+    /// Rebuilds the index from the hashes of keys numbered in order.
+    pub fn rebuild(hashes: impl Iterator<Item = u64>) -> Index {
+        let mut index = Index::default();
+        for (i, h) in hashes.enumerate() {
+            index.insert(h, i as u32);
+        }
+        index
+    }
+
+    /// Bytes held by the table itself.
+    pub fn heap_bytes(&self) -> usize {
+        self.table.capacity() * (std::mem::size_of::<(u64, u32)>() + 1)
+    }
+}

@@ -1,0 +1,442 @@
+//! The scoring engine: a deterministic state machine with no I/O and no clock.
+//!
+//! Valid events go in one at a time ([`Engine::process`]); at a flush
+//! ([`Engine::flush`]) the engine hands the score deltas per (day, user, rule) and
+//! the activity counts per (day, user) since the previous flush to a [`DeltaSink`].
+//! The sums of the deltas depend only on the set of events accepted, not on their
+//! arrival order, the batch boundaries, or a [`Engine::snapshot`] / [`Engine::restore`]
+//! in between (scoring.md, ground rule 3).
+
+mod activity;
+mod interner;
+mod order;
+mod replay;
+mod rules;
+mod task;
+mod user;
+
+use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
+
+use huoyue_schemas::event::{Action, Event};
+use huoyue_schemas::profile::Profile;
+use huoyue_schemas::time::day_of;
+
+pub use activity::ActivityRow;
+pub use order::OrderKey;
+pub use rules::Rules;
+
+use interner::{Index, hash64};
+use replay::{Log, PairItem, ReviewItem};
+use rules::{Kind, item_bit, level_index};
+use user::{Life, UserState};
+
+/// Engine settings that are not part of the profile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EngineConfig {
+    /// Days before the newest day seen that can still be re-scored (lake.md
+    /// guarantee 4). Default 3.
+    pub lateness_days: i32,
+    /// Days of event time for which event ids are remembered to catch duplicates
+    /// (events.md: at least 7). Default 7; never less than `lateness_days + 1`.
+    pub dedup_days: i32,
+    /// The ids of this many most recent arrivals are remembered whatever their
+    /// event time, so a re-sent event that arrives soon after its original is a
+    /// duplicate even when its event time is long past. Default 8 Mi.
+    pub dedup_recent: u64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            lateness_days: default_lateness_days(),
+            dedup_days: default_dedup_days(),
+            dedup_recent: default_dedup_recent(),
+        }
+    }
+}
+
+/// lake.md, guarantee 4: "default 3 days".
+fn default_lateness_days() -> i32 {
+    3
+}
+
+/// events.md: duplicates are recognised for at least 7 days of event time.
+fn default_dedup_days() -> i32 {
+    7
+}
+
+/// Producer retries arrive within minutes to hours: 8 Mi arrivals is hours at
+/// provincial rates (≈ 256 MiB of ids at most).
+fn default_dedup_recent() -> u64 {
+    8 << 20
+}
+
+/// What became of an event handed to [`Engine::process`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Scored (or stored without points) on `day`.
+    Accepted { day: i32 },
+    /// Its `event_id` was seen before: counted, not scored, not stored.
+    Duplicate,
+    /// Older than the allowed lateness: goes to `rejected` with reason `late`.
+    Late,
+}
+
+/// Receives the deltas of a flush.
+pub trait DeltaSink {
+    /// A `daily_scores` row.
+    fn score(
+        &mut self,
+        day: i32,
+        user_id: &str,
+        school_id: &str,
+        rule: &str,
+        points: i64,
+        events: i64,
+    );
+    /// A `daily_activity` row.
+    fn activity(&mut self, row: &ActivityRow);
+}
+
+/// Everything the engine remembers; this is what a checkpoint stores.
+#[derive(Default, Serialize, Deserialize)]
+struct State {
+    newest_day: Option<i32>,
+    /// The window start the state was last folded to.
+    folded_to: Option<i32>,
+    /// Hash of each remembered event id, with its day and arrival number.
+    seen: FxHashMap<u128, (i32, u64)>,
+    /// Events accepted so far.
+    arrivals: u64,
+    users: Vec<UserState>,
+    dirty: Vec<u32>,
+    activity: activity::Activity,
+    #[serde(skip)]
+    index: Index,
+}
+
+/// The scoring engine.
+pub struct Engine {
+    rules: Rules,
+    cfg: EngineConfig,
+    profile_name: String,
+    state: State,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SnapshotHeader {
+    format: u32,
+    profile: String,
+    cfg: EngineConfig,
+}
+
+const SNAPSHOT_FORMAT: u32 = 1;
+
+/// A snapshot that cannot be restored.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    #[error("engine snapshot is corrupt: {0}")]
+    Corrupt(String),
+    #[error("engine snapshot was taken under profile {found:?}, not {expected:?}")]
+    Profile { found: String, expected: String },
+}
+
+impl Engine {
+    pub fn new(profile: &Profile, cfg: EngineConfig) -> Engine {
+        let cfg = EngineConfig {
+            dedup_days: cfg.dedup_days.max(cfg.lateness_days + 1),
+            ..cfg
+        };
+        Engine {
+            rules: Rules::compile(profile),
+            cfg,
+            profile_name: profile.name.clone(),
+            state: State::default(),
+        }
+    }
+
+    pub fn config(&self) -> EngineConfig {
+        self.cfg
+    }
+
+    /// The newest event day accepted so far.
+    pub fn newest_day(&self) -> Option<i32> {
+        self.state.newest_day
+    }
+
+    /// The profile's fixed offset from UTC, in seconds.
+    pub fn offset_seconds(&self) -> i32 {
+        self.rules.offset_seconds
+    }
+
+    /// Takes one valid event.
+    pub fn process(&mut self, e: &Event<'_>) -> Outcome {
+        let off = self.rules.offset_seconds;
+        let day = day_of(e.ts, off);
+        let st = &mut self.state;
+        let id_hash = xxhash_rust::xxh3::xxh3_128(e.event_id.as_bytes());
+        if st.seen.contains_key(&id_hash) {
+            return Outcome::Duplicate;
+        }
+        if let Some(newest) = st.newest_day {
+            if day < newest - self.cfg.lateness_days {
+                return Outcome::Late;
+            }
+        }
+        st.arrivals += 1;
+        st.seen.insert(id_hash, (day, st.arrivals));
+        if st.newest_day.is_none_or(|n| day > n) {
+            st.newest_day = Some(day);
+        }
+        let key = OrderKey::new(e.ts, &e.event_id);
+        st.activity.add(day, key, e);
+
+        let rule_ids = &self.rules.by_action[e.action as usize];
+        if rule_ids.is_empty() {
+            return Outcome::Accepted { day };
+        }
+        let Some(scored) = self.rules.scored_user(e) else {
+            return Outcome::Accepted { day };
+        };
+        let school = e.scored_school();
+        let u = user_index(st, scored, school);
+        let user = &mut st.users[u as usize];
+        if !user.queued {
+            user.queued = true;
+            st.dirty.push(u);
+        }
+        if *user.school != *school {
+            user.school = school.into();
+        }
+        let n_rules = self.rules.rules.len();
+        user.day(day, key, school, n_rules);
+        for &r in rule_ids {
+            let ri = usize::from(r);
+            match &self.rules.rules[ri].kind {
+                Kind::Streak { .. } => {
+                    user.day(day, key, school, n_rules).slots[ri] = 1;
+                }
+                Kind::PerEvent { client, .. } => {
+                    if client.is_some_and(|c| c != e.client) {
+                        continue;
+                    }
+                    user.day(day, key, school, n_rules).slots[ri] += 1;
+                }
+                Kind::Tiers { field, keep, .. } => {
+                    let Some(v) = field.get(e) else { continue };
+                    let h = hash64(v);
+                    let d = user.day(day, key, school, n_rules);
+                    let set = match d.sets.iter().position(|(rr, _)| *rr == r) {
+                        Some(i) => &mut d.sets[i].1,
+                        None => {
+                            d.sets.push((r, Vec::new()));
+                            &mut d.sets.last_mut().expect("just pushed").1
+                        }
+                    };
+                    if set.len() < *keep && !set.contains(&h) {
+                        set.push(h);
+                    }
+                }
+                Kind::Items { field, items, .. } => {
+                    let Some(v) = field.get(e) else { continue };
+                    if let Some(i) = items.iter().position(|it| **it == *v) {
+                        user.day(day, key, school, n_rules).slots[ri] |= 1 << i;
+                    }
+                }
+                Kind::Once { .. } => {
+                    let mask = e
+                        .extra
+                        .items
+                        .iter()
+                        .flatten()
+                        .fold(0u8, |m, i| m | item_bit(i));
+                    if let Life::Once(log) = user.life(r, || Life::Once(Log::default())) {
+                        log.push(key, day, mask);
+                    }
+                }
+                Kind::Pair { .. } => {
+                    let (Some(res), Some(owner)) =
+                        (e.extra.resource_id.as_deref(), e.extra.owner_id.as_deref())
+                    else {
+                        continue;
+                    };
+                    let item = PairItem {
+                        item: hash64(res),
+                        actor: hash64(&e.user_id),
+                        own: *e.user_id == *owner,
+                    };
+                    if let Life::Pair(log) = user.life(r, || Life::Pair(Log::default())) {
+                        log.push(key, day, item);
+                    }
+                }
+                Kind::Review { .. } => {
+                    let (Some(res), Some(level)) = (
+                        e.extra.resource_id.as_deref(),
+                        e.extra.level.as_deref().and_then(level_index),
+                    ) else {
+                        continue;
+                    };
+                    let deleted = e.extra.outcome.as_deref() == Some("deleted");
+                    let item = ReviewItem {
+                        item: hash64(res),
+                        level: level as u8,
+                        deleted,
+                    };
+                    if let Life::Review(log) = user.life(r, || Life::Review(Log::default())) {
+                        log.push(key, day, item);
+                    }
+                }
+                Kind::Threshold { counted_role, .. } => {
+                    let (Some(task), Some(published_at)) =
+                        (e.extra.task_id.as_deref(), e.extra.published_at)
+                    else {
+                        continue;
+                    };
+                    let student = (e.role == *counted_role).then(|| (hash64(&e.user_id), e.ts));
+                    if let Life::Tasks(tasks) = user.life(r, || Life::Tasks(task::Tasks::default()))
+                    {
+                        tasks.observe(hash64(task), key, published_at, student);
+                    }
+                    user.add_pending(day_of(published_at, off), r);
+                    continue;
+                }
+            }
+            user.add_pending(day, r);
+        }
+        Outcome::Accepted { day }
+    }
+
+    /// Hands every delta since the last flush to `sink`, then forgets what the
+    /// allowed lateness no longer needs.
+    pub fn flush(&mut self, sink: &mut impl DeltaSink) {
+        let st = &mut self.state;
+        for u in std::mem::take(&mut st.dirty) {
+            let user = &mut st.users[u as usize];
+            user.queued = false;
+            let rules = &self.rules;
+            let id: &str = &user.id.clone();
+            user.flush(rules, |day, school, r, points, events| {
+                sink.score(
+                    day,
+                    id,
+                    school,
+                    &rules.rules[usize::from(r)].id,
+                    points,
+                    events,
+                );
+            });
+        }
+        for row in st.activity.take() {
+            sink.activity(&row);
+        }
+        self.fold();
+    }
+
+    /// Moves the lateness window to the newest day seen.
+    fn fold(&mut self) {
+        let st = &mut self.state;
+        let Some(newest) = st.newest_day else { return };
+        let w = newest - self.cfg.lateness_days;
+        if st.folded_to.is_some_and(|f| f >= w) {
+            return;
+        }
+        st.folded_to = Some(w);
+        for user in &mut st.users {
+            user.fold(&self.rules, w);
+        }
+        let before = st.users.len();
+        st.users.retain(|u| !u.is_empty());
+        if st.users.len() != before {
+            st.index = Index::rebuild(st.users.iter().map(|u| hash64(&u.id)));
+        }
+        let forget_before = newest - self.cfg.dedup_days;
+        let recent_from = st.arrivals.saturating_sub(self.cfg.dedup_recent);
+        st.seen
+            .retain(|_, (d, n)| *d >= forget_before || *n > recent_from);
+    }
+
+    /// The whole state, to be restored by [`Engine::restore`] under the same profile.
+    pub fn snapshot(&self) -> Vec<u8> {
+        let header = SnapshotHeader {
+            format: SNAPSHOT_FORMAT,
+            profile: self.profile_name.clone(),
+            cfg: self.cfg,
+        };
+        let mut out = postcard::to_stdvec(&header).expect("header serializes");
+        out.extend(postcard::to_stdvec(&self.state).expect("state serializes"));
+        out
+    }
+
+    /// An engine in the state a snapshot recorded.
+    pub fn restore(profile: &Profile, bytes: &[u8]) -> Result<Engine, RestoreError> {
+        let (header, rest): (SnapshotHeader, &[u8]) =
+            postcard::take_from_bytes(bytes).map_err(|e| RestoreError::Corrupt(e.to_string()))?;
+        if header.format != SNAPSHOT_FORMAT {
+            return Err(RestoreError::Corrupt(format!(
+                "unknown format {}",
+                header.format
+            )));
+        }
+        if header.profile != profile.name {
+            return Err(RestoreError::Profile {
+                found: header.profile,
+                expected: profile.name.clone(),
+            });
+        }
+        let mut state: State =
+            postcard::from_bytes(rest).map_err(|e| RestoreError::Corrupt(e.to_string()))?;
+        state.index = Index::rebuild(state.users.iter().map(|u| hash64(&u.id)));
+        state.activity.rebuild_index();
+        let mut engine = Engine::new(profile, header.cfg);
+        engine.state = state;
+        Ok(engine)
+    }
+
+    /// Sizes of the state, for metrics and the benchmark.
+    pub fn stats(&self) -> EngineStats {
+        let st = &self.state;
+        EngineStats {
+            users: st.users.len(),
+            remembered_ids: st.seen.len(),
+            state_bytes: st
+                .users
+                .iter()
+                .map(|u| u.heap_bytes() + std::mem::size_of::<UserState>())
+                .sum::<usize>()
+                + st.seen.capacity() * 29
+                + st.index.heap_bytes(),
+        }
+    }
+}
+
+/// Sizes of the engine's state.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EngineStats {
+    /// Scored users with state.
+    pub users: usize,
+    /// Event ids remembered for de-duplication.
+    pub remembered_ids: usize,
+    /// Estimated heap bytes of the whole state.
+    pub state_bytes: usize,
+}
+
+fn user_index(st: &mut State, id: &str, school: &str) -> u32 {
+    let users = &st.users;
+    let h = hash64(id);
+    if let Some(u) = st.index.find(h, |i| *users[i as usize].id == *id) {
+        return u;
+    }
+    let u = st.users.len() as u32;
+    st.users.push(UserState::new(id, school));
+    st.index.insert(h, u);
+    u
+}
+
+/// Whether an action is read by any rule of the engine's profile.
+pub fn is_scored(rules: &Rules, action: Action) -> bool {
+    !rules.by_action[action as usize].is_empty()
+}
+
+#[cfg(test)]
+mod tests;

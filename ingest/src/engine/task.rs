@@ -1,0 +1,158 @@
+//! `threshold_distinct`: a task earns its owner points on its publish day once
+//! enough distinct students have read or completed it within its window.
+
+use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
+
+use super::order::OrderKey;
+use huoyue_schemas::time::day_of;
+
+/// One task of one owner.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Task {
+    /// The first progress event in order: its key and its `published_at`.
+    pub first: OrderKey,
+    pub published_at: i64,
+    /// (student hash, ts) of every counted progress event; once the first event is
+    /// frozen, only the eligible students are kept, each once.
+    pub progress: Vec<(u64, i64)>,
+    /// The publish day it qualified for, if it has.
+    pub qualified_day: Option<i32>,
+    /// Qualified with its first event frozen: nothing can change it any more, so its
+    /// progress is forgotten and only the fact is kept.
+    #[serde(default)]
+    pub sealed: bool,
+    pub dirty: bool,
+}
+
+/// The tasks of one owner and the qualified-task count per publish day.
+#[derive(Clone, Default, Serialize, Deserialize)]
+pub struct Tasks {
+    pub tasks: FxHashMap<u64, Task>,
+    pub day_counts: Vec<(i32, u32)>,
+    pub dirty: Vec<u64>,
+}
+
+/// The rule's parameters in engine units.
+#[derive(Clone, Copy)]
+pub struct TaskParams {
+    pub threshold: u32,
+    pub window: i64,
+    pub offset_seconds: i32,
+}
+
+impl Tasks {
+    /// Records a progress event; `student` is `Some` when its actor counts.
+    pub fn observe(
+        &mut self,
+        task: u64,
+        key: OrderKey,
+        published_at: i64,
+        student: Option<(u64, i64)>,
+    ) {
+        let t = self.tasks.entry(task).or_insert_with(|| Task {
+            first: key,
+            published_at,
+            progress: Vec::new(),
+            qualified_day: None,
+            sealed: false,
+            dirty: false,
+        });
+        if t.sealed {
+            return;
+        }
+        if key < t.first {
+            t.first = key;
+            t.published_at = published_at;
+        }
+        if let Some(s) = student {
+            t.progress.push(s);
+        }
+        if !t.dirty {
+            t.dirty = true;
+            self.dirty.push(task);
+        }
+    }
+
+    /// Re-decides every task touched since the last call; returns whether any
+    /// publish day's count changed.
+    pub fn settle(&mut self, p: TaskParams) -> bool {
+        let mut changed = false;
+        for id in std::mem::take(&mut self.dirty) {
+            let Some(t) = self.tasks.get_mut(&id) else {
+                continue;
+            };
+            t.dirty = false;
+            if t.sealed {
+                continue;
+            }
+            let now = qualified_day(t, p);
+            if now != t.qualified_day {
+                if let Some(d) = t.qualified_day {
+                    bump(&mut self.day_counts, d, -1);
+                }
+                if let Some(d) = now {
+                    bump(&mut self.day_counts, d, 1);
+                }
+                t.qualified_day = now;
+                changed = true;
+            }
+        }
+        changed
+    }
+
+    /// Forgets what can no longer change: tasks whose window ended before
+    /// `window_start`, the progress of tasks whose first event is frozen, and day
+    /// counts older than any task could still correct.
+    pub fn fold(&mut self, p: TaskParams, window_start: i32, keep_days_from: i32) {
+        self.tasks.retain(|_, t| {
+            let last_day = day_of(t.published_at.saturating_add(p.window), p.offset_seconds);
+            if last_day < window_start {
+                return false;
+            }
+            if day_of(t.first.ts, p.offset_seconds) < window_start {
+                if t.qualified_day.is_some() {
+                    t.sealed = true;
+                    t.progress = Vec::new();
+                } else {
+                    let (lo, hi) = (t.published_at, t.published_at.saturating_add(p.window));
+                    t.progress.retain(|&(_, ts)| lo <= ts && ts <= hi);
+                    t.progress.sort_unstable();
+                    t.progress.dedup_by_key(|s| s.0);
+                    t.progress.shrink_to_fit();
+                }
+            }
+            true
+        });
+        self.day_counts
+            .retain(|&(d, n)| n > 0 && d >= keep_days_from);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tasks.is_empty() && self.day_counts.is_empty()
+    }
+}
+
+fn bump(days: &mut Vec<(i32, u32)>, day: i32, by: i32) {
+    match days.iter_mut().find(|(d, _)| *d == day) {
+        Some((_, n)) => *n = n.saturating_add_signed(by),
+        None if by > 0 => days.push((day, by as u32)),
+        None => {}
+    }
+}
+
+fn qualified_day(t: &Task, p: TaskParams) -> Option<i32> {
+    let (lo, hi) = (t.published_at, t.published_at.saturating_add(p.window));
+    let mut students: Vec<u64> = t
+        .progress
+        .iter()
+        .filter(|(_, ts)| lo <= *ts && *ts <= hi)
+        .map(|(s, _)| *s)
+        .collect();
+    if students.len() < p.threshold as usize {
+        return None;
+    }
+    students.sort_unstable();
+    students.dedup();
+    (students.len() >= p.threshold as usize).then(|| day_of(t.published_at, p.offset_seconds))
+}

@@ -1,0 +1,538 @@
+//! The worked examples of scoring.md and the edges of issue 2, as data.
+
+use std::collections::BTreeMap;
+
+use super::*;
+use huoyue_schemas::decode;
+use huoyue_schemas::time::{day_of, format_day, parse_rfc3339};
+
+/// Sums deltas per (day, user, rule) and activity per (day, user).
+#[derive(Default, Debug)]
+pub(crate) struct Sums {
+    pub scores: BTreeMap<(String, String, String), i64>,
+    pub rows: usize,
+    pub activity: BTreeMap<(String, String), [i64; 4]>,
+}
+
+impl DeltaSink for Sums {
+    fn score(
+        &mut self,
+        day: i32,
+        user: &str,
+        _school: &str,
+        rule: &str,
+        points: i64,
+        _events: i64,
+    ) {
+        *self
+            .scores
+            .entry((format_day(day), user.to_owned(), rule.to_owned()))
+            .or_default() += points;
+        self.rows += 1;
+    }
+    fn activity(&mut self, r: &ActivityRow) {
+        let a = self
+            .activity
+            .entry((format_day(r.day), r.user_id.to_string()))
+            .or_default();
+        for (x, y) in a
+            .iter_mut()
+            .zip([r.logins, r.deep_actions, r.registers, r.events])
+        {
+            *x += y;
+        }
+    }
+}
+
+impl Sums {
+    /// Non-zero sums as `day user rule points` lines.
+    pub fn lines(&self) -> Vec<String> {
+        self.scores
+            .iter()
+            .filter(|(_, p)| **p != 0)
+            .map(|((d, u, r), p)| format!("{d} {u} {r} {p}"))
+            .collect()
+    }
+}
+
+const NOW: i64 = 4_000_000_000 * 1_000_000;
+
+fn zhejiang() -> Profile {
+    Profile::builtin("zhejiang-2018").unwrap()
+}
+
+/// A compact event: `<ts> <user> <action> [key=value ...]`, role teacher and school
+/// 3333000001 unless given; `items=a,b`.
+fn ev(n: usize, spec: &str) -> String {
+    let mut parts = spec.split_whitespace();
+    let ts = parts.next().unwrap();
+    let ts = if ts.len() == 10 {
+        format!("{ts}T10:00:00+08:00")
+    } else {
+        ts.to_owned()
+    };
+    let user = parts.next().unwrap();
+    let action = parts.next().unwrap();
+    let mut fields = BTreeMap::new();
+    fields.insert(
+        "event_id".to_owned(),
+        serde_json::json!(format!("e-{n:06}")),
+    );
+    fields.insert("ts".to_owned(), serde_json::json!(ts));
+    fields.insert("user_id".to_owned(), serde_json::json!(user));
+    fields.insert("role".to_owned(), serde_json::json!("teacher"));
+    fields.insert("school_id".to_owned(), serde_json::json!("3333000001"));
+    fields.insert("action".to_owned(), serde_json::json!(action));
+    for kv in parts {
+        let (k, v) = kv.split_once('=').unwrap();
+        let v = if k == "items" {
+            serde_json::json!(v.split(',').filter(|s| !s.is_empty()).collect::<Vec<_>>())
+        } else {
+            serde_json::json!(v)
+        };
+        fields.insert(k.to_owned(), v);
+    }
+    serde_json::to_string(&fields).unwrap()
+}
+
+fn lines(specs: &[&str]) -> Vec<String> {
+    specs.iter().enumerate().map(|(i, s)| ev(i, s)).collect()
+}
+
+/// Runs `events` through a fresh engine, flushing every `batch` events.
+pub(crate) fn run(profile: &Profile, events: &[String], batch: usize) -> Sums {
+    let mut engine = Engine::new(profile, EngineConfig::default());
+    let mut sums = Sums::default();
+    for (i, line) in events.iter().enumerate() {
+        let e = decode(line.as_bytes(), NOW).unwrap_or_else(|r| panic!("{line}: {r:?}"));
+        engine.process(&e);
+        if (i + 1) % batch == 0 {
+            engine.flush(&mut sums);
+        }
+    }
+    engine.flush(&mut sums);
+    sums
+}
+
+/// The data-driven check: events in, the non-zero sums expected out.
+fn check(specs: &[&str], expected: &[&str]) {
+    let events = lines(specs);
+    let sums = run(&zhejiang(), &events, usize::MAX);
+    assert_eq!(sums.lines(), expected, "in one batch");
+    assert_eq!(
+        run(&zhejiang(), &events, 1).lines(),
+        expected,
+        "flushed after each event"
+    );
+    let days: Vec<i32> = events
+        .iter()
+        .map(|l| day_of(decode(l.as_bytes(), NOW).unwrap().ts, 8 * 3600))
+        .collect();
+    if days.iter().max().unwrap() - days.iter().min().unwrap() <= 3 {
+        let mut reversed = events.clone();
+        reversed.reverse();
+        assert_eq!(
+            run(&zhejiang(), &reversed, 1).lines(),
+            expected,
+            "reversed, flushed after each event"
+        );
+    }
+}
+
+fn day_range(from: u32, to: u32, month: &str) -> Vec<String> {
+    (from..=to)
+        .map(|d| format!("2026-{month}-{d:02}"))
+        .collect()
+}
+
+#[test]
+fn login_streak_example() {
+    let mut specs: Vec<String> = day_range(1, 10, "11")
+        .iter()
+        .map(|d| format!("{d} t1 login"))
+        .collect();
+    specs.push("2026-11-12 t1 login".into());
+    specs.push("2026-11-12T11:00:00+08:00 t1 login".into());
+    let specs: Vec<&str> = specs.iter().map(String::as_str).collect();
+    let sums = run(&zhejiang(), &lines(&specs), 3);
+    let total: i64 = sums.scores.values().sum();
+    assert_eq!(total, 15);
+    assert_eq!(
+        sums.scores[&("2026-11-06".into(), "t1".into(), "login".into())],
+        1
+    );
+    assert_eq!(
+        sums.scores[&("2026-11-07".into(), "t1".into(), "login".into())],
+        2
+    );
+    assert_eq!(
+        sums.scores[&("2026-11-12".into(), "t1".into(), "login".into())],
+        1
+    );
+}
+
+#[test]
+fn login_streak_crosses_the_month() {
+    let mut days = day_range(25, 31, "10");
+    days.extend(day_range(1, 10, "11"));
+    let specs: Vec<String> = days.iter().map(|d| format!("{d} t1 login")).collect();
+    let specs: Vec<&str> = specs.iter().map(String::as_str).collect();
+    let sums = run(&zhejiang(), &lines(&specs), 2);
+    assert_eq!(
+        sums.scores[&("2026-11-01".into(), "t1".into(), "login".into())],
+        2
+    );
+    assert_eq!(
+        sums.scores[&("2026-10-30".into(), "t1".into(), "login".into())],
+        1
+    );
+    assert_eq!(
+        sums.scores[&("2026-10-31".into(), "t1".into(), "login".into())],
+        2
+    );
+}
+
+#[test]
+fn a_late_login_corrects_later_days() {
+    // 1..=6 and 8..=9 Nov, then the 7th arrives: 8 and 9 become streak days.
+    let mut specs: Vec<String> = [1, 2, 3, 4, 5, 6, 8, 9]
+        .iter()
+        .map(|d| format!("2026-11-{d:02} t1 login"))
+        .collect();
+    specs.push("2026-11-07 t1 login".into());
+    let specs: Vec<&str> = specs.iter().map(String::as_str).collect();
+    let sums = run(&zhejiang(), &lines(&specs), 1);
+    assert_eq!(
+        sums.scores[&("2026-11-08".into(), "t1".into(), "login".into())],
+        2
+    );
+    assert_eq!(
+        sums.scores[&("2026-11-09".into(), "t1".into(), "login".into())],
+        2
+    );
+    assert!(sums.rows > 9, "corrections were written as extra rows");
+}
+
+#[test]
+fn resource_spread_example() {
+    check(
+        &[
+            "2026-11-01T09:00:00+08:00 A resource_interact resource_id=R1 owner_id=T owner_school_id=3333000001 op=download",
+            "2026-11-01T09:01:00+08:00 A resource_interact resource_id=R1 owner_id=T owner_school_id=3333000001 op=favorite",
+            "2026-11-01T09:02:00+08:00 T resource_interact resource_id=R1 owner_id=T owner_school_id=3333000001 op=view",
+            "2026-11-01T09:03:00+08:00 B resource_interact resource_id=R2 owner_id=T owner_school_id=3333000001 op=view",
+            "2026-11-01T09:04:00+08:00 C resource_interact resource_id=R1 owner_id=T owner_school_id=3333000001 op=share",
+            "2026-11-02T09:00:00+08:00 C resource_interact resource_id=R1 owner_id=T owner_school_id=3333000001 op=view",
+            "2026-11-02T09:01:00+08:00 D resource_interact resource_id=R1 owner_id=T owner_school_id=3333000001 op=comment",
+        ],
+        &[
+            "2026-11-01 T resource_spread 2",
+            "2026-11-02 T resource_spread 1",
+        ],
+    );
+}
+
+#[test]
+fn resource_spread_lifetime_cap_is_per_resource() {
+    // 60 days of 3 new users a day on R1: 2 a day (daily cap) until the resource has
+    // 50 in its life, on day 25; nothing after.
+    let mut specs = Vec::new();
+    for day in 0..60 {
+        for k in 0..3 {
+            let ts = 1_790_000_000 + day * 86_400 + k * 60;
+            specs.push(format!(
+                "{} u{day}-{k} resource_interact resource_id=R1 owner_id=T owner_school_id=3333000001 op=view",
+                format_ts(ts)
+            ));
+        }
+    }
+    let specs: Vec<&str> = specs.iter().map(String::as_str).collect();
+    let sums = run(&zhejiang(), &lines(&specs), 7);
+    let total: i64 = sums.scores.values().sum();
+    assert_eq!(total, 50);
+    assert_eq!(sums.scores.values().filter(|p| **p == 2).count(), 25);
+}
+
+fn format_ts(unix: i64) -> String {
+    let day = unix.div_euclid(86_400);
+    let secs = unix.rem_euclid(86_400);
+    format!(
+        "{}T{:02}:{:02}:{:02}Z",
+        format_day(day as i32),
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+#[test]
+fn resource_submit_example() {
+    let r = "resource_id=R owner_id=T owner_school_id=3333000001";
+    check(
+        &[
+            &format!(
+                "2026-11-03 admin resource_review {r} level=county outcome=approved role=admin"
+            ),
+            &format!(
+                "2026-11-04 admin resource_review {r} level=county outcome=approved role=admin"
+            ),
+            &format!("2026-11-09 admin resource_review {r} level=city outcome=approved role=admin"),
+            &format!(
+                "2026-11-20 admin resource_review {r} level=province outcome=deleted role=admin"
+            ),
+            &format!(
+                "2026-11-21 admin resource_review {r} level=province outcome=approved role=admin"
+            ),
+        ],
+        &[
+            "2026-11-03 T resource_submit 3",
+            "2026-11-09 T resource_submit 7",
+            "2026-11-20 T resource_submit -10",
+        ],
+    );
+}
+
+#[test]
+fn a_deletion_takes_back_points_of_any_age() {
+    let r = "resource_id=R owner_id=T owner_school_id=3333000001";
+    let a = "resource_id=R2 owner_id=T owner_school_id=3333000001";
+    let events = lines(&[
+        &format!("2026-09-03 admin resource_review {r} level=county outcome=approved role=admin"),
+        &format!("2026-09-04 admin resource_review {a} level=province outcome=approved role=admin"),
+        &format!("2026-10-09 admin resource_review {r} level=province outcome=approved role=admin"),
+        &format!("2026-11-20 admin resource_review {r} level=city outcome=deleted role=admin"),
+    ]);
+    let sums = run(&zhejiang(), &events, 1);
+    assert_eq!(
+        sums.lines(),
+        [
+            "2026-09-03 T resource_submit 3",
+            "2026-09-04 T resource_submit 10",
+            "2026-10-09 T resource_submit 10",
+            "2026-11-20 T resource_submit -13",
+        ]
+    );
+}
+
+fn progress(task: &str, student: usize, ts: &str, published: &str) -> String {
+    format!(
+        "{ts} s{student} task_progress task_id={task} owner_id=T owner_school_id=3333000001 published_at={published} status=read role=student"
+    )
+}
+
+#[test]
+fn a_task_qualifies_days_after_its_publish_day() {
+    let published = "2026-11-03T10:00:00+08:00";
+    let mut specs = vec![format!(
+        "{published} T task_publish task_id=K1 kind=homework"
+    )];
+    for s in 0..9 {
+        specs.push(progress("K1", s, "2026-11-04T10:00:00+08:00", published));
+    }
+    specs.push(progress("K1", 3, "2026-11-04T11:00:00+08:00", published)); // same student again
+    specs.push(progress("K1", 9, "2026-11-05T10:00:00+08:00", published)); // the 10th
+    // a second task of the same day that also qualifies adds nothing
+    for s in 0..10 {
+        specs.push(progress(
+            "K2",
+            s,
+            "2026-11-05T12:00:00+08:00",
+            "2026-11-03T15:00:00+08:00",
+        ));
+    }
+    // a task whose 10th student came after 30 days does not qualify
+    for s in 0..10 {
+        let ts = if s == 9 {
+            "2026-12-04T10:00:00+08:00"
+        } else {
+            "2026-11-06T10:00:00+08:00"
+        };
+        specs.push(progress("K3", s, ts, "2026-11-04T09:00:00+08:00"));
+    }
+    let specs: Vec<&str> = specs.iter().map(String::as_str).collect();
+    let events = lines(&specs);
+    for batch in [1, 5, usize::MAX] {
+        assert_eq!(
+            run(&zhejiang(), &events, batch).lines(),
+            ["2026-11-03 T task 5"]
+        );
+    }
+}
+
+#[test]
+fn a_task_correction_lands_on_an_old_publish_day() {
+    // Published 1 Nov; the 10th student reads it on 25 Nov, far beyond the lateness.
+    let published = "2026-11-01T10:00:00+08:00";
+    let mut specs = Vec::new();
+    for s in 0..9 {
+        specs.push(progress("K1", s, "2026-11-02T10:00:00+08:00", published));
+    }
+    for d in 3..25 {
+        specs.push(format!("2026-11-{d:02} T login"));
+    }
+    specs.push(progress("K1", 9, "2026-11-25T10:00:00+08:00", published));
+    let specs: Vec<&str> = specs.iter().map(String::as_str).collect();
+    let sums = run(&zhejiang(), &lines(&specs), 1);
+    assert_eq!(
+        sums.scores[&("2026-11-01".into(), "T".into(), "task".into())],
+        5
+    );
+}
+
+#[test]
+fn a_whole_day_worked() {
+    let d = "2026-11-03T";
+    let mut specs = vec![
+        format!("{d}08:00:00+08:00 T login"),
+        format!("{d}09:00:00+08:00 T login"),
+        format!("{d}10:00:00+08:00 T login"),
+        format!("{d}08:10:00+08:00 T profile_update items=avatar,contact"),
+        format!("{d}08:20:00+08:00 T profile_update items=school,subject"),
+        format!("{d}11:00:00+08:00 T space_op op=message client=mobile"),
+        format!("{d}11:01:00+08:00 T space_op op=message client=mobile"),
+        format!("{d}11:02:00+08:00 T space_op op=upload client=mobile"),
+        format!("{d}11:03:00+08:00 T space_op op=upload client=pc"),
+        format!("{d}12:00:00+08:00 T teach lesson_id=L1"),
+        format!("{d}13:00:00+08:00 T teach lesson_id=L2"),
+        format!("{d}14:00:00+08:00 T teach lesson_id=L3"),
+        format!("{d}15:00:00+08:00 T app_use app_id=jiaoyan"),
+        format!("{d}15:01:00+08:00 T app_use app_id=jiaoyan"),
+        format!("{d}15:02:00+08:00 T app_use app_id=weike"),
+        format!("{d}15:03:00+08:00 T app_use app_id=foo"),
+    ];
+    for (i, s) in [1, 2, 3, 4, 5, 6, 1, 2].iter().enumerate() {
+        specs.push(format!(
+            "{d}16:{i:02}:00+08:00 T interaction counterpart_id=s{s} counterpart_role=student"
+        ));
+    }
+    let specs: Vec<&str> = specs.iter().map(String::as_str).collect();
+    check(
+        &specs,
+        &[
+            "2026-11-03 T app 4",
+            "2026-11-03 T interaction 3",
+            "2026-11-03 T login 1",
+            "2026-11-03 T profile 5",
+            "2026-11-03 T space_use 2",
+            "2026-11-03 T teach 10",
+        ],
+    );
+    let sums = run(&zhejiang(), &lines(&specs), 4);
+    assert_eq!(sums.scores.values().sum::<i64>(), 25);
+}
+
+#[test]
+fn interaction_tiers() {
+    let mut specs = Vec::new();
+    for s in 0..12 {
+        specs.push(format!(
+            "2026-11-03 T interaction counterpart_id=s{s} counterpart_role=student"
+        ));
+    }
+    for s in 0..4 {
+        specs.push(format!(
+            "2026-11-04 T interaction counterpart_id=p{s} counterpart_role=parent"
+        ));
+    }
+    for s in 0..9 {
+        specs.push(format!(
+            "2026-11-05 T interaction counterpart_id=p{s} counterpart_role=parent"
+        ));
+    }
+    let specs: Vec<&str> = specs.iter().map(String::as_str).collect();
+    check(
+        &specs,
+        &["2026-11-03 T interaction 5", "2026-11-05 T interaction 3"],
+    );
+}
+
+#[test]
+fn profile_completes_on_the_first_event_in_order_that_covers_all_four() {
+    check(
+        &[
+            "2026-11-05 T profile_update items=subject",
+            "2026-11-03 T profile_update items=avatar,contact",
+            "2026-11-04 T profile_update items=school",
+            "2026-11-06 T profile_update items=avatar,contact,school,subject",
+        ],
+        &["2026-11-05 T profile 5"],
+    );
+    check(
+        &["2026-11-05 T profile_update items=avatar,contact,school"],
+        &[],
+    );
+}
+
+#[test]
+fn only_teachers_are_scored_but_owners_always() {
+    check(
+        &[
+            "2026-11-03 S login role=student",
+            "2026-11-03 S teach lesson_id=L role=student",
+            "2026-11-03 S resource_interact resource_id=R owner_id=T owner_school_id=3333000002 op=view role=student",
+        ],
+        &["2026-11-03 T resource_spread 1"],
+    );
+}
+
+#[test]
+fn the_day_is_china_time() {
+    check(&["2026-11-02T16:30:00Z T login"], &["2026-11-03 T login 1"]);
+}
+
+#[test]
+fn duplicates_and_late_events() {
+    let profile = zhejiang();
+    let mut engine = Engine::new(&profile, EngineConfig::default());
+    let a = ev(1, "2026-11-10 T login");
+    let e = decode(a.as_bytes(), NOW).unwrap();
+    assert!(matches!(engine.process(&e), Outcome::Accepted { .. }));
+    assert_eq!(engine.process(&e), Outcome::Duplicate);
+    let on_time = ev(2, "2026-11-07 T login");
+    let late = ev(3, "2026-11-06 T login");
+    assert!(matches!(
+        engine.process(&decode(on_time.as_bytes(), NOW).unwrap()),
+        Outcome::Accepted { .. }
+    ));
+    assert_eq!(
+        engine.process(&decode(late.as_bytes(), NOW).unwrap()),
+        Outcome::Late
+    );
+    let mut sums = Sums::default();
+    engine.flush(&mut sums);
+    assert_eq!(
+        sums.lines(),
+        ["2026-11-07 T login 1", "2026-11-10 T login 1"]
+    );
+    assert_eq!(
+        sums.activity[&("2026-11-10".to_owned(), "T".to_owned())],
+        [1, 0, 0, 1]
+    );
+}
+
+#[test]
+fn snapshot_restore_round_trips() {
+    let specs: Vec<String> = day_range(1, 12, "11")
+        .iter()
+        .map(|d| format!("{d} t1 login"))
+        .collect();
+    let events = lines(&specs.iter().map(String::as_str).collect::<Vec<_>>());
+    let profile = zhejiang();
+    let mut engine = Engine::new(&profile, EngineConfig::default());
+    let mut sums = Sums::default();
+    for (i, line) in events.iter().enumerate() {
+        engine.process(&decode(line.as_bytes(), NOW).unwrap());
+        if i == 5 {
+            let snap = engine.snapshot();
+            engine = Engine::restore(&profile, &snap).unwrap();
+        }
+    }
+    engine.flush(&mut sums);
+    assert_eq!(sums.scores.values().sum::<i64>(), 6 + 12);
+    assert!(Engine::restore(&profile, b"garbage").is_err());
+}
+
+#[test]
+fn timestamps_parse_in_tests() {
+    assert!(parse_rfc3339("2026-11-03T10:00:00+08:00").is_some());
+}

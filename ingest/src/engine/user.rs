@@ -1,0 +1,460 @@
+//! The state of one scored user: the window's days, the lifetime state of the
+//! order-dependent rules, and the points already written.
+
+use serde::{Deserialize, Serialize};
+
+use super::order::OrderKey;
+use super::replay::{Log, Once, Pair, Replay, Review};
+use super::rules::{Kind, Rules, capped};
+use super::task::{TaskParams, Tasks};
+
+/// One day of the window.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct DayState {
+    pub day: i32,
+    /// The first scoring event of the day in order, and the school it stated.
+    pub first: OrderKey,
+    pub school: Box<str>,
+    /// Per rule: an event count, a presence flag or an item mask.
+    pub slots: Vec<u64>,
+    /// Per distinct-count rule: the distinct value hashes seen (up to what matters).
+    pub sets: Vec<(u8, Vec<u64>)>,
+}
+
+/// Lifetime state of a rule that needs more than the window's days.
+#[derive(Clone, Serialize, Deserialize)]
+pub enum Life {
+    /// The login run ending on `last_day`, over frozen days.
+    Streak {
+        last_day: i32,
+        run: u32,
+    },
+    Once(Log<Once>),
+    Pair(Log<Pair>),
+    Review(Log<Review>),
+    Tasks(Tasks),
+}
+
+/// A scored user.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct UserState {
+    pub id: Box<str>,
+    /// The school the latest scoring event stated (for rows of days without events).
+    pub school: Box<str>,
+    pub days: Vec<DayState>,
+    pub lives: Vec<(u8, Life)>,
+    /// Points written so far per (day, rule), for days that can still change.
+    pub emitted: Vec<(i32, u8, i64)>,
+    /// Events fed to each (day, rule) since the last flush.
+    pub pending: Vec<(i32, u8, u32)>,
+    /// Rules to recompute at the next flush (bit per rule index).
+    pub dirty_rules: u64,
+    /// Whether the user is on the engine's list for the next flush.
+    pub queued: bool,
+}
+
+impl UserState {
+    pub fn new(id: &str, school: &str) -> Self {
+        UserState {
+            id: id.into(),
+            school: school.into(),
+            days: Vec::new(),
+            lives: Vec::new(),
+            emitted: Vec::new(),
+            pending: Vec::new(),
+            dirty_rules: 0,
+            queued: false,
+        }
+    }
+
+    /// The day's state, created if needed; keeps the school of the first event.
+    pub fn day(&mut self, day: i32, key: OrderKey, school: &str, n_rules: usize) -> &mut DayState {
+        let i = match self.days.iter().position(|d| d.day == day) {
+            Some(i) => {
+                let d = &mut self.days[i];
+                if key < d.first {
+                    d.first = key;
+                    if *d.school != *school {
+                        d.school = school.into();
+                    }
+                }
+                i
+            }
+            None => {
+                let at = self.days.partition_point(|d| d.day < day);
+                self.days.insert(
+                    at,
+                    DayState {
+                        day,
+                        first: key,
+                        school: school.into(),
+                        slots: vec![0; n_rules],
+                        sets: Vec::new(),
+                    },
+                );
+                at
+            }
+        };
+        &mut self.days[i]
+    }
+
+    pub fn add_pending(&mut self, day: i32, rule: u8) {
+        match self
+            .pending
+            .iter_mut()
+            .find(|(d, r, _)| *d == day && *r == rule)
+        {
+            Some((_, _, n)) => *n += 1,
+            None => self.pending.push((day, rule, 1)),
+        }
+        self.dirty_rules |= 1 << rule;
+    }
+
+    pub fn life(&mut self, rule: u8, make: impl FnOnce() -> Life) -> &mut Life {
+        let i = match self.lives.iter().position(|(r, _)| *r == rule) {
+            Some(i) => i,
+            None => {
+                self.lives.push((rule, make()));
+                self.lives.len() - 1
+            }
+        };
+        &mut self.lives[i].1
+    }
+
+    fn life_ref(&self, rule: u8) -> Option<&Life> {
+        self.lives.iter().find(|(r, _)| *r == rule).map(|(_, l)| l)
+    }
+
+    /// Recomputes the dirty rules and reports every changed (day, rule) to `emit`
+    /// as (day, school, rule, delta, events).
+    pub fn flush(&mut self, rules: &Rules, mut emit: impl FnMut(i32, &str, u8, i64, i64)) {
+        let mut dirty = std::mem::take(&mut self.dirty_rules);
+        let mut current: Vec<(i32, i64)> = Vec::new();
+        while dirty != 0 {
+            let r = dirty.trailing_zeros() as u8;
+            dirty &= dirty - 1;
+            current.clear();
+            self.current(rules, r, &mut current);
+            for &(d, rr, _) in &self.emitted {
+                if rr == r && !current.iter().any(|(cd, _)| *cd == d) {
+                    current.push((d, 0));
+                }
+            }
+            for &(d, rr, _) in &self.pending {
+                if rr == r && !current.iter().any(|(cd, _)| *cd == d) {
+                    current.push((d, i64::MIN));
+                }
+            }
+            current.sort_unstable_by_key(|(d, _)| *d);
+            for &(day, cur) in &current {
+                let events = self
+                    .pending
+                    .iter()
+                    .find(|(d, rr, _)| *d == day && *rr == r)
+                    .map_or(0, |p| i64::from(p.2));
+                let slot = self
+                    .emitted
+                    .iter()
+                    .position(|(d, rr, _)| *d == day && *rr == r);
+                let prev = slot.map_or(0, |i| self.emitted[i].2);
+                let cur = if cur == i64::MIN { prev } else { cur };
+                let delta = cur - prev;
+                if delta == 0 && events == 0 {
+                    continue;
+                }
+                let school = self
+                    .days
+                    .iter()
+                    .find(|d| d.day == day)
+                    .map_or(&*self.school, |d| &*d.school);
+                emit(day, school, r, delta, events);
+                match slot {
+                    Some(i) => self.emitted[i].2 = cur,
+                    None => self.emitted.push((day, r, cur)),
+                }
+            }
+        }
+        self.pending.clear();
+    }
+
+    /// The points of rule `r` on every day it can currently have points.
+    fn current(&mut self, rules: &Rules, r: u8, out: &mut Vec<(i32, i64)>) {
+        let ri = usize::from(r);
+        match &rules.rules[ri].kind {
+            Kind::Streak {
+                points,
+                days,
+                streak_points,
+            } => {
+                let (mut prev_day, mut run) = match self.life_ref(r) {
+                    Some(Life::Streak { last_day, run }) => (*last_day, *run),
+                    _ => (i32::MIN, 0),
+                };
+                for d in &self.days {
+                    if d.slots[ri] == 0 {
+                        continue;
+                    }
+                    run = if prev_day != i32::MIN && prev_day == d.day - 1 {
+                        run + 1
+                    } else {
+                        1
+                    };
+                    prev_day = d.day;
+                    out.push((
+                        d.day,
+                        if run >= *days {
+                            *streak_points
+                        } else {
+                            *points
+                        },
+                    ));
+                }
+            }
+            Kind::PerEvent { points, cap, .. } => {
+                for d in &self.days {
+                    out.push((d.day, capped(*points, d.slots[ri], *cap)));
+                }
+            }
+            Kind::Tiers { tiers, .. } => {
+                for d in &self.days {
+                    let n = d
+                        .sets
+                        .iter()
+                        .find(|(rr, _)| *rr == r)
+                        .map_or(0, |(_, s)| s.len());
+                    let p = tiers
+                        .iter()
+                        .find(|t| n >= t.at_least as usize)
+                        .map_or(0, |t| t.points);
+                    out.push((d.day, p));
+                }
+            }
+            Kind::Items { points, .. } => {
+                for d in &self.days {
+                    out.push((d.day, points * i64::from(d.slots[ri].count_ones())));
+                }
+            }
+            Kind::Once { points, required } => {
+                if let Some(Life::Once(log)) = self
+                    .lives
+                    .iter_mut()
+                    .find(|(rr, _)| *rr == r)
+                    .map(|(_, l)| l)
+                {
+                    settled(log, &(*points, *required), out);
+                }
+            }
+            Kind::Pair {
+                points,
+                cap,
+                item_cap,
+            } => {
+                if let Some(Life::Pair(log)) = self
+                    .lives
+                    .iter_mut()
+                    .find(|(rr, _)| *rr == r)
+                    .map(|(_, l)| l)
+                {
+                    settled(log, &(*points, *cap, *item_cap), out);
+                }
+            }
+            Kind::Review {
+                level_points,
+                has_level,
+            } => {
+                if let Some(Life::Review(log)) = self
+                    .lives
+                    .iter_mut()
+                    .find(|(rr, _)| *rr == r)
+                    .map(|(_, l)| l)
+                {
+                    settled(log, &(*level_points, *has_level), out);
+                }
+            }
+            Kind::Threshold {
+                points,
+                threshold,
+                window,
+                cap,
+                ..
+            } => {
+                if let Some(Life::Tasks(tasks)) = self
+                    .lives
+                    .iter_mut()
+                    .find(|(rr, _)| *rr == r)
+                    .map(|(_, l)| l)
+                {
+                    tasks.settle(TaskParams {
+                        threshold: *threshold,
+                        window: *window,
+                        offset_seconds: rules.offset_seconds,
+                    });
+                    for &(d, n) in &tasks.day_counts {
+                        out.push((
+                            d,
+                            if n > 0 {
+                                capped(*points, u64::from(n), *cap)
+                            } else {
+                                0
+                            },
+                        ));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Moves the window's start to `w`: days before it are frozen for good.
+    pub fn fold(&mut self, rules: &Rules, w: i32) {
+        let n = self.days.partition_point(|d| d.day < w);
+        let leaving: Vec<DayState> = self.days.drain(..n).collect();
+        for (ri, rule) in rules.rules.iter().enumerate() {
+            let r = ri as u8;
+            match &rule.kind {
+                Kind::Streak { .. } => {
+                    let mut any = false;
+                    let life = self.life(r, || Life::Streak {
+                        last_day: i32::MIN,
+                        run: 0,
+                    });
+                    if let Life::Streak { last_day, run } = life {
+                        for d in leaving.iter().filter(|d| d.slots[ri] > 0) {
+                            *run = if *last_day != i32::MIN && *last_day == d.day - 1 {
+                                *run + 1
+                            } else {
+                                1
+                            };
+                            *last_day = d.day;
+                        }
+                        any = *last_day != i32::MIN && *last_day >= w - 1;
+                    }
+                    if !any {
+                        self.lives.retain(|(rr, _)| *rr != r);
+                    }
+                }
+                Kind::Once { points, required } => {
+                    if let Some(Life::Once(log)) = self
+                        .lives
+                        .iter_mut()
+                        .find(|(rr, _)| *rr == r)
+                        .map(|(_, l)| l)
+                    {
+                        log.fold(&(*points, *required), w);
+                    }
+                }
+                Kind::Pair {
+                    points,
+                    cap,
+                    item_cap,
+                } => {
+                    if let Some(Life::Pair(log)) = self
+                        .lives
+                        .iter_mut()
+                        .find(|(rr, _)| *rr == r)
+                        .map(|(_, l)| l)
+                    {
+                        log.fold(&(*points, *cap, *item_cap), w);
+                    }
+                }
+                Kind::Review {
+                    level_points,
+                    has_level,
+                } => {
+                    if let Some(Life::Review(log)) = self
+                        .lives
+                        .iter_mut()
+                        .find(|(rr, _)| *rr == r)
+                        .map(|(_, l)| l)
+                    {
+                        log.fold(&(*level_points, *has_level), w);
+                    }
+                }
+                Kind::Threshold {
+                    threshold, window, ..
+                } => {
+                    if let Some(Life::Tasks(tasks)) = self
+                        .lives
+                        .iter_mut()
+                        .find(|(rr, _)| *rr == r)
+                        .map(|(_, l)| l)
+                    {
+                        let p = TaskParams {
+                            threshold: *threshold,
+                            window: *window,
+                            offset_seconds: rules.offset_seconds,
+                        };
+                        tasks.settle(p);
+                        tasks.fold(p, w, w - rules.max_correction_days);
+                    }
+                }
+                Kind::PerEvent { .. } | Kind::Tiers { .. } | Kind::Items { .. } => {}
+            }
+        }
+        self.lives.retain(|(_, l)| match l {
+            Life::Streak { .. } => true,
+            Life::Once(log) => !log.is_empty(),
+            Life::Pair(log) => !log.is_empty(),
+            Life::Review(log) => !log.is_empty(),
+            Life::Tasks(t) => !t.is_empty(),
+        });
+        let keep_from = w - rules.max_correction_days;
+        self.emitted.retain(|&(d, r, _)| {
+            d >= w
+                || (matches!(rules.rules[usize::from(r)].kind, Kind::Threshold { .. })
+                    && d >= keep_from)
+        });
+        self.days.shrink_to_fit();
+        self.emitted.shrink_to_fit();
+    }
+
+    /// Whether the user holds nothing that can still matter.
+    pub fn is_empty(&self) -> bool {
+        self.days.is_empty()
+            && self.lives.is_empty()
+            && self.emitted.is_empty()
+            && self.pending.is_empty()
+    }
+
+    /// An estimate of the heap bytes this user holds.
+    pub fn heap_bytes(&self) -> usize {
+        use std::mem::size_of;
+        let mut n = self.id.len() + self.school.len();
+        for d in &self.days {
+            n += size_of::<DayState>() + d.school.len() + d.slots.capacity() * 8;
+            n += d
+                .sets
+                .iter()
+                .map(|(_, s)| 32 + s.capacity() * 8)
+                .sum::<usize>();
+        }
+        n += self.emitted.capacity() * 16 + self.pending.capacity() * 12;
+        for (_, l) in &self.lives {
+            n += size_of::<Life>()
+                + match l {
+                    Life::Streak { .. } => 0,
+                    Life::Once(log) => log.entries.capacity() * 48,
+                    Life::Pair(log) => {
+                        log.entries.capacity() * 64
+                            + log
+                                .frozen
+                                .res
+                                .values()
+                                .map(|r| 48 + r.actors.capacity() * 9)
+                                .sum::<usize>()
+                    }
+                    Life::Review(log) => log.entries.capacity() * 64 + 64,
+                    Life::Tasks(t) => t
+                        .tasks
+                        .values()
+                        .map(|t| 96 + t.progress.capacity() * 16)
+                        .sum::<usize>(),
+                };
+        }
+        n
+    }
+}
+
+fn settled<R: Replay>(log: &mut Log<R>, p: &R::Params, out: &mut Vec<(i32, i64)>) {
+    log.settle(p);
+    out.extend_from_slice(R::day_points(&log.overlay));
+}

@@ -1,0 +1,181 @@
+//! The lake writer: buffers rows per (table, day) and writes each as one Parquet
+//! file per flush, atomically (temporary name, fsync, rename), on a background
+//! encoder thread so that scoring goes on while files are encoded.
+
+mod encoder;
+pub mod publish;
+mod tables;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use arrow::array::RecordBatch;
+
+use huoyue_schemas::columns::Lineage;
+use huoyue_schemas::lake;
+use huoyue_schemas::time::format_day;
+
+use crate::engine::{ActivityRow, DeltaSink};
+pub use encoder::WrittenFile;
+use encoder::{Encoder, Job};
+use tables::{ActivityRows, RejectedRows, ScoreRows};
+
+/// A lake that cannot be written.
+#[derive(Debug, thiserror::Error)]
+pub enum LakeError {
+    #[error("lake {path} is not writable: {source}")]
+    NotWritable {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot write {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot encode {path}: {source}")]
+    Parquet {
+        path: String,
+        source: parquet::errors::ParquetError,
+    },
+    #[error("the lake writer's encoder thread stopped")]
+    EncoderGone,
+}
+
+/// Buffers and writes the ingest's tables.
+pub struct LakeWriter {
+    root: PathBuf,
+    prefix: String,
+    seq: u64,
+    events: BTreeMap<i32, Vec<RecordBatch>>,
+    scores: BTreeMap<i32, ScoreRows>,
+    activity: BTreeMap<i32, ActivityRows>,
+    rejected: BTreeMap<i32, RejectedRows>,
+    buffered_rows: usize,
+    encoder: Encoder,
+}
+
+impl LakeWriter {
+    /// Opens `root` for writing (creating it), failing early if it is not writable.
+    /// `prefix` starts every file name this writer writes and must be unique to it.
+    pub fn open(root: &Path, prefix: &str) -> Result<LakeWriter, LakeError> {
+        let not_writable = |source| LakeError::NotWritable {
+            path: root.display().to_string(),
+            source,
+        };
+        std::fs::create_dir_all(root).map_err(not_writable)?;
+        let probe = root.join(format!(".{prefix}.probe"));
+        std::fs::write(&probe, b"").map_err(not_writable)?;
+        std::fs::remove_file(&probe).map_err(not_writable)?;
+        Ok(LakeWriter {
+            root: root.to_owned(),
+            prefix: prefix.to_owned(),
+            seq: 0,
+            events: BTreeMap::new(),
+            scores: BTreeMap::new(),
+            activity: BTreeMap::new(),
+            rejected: BTreeMap::new(),
+            buffered_rows: 0,
+            encoder: Encoder::start(),
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Buffers `events` rows of one day.
+    pub fn add_events(&mut self, day: i32, batch: RecordBatch) {
+        self.buffered_rows += batch.num_rows();
+        self.events.entry(day).or_default().push(batch);
+    }
+
+    /// Buffers a `rejected` row; `day` is the ingest day of `ingested_at`.
+    pub fn add_rejected(
+        &mut self,
+        day: i32,
+        ingested_at: i64,
+        reason: &str,
+        detail: Option<&str>,
+        raw: &[u8],
+        lineage: Lineage<'_>,
+    ) {
+        self.buffered_rows += 1;
+        self.rejected
+            .entry(day)
+            .or_default()
+            .push(ingested_at, reason, detail, raw, lineage);
+    }
+
+    /// Rows buffered since the last flush (a size bound for the caller).
+    pub fn buffered_rows(&self) -> usize {
+        self.buffered_rows
+    }
+
+    /// Hands every buffered (table, day) to the encoder as one file each; returns
+    /// without waiting for them (see [`LakeWriter::sync`]). Blocks while the
+    /// encoder is busy with earlier flushes (backpressure).
+    pub fn flush(&mut self) -> Result<(), LakeError> {
+        self.seq += 1;
+        self.buffered_rows = 0;
+        let mut jobs = Vec::new();
+        for (day, batches) in std::mem::take(&mut self.events) {
+            jobs.push((lake::EVENTS, day, batches));
+        }
+        for (day, rows) in std::mem::take(&mut self.scores) {
+            jobs.push((lake::DAILY_SCORES, day, vec![rows.finish()]));
+        }
+        for (day, rows) in std::mem::take(&mut self.activity) {
+            jobs.push((lake::DAILY_ACTIVITY, day, vec![rows.finish()]));
+        }
+        for (day, rows) in std::mem::take(&mut self.rejected) {
+            jobs.push((lake::REJECTED, day, vec![rows.finish()]));
+        }
+        for (table, day, batches) in jobs {
+            let dir = self
+                .root
+                .join(table)
+                .join(format!("{}={}", lake::DAY, format_day(day)));
+            let name = format!("{}-{:08}.parquet", self.prefix, self.seq);
+            let schema = lake::schema_of(table).expect("ingest table");
+            self.encoder.submit(Job {
+                table,
+                day,
+                dir,
+                name,
+                schema,
+                batches,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Waits until every file handed over so far is durable under its final name,
+    /// and returns them (or the first error).
+    pub fn sync(&mut self) -> Result<Vec<WrittenFile>, LakeError> {
+        self.encoder.sync()
+    }
+}
+
+impl DeltaSink for LakeWriter {
+    fn score(
+        &mut self,
+        day: i32,
+        user_id: &str,
+        school_id: &str,
+        rule: &str,
+        points: i64,
+        events: i64,
+    ) {
+        self.buffered_rows += 1;
+        self.scores
+            .entry(day)
+            .or_default()
+            .push(user_id, school_id, rule, points, events);
+    }
+
+    fn activity(&mut self, row: &ActivityRow) {
+        self.buffered_rows += 1;
+        self.activity.entry(row.day).or_default().push(row);
+    }
+}

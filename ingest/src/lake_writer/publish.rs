@@ -1,0 +1,54 @@
+//! Making a written file visible: the one protocol every writer of a partition
+//! folder follows, so that compaction can swap a partition atomically.
+//!
+//! A file is written as `.<name>.tmp` in its partition folder and fsynced; then,
+//! holding an exclusive lock on the folder's `.lock` file, it is renamed to its
+//! final `*.parquet` name and the folder is fsynced. Compaction takes the same lock
+//! while it swaps the folder, so no file appears in the middle of a swap.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::path::Path;
+
+/// The lock file of a partition folder.
+pub const LOCK_FILE: &str = ".lock";
+
+/// Holds the exclusive lock of a partition folder until dropped.
+pub struct PartitionLock {
+    file: File,
+}
+
+impl PartitionLock {
+    /// Blocks until the folder's lock is ours.
+    pub fn acquire(dir: &Path) -> io::Result<PartitionLock> {
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(LOCK_FILE))?;
+        file.lock()?;
+        Ok(PartitionLock { file })
+    }
+}
+
+impl Drop for PartitionLock {
+    fn drop(&mut self) {
+        let _ = self.file.unlock();
+    }
+}
+
+/// Renames the fsynced `tmp` to `dest` (same folder) under the folder's lock, then
+/// fsyncs the folder so the name survives a crash.
+pub fn publish_file(tmp: &Path, dest: &Path) -> io::Result<()> {
+    let dir = dest
+        .parent()
+        .ok_or_else(|| io::Error::other("destination has no folder"))?;
+    let _lock = PartitionLock::acquire(dir)?;
+    std::fs::rename(tmp, dest)?;
+    sync_dir(dir)
+}
+
+/// fsyncs a folder (its entries).
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}

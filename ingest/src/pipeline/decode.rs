@@ -1,0 +1,113 @@
+//! Raw messages to a [`DecodedChunk`]: valid events as Arrow columns (the rows of
+//! `events`), rejections with their bytes. Runs on decoder threads; everything it
+//! returns is owned, so chunks travel between threads.
+
+use arrow::array::RecordBatch;
+
+use huoyue_schemas::columns::{EventBatchBuilder, Lineage};
+use huoyue_schemas::decode;
+use huoyue_schemas::reason::Reason;
+
+/// Where one message's bytes are in a chunk, and where it came from.
+#[derive(Clone, Copy, Debug)]
+pub struct Span {
+    pub start: usize,
+    pub end: usize,
+    pub partition: Option<i32>,
+    pub offset: Option<i64>,
+}
+
+/// A message that failed validation.
+pub struct Rejected {
+    pub span: Span,
+    pub reason: Reason,
+    pub detail: Option<String>,
+}
+
+/// The decoded form of a run of messages.
+pub struct DecodedChunk {
+    /// The messages' bytes.
+    pub data: Vec<u8>,
+    /// The source (topic or file name) of every message.
+    pub source: String,
+    /// The valid events; row `i` came from `spans[i]`.
+    pub batch: RecordBatch,
+    pub spans: Vec<Span>,
+    pub rejected: Vec<Rejected>,
+    /// When the chunk was decoded (the ingest clock), microseconds since the epoch.
+    pub decoded_at: i64,
+}
+
+impl DecodedChunk {
+    /// Messages read.
+    pub fn messages(&self) -> usize {
+        self.spans.len() + self.rejected.len()
+    }
+}
+
+/// Decodes the messages at `spans` of `data`; `now` is the ingest clock.
+pub fn decode_chunk(data: Vec<u8>, spans: &[Span], source: String, now: i64) -> DecodedChunk {
+    let mut builder = EventBatchBuilder::with_capacity(spans.len());
+    let mut valid = Vec::with_capacity(spans.len());
+    let mut rejected = Vec::new();
+    for span in spans {
+        let bytes = &data[span.start..span.end];
+        match decode(bytes, now) {
+            Ok(e) => {
+                builder.append(
+                    &e,
+                    Lineage {
+                        source: &source,
+                        partition: span.partition,
+                        offset: span.offset,
+                    },
+                );
+                valid.push(*span);
+            }
+            Err(r) => rejected.push(Rejected {
+                span: *span,
+                reason: r.reason,
+                detail: r.detail,
+            }),
+        }
+    }
+    DecodedChunk {
+        batch: builder.finish(),
+        data,
+        source,
+        spans: valid,
+        rejected,
+        decoded_at: now,
+    }
+}
+
+/// The spans of the lines of `data` (without their `\n`, nor a `\r` before it).
+/// A final line without `\n` is included when `last` says no more data follows;
+/// otherwise the returned offset is where the unfinished line starts.
+pub fn line_spans(data: &[u8], last: bool, spans: &mut Vec<Span>) -> usize {
+    let mut start = 0;
+    for nl in memchr::memchr_iter(b'\n', data) {
+        let end = if nl > start && data[nl - 1] == b'\r' {
+            nl - 1
+        } else {
+            nl
+        };
+        spans.push(Span {
+            start,
+            end,
+            partition: None,
+            offset: None,
+        });
+        start = nl + 1;
+    }
+    if last && start < data.len() {
+        spans.push(Span {
+            start,
+            end: data.len(),
+            partition: None,
+            offset: None,
+        });
+        start = data.len();
+    }
+    start
+}

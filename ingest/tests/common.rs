@@ -1,0 +1,151 @@
+//! Helpers shared by the ingest's integration tests.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::Int64Type;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use huoyue_ingest::engine::{Engine, EngineConfig};
+use huoyue_ingest::lake_writer::LakeWriter;
+use huoyue_ingest::pipeline::Pipeline;
+use huoyue_ingest::pipeline::file::{FileOptions, run_file};
+use huoyue_schemas::profile::Profile;
+
+pub fn conformance() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/conformance")
+}
+
+/// Runs a file through the library pipeline into `lake`.
+pub fn ingest_file(lake: &Path, input: &Path, opts: FileOptions) -> Pipeline {
+    let profile = Profile::builtin("zhejiang-2018").unwrap();
+    let engine = Engine::new(&profile, EngineConfig::default());
+    let writer = LakeWriter::open(lake, "test").unwrap();
+    let mut p = Pipeline::new(engine, writer);
+    let f = File::open(input).unwrap();
+    run_file(&mut p, Box::new(f), "events.ndjson", opts).unwrap();
+    p
+}
+
+/// Every batch of a table, with the `day` of the folder each came from.
+pub fn read_table(lake: &Path, table: &str) -> Vec<(String, RecordBatch)> {
+    let mut out = Vec::new();
+    let dir = lake.join(table);
+    let Ok(parts) = std::fs::read_dir(&dir) else {
+        return out;
+    };
+    let mut parts: Vec<_> = parts.map(|e| e.unwrap().path()).collect();
+    parts.sort();
+    for part in parts {
+        let name = part.file_name().unwrap().to_string_lossy().into_owned();
+        let Some(day) = name.strip_prefix("day=") else {
+            continue;
+        };
+        let mut files: Vec<_> = std::fs::read_dir(&part)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        for f in files {
+            if !f.extension().is_some_and(|e| e == "parquet")
+                || f.file_name().unwrap().to_string_lossy().starts_with('.')
+            {
+                continue;
+            }
+            let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(&f).unwrap())
+                .unwrap()
+                .build()
+                .unwrap();
+            for b in reader {
+                out.push((day.to_owned(), b.unwrap()));
+            }
+        }
+    }
+    out
+}
+
+/// SUM(points) per (day, user, rule) of the lake's daily_scores, non-zero only.
+pub fn score_sums(lake: &Path) -> BTreeMap<(String, String, String), i64> {
+    let mut sums = BTreeMap::new();
+    for (day, b) in read_table(lake, "daily_scores") {
+        let user = b.column_by_name("user_id").unwrap().as_string::<i32>();
+        let rule = b.column_by_name("rule").unwrap().as_string::<i32>();
+        let points = b
+            .column_by_name("points")
+            .unwrap()
+            .as_primitive::<Int64Type>();
+        for i in 0..b.num_rows() {
+            *sums
+                .entry((
+                    day.clone(),
+                    user.value(i).to_owned(),
+                    rule.value(i).to_owned(),
+                ))
+                .or_insert(0) += points.value(i);
+        }
+    }
+    sums.retain(|_, p| *p != 0);
+    sums
+}
+
+/// The expected daily scores of the conformance case.
+pub fn expected_scores() -> BTreeMap<(String, String, String), i64> {
+    let text = std::fs::read_to_string(conformance().join("expected_daily_scores.csv")).unwrap();
+    text.lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (
+                (f[0].to_owned(), f[1].to_owned(), f[2].to_owned()),
+                f[3].parse().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Rows of a table.
+pub fn row_count(lake: &Path, table: &str) -> usize {
+    read_table(lake, table)
+        .iter()
+        .map(|(_, b)| b.num_rows())
+        .sum()
+}
+
+/// A column's values as strings, for set comparisons.
+pub fn string_column(lake: &Path, table: &str, column: &str) -> Vec<String> {
+    let mut out: Vec<String> = read_table(lake, table)
+        .iter()
+        .flat_map(|(_, b)| {
+            let a = b.column_by_name(column).unwrap().as_string::<i32>().clone();
+            (0..a.len()).map(move |i| a.value(i).to_owned())
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Asserts two score maps are equal, showing only their differences.
+pub fn assert_scores_eq(
+    got: &BTreeMap<(String, String, String), i64>,
+    want: &BTreeMap<(String, String, String), i64>,
+) {
+    let diff: Vec<_> = want
+        .iter()
+        .filter(|(k, v)| got.get(*k) != Some(v))
+        .map(|(k, v)| format!("{k:?}: want {v}, got {:?}", got.get(k)))
+        .chain(
+            got.iter()
+                .filter(|(k, _)| !want.contains_key(*k))
+                .map(|(k, v)| format!("{k:?}: unexpected {v}")),
+        )
+        .collect();
+    assert!(
+        diff.is_empty(),
+        "{} differences, first: {:#?}",
+        diff.len(),
+        &diff[..diff.len().min(20)]
+    );
+}

@@ -1,0 +1,181 @@
+//! Ground rule 3: any arrival order within the lateness, any batch split, and a
+//! snapshot/restore anywhere give the same sums.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use proptest::prelude::*;
+
+use huoyue_ingest::engine::{ActivityRow, DeltaSink, Engine, EngineConfig};
+use huoyue_schemas::decode;
+use huoyue_schemas::profile::Profile;
+use huoyue_schemas::time::MICROS_PER_DAY;
+
+/// The ingest clock of the tests: the 2099 lines of the case are in its future.
+const NOW: i64 = 1_795_000_000_000_000;
+
+#[derive(Default, PartialEq, Debug)]
+struct Sums {
+    scores: BTreeMap<(i32, String, String), i64>,
+    activity: BTreeMap<(i32, String), [i64; 4]>,
+}
+
+impl DeltaSink for Sums {
+    fn score(
+        &mut self,
+        day: i32,
+        user: &str,
+        _school: &str,
+        rule: &str,
+        points: i64,
+        _events: i64,
+    ) {
+        *self
+            .scores
+            .entry((day, user.to_owned(), rule.to_owned()))
+            .or_default() += points;
+    }
+    fn activity(&mut self, r: &ActivityRow) {
+        let a = self
+            .activity
+            .entry((r.day, r.user_id.to_string()))
+            .or_default();
+        for (x, y) in a
+            .iter_mut()
+            .zip([r.logins, r.deep_actions, r.registers, r.events])
+        {
+            *x += y;
+        }
+    }
+}
+
+impl Sums {
+    fn nonzero(mut self) -> Self {
+        self.scores.retain(|_, p| *p != 0);
+        self
+    }
+}
+
+/// The valid lines of the conformance case with their `ts`.
+fn lines() -> Vec<(i64, String)> {
+    let text = std::fs::read_to_string(common::conformance().join("events.ndjson")).unwrap();
+    text.lines()
+        .filter_map(|l| decode(l.as_bytes(), NOW).ok().map(|e| (e.ts, l.to_owned())))
+        .collect()
+}
+
+fn run(order: &[&String], batch_ends: &[usize], snapshot_at: &[usize]) -> Sums {
+    let profile = Profile::builtin("zhejiang-2018").unwrap();
+    let mut engine = Engine::new(&profile, EngineConfig::default());
+    let mut sums = Sums::default();
+    for (i, line) in order.iter().enumerate() {
+        let e = decode(line.as_bytes(), NOW).unwrap();
+        let outcome = engine.process(&e);
+        assert_ne!(
+            outcome,
+            huoyue_ingest::engine::Outcome::Late,
+            "the test's disorder stays within the lateness: {line} (newest {:?})",
+            engine.newest_day()
+        );
+        if batch_ends.contains(&i) {
+            engine.flush(&mut sums);
+        }
+        if snapshot_at.contains(&i) {
+            engine.flush(&mut sums);
+            let snap = engine.snapshot();
+            engine = Engine::restore(&profile, &snap).unwrap();
+        }
+    }
+    engine.flush(&mut sums);
+    sums.nonzero()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 12, .. ProptestConfig::default() })]
+
+    #[test]
+    fn same_sums_whatever_the_order_batches_and_restarts(
+        seed in any::<u64>(),
+        batches in proptest::collection::vec(0usize..13_000, 0..40),
+        snapshots in proptest::collection::vec(0usize..13_000, 0..4),
+    ) {
+        let all = lines();
+        let in_order: Vec<&String> = {
+            let mut v: Vec<_> = all.iter().collect();
+            v.sort_by_key(|(ts, _)| *ts);
+            v.into_iter().map(|(_, l)| l).collect()
+        };
+        let reference = run(&in_order, &[], &[]);
+        // arrival = ts + a pseudo-random delay of up to two days: never late
+        let mut x = seed | 1;
+        let mut shuffled: Vec<(i64, &String)> = all
+            .iter()
+            .map(|(ts, l)| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (ts + (x % (2 * MICROS_PER_DAY as u64)) as i64, l)
+            })
+            .collect();
+        shuffled.sort_by_key(|(t, _)| *t);
+        let order: Vec<&String> = shuffled.into_iter().map(|(_, l)| l).collect();
+        let got = run(&order, &batches, &snapshots);
+        prop_assert_eq!(got.scores, reference.scores);
+        prop_assert_eq!(got.activity, reference.activity);
+    }
+}
+
+#[test]
+fn the_conformance_file_in_its_own_order_matches_the_sorted_order() {
+    let all = lines();
+    let as_given: Vec<&String> = all.iter().map(|(_, l)| l).collect();
+    let mut sorted = as_given.clone();
+    sorted.sort_by_key(|l| decode(l.as_bytes(), NOW).unwrap().ts);
+    let every_100: Vec<usize> = (0..all.len()).step_by(100).collect();
+    assert_eq!(run(&as_given, &every_100, &[5000]), run(&sorted, &[], &[]));
+}
+
+#[test]
+fn flushing_every_100_events_changes_no_sum() {
+    let all = lines();
+    let mut sorted: Vec<&String> = all.iter().map(|(_, l)| l).collect();
+    sorted.sort_by_key(|l| decode(l.as_bytes(), NOW).unwrap().ts);
+    let every_100: Vec<usize> = (0..all.len()).step_by(100).collect();
+    let a = run(&sorted, &every_100, &[]);
+    let b = run(&sorted, &[], &[]);
+    let diff: Vec<_> = b
+        .scores
+        .iter()
+        .filter(|(k, v)| a.scores.get(*k) != Some(v))
+        .map(|(k, v)| format!("{k:?} want {v} got {:?}", a.scores.get(k)))
+        .collect();
+    let extra: Vec<_> = a
+        .scores
+        .iter()
+        .filter(|(k, _)| !b.scores.contains_key(*k))
+        .map(|(k, v)| format!("{k:?} extra {v}"))
+        .collect();
+    assert!(
+        diff.is_empty() && extra.is_empty(),
+        "{:#?} {:#?}",
+        &diff[..diff.len().min(10)],
+        &extra[..extra.len().min(10)]
+    );
+}
+
+#[test]
+fn a_snapshot_and_restore_midway_changes_no_sum() {
+    let all = lines();
+    let mut sorted: Vec<&String> = all.iter().map(|(_, l)| l).collect();
+    sorted.sort_by_key(|l| decode(l.as_bytes(), NOW).unwrap().ts);
+    let a = run(&sorted, &[], &[5000]);
+    let b = run(&sorted, &[], &[]);
+    let diff: Vec<_> = b
+        .scores
+        .iter()
+        .filter(|(k, v)| a.scores.get(*k) != Some(v))
+        .map(|(k, v)| format!("{k:?} want {v} got {:?}", a.scores.get(k)))
+        .collect();
+    assert!(diff.is_empty(), "{:#?}", &diff[..diff.len().min(10)]);
+}
