@@ -50,7 +50,7 @@ pub fn read_table(lake: &Path, table: &str) -> Vec<(String, RecordBatch)> {
             .collect();
         files.sort();
         for f in files {
-            if !f.extension().is_some_and(|e| e == "parquet")
+            if f.extension().is_none_or(|e| e != "parquet")
                 || f.file_name().unwrap().to_string_lossy().starts_with('.')
             {
                 continue;

@@ -179,10 +179,8 @@ impl Engine {
         if st.seen.contains_key(&id_hash) {
             return Outcome::Duplicate;
         }
-        if let Some(newest) = st.newest_day {
-            if day < newest - self.cfg.lateness_days {
-                return Outcome::Late;
-            }
+        if st.newest_day.is_some_and(|newest| day < newest - self.cfg.lateness_days) {
+            return Outcome::Late;
         }
         st.arrivals += 1;
         st.seen.insert(id_hash, (day, st.arrivals));

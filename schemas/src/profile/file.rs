@@ -356,7 +356,7 @@ impl ProfileFile {
                         }
                         c.non_negative("tiers", t.points)?;
                     }
-                    tiers.sort_by(|a, b| b.at_least.cmp(&a.at_least));
+                    tiers.sort_by_key(|t| std::cmp::Reverse(t.at_least));
                     RuleKind::DailyDistinctTiers { field, tiers }
                 }
                 RuleFile::DailyDistinctItems {
