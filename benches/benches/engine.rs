@@ -1,0 +1,110 @@
+//! The scoring engine alone: events/s over a generated county month, decoded ahead
+//! of time, and the engine's state bytes per active user. The decoder is measured
+//! beside it as the peer that feeds it. Run: `cargo bench -p huoyue-benches`.
+
+use std::hint::black_box;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+
+use huoyue_benches::r#gen::{GenConfig, LineKind, for_each_line};
+use huoyue_ingest::engine::{ActivityRow, DeltaSink, Engine, EngineConfig};
+use huoyue_ingest::pipeline::{DecodedChunk, Span, decode_chunk};
+use huoyue_schemas::columns::EventRows;
+use huoyue_schemas::profile::Profile;
+
+struct Discard(u64);
+
+impl DeltaSink for Discard {
+    fn score(&mut self, _: i32, _: &str, _: &str, _: &str, points: i64, _: i64) {
+        self.0 = self.0.wrapping_add(points as u64);
+    }
+    fn activity(&mut self, row: &ActivityRow) {
+        self.0 = self.0.wrapping_add(row.events as u64);
+    }
+}
+
+/// A generated county month as raw lines in arrival order.
+fn month() -> (Vec<u8>, Vec<Span>) {
+    let mut cfg = GenConfig::default();
+    cfg.set_month("2026-09").unwrap();
+    cfg.schools = 30;
+    cfg.malformed_share = 0.0;
+    let mut data = Vec::new();
+    let mut spans = Vec::new();
+    for_each_line(&cfg, |line| {
+        if matches!(line.kind, LineKind::Event | LineKind::Duplicate) {
+            let start = data.len();
+            data.extend_from_slice(line.bytes);
+            spans.push(Span {
+                start,
+                end: data.len(),
+                partition: None,
+                offset: None,
+            });
+        }
+        Ok(())
+    })
+    .unwrap();
+    (data, spans)
+}
+
+const NOW: i64 = 1_795_000_000_000_000;
+
+fn run_engine(profile: &Profile, chunks: &[DecodedChunk]) -> Engine {
+    let mut engine = Engine::new(profile, EngineConfig::default());
+    let mut sink = Discard(0);
+    for c in chunks {
+        let rows = EventRows::new(&c.batch).unwrap();
+        for i in 0..rows.len() {
+            black_box(engine.process(&rows.get(i).unwrap()));
+        }
+        engine.flush(&mut sink);
+    }
+    black_box(sink.0);
+    engine
+}
+
+fn bench(c: &mut Criterion) {
+    let profile = Profile::builtin("zhejiang-2018").unwrap();
+    let (data, spans) = month();
+    let n = spans.len() as u64;
+    // chunks of 64 Ki events, the size the file reader hands out
+    let chunks: Vec<DecodedChunk> = spans
+        .chunks(65_536)
+        .map(|s| {
+            let base = s[0].start;
+            let end = s[s.len() - 1].end;
+            let shifted: Vec<Span> = s
+                .iter()
+                .map(|x| Span {
+                    start: x.start - base,
+                    end: x.end - base,
+                    ..*x
+                })
+                .collect();
+            decode_chunk(data[base..end].to_vec(), &shifted, "bench".into(), NOW)
+        })
+        .collect();
+
+    let engine = run_engine(&profile, &chunks);
+    let stats = engine.stats();
+    eprintln!(
+        "engine state after {n} events: {} scored users, {} remembered ids, {} bytes, {:.0} bytes per active user",
+        stats.users,
+        stats.remembered_ids,
+        stats.state_bytes,
+        stats.state_bytes as f64 / stats.users.max(1) as f64
+    );
+
+    let mut g = c.benchmark_group("county-month");
+    g.throughput(Throughput::Elements(n));
+    g.sample_size(10);
+    g.bench_function("engine", |b| b.iter(|| run_engine(&profile, &chunks)));
+    g.bench_function("decode (one thread)", |b| {
+        b.iter(|| black_box(decode_chunk(data.clone(), &spans, "bench".into(), NOW)))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
