@@ -179,7 +179,10 @@ impl Engine {
         if st.seen.contains_key(&id_hash) {
             return Outcome::Duplicate;
         }
-        if st.newest_day.is_some_and(|newest| day < newest - self.cfg.lateness_days) {
+        if st
+            .newest_day
+            .is_some_and(|newest| day < newest - self.cfg.lateness_days)
+        {
             return Outcome::Late;
         }
         st.arrivals += 1;

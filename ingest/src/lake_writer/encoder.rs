@@ -2,7 +2,8 @@
 
 use std::fs::File;
 use std::path::PathBuf;
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::mpsc::{Receiver, SyncSender, channel, sync_channel};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use arrow::array::RecordBatch;
@@ -34,81 +35,92 @@ pub struct WrittenFile {
     pub bytes: u64,
 }
 
-enum Msg {
-    Write(Job),
-    Sync(SyncSender<Result<Vec<WrittenFile>, LakeError>>),
-}
-
-/// Files in flight at most before `submit` blocks.
+/// Files waiting for an encoder at most before `submit` blocks (backpressure).
 const QUEUE: usize = 8;
 
+/// Encoder threads: files are independent, so they encode in parallel.
+fn workers() -> usize {
+    std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(1, 4)
+}
+
 pub struct Encoder {
-    tx: Option<SyncSender<Msg>>,
-    thread: Option<JoinHandle<()>>,
+    jobs: Option<SyncSender<Job>>,
+    results: Receiver<Result<WrittenFile, LakeError>>,
+    submitted: usize,
+    threads: Vec<JoinHandle<()>>,
 }
 
 impl Encoder {
     pub fn start() -> Encoder {
-        let (tx, rx) = sync_channel(QUEUE);
-        let thread = std::thread::Builder::new()
-            .name("lake-encoder".into())
-            .spawn(move || run(rx))
-            .expect("spawn the encoder thread");
+        let (jobs, rx) = sync_channel::<Job>(QUEUE);
+        let rx = Arc::new(Mutex::new(rx));
+        let (result_tx, results) = channel();
+        let threads = (0..workers())
+            .map(|i| {
+                let rx = Arc::clone(&rx);
+                let tx = result_tx.clone();
+                std::thread::Builder::new()
+                    .name(format!("lake-encoder-{i}"))
+                    .spawn(move || {
+                        loop {
+                            let job = match rx.lock().expect("encoder queue").recv() {
+                                Ok(job) => job,
+                                Err(_) => return,
+                            };
+                            if tx.send(write(job)).is_err() {
+                                return;
+                            }
+                        }
+                    })
+                    .expect("spawn an encoder thread")
+            })
+            .collect();
         Encoder {
-            tx: Some(tx),
-            thread: Some(thread),
+            jobs: Some(jobs),
+            results,
+            submitted: 0,
+            threads,
         }
     }
 
     pub fn submit(&mut self, job: Job) -> Result<(), LakeError> {
-        self.tx
+        self.jobs
             .as_ref()
             .ok_or(LakeError::EncoderGone)?
-            .send(Msg::Write(job))
-            .map_err(|_| LakeError::EncoderGone)
+            .send(job)
+            .map_err(|_| LakeError::EncoderGone)?;
+        self.submitted += 1;
+        Ok(())
     }
 
+    /// Waits for every submitted file; returns them, or the first error once all
+    /// have finished.
     pub fn sync(&mut self) -> Result<Vec<WrittenFile>, LakeError> {
-        let (tx, rx) = sync_channel(1);
-        self.tx
-            .as_ref()
-            .ok_or(LakeError::EncoderGone)?
-            .send(Msg::Sync(tx))
-            .map_err(|_| LakeError::EncoderGone)?;
-        rx.recv().map_err(|_| LakeError::EncoderGone)?
+        let mut done = Vec::with_capacity(self.submitted);
+        let mut failed = None;
+        while self.submitted > 0 {
+            match self.results.recv().map_err(|_| LakeError::EncoderGone)? {
+                Ok(f) => done.push(f),
+                Err(e) => {
+                    failed.get_or_insert(e);
+                }
+            }
+            self.submitted -= 1;
+        }
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(done),
+        }
     }
 }
 
 impl Drop for Encoder {
     fn drop(&mut self) {
-        self.tx.take();
-        if let Some(t) = self.thread.take() {
+        self.jobs.take();
+        for t in self.threads.drain(..) {
             let _ = t.join();
-        }
-    }
-}
-
-fn run(rx: Receiver<Msg>) {
-    let mut done: Vec<WrittenFile> = Vec::new();
-    let mut failed: Option<LakeError> = None;
-    for msg in rx {
-        match msg {
-            Msg::Write(job) => {
-                if failed.is_some() {
-                    continue;
-                }
-                match write(job) {
-                    Ok(f) => done.push(f),
-                    Err(e) => failed = Some(e),
-                }
-            }
-            Msg::Sync(reply) => {
-                let result = match failed.take() {
-                    Some(e) => Err(e),
-                    None => Ok(std::mem::take(&mut done)),
-                };
-                let _ = reply.send(result);
-            }
         }
     }
 }
@@ -120,6 +132,11 @@ pub fn writer_properties() -> WriterProperties {
             ZstdLevel::try_new(1).expect("zstd level 1"),
         ))
         .set_statistics_enabled(EnabledStatistics::Page)
+        // unique per row: a dictionary is wasted work
+        .set_column_dictionary_enabled("event_id".into(), false)
+        .set_column_dictionary_enabled("ts".into(), false)
+        .set_column_dictionary_enabled("offset".into(), false)
+        .set_column_dictionary_enabled("raw".into(), false)
         .set_max_row_group_row_count(Some(1 << 20))
         .set_created_by("huoyue".into())
         .build()
