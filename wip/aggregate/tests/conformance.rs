@@ -259,10 +259,10 @@ fn validate(line: &[u8]) -> Result<(i64, String, serde_json::Map<String, Value>)
         return Err("bad_value");
     };
     let fields = extra_fields(action).ok_or("unknown_action")?;
-    if let Some(c) = o.get("client").filter(|c| !c.is_null()) {
-        if !one_of(c, &["pc", "mobile"]) {
-            return Err("bad_value");
-        }
+    if o.get("client")
+        .is_some_and(|c| !c.is_null() && !one_of(c, &["pc", "mobile"]))
+    {
+        return Err("bad_value");
     }
     for (f, required, check) in fields {
         match o.get(f).filter(|v| !v.is_null()) {
@@ -343,6 +343,11 @@ fn valid_events() -> Vec<Valid> {
     out
 }
 
+/// user, role, school, [logins, deep, registers, events].
+type ActivityRow = (String, String, String, [i64; 4]);
+/// user, school, rule, points, events.
+type ScoreRow = (String, String, String, i64, i64);
+
 const DEEP: [&str; 5] = [
     "space_op",
     "teach",
@@ -383,8 +388,7 @@ fn build_lake(lake: &Path) {
         c[2] += i64::from(action == "register");
         c[3] += 1;
     }
-    let mut by_day: BTreeMap<String, [Vec<(String, String, String, [i64; 4])>; 2]> =
-        BTreeMap::new();
+    let mut by_day: BTreeMap<String, [Vec<ActivityRow>; 2]> = BTreeMap::new();
     for ((day, user), acc) in &activity {
         let files = by_day.entry(day.clone()).or_default();
         for (f, c) in acc.c.iter().enumerate() {
@@ -428,7 +432,7 @@ fn build_lake(lake: &Path) {
     }
     let scores =
         std::fs::read_to_string(conformance_dir().join("expected_daily_scores.csv")).unwrap();
-    let mut files: BTreeMap<String, [Vec<(String, String, String, i64, i64)>; 2]> = BTreeMap::new();
+    let mut files: BTreeMap<String, [Vec<ScoreRow>; 2]> = BTreeMap::new();
     for (n, line) in scores.lines().skip(1).enumerate() {
         let f: Vec<&str> = line.split(',').collect();
         let (day, user, rule, points) = (f[0], f[1], f[2], f[3].parse::<i64>().unwrap());
