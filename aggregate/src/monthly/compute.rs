@@ -1,0 +1,483 @@
+//! The monthly measures, computed with DataFusion SQL from `daily_scores`,
+//! `daily_activity` and the rosters (never `events`).
+//!
+//! Scale (a province: ~50M `daily_scores` and ~150M `daily_activity` rows a
+//! month) shapes the queries:
+//!
+//! * per-user sums over `daily_scores` group by `user_id` only (a few hundred
+//!   thousand scored teachers), never by (day, user, rule);
+//! * the per-(day, school, user) distinct counts behind the daily active rate
+//!   run one day at a time, so a hash table holds one day's active users, not
+//!   a month's;
+//! * `login_days` scans `daily_activity` joined to the (small) set of teacher
+//!   rows, so only teachers' days are grouped;
+//! * registrations are filtered on `registers <> 0` before grouping, which lets
+//!   Parquet statistics skip most row groups.
+//!
+//! Rows are deltas everywhere: every measure sums a key's rows before testing
+//! it (`SUM(logins) > 0`, never `logins > 0` on a single row).
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{RecordBatch, StringArray};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::prelude::SessionContext;
+use futures::StreamExt;
+
+use super::facts::{Columns, DayFacts, SchoolFacts, TeacherFacts};
+use super::tables::{conform, points_column, school_monthly_schema, teacher_monthly_schema};
+use crate::error::{AggregateError, Result};
+use crate::lake::register_batches;
+use crate::month::Month;
+
+/// A month's results: the two tables (conformed to their schemas) and the
+/// plain rows the report is made of.
+#[derive(Debug, Clone)]
+pub struct MonthResult {
+    /// `teacher_monthly` rows, ordered by `user_id`.
+    pub teacher_monthly: RecordBatch,
+    /// `school_monthly` rows, ordered by `school_id`.
+    pub school_monthly: RecordBatch,
+    /// The teacher rows, in the same order.
+    pub teachers: Vec<TeacherFacts>,
+    /// The school rows, in the same order.
+    pub schools: Vec<SchoolFacts>,
+    /// Login activity per school and day (only non-empty pairs).
+    pub days: Vec<DayFacts>,
+}
+
+/// Threshold of `meets_monthly_target` (scoring.md: 30 points a month).
+pub const MONTHLY_TARGET_POINTS: i64 = 30;
+/// Daily active target of `demo` schools (示范校/创建校).
+pub const DEMO_TARGET_RATE: f64 = 0.20;
+/// Daily active target of other schools.
+pub const REGULAR_TARGET_RATE: f64 = 0.10;
+
+fn quote_lit(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+fn quote_ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+async fn collect(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>> {
+    tracing::debug!(sql, "query");
+    Ok(ctx.sql(sql).await?.collect().await?)
+}
+
+async fn has_rows(ctx: &SessionContext, sql: &str) -> Result<bool> {
+    Ok(collect(ctx, sql).await?.iter().any(|b| b.num_rows() > 0))
+}
+
+/// True when `daily_scores` or `daily_activity` has a row in the month.
+pub async fn month_has_data(ctx: &SessionContext, month: Month) -> Result<bool> {
+    let range = format!(
+        "day BETWEEN DATE '{}' AND DATE '{}'",
+        month.first_day(),
+        month.last_day()
+    );
+    for table in ["daily_scores", "daily_activity"] {
+        if has_rows(ctx, &format!("SELECT 1 FROM {table} WHERE {range} LIMIT 1")).await? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Computes both tables for `month`, with one `points_<rule>` column per rule
+/// id in `rules` (in that order). The context must have `daily_scores`,
+/// `daily_activity`, `schools` and `users` registered (see [`crate::lake`]).
+pub async fn compute(ctx: &SessionContext, month: Month, rules: &[String]) -> Result<MonthResult> {
+    let first = month.first_day();
+    let last = month.last_day();
+    let in_month = |t: &str| format!("{t}day BETWEEN DATE '{first}' AND DATE '{last}'");
+    let days_in_month = month.days();
+
+    // 1. Month points per user and rule (one row per scored user).
+    let per_rule: String = rules
+        .iter()
+        .map(|r| {
+            format!(
+                ", SUM(CASE WHEN rule = {} THEN points ELSE 0 END) AS {}",
+                quote_lit(r),
+                quote_ident(&points_column(r))
+            )
+        })
+        .collect();
+    materialize(
+        ctx,
+        "month_scores",
+        &format!(
+            "SELECT user_id, SUM(points) AS points{per_rule} FROM daily_scores \
+             WHERE {} GROUP BY user_id",
+            in_month("")
+        ),
+    )
+    .await?;
+
+    // 2. Scored users who are not in the roster at all: they get a row when
+    //    one of their (day, rule) keys has a non-zero sum in the month, with
+    //    the school of their last row (latest day; ties: smallest school_id).
+    let candidates = materialize(
+        ctx,
+        "candidates",
+        "SELECT m.user_id FROM month_scores m \
+         WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.user_id = m.user_id)",
+    )
+    .await?;
+    let any_candidate = candidates.iter().any(|b| b.num_rows() > 0);
+    let rows_sql = if any_candidate {
+        format!(
+            "WITH k AS ( \
+               SELECT d.user_id, d.day, d.rule, SUM(d.points) AS p \
+               FROM candidates c JOIN daily_scores d ON d.user_id = c.user_id \
+               WHERE {inm} GROUP BY d.user_id, d.day, d.rule), \
+             has AS (SELECT user_id FROM k GROUP BY user_id \
+               HAVING SUM(CASE WHEN p <> 0 THEN 1 ELSE 0 END) > 0), \
+             ls AS (SELECT user_id, school_id FROM ( \
+               SELECT d.user_id, d.school_id, ROW_NUMBER() OVER ( \
+                 PARTITION BY d.user_id ORDER BY d.day DESC, d.school_id ASC) AS rn \
+               FROM candidates c JOIN daily_scores d ON d.user_id = c.user_id \
+               WHERE {inm} AND d.school_id IS NOT NULL) WHERE rn = 1) \
+             SELECT user_id, name, school_id, true AS in_roster FROM users WHERE role = 'teacher' \
+             UNION ALL \
+             SELECT has.user_id, CAST(NULL AS VARCHAR) AS name, ls.school_id, false AS in_roster \
+             FROM has LEFT JOIN ls ON ls.user_id = has.user_id",
+            inm = in_month("d.")
+        )
+    } else {
+        "SELECT user_id, name, school_id, true AS in_roster FROM users WHERE role = 'teacher'"
+            .to_string()
+    };
+    materialize(ctx, "tm_rows", &rows_sql).await?;
+
+    // 3. Points from 1 January to the month's last day.
+    materialize(
+        ctx,
+        "ytd",
+        &format!(
+            "SELECT user_id, SUM(points) AS ytd FROM daily_scores \
+             WHERE day BETWEEN DATE '{}' AND DATE '{last}' GROUP BY user_id",
+            month.year_start()
+        ),
+    )
+    .await?;
+
+    // 4. Login days of the teacher rows: days whose summed logins are > 0.
+    materialize(
+        ctx,
+        "login_days",
+        &format!(
+            "SELECT user_id, COUNT(*) AS login_days FROM ( \
+               SELECT d.user_id, d.day FROM tm_rows t JOIN daily_activity d ON d.user_id = t.user_id \
+               WHERE {} AND d.logins <> 0 \
+               GROUP BY d.user_id, d.day HAVING SUM(d.logins) > 0) GROUP BY user_id",
+            in_month("d.")
+        ),
+    )
+    .await?;
+
+    // 5. Per school and day: distinct users with logins, logins, teachers'
+    //    deep actions — one day at a time (see the module comment).
+    let mut day_batches = Vec::new();
+    let mut days = Vec::new();
+    let t0 = std::time::Instant::now();
+    // Days run concurrently, as many at a time as the session has target
+    // partitions (a compacted day is one small file, which one thread scans).
+    let parallel = ctx.state().config().target_partitions().max(1);
+    let per_day = futures::stream::iter(month.each_day().map(|day| {
+        let sql = format!(
+            "SELECT school_id, \
+               SUM(CASE WHEN l > 0 THEN 1 ELSE 0 END) AS active_users, \
+               SUM(l) AS logins, SUM(dp) AS teacher_deep \
+             FROM (SELECT school_id, user_id, SUM(logins) AS l, \
+                     SUM(CASE WHEN role = 'teacher' THEN deep_actions ELSE 0 END) AS dp \
+                   FROM daily_activity WHERE day = DATE '{day}' \
+                     AND (logins <> 0 OR (role = 'teacher' AND deep_actions <> 0)) \
+                   GROUP BY school_id, user_id) \
+             WHERE school_id IS NOT NULL GROUP BY school_id"
+        );
+        // Spawned, so that concurrent days run on different worker threads.
+        let ctx = ctx.clone();
+        async move {
+            tokio::spawn(async move { collect(&ctx, &sql).await.map(|b| (day, b)) })
+                .await
+                .map_err(|e| AggregateError::Internal(format!("day query task: {e}")))?
+        }
+    }))
+    .buffered(parallel)
+    .collect::<Vec<_>>()
+    .await;
+    for result in per_day {
+        let (day, batches) = result?;
+        for b in &batches {
+            let c = Columns::new(b);
+            let ids = c.strings("school_id")?;
+            let active = c.ints("active_users")?;
+            let logins = c.ints("logins")?;
+            for i in 0..b.num_rows() {
+                let (active, logins) = (active[i].unwrap_or(0), logins[i].unwrap_or(0));
+                if active != 0 || logins != 0 {
+                    days.push(DayFacts {
+                        school_id: ids[i].clone().unwrap_or_default(),
+                        day: day.day,
+                        active_users: active,
+                        logins,
+                    });
+                }
+            }
+        }
+        day_batches.extend(batches);
+    }
+    tracing::debug!(phase = "days", elapsed = ?t0.elapsed(), "monthly");
+    let day_schema = Arc::new(Schema::new(vec![
+        Field::new("school_id", DataType::Utf8, true),
+        Field::new("active_users", DataType::Int64, true),
+        Field::new("logins", DataType::Int64, true),
+        Field::new("teacher_deep", DataType::Int64, true),
+    ]));
+    let day_batches = day_batches
+        .iter()
+        .map(|b| conform(std::slice::from_ref(b), &day_schema))
+        .collect::<Result<Vec<_>>>()?;
+    register_batches(ctx, "day_school", day_schema, day_batches)?;
+
+    // 6. Students registered at each school up to the month's last day.
+    materialize(
+        ctx,
+        "registered",
+        &format!(
+            "SELECT school_id, COUNT(*) AS registered FROM ( \
+               SELECT school_id, user_id FROM daily_activity \
+               WHERE day <= DATE '{last}' AND role = 'student' AND registers <> 0 \
+               GROUP BY school_id, user_id HAVING SUM(registers) > 0) GROUP BY school_id"
+        ),
+    )
+    .await?;
+
+    // 7. teacher_monthly.
+    let rule_cols: String = rules
+        .iter()
+        .map(|r| {
+            let c = quote_ident(&points_column(r));
+            format!(", COALESCE(m.{c}, 0) AS {c}")
+        })
+        .collect();
+    let teacher = materialize(
+        ctx,
+        "tm",
+        &format!(
+            "WITH t AS ( \
+               SELECT r.user_id, r.name, r.school_id, r.in_roster, \
+                 COALESCE(m.points, 0) AS points{rule_cols}, \
+                 COALESCE(ld.login_days, 0) AS login_days, COALESCE(y.ytd, 0) AS ytd_points \
+               FROM tm_rows r \
+               LEFT JOIN month_scores m ON m.user_id = r.user_id \
+               LEFT JOIN login_days ld ON ld.user_id = r.user_id \
+               LEFT JOIN ytd y ON y.user_id = r.user_id) \
+             SELECT t.*, t.points >= {MONTHLY_TARGET_POINTS} AS meets_monthly_target, \
+               RANK() OVER (PARTITION BY t.school_id ORDER BY t.points DESC) AS rank_in_school, \
+               s.county_code, \
+               CASE WHEN s.school_id IS NULL THEN NULL \
+                 ELSE RANK() OVER (PARTITION BY s.county_code ORDER BY t.points DESC) END AS rank_in_county \
+             FROM t LEFT JOIN schools s ON s.school_id = t.school_id \
+             ORDER BY t.user_id"
+        ),
+    )
+    .await?;
+    let teacher_monthly = conform(&teacher, &teacher_monthly_schema(rules))?;
+    let teachers = teacher_facts(&teacher)?;
+
+    // 8. school_monthly.
+    let school = collect(
+        ctx,
+        &format!(
+            "WITH uc AS (SELECT school_id, COUNT(*) AS users, \
+                 SUM(CASE WHEN role = 'teacher' THEN 1 ELSE 0 END) AS teachers \
+               FROM users GROUP BY school_id), \
+             tp AS (SELECT school_id, SUM(points) AS points_total, \
+                 SUM(CASE WHEN meets_monthly_target THEN 1 ELSE 0 END) AS active_teachers \
+               FROM tm WHERE in_roster GROUP BY school_id), \
+             act AS (SELECT school_id, SUM(active_users) AS user_days, SUM(logins) AS logins, \
+                 SUM(teacher_deep) AS deep_actions FROM day_school GROUP BY school_id), \
+             base AS (SELECT s.school_id, s.name, s.county_code, s.county_name, s.category, \
+                 COALESCE(uc.users, 0) AS users, COALESCE(uc.teachers, 0) AS teachers, \
+                 COALESCE(tp.points_total, 0) AS points_total, \
+                 COALESCE(tp.active_teachers, 0) AS active_teachers, \
+                 COALESCE(act.user_days, 0) AS user_days, COALESCE(act.logins, 0) AS logins, \
+                 COALESCE(act.deep_actions, 0) AS deep_actions, \
+                 COALESCE(rg.registered, 0) AS registered_students, s.student_base \
+               FROM schools s \
+               LEFT JOIN uc ON uc.school_id = s.school_id \
+               LEFT JOIN tp ON tp.school_id = s.school_id \
+               LEFT JOIN act ON act.school_id = s.school_id \
+               LEFT JOIN registered rg ON rg.school_id = s.school_id), \
+             m AS (SELECT *, \
+                 CASE WHEN teachers > 0 THEN CAST(points_total AS DOUBLE) / CAST(teachers AS DOUBLE) END AS avg_points, \
+                 CASE WHEN teachers > 0 THEN CAST(active_teachers AS DOUBLE) / CAST(teachers AS DOUBLE) END AS active_ratio, \
+                 CASE WHEN users > 0 THEN CAST(user_days AS DOUBLE) / (CAST(users AS DOUBLE) * {dd}) END AS daily_active_rate, \
+                 CASE WHEN category = 'demo' THEN {DEMO_TARGET_RATE:?} ELSE {REGULAR_TARGET_RATE:?} END AS target_rate, \
+                 CAST(logins AS DOUBLE) / {dd} AS avg_daily_logins, \
+                 CASE WHEN teachers > 0 THEN CAST(deep_actions AS DOUBLE) / CAST(teachers AS DOUBLE) END AS deep_index, \
+                 CASE WHEN student_base > 0 THEN \
+                   CASE WHEN registered_students >= student_base THEN 1.0 \
+                   ELSE CAST(registered_students AS DOUBLE) / CAST(student_base AS DOUBLE) END \
+                 END AS registration_rate \
+               FROM base) \
+             SELECT *, daily_active_rate - target_rate AS rate_gap, \
+               RANK() OVER (PARTITION BY county_code ORDER BY avg_points DESC NULLS LAST) AS rank_points, \
+               RANK() OVER (PARTITION BY county_code ORDER BY daily_active_rate DESC NULLS LAST) AS rank_active_rate \
+             FROM m ORDER BY school_id",
+            dd = format!("{:?}", f64::from(days_in_month)),
+        ),
+    )
+    .await?;
+    let school_monthly = conform(&school, &school_monthly_schema())?;
+    let schools = school_facts(&school)?;
+
+    Ok(MonthResult {
+        teacher_monthly,
+        school_monthly,
+        teachers,
+        schools,
+        days,
+    })
+}
+
+/// Runs `sql`, registers its result as the in-memory table `name` (with the
+/// query's schema, also when the result is empty) and returns the batches.
+async fn materialize(ctx: &SessionContext, name: &str, sql: &str) -> Result<Vec<RecordBatch>> {
+    tracing::debug!(table = name, sql, "materialize");
+    let t0 = std::time::Instant::now();
+    let df = ctx.sql(sql).await?;
+    let schema = df.schema().inner().clone();
+    let batches = df.collect().await?;
+    tracing::debug!(table = name, elapsed = ?t0.elapsed(), "materialized");
+    let schema = batches.first().map_or(schema, |b| b.schema());
+    register_batches(ctx, name, schema, batches.clone())?;
+    Ok(batches)
+}
+
+fn teacher_facts(batches: &[RecordBatch]) -> Result<Vec<TeacherFacts>> {
+    let mut out = Vec::new();
+    for b in batches {
+        let c = Columns::new(b);
+        let user_id = c.strings("user_id")?;
+        let name = c.strings("name")?;
+        let school_id = c.strings("school_id")?;
+        let county = c.strings("county_code")?;
+        let points = c.ints("points")?;
+        let ytd = c.ints("ytd_points")?;
+        let login_days = c.ints("login_days")?;
+        let meets = c.bools("meets_monthly_target")?;
+        let in_school = c.ints("rank_in_school")?;
+        let in_county = c.ints("rank_in_county")?;
+        let in_roster = c.bools("in_roster")?;
+        for i in 0..b.num_rows() {
+            out.push(TeacherFacts {
+                user_id: user_id[i].clone().unwrap_or_default(),
+                name: name[i].clone(),
+                school_id: school_id[i].clone(),
+                county_code: county[i].clone(),
+                points: points[i].unwrap_or(0),
+                ytd_points: ytd[i].unwrap_or(0),
+                login_days: login_days[i].unwrap_or(0),
+                meets_monthly_target: meets[i].unwrap_or(false),
+                rank_in_school: in_school[i].unwrap_or(0),
+                rank_in_county: in_county[i],
+                in_roster: in_roster[i].unwrap_or(false),
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn school_facts(batches: &[RecordBatch]) -> Result<Vec<SchoolFacts>> {
+    let mut out = Vec::new();
+    for b in batches {
+        let c = Columns::new(b);
+        let s = |n| c.strings(n);
+        let i = |n| c.ints(n);
+        let f = |n| c.floats(n);
+        let (id, name, county, county_name, category) = (
+            s("school_id")?,
+            s("name")?,
+            s("county_code")?,
+            s("county_name")?,
+            s("category")?,
+        );
+        let (users, teachers, points_total, active_teachers, user_days, logins, deep) = (
+            i("users")?,
+            i("teachers")?,
+            i("points_total")?,
+            i("active_teachers")?,
+            i("user_days")?,
+            i("logins")?,
+            i("deep_actions")?,
+        );
+        let (registered, base, rank_points, rank_active) = (
+            i("registered_students")?,
+            i("student_base")?,
+            i("rank_points")?,
+            i("rank_active_rate")?,
+        );
+        let (avg_points, active_ratio, dar, target, gap, adl, deep_index, reg_rate) = (
+            f("avg_points")?,
+            f("active_ratio")?,
+            f("daily_active_rate")?,
+            f("target_rate")?,
+            f("rate_gap")?,
+            f("avg_daily_logins")?,
+            f("deep_index")?,
+            f("registration_rate")?,
+        );
+        for r in 0..b.num_rows() {
+            out.push(SchoolFacts {
+                school_id: id[r].clone().unwrap_or_default(),
+                name: name[r].clone(),
+                county_code: county[r].clone().unwrap_or_default(),
+                county_name: county_name[r].clone(),
+                category: category[r].clone().unwrap_or_default(),
+                users: users[r].unwrap_or(0),
+                teachers: teachers[r].unwrap_or(0),
+                points_total: points_total[r].unwrap_or(0),
+                avg_points: avg_points[r],
+                active_teachers: active_teachers[r].unwrap_or(0),
+                active_ratio: active_ratio[r],
+                user_days: user_days[r].unwrap_or(0),
+                daily_active_rate: dar[r],
+                target_rate: target[r].unwrap_or(REGULAR_TARGET_RATE),
+                rate_gap: gap[r],
+                logins: logins[r].unwrap_or(0),
+                avg_daily_logins: adl[r].unwrap_or(0.0),
+                deep_actions: deep[r].unwrap_or(0),
+                deep_index: deep_index[r],
+                registered_students: registered[r].unwrap_or(0),
+                student_base: base[r].unwrap_or(0),
+                registration_rate: reg_rate[r],
+                rank_points: rank_points[r].unwrap_or(0),
+                rank_active_rate: rank_active[r].unwrap_or(0),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Finds a `user_id` listed twice in the `users` roster, if any.
+pub async fn duplicate_user(ctx: &SessionContext) -> Result<Option<String>> {
+    let batches = collect(
+        ctx,
+        "SELECT user_id FROM users GROUP BY user_id HAVING COUNT(*) > 1 ORDER BY user_id LIMIT 1",
+    )
+    .await?;
+    for b in batches {
+        if b.num_rows() > 0 {
+            let a = cast(b.column(0), &DataType::Utf8)?;
+            let a = a.as_any().downcast_ref::<StringArray>().expect("utf8");
+            return Ok(Some(a.value(0).to_string()));
+        }
+    }
+    Ok(None)
+}

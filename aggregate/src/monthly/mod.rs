@@ -1,0 +1,165 @@
+//! The monthly job: `teacher_monthly`, `school_monthly` and the reports of one
+//! month, written atomically per month folder.
+
+pub mod compute;
+pub mod facts;
+pub mod tables;
+pub(crate) mod write;
+
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+
+pub use compute::{MonthResult, compute};
+
+use crate::error::{AggregateError, IoContext, Result};
+use crate::month::Month;
+use crate::partition_lock::{fsync_tree, replace_dir};
+use crate::report::{ReportOptions, build_reports, write_report};
+use crate::{lake, roster};
+
+/// What `huoyue-aggregate monthly` does.
+#[derive(Debug, Clone)]
+pub struct MonthlyOptions {
+    /// The lake directory.
+    pub lake: PathBuf,
+    /// The month to compute.
+    pub month: Month,
+    /// Rule ids of the profile, in profile order (`points_<rule>` columns).
+    pub rules: Vec<String>,
+    /// The platform's name in report titles.
+    pub platform: String,
+    /// The rule profile's title, cited in the reports when known.
+    pub rules_title: Option<String>,
+}
+
+/// What a monthly run wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MonthlySummary {
+    /// Rows of `teacher_monthly`.
+    pub teacher_rows: usize,
+    /// Rows of `school_monthly`.
+    pub school_rows: usize,
+    /// County reports written (plus the province report).
+    pub county_reports: usize,
+}
+
+/// Name of the lake-level lock that serialises monthly runs.
+const MONTHLY_LOCK: &str = ".monthly.lock";
+
+/// Runs the monthly job: validates the input, computes the month, writes both
+/// tables and the reports into `.`-named scratch folders, fsyncs them and
+/// swaps each into place. Nothing is written before every input check passed
+/// and every figure is computed; other months are never touched.
+pub async fn run(opts: &MonthlyOptions) -> Result<MonthlySummary> {
+    let lake_dir = &opts.lake;
+    if !lake_dir.is_dir() {
+        return Err(AggregateError::LakeNotFound(lake_dir.clone()));
+    }
+    let t0 = std::time::Instant::now();
+    let rosters = roster::load(lake_dir)?;
+    tracing::debug!(phase = "rosters", elapsed = ?t0.elapsed(), "monthly");
+    let ctx = lake::session();
+    lake::register(&ctx, lake_dir, &rosters).await?;
+    if let Some(dup) = compute::duplicate_user(&ctx).await? {
+        return Err(AggregateError::Roster(format!(
+            "{}: user_id {dup} appears more than once",
+            rosters.users_file.display()
+        )));
+    }
+    if !compute::month_has_data(&ctx, opts.month).await? {
+        return Err(AggregateError::NoData {
+            month: opts.month.to_string(),
+            lake: lake_dir.clone(),
+        });
+    }
+    tracing::debug!(phase = "checks", elapsed = ?t0.elapsed(), "monthly");
+    let result = compute(&ctx, opts.month, &opts.rules).await?;
+    tracing::debug!(phase = "compute", elapsed = ?t0.elapsed(), "monthly");
+    let report_opts = ReportOptions {
+        month: opts.month,
+        platform: opts.platform.clone(),
+        rules_title: opts.rules_title.clone(),
+    };
+    let (counties, province) = build_reports(
+        &report_opts,
+        &result.schools,
+        &result.teachers,
+        &result.days,
+    );
+
+    tracing::debug!(phase = "reports built", elapsed = ?t0.elapsed(), "monthly");
+    let _lock = lock_lake(lake_dir)?;
+    let month = opts.month.to_string();
+    let mut staged: Vec<(PathBuf, PathBuf)> = Vec::new();
+    for (table, batch) in [
+        ("teacher_monthly", &result.teacher_monthly),
+        ("school_monthly", &result.school_monthly),
+    ] {
+        let (scratch, target) = scratch_for(&lake_dir.join(table), &format!("month={month}"))?;
+        write::parquet(&scratch.join("part-00000.parquet"), batch)?;
+        staged.push((scratch, target));
+    }
+    let (scratch, target) = scratch_for(&lake_dir.join("reports"), &month)?;
+    for (code, report) in &counties {
+        write_report(&scratch.join(folder_name(code)), report)?;
+    }
+    write_report(&scratch.join("province"), &province)?;
+    staged.push((scratch, target));
+
+    for (scratch, _) in &staged {
+        fsync_tree(scratch).context(|| format!("syncing {}", scratch.display()))?;
+    }
+    for (scratch, target) in &staged {
+        replace_dir(scratch, target)
+            .context(|| format!("replacing {} by {}", target.display(), scratch.display()))?;
+    }
+    tracing::debug!(phase = "written", elapsed = ?t0.elapsed(), "monthly");
+    Ok(MonthlySummary {
+        teacher_rows: result.teacher_monthly.num_rows(),
+        school_rows: result.school_monthly.num_rows(),
+        county_reports: counties.len(),
+    })
+}
+
+/// A fresh scratch folder `<parent>/.tmp-<name>` (a stale one from a crashed
+/// run is removed) and the target `<parent>/<name>`.
+fn scratch_for(parent: &Path, name: &str) -> Result<(PathBuf, PathBuf)> {
+    std::fs::create_dir_all(parent).context(|| format!("creating {}", parent.display()))?;
+    let scratch = parent.join(format!(".tmp-{name}"));
+    if scratch.exists() {
+        std::fs::remove_dir_all(&scratch).context(|| format!("removing {}", scratch.display()))?;
+    }
+    std::fs::create_dir(&scratch).context(|| format!("creating {}", scratch.display()))?;
+    Ok((scratch, parent.join(name)))
+}
+
+/// A county code as a folder name (anything but `[0-9A-Za-z_-]` becomes `_`).
+fn folder_name(code: &str) -> String {
+    if code.is_empty() {
+        return "unknown".to_string();
+    }
+    code.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// Serialises monthly runs on one lake (so scratch folders are never shared).
+fn lock_lake(lake: &Path) -> Result<File> {
+    let path = lake.join(MONTHLY_LOCK);
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .context(|| format!("opening {}", path.display()))?;
+    file.lock()
+        .context(|| format!("locking {}", path.display()))?;
+    Ok(file)
+}

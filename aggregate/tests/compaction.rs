@@ -1,0 +1,362 @@
+//! Compaction: sums are kept, one file remains, and a partition can be
+//! compacted while a writer keeps publishing into it and a reader keeps
+//! summing it.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use common::*;
+use datafusion::arrow::array::{Array, Int64Array, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use huoyue_aggregate::compact::{self, CompactScope, CompactTable, PartitionOutcome};
+use huoyue_aggregate::month::Month;
+use huoyue_aggregate::publish_file;
+
+fn data_files(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let n = p.file_name().unwrap().to_str().unwrap();
+            n.ends_with(".parquet") && !n.starts_with('.')
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// Σ of each Int64 column per key (the string columns joined), over a folder.
+fn sums(dir: &Path, keys: &[&str], values: &[&str]) -> BTreeMap<String, Vec<i64>> {
+    let b = read_dir_batch(dir);
+    let mut out: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    for r in 0..b.num_rows() {
+        let key = keys
+            .iter()
+            .map(|k| cell(&b, k, r))
+            .collect::<Vec<_>>()
+            .join("|");
+        let e = out.entry(key).or_insert_with(|| vec![0; values.len()]);
+        for (i, v) in values.iter().enumerate() {
+            e[i] += cell(&b, v, r).parse::<i64>().unwrap();
+        }
+    }
+    out
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn compaction_keeps_the_sums_and_leaves_one_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path();
+    golden_lake(lake);
+    let scores = lake.join("daily_scores/day=2026-11-05");
+    let activity = lake.join("daily_activity/day=2026-11-07");
+    let score_keys = ["user_id", "school_id", "rule"];
+    let activity_keys = ["user_id", "role", "school_id"];
+    let counts = ["logins", "deep_actions", "registers", "events"];
+    let before_scores = sums(&scores, &score_keys, &["points", "events"]);
+    let before_activity = sums(&activity, &activity_keys, &counts);
+    assert!(data_files(&scores).len() > 1 && data_files(&activity).len() > 1);
+
+    let rt = runtime();
+    let s = rt
+        .block_on(compact::run(
+            lake,
+            CompactTable::DailyScores,
+            CompactScope::Month(Month::parse("2026-11").unwrap()),
+        ))
+        .unwrap();
+    assert!(s.compacted >= 1, "{s:?}");
+    assert_eq!(data_files(&scores).len(), 1);
+    assert_eq!(
+        sums(&scores, &score_keys, &["points", "events"]),
+        before_scores
+    );
+    // ty's +3 and −3 became one row with 0 points (the sums are kept).
+    let b = read_dir_batch(&scores);
+    assert_eq!(b.num_rows(), before_scores.len());
+
+    let out = run_bin(&[
+        "compact",
+        "--lake",
+        lake.to_str().unwrap(),
+        "--table",
+        "daily_activity",
+        "--day",
+        "2026-11-07",
+    ]);
+    assert!(out.0, "{}", out.2);
+    assert_eq!(data_files(&activity).len(), 1);
+    assert_eq!(sums(&activity, &activity_keys, &counts), before_activity);
+    // Nothing left behind but the lock file.
+    let leftovers: Vec<_> = fs::read_dir(lake.join("daily_scores"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with(".compact-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    // A partition with one file is skipped.
+    let again = rt
+        .block_on(compact::compact_partition(
+            &lake.join("daily_scores"),
+            "day=2026-11-05",
+            CompactTable::DailyScores,
+        ))
+        .unwrap();
+    assert_eq!(again, PartitionOutcome::Skipped);
+}
+
+#[test]
+fn monthly_output_is_the_same_after_compaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path();
+    golden_lake(lake);
+    monthly(lake, "2026-11");
+    let before = (
+        read_month(lake, "teacher_monthly", "2026-11"),
+        read_month(lake, "school_monthly", "2026-11"),
+    );
+    for table in ["daily_scores", "daily_activity"] {
+        let out = run_bin(&[
+            "compact",
+            "--lake",
+            lake.to_str().unwrap(),
+            "--table",
+            table,
+        ]);
+        assert!(out.0, "{}", out.2);
+    }
+    monthly(lake, "2026-11");
+    assert_eq!(read_month(lake, "teacher_monthly", "2026-11"), before.0);
+    assert_eq!(read_month(lake, "school_monthly", "2026-11"), before.1);
+}
+
+#[test]
+fn events_are_concatenated() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path();
+    let part = lake.join("events/day=2026-11-01");
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("event_id", DataType::Utf8, false),
+        Field::new("duration_s", DataType::Int64, true),
+    ]));
+    for f in 0..3 {
+        let b = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(StringArray::from(vec![format!("e{f}a"), format!("e{f}b")])),
+                Arc::new(Int64Array::from(vec![Some(f), None])),
+            ],
+        )
+        .unwrap();
+        write_file(&part, &format!("f{f}"), &b);
+    }
+    let out = run_bin(&[
+        "compact",
+        "--lake",
+        lake.to_str().unwrap(),
+        "--table",
+        "events",
+        "--day",
+        "2026-11-01",
+    ]);
+    assert!(out.0, "{}", out.2);
+    assert_eq!(data_files(&part).len(), 1);
+    let b = read_dir_batch(&part);
+    assert_eq!(b.num_rows(), 6);
+    let mut ids: Vec<String> = (0..6).map(|r| cell(&b, "event_id", r)).collect();
+    ids.sort();
+    assert_eq!(ids, ["e0a", "e0b", "e1a", "e1b", "e2a", "e2b"]);
+    assert_eq!(b.column(1).null_count(), 3);
+}
+
+/// Sum of `points` over the partition as a reader sees it: list the folder,
+/// open each file by path. A file that vanished (the folder was swapped
+/// between listing and opening) makes the read invalid: None, retry.
+fn read_total(dir: &Path) -> Option<i64> {
+    let mut total = 0;
+    for path in data_files(dir) {
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == ErrorKind::NotFound => return None,
+            Err(e) => panic!("{e}"),
+        };
+        for batch in ParquetRecordBatchReaderBuilder::try_new(file)
+            .unwrap()
+            .build()
+            .unwrap()
+        {
+            let batch = batch.unwrap();
+            let p = batch
+                .column_by_name("points")
+                .unwrap()
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .unwrap()
+                .clone();
+            total += p.iter().map(|v| v.unwrap_or(0)).sum::<i64>();
+        }
+    }
+    Some(total)
+}
+
+#[test]
+fn compaction_races_a_writer_and_a_reader() {
+    const FILES: i64 = 250;
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().to_path_buf();
+    let table_dir = lake.join("daily_scores");
+    let part = table_dir.join("day=2026-11-01");
+    fs::create_dir_all(&part).unwrap();
+
+    // Publisher: adds a file's points to `attempted` before publishing it and
+    // to `done` after, so that any read satisfies done(start) ≤ total ≤
+    // attempted(end).
+    let attempted = Arc::new(AtomicI64::new(0));
+    let done = Arc::new(AtomicI64::new(0));
+    let finished = Arc::new(AtomicBool::new(false));
+    let compactions = Arc::new(AtomicUsize::new(0));
+
+    let writer = {
+        let (part, attempted, done, finished) = (
+            part.clone(),
+            attempted.clone(),
+            done.clone(),
+            finished.clone(),
+        );
+        std::thread::spawn(move || {
+            let schema = Arc::new(Schema::new(vec![
+                Field::new("user_id", DataType::Utf8, false),
+                Field::new("school_id", DataType::Utf8, false),
+                Field::new("rule", DataType::Utf8, false),
+                Field::new("points", DataType::Int64, false),
+                Field::new("events", DataType::Int64, false),
+            ]));
+            for i in 0..FILES {
+                let pts = i % 7 + 1;
+                let user = format!("t{}", i % 5);
+                let batch = RecordBatch::try_new(
+                    schema.clone(),
+                    vec![
+                        Arc::new(StringArray::from(vec![user.as_str(), user.as_str()])),
+                        Arc::new(StringArray::from(vec![S1, S1])),
+                        Arc::new(StringArray::from(vec!["teach", "login"])),
+                        Arc::new(Int64Array::from(vec![pts, 1])),
+                        Arc::new(Int64Array::from(vec![1, 1])),
+                    ],
+                )
+                .unwrap();
+                // The temporary file lives in the partition folder itself
+                // (lake-layout.md), which compaction swaps: it must carry it.
+                let tmp = part.join(format!(".f{i:04}.tmp"));
+                let file = File::create(&tmp).unwrap();
+                let mut w = ArrowWriter::try_new(file, schema.clone(), None).unwrap();
+                w.write(&batch).unwrap();
+                w.into_inner().unwrap().sync_all().unwrap();
+                attempted.fetch_add(pts + 1, Ordering::SeqCst);
+                publish_file(&tmp, &part.join(format!("f{i:04}.parquet"))).unwrap();
+                done.fetch_add(pts + 1, Ordering::SeqCst);
+                if i % 10 == 0 {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            }
+            finished.store(true, Ordering::SeqCst);
+        })
+    };
+
+    let compactor = {
+        let (table_dir, finished, compactions) =
+            (table_dir.clone(), finished.clone(), compactions.clone());
+        std::thread::spawn(move || {
+            let rt = runtime();
+            while !finished.load(Ordering::SeqCst) {
+                let outcome = rt
+                    .block_on(compact::compact_partition(
+                        &table_dir,
+                        "day=2026-11-01",
+                        CompactTable::DailyScores,
+                    ))
+                    .unwrap();
+                if matches!(outcome, PartitionOutcome::Compacted { .. }) {
+                    compactions.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        })
+    };
+
+    let reader = {
+        let (part, attempted, done, finished) = (
+            part.clone(),
+            attempted.clone(),
+            done.clone(),
+            finished.clone(),
+        );
+        std::thread::spawn(move || {
+            let (mut reads, mut retries, mut last) = (0, 0, 0i64);
+            while !finished.load(Ordering::SeqCst) {
+                let lower = done.load(Ordering::SeqCst);
+                let Some(total) = read_total(&part) else {
+                    retries += 1;
+                    continue;
+                };
+                let upper = attempted.load(Ordering::SeqCst);
+                assert!(
+                    total >= lower,
+                    "a gap: read {total}, but {lower} was published before the read"
+                );
+                assert!(
+                    total <= upper,
+                    "a double count: read {total}, at most {upper} published"
+                );
+                assert!(total >= last, "went backwards: {last} then {total}");
+                last = total;
+                reads += 1;
+            }
+            (reads, retries)
+        })
+    };
+
+    writer.join().unwrap();
+    compactor.join().unwrap();
+    let (reads, _retries) = reader.join().unwrap();
+    assert!(reads > 0);
+    assert!(
+        compactions.load(Ordering::SeqCst) > 0,
+        "compaction never ran concurrently"
+    );
+
+    let total = done.load(Ordering::SeqCst);
+    assert_eq!(total, attempted.load(Ordering::SeqCst));
+    runtime()
+        .block_on(compact::compact_partition(
+            &table_dir,
+            "day=2026-11-01",
+            CompactTable::DailyScores,
+        ))
+        .unwrap();
+    assert_eq!(read_total(&part), Some(total));
+    assert_eq!(data_files(&part).len(), 1);
+    // No temporary file was lost or left behind.
+    let stray: Vec<_> = fs::read_dir(&part)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(stray.is_empty(), "{stray:?}");
+}
