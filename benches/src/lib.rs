@@ -11,3 +11,5 @@
 //! `use huoyue_benches::r#gen::{GenConfig, generate};`.
 
 pub mod r#gen;
+
+pub mod kafka;

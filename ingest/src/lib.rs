@@ -3,5 +3,7 @@
 
 pub mod cli;
 pub mod engine;
+pub mod kafka;
 pub mod lake_writer;
+pub mod metrics;
 pub mod pipeline;

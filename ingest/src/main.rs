@@ -1,4 +1,5 @@
-//! `huoyue-ingest`: score NDJSON from a file (or standard input) into the lake.
+//! `huoyue-ingest`: score events from Kafka (the service) or from an NDJSON file
+//! (or standard input) into the lake.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,19 +9,30 @@ use anyhow::{Context, Result};
 use clap::Parser;
 
 use huoyue_ingest::cli::{parse_days, parse_duration};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use huoyue_ingest::engine::{Engine, EngineConfig};
+use huoyue_ingest::kafka::{self, KafkaOptions};
 use huoyue_ingest::lake_writer::LakeWriter;
+use huoyue_ingest::metrics::Metrics;
 use huoyue_ingest::pipeline::Pipeline;
 use huoyue_ingest::pipeline::file::{FileOptions, now_micros, run_file};
 use huoyue_schemas::profile::{DEFAULT_PROFILE, Profile};
 
 /// Scores education-platform usage events into a Parquet lake.
 ///
-/// File mode reads NDJSON (one event per line) from PATH, or from standard input
-/// with `-`, until its end; writes the lake's events, daily_scores, daily_activity
-/// and rejected tables; and prints a one-line summary.
+/// Kafka mode (--brokers, --topic) is the long-running service: a consumer-group
+/// member that writes files at least every --flush-interval, checkpoints offsets,
+/// state and files together (exactly once), sends rejected messages to the
+/// dead-letter topic, and on SIGINT/SIGTERM flushes, checkpoints and exits 0.
+///
+/// File mode (--file) reads NDJSON (one event per line) from PATH, or from
+/// standard input with `-`, until its end; writes the lake's events,
+/// daily_scores, daily_activity and rejected tables; and prints a one-line summary.
 #[derive(Parser, Debug)]
 #[command(name = "huoyue-ingest", version)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["file", "brokers"])))]
 struct Args {
     /// The lake directory (created if missing).
     #[arg(long, value_name = "DIR")]
@@ -30,14 +42,43 @@ struct Args {
     profile: String,
     /// NDJSON input; `-` reads standard input.
     #[arg(long, value_name = "PATH|-")]
-    file: PathBuf,
+    file: Option<PathBuf>,
+    /// Kafka bootstrap servers (Kafka mode).
+    #[arg(long, value_name = "HOST:PORT[,…]", requires = "topic")]
+    brokers: Option<String>,
+    /// The topic to consume (Kafka mode).
+    #[arg(long, value_name = "TOPIC", requires = "brokers")]
+    topic: Option<String>,
+    /// The consumer group; instances in one group split the partitions.
+    #[arg(long, value_name = "GROUP", default_value = "huoyue-ingest")]
+    group: String,
+    /// Where rejected messages also go, with the reason, source partition and
+    /// offset in headers. Default: <topic>.dlq.
+    #[arg(long, value_name = "TOPIC")]
+    dlq_topic: Option<String>,
+    /// This instance's id: stable across restarts and unique in the group (it
+    /// names the checkpoint and the files). Default: the host name.
+    #[arg(long, value_name = "ID")]
+    instance_id: Option<String>,
+    /// A librdkafka setting, passed through (security, SASL, TLS, …); repeatable.
+    #[arg(short = 'X', value_name = "KEY=VALUE", value_parser = parse_setting)]
+    settings: Vec<(String, String)>,
+    /// Serve Prometheus metrics at http://ADDR/metrics.
+    #[arg(long, value_name = "ADDR")]
+    metrics_addr: Option<std::net::SocketAddr>,
+    /// How long to keep trying to reach the brokers at start before giving up.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    connect_timeout: Duration,
+    /// Log format on standard error.
+    #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
     /// How far before the newest day seen an event may still be scored.
     #[arg(long, value_name = "DAYS", default_value = "3d", value_parser = parse_days)]
     lateness: i32,
     /// Write files at least this often while events flow.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     flush_interval: Duration,
-    /// Also write files once this many rows are buffered.
+    /// Also write files once this many rows are buffered (bounds memory).
     #[arg(long, value_name = "ROWS", default_value_t = 2_000_000)]
     flush_rows: usize,
 }
@@ -82,22 +123,59 @@ fn try_main() -> Result<()> {
             anyhow::bail!("{first} (see --help)");
         }
     };
+    init_logs(&args.log_format);
     let started = Instant::now();
     let profile = Profile::load(&args.profile)?;
     let cfg = EngineConfig {
         lateness_days: args.lateness,
         ..EngineConfig::default()
     };
+    let metrics = Metrics::new();
+    if let Some(addr) = args.metrics_addr {
+        let bound = metrics
+            .serve(addr)
+            .with_context(|| format!("cannot serve metrics on {addr}"))?;
+        tracing::info!("metrics on http://{bound}/metrics");
+    }
+    if let Some(brokers) = &args.brokers {
+        let topic = args
+            .topic
+            .clone()
+            .expect("clap requires --topic with --brokers");
+        let opts = KafkaOptions {
+            brokers: brokers.clone(),
+            dlq_topic: args
+                .dlq_topic
+                .clone()
+                .unwrap_or_else(|| format!("{topic}.dlq")),
+            topic,
+            group: args.group.clone(),
+            instance: args.instance_id.clone().unwrap_or_else(hostname),
+            flush_interval: args.flush_interval,
+            flush_rows: args.flush_rows,
+            settings: args.settings.clone(),
+            connect_timeout: args.connect_timeout,
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        watch_signals(Arc::clone(&stop));
+        let counts = kafka::run(opts, profile, cfg, &args.lake, metrics, stop)?;
+        tracing::info!("stopped: {}", counts.summary());
+        return Ok(());
+    }
+    let file = args
+        .file
+        .clone()
+        .expect("clap requires --file or --brokers");
     let engine = Engine::new(&profile, cfg);
     let prefix = format!("file-{}-{}", now_micros(), std::process::id());
     let writer = LakeWriter::open(&args.lake, &prefix)?;
-    let (input, source): (Box<dyn std::io::Read + Send>, String) = if args.file.as_os_str() == "-" {
+    let (input, source): (Box<dyn std::io::Read + Send>, String) = if file.as_os_str() == "-" {
         (Box::new(std::io::stdin()), "stdin".to_owned())
     } else {
-        let f = std::fs::File::open(&args.file)
-            .with_context(|| format!("cannot open {}", args.file.display()))?;
-        let name = args.file.file_name().map_or_else(
-            || args.file.display().to_string(),
+        let f = std::fs::File::open(&file)
+            .with_context(|| format!("cannot open {}", file.display()))?;
+        let name = file.file_name().map_or_else(
+            || file.display().to_string(),
             |n| n.to_string_lossy().into_owned(),
         );
         (Box::new(f), name)
@@ -109,6 +187,7 @@ fn try_main() -> Result<()> {
         ..FileOptions::default()
     };
     run_file(&mut pipeline, input, &source, opts)?;
+    metrics.observe(pipeline.counts());
     let secs = started.elapsed().as_secs_f64();
     let counts = pipeline.counts();
     println!(
@@ -118,4 +197,60 @@ fn try_main() -> Result<()> {
         counts.read as f64 / secs.max(1e-9)
     );
     Ok(())
+}
+
+/// `key=value` for `-X`.
+fn parse_setting(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.to_owned())),
+        _ => Err(format!("{s:?} is not KEY=VALUE")),
+    }
+}
+
+/// The host name, the default instance id.
+fn hostname() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "huoyue".to_owned())
+}
+
+/// Logs to standard error: readable text by default, JSON lines with
+/// `--log-format json`; the level from `RUST_LOG` (default `info`).
+fn init_logs(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Sets `stop` on SIGINT or SIGTERM.
+fn watch_signals(stop: Arc<AtomicBool>) {
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a signal runtime");
+            rt.block_on(async {
+                use tokio::signal::unix::{SignalKind, signal};
+                let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+                let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+                tokio::select! {
+                    _ = term.recv() => tracing::info!("SIGTERM"),
+                    _ = int.recv() => tracing::info!("SIGINT"),
+                }
+            });
+            stop.store(true, Ordering::Relaxed);
+        })
+        .expect("spawn the signal thread");
 }

@@ -14,6 +14,9 @@ pub const DAILY_SCORES: &str = "daily_scores";
 pub const DAILY_ACTIVITY: &str = "daily_activity";
 pub const REJECTED: &str = "rejected";
 
+/// The four tables the ingest writes.
+pub const INGEST_TABLES: &[&str] = &[EVENTS, DAILY_SCORES, DAILY_ACTIVITY, REJECTED];
+
 /// The partition column of the daily tables.
 pub const DAY: &str = "day";
 

@@ -8,6 +8,7 @@ use anyhow::{Result, anyhow};
 use clap::Parser;
 use clap::error::ErrorKind;
 use huoyue_benches::r#gen::{GenConfig, generate, parse_month};
+use huoyue_benches::kafka::produce;
 
 /// Synthetic, realistic usage events of a provincial education cloud
 /// platform, with school and user rosters.
@@ -35,9 +36,20 @@ struct Args {
     /// Seed of every random choice.
     #[arg(long, value_name = "S", default_value_t = GenConfig::default().seed)]
     seed: u64,
-    /// Output directory (created if missing; files in it are replaced).
-    #[arg(long, value_name = "DIR")]
-    out: PathBuf,
+    /// Output directory (created if missing; files in it are replaced). With
+    /// --brokers, only the rosters are written there.
+    #[arg(long, value_name = "DIR", required_unless_present = "brokers")]
+    out: Option<PathBuf>,
+    /// Produce the events to Kafka instead of a file, keyed by scored user
+    /// (events.md), at the producer's full speed.
+    #[arg(long, value_name = "HOST:PORT[,…]", requires = "topic")]
+    brokers: Option<String>,
+    /// The topic to produce to (with --brokers); it must exist.
+    #[arg(long, value_name = "TOPIC", requires = "brokers")]
+    topic: Option<String>,
+    /// A librdkafka producer setting (KEY=VALUE), repeatable.
+    #[arg(short = 'X', value_name = "KEY=VALUE")]
+    settings: Vec<String>,
     /// Counties the schools are spread over (real Zhejiang counties, from
     /// 330381 瑞安市, then across cities).
     #[arg(long, value_name = "N", default_value_t = GenConfig::default().counties)]
@@ -109,7 +121,23 @@ fn try_main() -> Result<()> {
         activity: args.activity,
     };
     cfg.validate().map_err(|e| anyhow!(e))?;
-    let stats = generate(&cfg, &args.out)?;
+    if let (Some(brokers), Some(topic)) = (&args.brokers, &args.topic) {
+        let mut settings = Vec::new();
+        for s in &args.settings {
+            let (k, v) = s
+                .split_once('=')
+                .ok_or_else(|| anyhow!("-X {s:?} is not KEY=VALUE"))?;
+            settings.push((k.to_owned(), v.to_owned()));
+        }
+        let sent = produce(&cfg, brokers, topic, &settings, args.out.as_deref())?;
+        eprintln!("huoyue-gen: {sent}");
+        return Ok(());
+    }
+    let out = args
+        .out
+        .as_deref()
+        .expect("clap requires --out without --brokers");
+    let stats = generate(&cfg, out)?;
     eprintln!("huoyue-gen: {stats}");
     Ok(())
 }

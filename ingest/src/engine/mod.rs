@@ -131,7 +131,7 @@ struct SnapshotHeader {
     cfg: EngineConfig,
 }
 
-const SNAPSHOT_FORMAT: u32 = 1;
+const SNAPSHOT_FORMAT: u32 = 2;
 
 /// A snapshot that cannot be restored.
 #[derive(Debug, thiserror::Error)]
@@ -172,6 +172,11 @@ impl Engine {
 
     /// Takes one valid event.
     pub fn process(&mut self, e: &Event<'_>) -> Outcome {
+        self.process_from(e, -1)
+    }
+
+    /// Takes one valid event read from Kafka partition `partition` (-1: not Kafka).
+    pub fn process_from(&mut self, e: &Event<'_>, partition: i32) -> Outcome {
         let off = self.rules.offset_seconds;
         let day = day_of(e.ts, off);
         let st = &mut self.state;
@@ -210,6 +215,7 @@ impl Engine {
         if *user.school != *school {
             user.school = school.into();
         }
+        user.partition = partition;
         let n_rules = self.rules.rules.len();
         user.day(day, key, school, n_rules);
         for &r in rule_ids {
@@ -392,6 +398,45 @@ impl Engine {
         let mut engine = Engine::new(profile, header.cfg);
         engine.state = state;
         Ok(engine)
+    }
+
+    /// Takes over the users whose latest events came from `partitions` from
+    /// `other` (an engine restored from another instance's checkpoint, which
+    /// owned those partitions), and the event ids it remembers. Users of other
+    /// partitions stay as they are here. This is how a Kafka partition's state
+    /// follows it to its new owner on a rebalance; it is exact when producers
+    /// key by scored user (events.md), so that a user's events share a partition.
+    pub fn absorb(&mut self, other: Engine, partitions: &std::collections::BTreeSet<i32>) {
+        let theirs = other.state;
+        let st = &mut self.state;
+        for mut user in theirs.users {
+            if !partitions.contains(&user.partition) {
+                continue;
+            }
+            let h = hash64(&user.id);
+            let users = &st.users;
+            match st.index.find(h, |i| *users[i as usize].id == *user.id) {
+                Some(u) => {
+                    let mine = &mut st.users[u as usize];
+                    user.queued = mine.queued;
+                    *mine = user;
+                }
+                None => {
+                    user.queued = false;
+                    st.users.push(user);
+                    st.index.insert(h, (st.users.len() - 1) as u32);
+                }
+            }
+        }
+        for (id, seen) in theirs.seen {
+            st.seen.entry(id).or_insert(seen);
+        }
+        st.newest_day = st.newest_day.max(theirs.newest_day);
+        st.folded_to = match (st.folded_to, theirs.folded_to) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        st.arrivals = st.arrivals.max(theirs.arrivals);
     }
 
     /// Sizes of the state, for metrics and the benchmark.

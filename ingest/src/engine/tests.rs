@@ -536,3 +536,84 @@ fn snapshot_restore_round_trips() {
 fn timestamps_parse_in_tests() {
     assert!(parse_rfc3339("2026-11-03T10:00:00+08:00").is_some());
 }
+
+#[test]
+fn absorb_moves_a_partitions_users_to_their_new_owner() {
+    // t1 on partition 0, t2 on partition 1; resources so that lifetime state matters
+    let specs: Vec<String> = day_range(1, 10, "11")
+        .iter()
+        .flat_map(|d| {
+            [
+                format!("{d} t1 login"),
+                format!("{d} t2 login"),
+                format!(
+                    "{d} s{d} resource_interact resource_id=R1 owner_id=t2 owner_school_id=3333000001 op=download"
+                ),
+            ]
+        })
+        .collect();
+    let events = lines(&specs.iter().map(String::as_str).collect::<Vec<_>>());
+    let part = |line: &str| {
+        i32::from(line.contains("\"owner_id\":\"t2\"") || line.contains("\"user_id\":\"t2\""))
+    };
+    let profile = zhejiang();
+    let whole = run(&profile, &events, usize::MAX);
+
+    // instance A has both partitions for the first half, then partition 1 moves to B
+    let half = events.len() / 2;
+    let mut a = Engine::new(&profile, EngineConfig::default());
+    let mut sums = Sums::default();
+    for line in &events[..half] {
+        a.process_from(&decode(line.as_bytes(), NOW).unwrap(), part(line));
+    }
+    a.flush(&mut sums);
+    let checkpoint = a.snapshot();
+    let mut b = Engine::new(&profile, EngineConfig::default());
+    b.absorb(
+        Engine::restore(&profile, &checkpoint).unwrap(),
+        &[1].into_iter().collect(),
+    );
+    for line in &events[half..] {
+        let e = decode(line.as_bytes(), NOW).unwrap();
+        if part(line) == 1 {
+            b.process_from(&e, 1);
+        } else {
+            a.process_from(&e, 0);
+        }
+    }
+    a.flush(&mut sums);
+    b.flush(&mut sums);
+    // activity rows of partition-1 actors (students) are per day and per flush:
+    // the sums of scores and activity are what must agree
+    assert_eq!(sums.lines(), whole.lines());
+    assert_eq!(sums.activity, whole.activity);
+
+    // without the state, B would score t2's resource again
+    let mut fresh = Engine::new(&profile, EngineConfig::default());
+    let mut wrong = Sums::default();
+    let mut a2 = Engine::restore(&profile, &checkpoint).unwrap();
+    for line in &events[half..] {
+        let e = decode(line.as_bytes(), NOW).unwrap();
+        if part(line) == 1 {
+            fresh.process_from(&e, 1);
+        } else {
+            a2.process_from(&e, 0);
+        }
+    }
+    let mut first = Sums::default();
+    let mut a3 = Engine::new(&profile, EngineConfig::default());
+    for line in &events[..half] {
+        a3.process_from(&decode(line.as_bytes(), NOW).unwrap(), part(line));
+    }
+    a3.flush(&mut first);
+    fresh.flush(&mut wrong);
+    a2.flush(&mut wrong);
+    for ((d, u, r), p) in first.scores {
+        *wrong.scores.entry((d, u, r)).or_default() += p;
+    }
+    assert_ne!(
+        wrong.lines(),
+        whole.lines(),
+        "the test data need the lifetime state"
+    );
+}

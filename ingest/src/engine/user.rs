@@ -51,6 +51,9 @@ pub struct UserState {
     pub dirty_rules: u64,
     /// Whether the user is on the engine's list for the next flush.
     pub queued: bool,
+    /// The Kafka partition the user's latest scoring event came from (-1 for
+    /// files): a rebalance hands a partition's users to its new owner.
+    pub partition: i32,
 }
 
 impl UserState {
@@ -64,6 +67,7 @@ impl UserState {
             pending: Vec::new(),
             dirty_rules: 0,
             queued: false,
+            partition: -1,
         }
     }
 

@@ -23,14 +23,21 @@ pub struct Job {
     pub name: String,
     pub schema: SchemaRef,
     pub batches: Vec<RecordBatch>,
+    /// Rename to the final name once durable; `false` leaves the file staged
+    /// under its temporary name for the caller to publish (Kafka checkpoints).
+    pub publish: bool,
 }
 
-/// A file that is durable under its final name.
+/// A durable file: under its final name, or staged under a temporary name
+/// until the caller publishes it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WrittenFile {
     pub table: &'static str,
     pub day: i32,
+    /// The final name.
     pub path: PathBuf,
+    /// The temporary name while the file is not yet published.
+    pub staged: Option<PathBuf>,
     pub rows: u64,
     pub bytes: u64,
 }
@@ -166,11 +173,17 @@ fn write(job: Job) -> Result<WrittenFile, LakeError> {
     file.sync_all().map_err(io(&tmp))?;
     let bytes = file.metadata().map_err(io(&tmp))?.len();
     drop(file);
-    publish_file(&tmp, &dest).map_err(io(&dest))?;
+    let staged = if job.publish {
+        publish_file(&tmp, &dest).map_err(io(&dest))?;
+        None
+    } else {
+        Some(tmp)
+    };
     Ok(WrittenFile {
         table: job.table,
         day: job.day,
         path: dest,
+        staged,
         rows,
         bytes,
     })

@@ -53,6 +53,7 @@ pub struct LakeWriter {
     rejected: BTreeMap<i32, RejectedRows>,
     buffered_rows: usize,
     encoder: Encoder,
+    publish: bool,
 }
 
 impl LakeWriter {
@@ -77,7 +78,17 @@ impl LakeWriter {
             rejected: BTreeMap::new(),
             buffered_rows: 0,
             encoder: Encoder::start(),
+            publish: true,
         })
+    }
+
+    /// Leaves written files staged under their temporary names: [`LakeWriter::sync`]
+    /// returns them with [`WrittenFile::staged`] set, and the caller publishes
+    /// them with [`publish::publish_staged`] once it has recorded them (the
+    /// Kafka service's checkpoint).
+    pub fn stage_only(mut self) -> LakeWriter {
+        self.publish = false;
+        self
     }
 
     pub fn root(&self) -> &Path {
@@ -145,6 +156,7 @@ impl LakeWriter {
                 name,
                 schema,
                 batches,
+                publish: self.publish,
             })?;
         }
         Ok(())

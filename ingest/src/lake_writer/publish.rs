@@ -52,3 +52,13 @@ pub fn publish_file(tmp: &Path, dest: &Path) -> io::Result<()> {
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
+
+/// Publishes a staged file: renames `tmp` to `dest` under the folder's lock.
+/// Idempotent: when `tmp` is gone and `dest` exists, it was published before
+/// (a restart rolling a checkpoint forward).
+pub fn publish_staged(tmp: &Path, dest: &Path) -> io::Result<()> {
+    match publish_file(tmp, dest) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound && dest.exists() => Ok(()),
+        r => r,
+    }
+}

@@ -66,11 +66,26 @@ impl Counts {
     }
 }
 
+/// A rejected message, as handed to a [`Pipeline`]'s reject hook (the Kafka
+/// service's dead-letter topic).
+pub struct RejectedMessage<'a> {
+    pub reason: Reason,
+    pub detail: Option<&'a str>,
+    pub raw: &'a [u8],
+    pub source: &'a str,
+    pub partition: Option<i32>,
+    pub offset: Option<i64>,
+}
+
+/// Receives every rejected message after it is buffered for `rejected`.
+pub type RejectHook = Box<dyn FnMut(RejectedMessage<'_>) + Send>;
+
 /// The engine and the writer, fed chunk by chunk.
 pub struct Pipeline {
     engine: Engine,
     writer: LakeWriter,
     counts: Counts,
+    on_reject: Option<RejectHook>,
 }
 
 /// Forwards deltas to the writer and counts the points.
@@ -110,7 +125,19 @@ impl Pipeline {
             engine,
             writer,
             counts: Counts::default(),
+            on_reject: None,
         }
+    }
+
+    /// Calls `hook` for every rejected message (after it is buffered for the
+    /// `rejected` table).
+    pub fn on_reject(&mut self, hook: RejectHook) {
+        self.on_reject = Some(hook);
+    }
+
+    /// The engine, to be replaced or merged (Kafka rebalances).
+    pub fn engine_mut(&mut self) -> &mut Engine {
+        &mut self.engine
     }
 
     pub fn engine(&self) -> &Engine {
@@ -135,7 +162,8 @@ impl Pipeline {
         self.counts.read += chunk.messages() as u64;
         for i in 0..rows.len() {
             let e = rows.get(i).expect("decoded events are valid");
-            match self.engine.process(&e) {
+            let span = chunk.spans[i];
+            match self.engine.process_from(&e, span.partition.unwrap_or(-1)) {
                 Outcome::Accepted { day } => {
                     self.counts.valid += 1;
                     match per_day.iter_mut().find(|(d, _)| *d == day) {
@@ -145,7 +173,6 @@ impl Pipeline {
                 }
                 Outcome::Duplicate => self.counts.duplicates += 1,
                 Outcome::Late => {
-                    let span = chunk.spans[i];
                     let newest = self
                         .engine
                         .newest_day()
@@ -168,6 +195,16 @@ impl Pipeline {
                             offset: span.offset,
                         },
                     );
+                    if let Some(hook) = &mut self.on_reject {
+                        hook(RejectedMessage {
+                            reason: Reason::Late,
+                            detail: Some(&detail),
+                            raw: &chunk.data[span.start..span.end],
+                            source: &chunk.source,
+                            partition: span.partition,
+                            offset: span.offset,
+                        });
+                    }
                 }
             }
         }
@@ -195,6 +232,16 @@ impl Pipeline {
                     offset: s.offset,
                 },
             );
+            if let Some(hook) = &mut self.on_reject {
+                hook(RejectedMessage {
+                    reason: r.reason,
+                    detail: r.detail.as_deref(),
+                    raw: &chunk.data[s.start..s.end],
+                    source: &chunk.source,
+                    partition: s.partition,
+                    offset: s.offset,
+                });
+            }
         }
     }
 

@@ -1,0 +1,301 @@
+//! Checkpoints: the Kafka offsets, the engine's state and the files written,
+//! committed together (lake.md, guarantee 2).
+//!
+//! One file per instance, `LAKE/_checkpoints/<group>/<topic>/<instance>.ckpt`,
+//! replaced atomically (temporary name, fsync, rename, fsync the folder). A flush
+//! leaves its Parquet files *staged* under hidden temporary names; the checkpoint
+//! lists them; only after the checkpoint is durable are they renamed to their
+//! final names. A crash before the checkpoint leaves staged files nobody lists
+//! (removed at the next start); a crash after it leaves files the checkpoint
+//! lists, which the next start publishes (roll forward). Either way the lake
+//! and the offsets agree.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::lake_writer::publish::{publish_staged, sync_dir};
+
+/// The folder of the lake that holds checkpoints.
+pub const CHECKPOINTS: &str = "_checkpoints";
+
+const FORMAT: u32 = 1;
+const MAGIC: &[u8; 8] = b"HYCKPT01";
+
+/// Where a partition is: the next offset to read, and the generation of the
+/// partition's state (it grows by one each time the partition changes hands,
+/// so the newest checkpoint of a partition is the one with the highest).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mark {
+    pub offset: i64,
+    pub generation: u64,
+}
+
+/// One checkpoint of one instance.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub format: u32,
+    pub instance: String,
+    pub topic: String,
+    /// Grows by one per checkpoint of this instance.
+    pub seq: u64,
+    /// When it was written, microseconds since the epoch.
+    pub written_at: i64,
+    /// The partitions this instance owned, by number.
+    pub partitions: BTreeMap<i32, Mark>,
+    /// Files to publish: (staged, final), relative to the lake.
+    pub staged: Vec<(String, String)>,
+    /// The engine snapshot.
+    pub engine: Vec<u8>,
+}
+
+/// A checkpoint file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("cannot write checkpoint {path}: {source}")]
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot read checkpoint {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("checkpoint {path} is corrupt: {why}")]
+    Corrupt { path: String, why: String },
+    #[error("cannot publish {path}: {source}")]
+    Publish {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// The checkpoint folder of a group and topic.
+pub fn dir(lake: &Path, group: &str, topic: &str) -> PathBuf {
+    lake.join(CHECKPOINTS).join(group).join(topic)
+}
+
+impl Checkpoint {
+    pub fn new(instance: &str, topic: &str) -> Checkpoint {
+        Checkpoint {
+            format: FORMAT,
+            instance: instance.to_owned(),
+            topic: topic.to_owned(),
+            seq: 0,
+            written_at: 0,
+            partitions: BTreeMap::new(),
+            staged: Vec::new(),
+            engine: Vec::new(),
+        }
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        let body = postcard::to_stdvec(self).expect("a checkpoint serializes");
+        let mut out = Vec::with_capacity(body.len() + 24);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&(body.len() as u64).to_le_bytes());
+        out.extend_from_slice(&xxhash_rust::xxh3::xxh3_64(&body).to_le_bytes());
+        out.extend_from_slice(&body);
+        out
+    }
+
+    fn decode(path: &Path, bytes: &[u8]) -> Result<Checkpoint, CheckpointError> {
+        let corrupt = |why: &str| CheckpointError::Corrupt {
+            path: path.display().to_string(),
+            why: why.to_owned(),
+        };
+        if bytes.len() < 24 || &bytes[..8] != MAGIC {
+            return Err(corrupt("not a huoyue checkpoint"));
+        }
+        let len = u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes")) as usize;
+        let sum = u64::from_le_bytes(bytes[16..24].try_into().expect("8 bytes"));
+        let body = &bytes[24..];
+        if body.len() != len {
+            return Err(corrupt("truncated"));
+        }
+        if xxhash_rust::xxh3::xxh3_64(body) != sum {
+            return Err(corrupt("checksum mismatch"));
+        }
+        let c: Checkpoint = postcard::from_bytes(body).map_err(|e| corrupt(&e.to_string()))?;
+        if c.format != FORMAT {
+            return Err(corrupt(&format!("unknown format {}", c.format)));
+        }
+        Ok(c)
+    }
+
+    /// Writes this checkpoint as `dir/<instance>.ckpt`, atomically and durably.
+    pub fn store(&self, dir: &Path) -> Result<(), CheckpointError> {
+        let dest = dir.join(format!("{}.ckpt", self.instance));
+        let tmp = dir.join(format!(".{}.ckpt.tmp", self.instance));
+        let err = |source| CheckpointError::Write {
+            path: dest.display().to_string(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(err)?;
+        let mut f = File::create(&tmp).map_err(err)?;
+        f.write_all(&self.encode()).map_err(err)?;
+        f.sync_all().map_err(err)?;
+        drop(f);
+        std::fs::rename(&tmp, &dest).map_err(err)?;
+        sync_dir(dir).map_err(err)
+    }
+
+    /// Every instance's checkpoint in `dir` (none if the folder does not exist).
+    pub fn load_all(dir: &Path) -> Result<Vec<Checkpoint>, CheckpointError> {
+        let read_err = |source| CheckpointError::Read {
+            path: dir.display().to_string(),
+            source,
+        };
+        let entries = match std::fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(read_err(e)),
+        };
+        let mut out = Vec::new();
+        for entry in entries {
+            let path = entry.map_err(read_err)?.path();
+            let is_ckpt = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.ends_with(".ckpt") && !n.starts_with('.'));
+            if !is_ckpt {
+                continue;
+            }
+            let bytes = std::fs::read(&path).map_err(|source| CheckpointError::Read {
+                path: path.display().to_string(),
+                source,
+            })?;
+            out.push(Checkpoint::decode(&path, &bytes)?);
+        }
+        out.sort_by(|a, b| a.instance.cmp(&b.instance));
+        Ok(out)
+    }
+
+    /// Publishes the files this checkpoint lists (idempotent).
+    pub fn roll_forward(&self, lake: &Path) -> Result<usize, CheckpointError> {
+        for (staged, dest) in &self.staged {
+            let dest = lake.join(dest);
+            publish_staged(&lake.join(staged), &dest).map_err(|source| {
+                CheckpointError::Publish {
+                    path: dest.display().to_string(),
+                    source,
+                }
+            })?;
+        }
+        Ok(self.staged.len())
+    }
+}
+
+/// Removes staged files whose names start with `.{prefix}` and that `keep` does
+/// not list: what a crashed run of this instance wrote after its last
+/// checkpoint. Returns how many were removed.
+pub fn remove_unlisted(
+    lake: &Path,
+    tables: &[&str],
+    prefix: &str,
+    keep: &[(String, String)],
+) -> std::io::Result<usize> {
+    let keep: std::collections::HashSet<PathBuf> = keep.iter().map(|(s, _)| lake.join(s)).collect();
+    let start = format!(".{prefix}");
+    let mut removed = 0;
+    for table in tables {
+        let Ok(days) = std::fs::read_dir(lake.join(table)) else {
+            continue;
+        };
+        for day in days.flatten() {
+            let Ok(files) = std::fs::read_dir(day.path()) else {
+                continue;
+            };
+            for f in files.flatten() {
+                let name = f.file_name();
+                let Some(name) = name.to_str() else { continue };
+                if name.starts_with(&start) && name.ends_with(".tmp") && !keep.contains(&f.path()) {
+                    std::fs::remove_file(f.path())?;
+                    removed += 1;
+                }
+            }
+        }
+    }
+    Ok(removed)
+}
+
+/// `path` relative to `lake`, as a string for a checkpoint.
+pub fn relative(lake: &Path, path: &Path) -> String {
+    path.strip_prefix(lake)
+        .unwrap_or(path)
+        .to_string_lossy()
+        .into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_load_and_detect_corruption() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Checkpoint::new("a", "events");
+        c.seq = 3;
+        c.partitions.insert(
+            1,
+            Mark {
+                offset: 42,
+                generation: 2,
+            },
+        );
+        c.engine = vec![1, 2, 3];
+        c.store(dir.path()).unwrap();
+        let all = Checkpoint::load_all(dir.path()).unwrap();
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].seq, 3);
+        assert_eq!(all[0].partitions[&1].offset, 42);
+        assert_eq!(all[0].engine, vec![1, 2, 3]);
+
+        let path = dir.path().join("a.ckpt");
+        let mut bytes = std::fs::read(&path).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        std::fs::write(&path, &bytes).unwrap();
+        let err = Checkpoint::load_all(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("checksum mismatch"), "{err}");
+    }
+
+    #[test]
+    fn missing_folder_is_no_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(
+            Checkpoint::load_all(&dir.path().join("nope"))
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn unlisted_staged_files_are_removed() {
+        let lake = tempfile::tempdir().unwrap();
+        let day = lake.path().join("events/day=2026-09-01");
+        std::fs::create_dir_all(&day).unwrap();
+        for n in [
+            ".k-a-1-00000001.parquet.tmp",
+            ".k-a-1-00000002.parquet.tmp",
+            ".k-b-1-00000001.parquet.tmp",
+            "k-a-0-00000001.parquet",
+        ] {
+            std::fs::write(day.join(n), b"x").unwrap();
+        }
+        let keep = vec![(
+            "events/day=2026-09-01/.k-a-1-00000001.parquet.tmp".to_owned(),
+            "events/day=2026-09-01/k-a-1-00000001.parquet".to_owned(),
+        )];
+        let removed = remove_unlisted(lake.path(), &["events"], "k-a-", &keep).unwrap();
+        assert_eq!(removed, 1);
+        assert!(day.join(".k-a-1-00000001.parquet.tmp").exists());
+        assert!(!day.join(".k-a-1-00000002.parquet.tmp").exists());
+        assert!(day.join(".k-b-1-00000001.parquet.tmp").exists());
+        assert!(day.join("k-a-0-00000001.parquet").exists());
+    }
+}

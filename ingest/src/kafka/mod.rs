@@ -1,0 +1,845 @@
+//! Kafka mode: the long-running service. A consumer-group member reads the
+//! topic, the same [`Pipeline`] as file mode scores and writes, and every flush
+//! ends in a checkpoint (see [`checkpoint`]) that makes the flush's files
+//! visible together with the offsets and the engine state that produced them.
+//!
+//! One thread runs the consumer, the engine and the checkpoints; the lake
+//! writer encodes on its own threads, and the dead-letter producer sends from
+//! librdkafka's. Rebalances run inside `poll`, on the same thread: a revoked
+//! partition is flushed and checkpointed before it is released; an assigned
+//! partition starts at the offset of the newest checkpoint that holds it, and
+//! if another instance wrote that checkpoint, the users of that partition are
+//! taken over from its engine state ([`Engine::absorb`]).
+
+pub mod checkpoint;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arrow::array::{Array, TimestampMicrosecondArray};
+use rdkafka::client::ClientContext;
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::statistics::Statistics;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::types::RDKafkaRespErr;
+
+use huoyue_schemas::lake;
+use huoyue_schemas::profile::Profile;
+
+use crate::engine::{Engine, EngineConfig};
+use crate::lake_writer::{LakeWriter, WrittenFile};
+use crate::metrics::{Metrics, files_by_table};
+use crate::pipeline::file::now_micros;
+use crate::pipeline::{Counts, Pipeline, Span, decode_chunk};
+use checkpoint::{Checkpoint, Mark};
+
+/// How the service reads, flushes and identifies itself.
+#[derive(Clone, Debug)]
+pub struct KafkaOptions {
+    pub brokers: String,
+    pub topic: String,
+    pub group: String,
+    pub dlq_topic: String,
+    /// Stable per replica and unique in the group (checkpoint and file names).
+    pub instance: String,
+    pub flush_interval: Duration,
+    pub flush_rows: usize,
+    /// librdkafka settings (`-X key=value`), applied last.
+    pub settings: Vec<(String, String)>,
+    /// How long to keep trying to reach the brokers at start.
+    pub connect_timeout: Duration,
+}
+
+/// Why the service stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("bad Kafka setting: {0}")]
+    Config(String),
+    #[error("brokers {brokers} unreachable after {secs} s: {error}")]
+    Unreachable {
+        brokers: String,
+        secs: u64,
+        error: String,
+    },
+    #[error("topic {0:?} does not exist (create it first)")]
+    NoTopic(String),
+    #[error("dead-letter topic {0:?} does not exist (create it, or name another with --dlq-topic)")]
+    NoDlqTopic(String),
+    #[error("instance id {0:?} must be letters, digits, '.' and '-' only")]
+    BadInstance(String),
+    #[error(transparent)]
+    Checkpoint(#[from] checkpoint::CheckpointError),
+    #[error(transparent)]
+    Lake(#[from] crate::lake_writer::LakeError),
+    #[error(transparent)]
+    Restore(#[from] crate::engine::RestoreError),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Rate-limits a repeated log line: at most one per `every`.
+struct Throttle {
+    last: Mutex<Option<Instant>>,
+    every: Duration,
+}
+
+impl Throttle {
+    fn new(every: Duration) -> Throttle {
+        Throttle {
+            last: Mutex::new(None),
+            every,
+        }
+    }
+
+    fn ready(&self) -> bool {
+        let mut last = self.last.lock().expect("throttle");
+        if last.is_none_or(|t| t.elapsed() >= self.every) {
+            *last = Some(Instant::now());
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Messages read but not yet scored.
+#[derive(Default)]
+struct Pending {
+    data: Vec<u8>,
+    spans: Vec<Span>,
+}
+
+/// Everything the consumer thread and the rebalance callback share.
+struct Service {
+    opts: KafkaOptions,
+    lake: PathBuf,
+    profile: Profile,
+    pipeline: Pipeline,
+    /// Next offset to read, per assigned partition (after what was scored).
+    positions: BTreeMap<i32, Mark>,
+    pending: Pending,
+    /// Event times (µs) accepted since the last checkpoint, for the latency histogram.
+    times: Vec<i64>,
+    /// Staged files not yet listed in a durable checkpoint.
+    unpublished: Vec<WrittenFile>,
+    seq: u64,
+    last_checkpoint: Instant,
+    /// Whether anything was read since the last checkpoint.
+    dirty: bool,
+    producer: Arc<ThreadedProducer<DlqContext>>,
+    metrics: Metrics,
+    /// An error raised inside a rebalance callback, for the main loop.
+    failed: Option<ServiceError>,
+}
+
+/// The consumer's context: rebalances, errors and statistics.
+struct Ctx {
+    service: Mutex<Option<Service>>,
+    metrics: Metrics,
+    topic: String,
+    errors: Throttle,
+    broker_down: AtomicBool,
+    /// Grows at every rebalance: messages polled before one are dropped (the
+    /// new assignment reads them again from the checkpointed offsets).
+    rebalances: AtomicU64,
+}
+
+impl ClientContext for Ctx {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        match level {
+            RDKafkaLogLevel::Emerg
+            | RDKafkaLogLevel::Alert
+            | RDKafkaLogLevel::Critical
+            | RDKafkaLogLevel::Error => tracing::error!(target: "librdkafka", "{fac}: {message}"),
+            RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", "{fac}: {message}"),
+            _ => tracing::debug!(target: "librdkafka", "{fac}: {message}"),
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.metrics.kafka_errors.inc();
+        self.broker_down.store(true, Ordering::Relaxed);
+        if self.errors.ready() {
+            tracing::warn!(
+                "Kafka: {error}: {reason} (librdkafka keeps retrying; scoring resumes when the brokers answer)"
+            );
+        }
+    }
+
+    fn stats(&self, stats: Statistics) {
+        let Some(topic) = stats.topics.get(&self.topic) else {
+            return;
+        };
+        for (p, part) in &topic.partitions {
+            if *p < 0 || !part.desired {
+                continue;
+            }
+            // lag behind the high watermark from what was fetched, not what was
+            // committed (offsets commit only at checkpoints)
+            let lag = if part.hi_offset >= 0 && part.app_offset >= 0 {
+                part.hi_offset - part.app_offset
+            } else {
+                part.consumer_lag.max(0)
+            };
+            self.metrics
+                .consumer_lag
+                .with_label_values(&[&p.to_string()])
+                .set(lag.max(0));
+        }
+    }
+}
+
+impl ConsumerContext for Ctx {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        self.rebalances.fetch_add(1, Ordering::SeqCst);
+        let mut guard = self.service.lock().expect("service");
+        let Some(svc) = guard.as_mut() else { return };
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                if let Err(e) = svc.assign(tpl) {
+                    tracing::error!("cannot take the assigned partitions: {e}");
+                    svc.failed.get_or_insert(e);
+                }
+                if let Err(e) = consumer.assign(tpl) {
+                    tracing::error!("assign: {e}");
+                }
+                let n = svc.positions.len() as i64;
+                self.metrics.assigned_partitions.set(n);
+                tracing::info!(
+                    partitions = ?svc.positions.keys().collect::<Vec<_>>(),
+                    "partitions assigned"
+                );
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                let revoked: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+                tracing::info!(partitions = ?revoked, "partitions revoked: flushing them first");
+                if let Err(e) = svc.checkpoint(Some(consumer), true) {
+                    tracing::error!("checkpoint before revocation failed: {e}");
+                    svc.failed.get_or_insert(e);
+                }
+                for p in &revoked {
+                    svc.positions.remove(p);
+                    self.metrics
+                        .consumer_lag
+                        .with_label_values(&[&p.to_string()])
+                        .set(0);
+                }
+                if let Err(e) = consumer.unassign() {
+                    tracing::error!("unassign: {e}");
+                }
+                self.metrics
+                    .assigned_partitions
+                    .set(svc.positions.len() as i64);
+            }
+            other => {
+                tracing::error!("rebalance error: {other:?}");
+                let _ = consumer.unassign();
+            }
+        }
+    }
+}
+
+/// The dead-letter producer's context: counts failed deliveries.
+struct DlqContext {
+    failures: AtomicU64,
+}
+
+impl ClientContext for DlqContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        if matches!(
+            level,
+            RDKafkaLogLevel::Emerg
+                | RDKafkaLogLevel::Alert
+                | RDKafkaLogLevel::Critical
+                | RDKafkaLogLevel::Error
+                | RDKafkaLogLevel::Warning
+        ) {
+            tracing::warn!(target: "librdkafka", "dlq {fac}: {message}");
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::debug!("dlq producer: {error}: {reason}");
+    }
+}
+
+impl ProducerContext for DlqContext {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if let Err((e, _)) = result {
+            self.failures.fetch_add(1, Ordering::Relaxed);
+            tracing::error!("a dead letter was not delivered: {e}");
+        }
+    }
+}
+
+impl Service {
+    fn checkpoint_dir(&self) -> PathBuf {
+        checkpoint::dir(&self.lake, &self.opts.group, &self.opts.topic)
+    }
+
+    /// Scores what was read since the last call.
+    fn apply_pending(&mut self) {
+        if self.pending.spans.is_empty() {
+            return;
+        }
+        let Pending { data, spans } = std::mem::take(&mut self.pending);
+        for s in &spans {
+            if let (Some(p), Some(o)) = (s.partition, s.offset) {
+                let mark = self.positions.entry(p).or_insert(Mark {
+                    offset: 0,
+                    generation: 1,
+                });
+                mark.offset = mark.offset.max(o + 1);
+            }
+        }
+        let chunk = decode_chunk(data, &spans, self.opts.topic.clone(), now_micros());
+        if let Some(ts) = chunk
+            .batch
+            .column_by_name("ts")
+            .and_then(|c| c.as_any().downcast_ref::<TimestampMicrosecondArray>())
+        {
+            self.times.extend(ts.values().iter().copied());
+            if let Some(max) = ts.values().iter().max() {
+                let secs = max / 1_000_000;
+                if secs > self.metrics.newest_event.get() {
+                    self.metrics.newest_event.set(secs);
+                }
+            }
+        }
+        self.pipeline.apply(chunk);
+        self.dirty = true;
+        self.metrics.observe(self.pipeline.counts());
+    }
+
+    /// Flushes, writes the checkpoint, publishes the files and commits the
+    /// offsets to the group (for lag tools). `force` checkpoints even when
+    /// nothing was read (a revocation).
+    fn checkpoint(
+        &mut self,
+        consumer: Option<&BaseConsumer<Ctx>>,
+        force: bool,
+    ) -> Result<(), ServiceError> {
+        self.apply_pending();
+        if !self.dirty && !force && self.unpublished.is_empty() {
+            self.last_checkpoint = Instant::now();
+            return Ok(());
+        }
+        let _span = tracing::info_span!("flush", seq = self.seq + 1).entered();
+        let t0 = Instant::now();
+        let flushed = self.pipeline.flush().and_then(|()| self.pipeline.sync());
+        let files = match flushed {
+            Ok(f) => f,
+            Err(e) => {
+                self.metrics.flush_failures.inc();
+                return Err(e.into());
+            }
+        };
+        let flush_secs = t0.elapsed().as_secs_f64();
+        self.metrics.flush_duration.observe(flush_secs);
+        self.unpublished.extend(files);
+
+        // dead letters are delivered before the checkpoint that passes them
+        let t1 = Instant::now();
+        let failures_before = self.producer.context().failures.load(Ordering::Relaxed);
+        let mut waited = 0;
+        while let Err(e) = self.producer.flush(Duration::from_secs(5)) {
+            waited += 5;
+            self.metrics.checkpoint_failures.inc();
+            tracing::warn!(
+                "dead letters not yet delivered after {waited} s ({e}); the checkpoint waits"
+            );
+            if waited >= 30 {
+                return Err(ServiceError::Other(format!(
+                    "dead-letter topic {:?} unreachable: {e}",
+                    self.opts.dlq_topic
+                )));
+            }
+        }
+        if self.producer.context().failures.load(Ordering::Relaxed) != failures_before {
+            self.metrics.checkpoint_failures.inc();
+            return Err(ServiceError::Other(format!(
+                "dead letters could not be delivered to {:?}",
+                self.opts.dlq_topic
+            )));
+        }
+
+        self.seq += 1;
+        let ckpt = Checkpoint {
+            seq: self.seq,
+            written_at: now_micros(),
+            partitions: self.positions.clone(),
+            staged: self
+                .unpublished
+                .iter()
+                .filter_map(|f| {
+                    f.staged.as_ref().map(|s| {
+                        (
+                            checkpoint::relative(&self.lake, s),
+                            checkpoint::relative(&self.lake, &f.path),
+                        )
+                    })
+                })
+                .collect(),
+            engine: self.pipeline.engine().snapshot(),
+            ..Checkpoint::new(&self.opts.instance, &self.opts.topic)
+        };
+        if let Err(e) = ckpt.store(&self.checkpoint_dir()) {
+            self.metrics.checkpoint_failures.inc();
+            return Err(e.into());
+        }
+        if let Err(e) = ckpt.roll_forward(&self.lake) {
+            self.metrics.checkpoint_failures.inc();
+            return Err(e.into());
+        }
+        let published = std::mem::take(&mut self.unpublished);
+        let visible = now_micros();
+        for (table, (n, bytes, rows)) in files_by_table(&published) {
+            self.metrics
+                .files_written
+                .with_label_values(&[table])
+                .inc_by(n);
+            self.metrics
+                .bytes_written
+                .with_label_values(&[table])
+                .inc_by(bytes);
+            self.metrics
+                .rows_written
+                .with_label_values(&[table])
+                .inc_by(rows);
+        }
+        for ts in self.times.drain(..) {
+            self.metrics
+                .end_to_end_latency
+                .observe((visible - ts).max(0) as f64 / 1e6);
+        }
+        let ckpt_secs = t1.elapsed().as_secs_f64();
+        self.metrics.checkpoint_duration.observe(ckpt_secs);
+        self.metrics.last_checkpoint.set(visible / 1_000_000);
+        let stats = self.pipeline.engine().stats();
+        self.metrics
+            .engine_state_bytes
+            .set(stats.state_bytes as i64);
+        self.metrics.engine_users.set(stats.users as i64);
+        self.metrics.observe(self.pipeline.counts());
+        tracing::info!(
+            files = published.len(),
+            rows = published.iter().map(|f| f.rows).sum::<u64>(),
+            flush_ms = (flush_secs * 1e3) as u64,
+            checkpoint_ms = (ckpt_secs * 1e3) as u64,
+            state_bytes = ckpt.engine.len(),
+            "checkpoint {}",
+            self.seq
+        );
+        self.dirty = false;
+        self.last_checkpoint = Instant::now();
+
+        if let Some(consumer) = consumer {
+            let mut tpl = TopicPartitionList::new();
+            for (p, m) in &self.positions {
+                let _ = tpl.add_partition_offset(&self.opts.topic, *p, Offset::Offset(m.offset));
+            }
+            if tpl.count() > 0
+                && let Err(e) = consumer.commit(&tpl, CommitMode::Async)
+            {
+                tracing::debug!("group offset commit: {e}");
+            }
+        }
+        Ok(())
+    }
+
+    /// Decides where each assigned partition starts, taking state over from
+    /// another instance's checkpoint where that one is the newest.
+    fn assign(&mut self, tpl: &mut TopicPartitionList) -> Result<(), ServiceError> {
+        let all = Checkpoint::load_all(&self.checkpoint_dir())?;
+        let assigned: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+        // per foreign checkpoint, the partitions taken from it
+        let mut take: BTreeMap<usize, BTreeSet<i32>> = BTreeMap::new();
+        for &p in &assigned {
+            let best = all
+                .iter()
+                .enumerate()
+                .filter_map(|(i, c)| c.partitions.get(&p).map(|m| (i, *m)))
+                .max_by_key(|(_, m)| m.generation);
+            let mark = match best {
+                Some((i, m)) => {
+                    if all[i].instance != self.opts.instance {
+                        take.entry(i).or_default().insert(p);
+                    }
+                    Mark {
+                        offset: m.offset,
+                        generation: m.generation + 1,
+                    }
+                }
+                None => Mark {
+                    offset: -1,
+                    generation: 1,
+                },
+            };
+            let offset = if mark.offset >= 0 {
+                Offset::Offset(mark.offset)
+            } else {
+                Offset::Beginning
+            };
+            tpl.set_partition_offset(&self.opts.topic, p, offset)
+                .map_err(|e| ServiceError::Other(e.to_string()))?;
+            self.positions.insert(
+                p,
+                Mark {
+                    offset: mark.offset.max(0),
+                    generation: mark.generation,
+                },
+            );
+        }
+        for (i, parts) in take {
+            let c = &all[i];
+            c.roll_forward(&self.lake)?;
+            let theirs = Engine::restore(&self.profile, &c.engine)?;
+            tracing::info!(
+                from = %c.instance,
+                partitions = ?parts,
+                "taking over the state of partitions from another instance's checkpoint"
+            );
+            self.pipeline.engine_mut().absorb(theirs, &parts);
+        }
+        Ok(())
+    }
+}
+
+/// Checks the instance id: it names files and checkpoints.
+pub fn check_instance(id: &str) -> Result<(), ServiceError> {
+    if id.is_empty()
+        || !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+    {
+        return Err(ServiceError::BadInstance(id.to_owned()));
+    }
+    Ok(())
+}
+
+fn client_config(opts: &KafkaOptions) -> ClientConfig {
+    let mut cfg = ClientConfig::new();
+    cfg.set("bootstrap.servers", &opts.brokers);
+    for (k, v) in &opts.settings {
+        cfg.set(k, v);
+    }
+    cfg
+}
+
+/// Waits for the brokers to answer and checks that the topics exist.
+fn check_topics(opts: &KafkaOptions) -> Result<(), ServiceError> {
+    let probe: BaseConsumer = client_config(opts)
+        .create()
+        .map_err(|e| ServiceError::Config(e.to_string()))?;
+    let started = Instant::now();
+    let mut delay = Duration::from_millis(200);
+    loop {
+        match probe.fetch_metadata(None, Duration::from_secs(5)) {
+            Ok(md) => {
+                let has = |name: &str| {
+                    md.topics().iter().any(|t| {
+                        t.name() == name && t.error().is_none() && !t.partitions().is_empty()
+                    })
+                };
+                if !has(&opts.topic) {
+                    return Err(ServiceError::NoTopic(opts.topic.clone()));
+                }
+                if !has(&opts.dlq_topic) {
+                    return Err(ServiceError::NoDlqTopic(opts.dlq_topic.clone()));
+                }
+                return Ok(());
+            }
+            Err(e) => {
+                if started.elapsed() >= opts.connect_timeout {
+                    return Err(ServiceError::Unreachable {
+                        brokers: opts.brokers.clone(),
+                        secs: opts.connect_timeout.as_secs(),
+                        error: e.to_string(),
+                    });
+                }
+                tracing::warn!(
+                    "brokers {} not answering ({e}); retrying in {} ms",
+                    opts.brokers,
+                    delay.as_millis()
+                );
+                std::thread::sleep(delay);
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// Runs the service until `stop` is set: then flushes, checkpoints, commits
+/// and returns the counts of this run.
+pub fn run(
+    opts: KafkaOptions,
+    profile: Profile,
+    engine_cfg: EngineConfig,
+    lake: &Path,
+    metrics: Metrics,
+    stop: Arc<AtomicBool>,
+) -> Result<Counts, ServiceError> {
+    check_instance(&opts.instance)?;
+    // consumer settings first, so that the user's -X can override them
+    let mut cfg = ClientConfig::new();
+    cfg.set("bootstrap.servers", &opts.brokers)
+        .set("group.id", &opts.group)
+        .set("client.id", format!("huoyue-ingest-{}", opts.instance))
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("statistics.interval.ms", "5000")
+        .set("fetch.max.bytes", "52428800")
+        .set("max.partition.fetch.bytes", "4194304");
+    for (k, v) in &opts.settings {
+        cfg.set(k, v);
+    }
+    let mut pcfg = client_config(&opts);
+    pcfg.set("client.id", format!("huoyue-ingest-{}-dlq", opts.instance))
+        .set("linger.ms", "20");
+    for (k, v) in &opts.settings {
+        pcfg.set(k, v);
+    }
+    let producer: ThreadedProducer<DlqContext> = pcfg
+        .create_with_context(DlqContext {
+            failures: AtomicU64::new(0),
+        })
+        .map_err(|e| ServiceError::Config(e.to_string()))?;
+    let producer = Arc::new(producer);
+    check_topics(&opts)?;
+
+    // this instance's last checkpoint: restore, roll forward, clean up
+    let ckpt_dir = checkpoint::dir(lake, &opts.group, &opts.topic);
+    let own = Checkpoint::load_all(&ckpt_dir)?
+        .into_iter()
+        .find(|c| c.instance == opts.instance);
+    let engine = match &own {
+        Some(c) => {
+            let rolled = c.roll_forward(lake)?;
+            tracing::info!(
+                seq = c.seq,
+                partitions = ?c.partitions.keys().collect::<Vec<_>>(),
+                published = rolled,
+                "restored checkpoint"
+            );
+            Engine::restore(&profile, &c.engine)?
+        }
+        None => Engine::new(&profile, engine_cfg),
+    };
+    let keep = own.as_ref().map(|c| c.staged.clone()).unwrap_or_default();
+    let removed = checkpoint::remove_unlisted(
+        lake,
+        lake::INGEST_TABLES,
+        &format!("k_{}_", opts.instance),
+        &keep,
+    )
+    .map_err(|e| ServiceError::Other(format!("cannot clean staged files: {e}")))?;
+    if removed > 0 {
+        tracing::info!(removed, "removed files written after the last checkpoint");
+    }
+    let run_id = now_micros();
+    let writer = LakeWriter::open(lake, &format!("k_{}_{run_id}", opts.instance))?.stage_only();
+    let mut pipeline = Pipeline::new(engine, writer);
+    {
+        let producer = Arc::clone(&producer);
+        let dlq = opts.dlq_topic.clone();
+        let m = metrics.clone();
+        pipeline.on_reject(Box::new(move |r| {
+            let partition = r.partition.map(|p| p.to_string()).unwrap_or_default();
+            let offset = r.offset.map(|o| o.to_string()).unwrap_or_default();
+            let headers = OwnedHeaders::new()
+                .insert(Header {
+                    key: "huoyue-reason",
+                    value: Some(r.reason.as_str()),
+                })
+                .insert(Header {
+                    key: "huoyue-detail",
+                    value: r.detail,
+                })
+                .insert(Header {
+                    key: "huoyue-source-topic",
+                    value: Some(r.source),
+                })
+                .insert(Header {
+                    key: "huoyue-source-partition",
+                    value: Some(&partition),
+                })
+                .insert(Header {
+                    key: "huoyue-source-offset",
+                    value: Some(&offset),
+                });
+            let mut record = BaseRecord::<[u8], [u8]>::to(&dlq)
+                .payload(r.raw)
+                .headers(headers);
+            loop {
+                match producer.send(record) {
+                    Ok(()) => break,
+                    Err((
+                        KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull),
+                        rec,
+                    )) => {
+                        record = rec;
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    Err((e, _)) => {
+                        tracing::error!("cannot queue a dead letter: {e}");
+                        producer.context().failures.fetch_add(1, Ordering::Relaxed);
+                        break;
+                    }
+                }
+            }
+            m.dlq_messages.inc();
+        }));
+    }
+    let seq = own.as_ref().map_or(0, |c| c.seq);
+    let service = Service {
+        opts: opts.clone(),
+        lake: lake.to_owned(),
+        profile: profile.clone(),
+        pipeline,
+        positions: BTreeMap::new(),
+        pending: Pending::default(),
+        times: Vec::new(),
+        unpublished: Vec::new(),
+        seq,
+        last_checkpoint: Instant::now(),
+        dirty: false,
+        producer: Arc::clone(&producer),
+        metrics: metrics.clone(),
+        failed: None,
+    };
+    let ctx = Ctx {
+        service: Mutex::new(Some(service)),
+        metrics: metrics.clone(),
+        topic: opts.topic.clone(),
+        errors: Throttle::new(Duration::from_secs(10)),
+        broker_down: AtomicBool::new(false),
+        rebalances: AtomicU64::new(0),
+    };
+    let consumer: BaseConsumer<Ctx> = cfg
+        .create_with_context(ctx)
+        .map_err(|e| ServiceError::Config(e.to_string()))?;
+    consumer
+        .subscribe(&[&opts.topic])
+        .map_err(|e| ServiceError::Config(e.to_string()))?;
+    tracing::info!(
+        topic = %opts.topic,
+        group = %opts.group,
+        instance = %opts.instance,
+        "consuming"
+    );
+
+    const MAX_BATCH: usize = 20_000;
+    const MAX_BYTES: usize = 8 << 20;
+    let result = loop {
+        if stop.load(Ordering::Relaxed) {
+            break Ok(());
+        }
+        // read a batch without holding the service (poll runs rebalances)
+        let mut batch: Vec<(i32, i64, Vec<u8>)> = Vec::new();
+        let mut bytes = 0;
+        let mut timeout = Duration::from_millis(100);
+        let mut epoch = consumer.context().rebalances.load(Ordering::SeqCst);
+        while batch.len() < MAX_BATCH && bytes < MAX_BYTES {
+            let polled = consumer.poll(timeout);
+            let now = consumer.context().rebalances.load(Ordering::SeqCst);
+            if now != epoch {
+                // polled under the previous assignment: read again from the checkpoint
+                batch.clear();
+                bytes = 0;
+                epoch = now;
+            }
+            match polled {
+                None => break,
+                Some(Ok(m)) => {
+                    let payload = m.payload().unwrap_or(&[]);
+                    bytes += payload.len();
+                    batch.push((m.partition(), m.offset(), payload.to_vec()));
+                }
+                Some(Err(e)) => {
+                    consumer.context().metrics.kafka_errors.inc();
+                    if consumer.context().errors.ready() {
+                        tracing::warn!("Kafka: {e} (retrying)");
+                    }
+                    break;
+                }
+            }
+            timeout = Duration::ZERO;
+        }
+        if !batch.is_empty()
+            && consumer
+                .context()
+                .broker_down
+                .swap(false, Ordering::Relaxed)
+        {
+            tracing::info!("brokers answering again");
+        }
+        let mut guard = consumer.context().service.lock().expect("service");
+        let svc = guard.as_mut().expect("service present while running");
+        if let Some(e) = svc.failed.take() {
+            break Err(e);
+        }
+        for (p, o, payload) in batch {
+            // a message of a partition revoked meanwhile is read again by its new owner
+            // and one before the partition's position was scored already
+            if svc.positions.get(&p).is_none_or(|m| o < m.offset) {
+                continue;
+            }
+            let start = svc.pending.data.len();
+            svc.pending.data.extend_from_slice(&payload);
+            svc.pending.spans.push(Span {
+                start,
+                end: start + payload.len(),
+                partition: Some(p),
+                offset: Some(o),
+            });
+        }
+        if svc.pending.spans.len() >= MAX_BATCH || svc.pending.data.len() >= MAX_BYTES {
+            svc.apply_pending();
+        }
+        let due = svc.last_checkpoint.elapsed() >= opts.flush_interval
+            || svc.pipeline.buffered_rows() >= opts.flush_rows;
+        if due && let Err(e) = svc.checkpoint(Some(&consumer), false) {
+            break Err(e);
+        }
+    };
+    let counts = {
+        let mut guard = consumer.context().service.lock().expect("service");
+        let svc = guard.as_mut().expect("service present");
+        match result {
+            Ok(()) => {
+                tracing::info!("stopping: flushing and checkpointing");
+                svc.checkpoint(Some(&consumer), true)?;
+                let mut tpl = TopicPartitionList::new();
+                for (p, m) in &svc.positions {
+                    let _ = tpl.add_partition_offset(&opts.topic, *p, Offset::Offset(m.offset));
+                }
+                if tpl.count() > 0
+                    && let Err(e) = consumer.commit(&tpl, CommitMode::Sync)
+                {
+                    tracing::warn!("final group offset commit failed: {e}");
+                }
+                svc.pipeline.counts().clone()
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    // leave the group without another checkpoint round in the revoke callback
+    consumer.context().service.lock().expect("service").take();
+    consumer.unsubscribe();
+    Ok(counts)
+}

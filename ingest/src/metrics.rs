@@ -1,0 +1,330 @@
+//! Every metric of the ingest, in one place, and the `/metrics` endpoint.
+//!
+//! Names start with `huoyue_`; labels are low-cardinality only (reason codes,
+//! rule ids, table names, partition numbers), never a user id. The dashboard in
+//! `deploy/grafana/` and the alert rules in `deploy/prometheus/` use exactly
+//! these names; a test checks that they exist.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+use huoyue_schemas::lake;
+use huoyue_schemas::reason::Reason;
+
+use crate::pipeline::Counts;
+
+/// The ingest's metrics.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    pub events_read: IntCounter,
+    pub events_valid: IntCounter,
+    pub events_duplicate: IntCounter,
+    pub events_rejected: IntCounterVec,
+    pub points_written: IntGaugeVec,
+    pub files_written: IntCounterVec,
+    pub bytes_written: IntCounterVec,
+    pub rows_written: IntCounterVec,
+    pub flush_duration: Histogram,
+    pub checkpoint_duration: Histogram,
+    pub flush_failures: IntCounter,
+    pub checkpoint_failures: IntCounter,
+    pub last_checkpoint: IntGauge,
+    pub consumer_lag: IntGaugeVec,
+    pub newest_event: IntGauge,
+    pub end_to_end_latency: Histogram,
+    pub engine_state_bytes: IntGauge,
+    pub engine_users: IntGauge,
+    pub assigned_partitions: IntGauge,
+    pub dlq_messages: IntCounter,
+    pub kafka_errors: IntCounter,
+    /// The counts already reported, so that [`Metrics::observe`] adds differences.
+    seen: Arc<std::sync::Mutex<Counts>>,
+}
+
+fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
+    let c = IntCounter::new(name, help).expect("valid metric");
+    r.register(Box::new(c.clone())).expect("unique metric");
+    c
+}
+
+fn counter_vec(r: &Registry, name: &str, help: &str, label: &str) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), &[label]).expect("valid metric");
+    r.register(Box::new(c.clone())).expect("unique metric");
+    c
+}
+
+fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
+    let g = IntGauge::new(name, help).expect("valid metric");
+    r.register(Box::new(g.clone())).expect("unique metric");
+    g
+}
+
+fn gauge_vec(r: &Registry, name: &str, help: &str, label: &str) -> IntGaugeVec {
+    let g = IntGaugeVec::new(Opts::new(name, help), &[label]).expect("valid metric");
+    r.register(Box::new(g.clone())).expect("unique metric");
+    g
+}
+
+fn histogram(r: &Registry, name: &str, help: &str, buckets: Vec<f64>) -> Histogram {
+    let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))
+        .expect("valid metric");
+    r.register(Box::new(h.clone())).expect("unique metric");
+    h
+}
+
+/// Durations of a flush or a checkpoint: milliseconds to a minute.
+fn duration_buckets() -> Vec<f64> {
+    vec![
+        0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+    ]
+}
+
+/// End-to-end latency: a second to an hour (a flush interval is 10 s).
+fn latency_buckets() -> Vec<f64> {
+    vec![
+        0.5, 1.0, 2.0, 5.0, 10.0, 12.0, 15.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
+    ]
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let r = Registry::new();
+        let m = Metrics {
+            events_read: counter(
+                &r,
+                "huoyue_events_read_total",
+                "Messages read (valid, duplicate or rejected).",
+            ),
+            events_valid: counter(
+                &r,
+                "huoyue_events_valid_total",
+                "Valid, non-duplicate events accepted.",
+            ),
+            events_duplicate: counter(
+                &r,
+                "huoyue_events_duplicate_total",
+                "Events whose event_id was seen before.",
+            ),
+            events_rejected: counter_vec(
+                &r,
+                "huoyue_events_rejected_total",
+                "Messages rejected, by reason code.",
+                "reason",
+            ),
+            points_written: gauge_vec(
+                &r,
+                "huoyue_points_written",
+                "Net points written to daily_scores since start, by rule (corrections can lower it).",
+                "rule",
+            ),
+            files_written: counter_vec(
+                &r,
+                "huoyue_files_written_total",
+                "Parquet files published, by table.",
+                "table",
+            ),
+            bytes_written: counter_vec(
+                &r,
+                "huoyue_bytes_written_total",
+                "Parquet bytes published, by table.",
+                "table",
+            ),
+            rows_written: counter_vec(
+                &r,
+                "huoyue_rows_written_total",
+                "Rows published, by table.",
+                "table",
+            ),
+            flush_duration: histogram(
+                &r,
+                "huoyue_flush_duration_seconds",
+                "Time to encode and make durable one flush's files.",
+                duration_buckets(),
+            ),
+            checkpoint_duration: histogram(
+                &r,
+                "huoyue_checkpoint_duration_seconds",
+                "Time to write a checkpoint and publish its files.",
+                duration_buckets(),
+            ),
+            flush_failures: counter(
+                &r,
+                "huoyue_flush_failures_total",
+                "Flushes that failed (the lake could not be written).",
+            ),
+            checkpoint_failures: counter(
+                &r,
+                "huoyue_checkpoint_failures_total",
+                "Checkpoints that failed.",
+            ),
+            last_checkpoint: gauge(
+                &r,
+                "huoyue_last_checkpoint_timestamp_seconds",
+                "Unix time of the last successful checkpoint.",
+            ),
+            consumer_lag: gauge_vec(
+                &r,
+                "huoyue_consumer_lag",
+                "Messages behind the high watermark, by assigned partition.",
+                "partition",
+            ),
+            newest_event: gauge(
+                &r,
+                "huoyue_newest_event_timestamp_seconds",
+                "The newest event ts seen (unix seconds).",
+            ),
+            end_to_end_latency: histogram(
+                &r,
+                "huoyue_end_to_end_latency_seconds",
+                "From an event's ts to its file being visible in the lake.",
+                latency_buckets(),
+            ),
+            engine_state_bytes: gauge(
+                &r,
+                "huoyue_engine_state_bytes",
+                "Estimated heap bytes of the scoring state.",
+            ),
+            engine_users: gauge(
+                &r,
+                "huoyue_engine_users",
+                "Scored users with state in the engine.",
+            ),
+            assigned_partitions: gauge(
+                &r,
+                "huoyue_assigned_partitions",
+                "Kafka partitions assigned to this instance.",
+            ),
+            dlq_messages: counter(
+                &r,
+                "huoyue_dlq_messages_total",
+                "Rejected messages sent to the dead-letter topic.",
+            ),
+            kafka_errors: counter(
+                &r,
+                "huoyue_kafka_errors_total",
+                "Errors reported by the Kafka client (broker down, timeouts).",
+            ),
+            seen: Arc::default(),
+            registry: r,
+        };
+        for reason in Reason::ALL {
+            m.events_rejected.with_label_values(&[reason.as_str()]);
+        }
+        for table in lake::INGEST_TABLES {
+            m.files_written.with_label_values(&[table]);
+            m.bytes_written.with_label_values(&[table]);
+            m.rows_written.with_label_values(&[table]);
+        }
+        m
+    }
+
+    /// Adds what `counts` gained since the last call.
+    pub fn observe(&self, counts: &Counts) {
+        let mut seen = self.seen.lock().expect("metrics counts");
+        self.events_read.inc_by(counts.read - seen.read);
+        self.events_valid.inc_by(counts.valid - seen.valid);
+        self.events_duplicate
+            .inc_by(counts.duplicates - seen.duplicates);
+        for (reason, n) in &counts.rejected {
+            let before = seen.rejected.get(reason).copied().unwrap_or(0);
+            self.events_rejected
+                .with_label_values(&[reason.as_str()])
+                .inc_by(n - before);
+        }
+        for (rule, p) in &counts.points {
+            self.points_written.with_label_values(&[rule]).set(*p);
+        }
+        *seen = counts.clone();
+    }
+
+    /// The text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .expect("text encoding");
+        String::from_utf8(buf).expect("the text format is UTF-8")
+    }
+
+    /// Every metric name registered (for the dashboard check).
+    pub fn names(&self) -> Vec<String> {
+        self.registry
+            .gather()
+            .iter()
+            .map(|f| f.name().to_owned())
+            .collect()
+    }
+
+    /// Serves `GET /metrics` (and `GET /health`) on `addr` from a background
+    /// thread; fails if the address cannot be bound.
+    pub fn serve(&self, addr: SocketAddr) -> std::io::Result<SocketAddr> {
+        let listener = TcpListener::bind(addr)?;
+        let local = listener.local_addr()?;
+        let metrics = self.clone();
+        std::thread::Builder::new()
+            .name("metrics-http".into())
+            .spawn(move || {
+                for stream in listener.incoming().flatten() {
+                    let _ = answer(&metrics, stream);
+                }
+            })?;
+        Ok(local)
+    }
+}
+
+fn answer(metrics: &Metrics, mut stream: TcpStream) -> std::io::Result<()> {
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut request = String::new();
+    reader.read_line(&mut request)?;
+    // drain the headers
+    let mut line = String::new();
+    while reader.read_line(&mut line)? > 2 {
+        line.clear();
+    }
+    let path = request.split_whitespace().nth(1).unwrap_or("");
+    let (status, ctype, body) = match path {
+        "/metrics" => (
+            "200 OK",
+            "text/plain; version=0.0.4; charset=utf-8",
+            metrics.render(),
+        ),
+        "/health" => ("200 OK", "text/plain", "ok\n".to_owned()),
+        _ => ("404 Not Found", "text/plain", "not found\n".to_owned()),
+    };
+    write!(
+        stream,
+        "HTTP/1.1 {status}\r\ncontent-type: {ctype}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    stream.flush()
+}
+
+/// Per-table figures of published files, for the metrics.
+pub fn files_by_table(
+    files: &[crate::lake_writer::WrittenFile],
+) -> BTreeMap<&'static str, (u64, u64, u64)> {
+    let mut out: BTreeMap<&'static str, (u64, u64, u64)> = BTreeMap::new();
+    for f in files {
+        let e = out.entry(f.table).or_default();
+        e.0 += 1;
+        e.1 += f.bytes;
+        e.2 += f.rows;
+    }
+    out
+}

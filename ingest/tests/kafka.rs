@@ -1,0 +1,539 @@
+//! The Kafka service against a real Kafka-protocol broker (tansu): the lake it
+//! writes equals file mode's, whatever kills, restarts, outages and rebalances
+//! happen on the way.
+
+mod broker;
+mod common;
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::{Int32Type, Int64Type};
+
+use broker::{Broker, Service, ServiceArgs, keyed_lines, wait_caught_up};
+use common::*;
+use huoyue_ingest::engine::{Engine, EngineConfig};
+use huoyue_ingest::lake_writer::LakeWriter;
+use huoyue_ingest::pipeline::Pipeline;
+use huoyue_ingest::pipeline::file::{FileOptions, run_file};
+use huoyue_schemas::profile::Profile;
+
+const TOPIC: &str = "events";
+const DLQ: &str = "events.dlq";
+
+/// File mode over `input` with `lateness_days`: the reference lake.
+fn file_mode(lake: &Path, input: &Path, lateness_days: i32) -> Pipeline {
+    let profile = Profile::builtin("zhejiang-2018").unwrap();
+    let engine = Engine::new(
+        &profile,
+        EngineConfig {
+            lateness_days,
+            ..EngineConfig::default()
+        },
+    );
+    let writer = LakeWriter::open(lake, "ref").unwrap();
+    let mut p = Pipeline::new(engine, writer);
+    run_file(
+        &mut p,
+        Box::new(File::open(input).unwrap()),
+        "events.ndjson",
+        FileOptions::default(),
+    )
+    .unwrap();
+    p
+}
+
+/// `(event_id, partition, offset)` of every `events` row, sorted.
+fn event_rows(lake: &Path) -> Vec<(String, Option<i32>, Option<i64>)> {
+    let mut out = Vec::new();
+    for (_, b) in read_table(lake, "events") {
+        let id = b.column_by_name("event_id").unwrap().as_string::<i32>();
+        let p = b
+            .column_by_name("partition")
+            .unwrap()
+            .as_primitive::<Int32Type>();
+        let o = b
+            .column_by_name("offset")
+            .unwrap()
+            .as_primitive::<Int64Type>();
+        for i in 0..b.num_rows() {
+            out.push((
+                id.value(i).to_owned(),
+                p.is_valid(i).then(|| p.value(i)),
+                o.is_valid(i).then(|| o.value(i)),
+            ));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// `(reason, raw, partition, offset)` of every `rejected` row, sorted.
+fn rejected_rows(lake: &Path) -> Vec<(String, Vec<u8>, Option<i32>, Option<i64>)> {
+    let mut out = Vec::new();
+    for (_, b) in read_table(lake, "rejected") {
+        let reason = b.column_by_name("reason").unwrap().as_string::<i32>();
+        let raw = b.column_by_name("raw").unwrap().as_binary::<i32>();
+        let p = b
+            .column_by_name("partition")
+            .unwrap()
+            .as_primitive::<Int32Type>();
+        let o = b
+            .column_by_name("offset")
+            .unwrap()
+            .as_primitive::<Int64Type>();
+        for i in 0..b.num_rows() {
+            out.push((
+                reason.value(i).to_owned(),
+                raw.value(i).to_vec(),
+                p.is_valid(i).then(|| p.value(i)),
+                o.is_valid(i).then(|| o.value(i)),
+            ));
+        }
+    }
+    out.sort();
+    out
+}
+
+fn ids(rows: &[(String, Option<i32>, Option<i64>)]) -> Vec<String> {
+    let mut v: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
+    v.sort();
+    v
+}
+
+fn reasons(rows: &[(String, Vec<u8>, Option<i32>, Option<i64>)]) -> BTreeMap<String, usize> {
+    let mut m = BTreeMap::new();
+    for r in rows {
+        *m.entry(r.0.clone()).or_insert(0) += 1;
+    }
+    m
+}
+
+/// A lake written by Kafka mode has the file-mode lake's sums, events and
+/// rejections, and no message twice.
+fn assert_same_lake(kafka: &Path, reference: &Path) {
+    assert_scores_eq(&score_sums(kafka), &score_sums(reference));
+    let got = event_rows(kafka);
+    let mut unique = got.clone();
+    unique.dedup_by(|a, b| a.0 == b.0);
+    assert_eq!(unique.len(), got.len(), "an event was written twice");
+    assert_eq!(ids(&got), ids(&event_rows(reference)), "events rows differ");
+    let rej = rejected_rows(kafka);
+    let mut positions: Vec<_> = rej.iter().map(|r| (r.2, r.3)).collect();
+    positions.sort();
+    positions.dedup();
+    assert_eq!(positions.len(), rej.len(), "a message was rejected twice");
+    assert_eq!(reasons(&rej), reasons(&rejected_rows(reference)));
+}
+
+fn setup(partitions: i32) -> Broker {
+    let b = Broker::start();
+    b.create_topic(TOPIC, partitions);
+    b.create_topic(DLQ, 1);
+    b
+}
+
+#[test]
+fn conformance_case_through_kafka() {
+    let broker = setup(1);
+    let input = conformance().join("events.ndjson");
+    let messages = keyed_lines(&input);
+    broker.produce(TOPIC, &messages);
+    let lake = tempfile::tempdir().unwrap();
+    let log = lake.path().join("ingest.log");
+    let args = ServiceArgs {
+        lake: lake.path(),
+        broker: &broker,
+        topic: TOPIC,
+        group: "g",
+        instance: "one",
+        extra: vec![],
+    };
+    let svc = Service::start(&args, &log);
+    let logs = || std::fs::read_to_string(&log).unwrap_or_default();
+    wait_caught_up(
+        lake.path(),
+        &broker,
+        "g",
+        TOPIC,
+        Duration::from_secs(90),
+        &logs,
+    );
+    let status = svc.terminate(Duration::from_secs(15));
+    assert!(status.success(), "exit {status:?}: {}", logs());
+
+    // the spec's expected daily scores, exactly
+    assert_scores_eq(&score_sums(lake.path()), &expected_scores());
+    let expected: BTreeMap<String, u64> = serde_json::from_str(
+        &std::fs::read_to_string(conformance().join("expected_counts.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(event_rows(lake.path()).len() as u64, expected["valid"]);
+    let rej = rejected_rows(lake.path());
+    let want_rejected: u64 = expected
+        .iter()
+        .filter(|(k, _)| k.starts_with("rejected:"))
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(rej.len() as u64, want_rejected);
+    // lineage: every rejected row names its partition and offset
+    assert!(rej.iter().all(|r| r.2 == Some(0) && r.3.is_some()));
+
+    // every rejection is also a dead letter, with reason and lineage headers
+    let dlq = broker.consume_all(DLQ, rej.len());
+    assert_eq!(dlq.len(), rej.len(), "dead letters");
+    let mut from_dlq: Vec<(String, Vec<u8>, Option<i32>, Option<i64>)> = dlq
+        .iter()
+        .map(|(raw, h)| {
+            (
+                h["huoyue-reason"].clone(),
+                raw.clone(),
+                h["huoyue-source-partition"].parse().ok(),
+                h["huoyue-source-offset"].parse().ok(),
+            )
+        })
+        .collect();
+    from_dlq.sort();
+    assert_eq!(from_dlq, rej);
+}
+
+#[test]
+fn poison_messages_go_to_rejected_and_the_dlq_and_the_partition_flows() {
+    let broker = setup(1);
+    let valid = |id: &str| {
+        format!(
+            r#"{{"event_id":"{id}","ts":"2026-09-01T08:00:00+08:00","user_id":"t1","role":"teacher","school_id":"3303810001","action":"login"}}"#
+        )
+        .into_bytes()
+    };
+    let mut big = b"{\"event_id\":\"big\",\"pad\":\"".to_vec();
+    big.resize(1 << 20, b'x');
+    let poison: Vec<Vec<u8>> = vec![
+        b"\x00\x13garbage }{ \x7f bytes".to_vec(),
+        b"{\"event_id\":\"u\xff\xfe\"}".to_vec(),
+        big,
+        br#"[{"event_id":"in-an-array"}]"#.to_vec(),
+    ];
+    let mut msgs = vec![(b"t1".to_vec(), valid("before"))];
+    msgs.extend(poison.iter().map(|p| (Vec::new(), p.clone())));
+    msgs.push((b"t1".to_vec(), valid("after")));
+    broker.produce(TOPIC, &msgs);
+
+    let lake = tempfile::tempdir().unwrap();
+    let log = lake.path().join("ingest.log");
+    let args = ServiceArgs {
+        lake: lake.path(),
+        broker: &broker,
+        topic: TOPIC,
+        group: "g",
+        instance: "one",
+        extra: vec![],
+    };
+    let svc = Service::start(&args, &log);
+    let logs = || std::fs::read_to_string(&log).unwrap_or_default();
+    wait_caught_up(
+        lake.path(),
+        &broker,
+        "g",
+        TOPIC,
+        Duration::from_secs(60),
+        &logs,
+    );
+    assert!(
+        svc.terminate(Duration::from_secs(15)).success(),
+        "{}",
+        logs()
+    );
+
+    let events = event_rows(lake.path());
+    assert_eq!(
+        ids(&events),
+        vec!["after".to_owned(), "before".to_owned()],
+        "the valid events on both sides of the poison"
+    );
+    let rej = rejected_rows(lake.path());
+    let got: BTreeMap<i64, String> = rej.iter().map(|r| (r.3.unwrap(), r.0.clone())).collect();
+    let want: BTreeMap<i64, String> = [
+        (1, "bad_json"),
+        (2, "bad_utf8"),
+        (3, "too_large"),
+        (4, "bad_json"),
+    ]
+    .into_iter()
+    .map(|(o, r)| (o, r.to_owned()))
+    .collect();
+    assert_eq!(got, want);
+    // kept whole
+    let raws: Vec<&Vec<u8>> = rej.iter().map(|r| &r.1).collect();
+    for p in &poison {
+        assert!(raws.contains(&p), "a poison message was not kept whole");
+    }
+    let dlq = broker.consume_all(DLQ, 4);
+    assert_eq!(dlq.len(), 4);
+    for (raw, h) in &dlq {
+        let offset: i64 = h["huoyue-source-offset"].parse().unwrap();
+        assert_eq!(h["huoyue-reason"], want[&offset]);
+        assert_eq!(h["huoyue-source-partition"], "0");
+        assert_eq!(h["huoyue-source-topic"], TOPIC);
+        assert_eq!(raw, &poison[(offset - 1) as usize]);
+    }
+}
+
+/// A small deterministic generator for the kill moments.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self, below: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % below
+    }
+}
+
+/// Produces `messages` in slices while the test goes on.
+fn produce_slowly(
+    broker: &Broker,
+    messages: Vec<(Vec<u8>, Vec<u8>)>,
+    slices: usize,
+    pause: Duration,
+) -> std::thread::JoinHandle<()> {
+    let p = broker.producer();
+    std::thread::spawn(move || {
+        let per = messages.len().div_ceil(slices);
+        for chunk in messages.chunks(per) {
+            for (k, v) in chunk {
+                let mut r = rdkafka::producer::BaseRecord::<[u8], [u8]>::to(TOPIC).payload(v);
+                if !k.is_empty() {
+                    r = r.key(k);
+                }
+                let mut r = r;
+                while let Err((_, back)) = p.send(r) {
+                    r = back;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+            rdkafka::producer::Producer::flush(&p, Duration::from_secs(60)).unwrap();
+            std::thread::sleep(pause);
+        }
+    })
+}
+
+#[test]
+fn sigkill_at_random_moments_loses_and_doubles_nothing() {
+    let broker = setup(4);
+    let input = conformance().join("events.ndjson");
+    let producer = produce_slowly(&broker, keyed_lines(&input), 40, Duration::from_millis(150));
+    let lake = tempfile::tempdir().unwrap();
+    let log = lake.path().join("ingest.log");
+    let logs = || std::fs::read_to_string(&log).unwrap_or_default();
+    let args = ServiceArgs {
+        lake: lake.path(),
+        broker: &broker,
+        topic: TOPIC,
+        group: "g",
+        instance: "one",
+        extra: vec![
+            "--lateness".into(),
+            "60d".into(),
+            "--flush-interval".into(),
+            "200ms".into(),
+        ],
+    };
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    eprintln!("kill moments seed {seed}");
+    let mut rng = Lcg(seed);
+    for _ in 0..5 {
+        let svc = Service::start(&args, &log);
+        std::thread::sleep(Duration::from_millis(700 + rng.next(1800)));
+        svc.kill();
+    }
+    producer.join().unwrap();
+    let svc = Service::start(&args, &log);
+    wait_caught_up(
+        lake.path(),
+        &broker,
+        "g",
+        TOPIC,
+        Duration::from_secs(90),
+        &logs,
+    );
+    assert!(
+        svc.terminate(Duration::from_secs(15)).success(),
+        "{}",
+        logs()
+    );
+    assert!(
+        logs().contains("restored checkpoint"),
+        "no restart restored a checkpoint: the kills came too early to test anything\n{}",
+        logs()
+    );
+
+    let reference = tempfile::tempdir().unwrap();
+    file_mode(reference.path(), &input, 60);
+    assert_same_lake(lake.path(), reference.path());
+}
+
+#[test]
+fn a_broker_outage_mid_run_loses_and_doubles_nothing() {
+    let broker = setup(4);
+    let input = conformance().join("events.ndjson");
+    let messages = keyed_lines(&input);
+    let (first, second) = messages.split_at(messages.len() / 2);
+    broker.produce(TOPIC, first);
+    let lake = tempfile::tempdir().unwrap();
+    let log = lake.path().join("ingest.log");
+    let logs = || std::fs::read_to_string(&log).unwrap_or_default();
+    let args = ServiceArgs {
+        lake: lake.path(),
+        broker: &broker,
+        topic: TOPIC,
+        group: "g",
+        instance: "one",
+        extra: vec![
+            "--lateness".into(),
+            "60d".into(),
+            "-X".into(),
+            "socket.timeout.ms=2000".into(),
+        ],
+    };
+    let mut svc = Service::start(&args, &log);
+    wait_caught_up(
+        lake.path(),
+        &broker,
+        "g",
+        TOPIC,
+        Duration::from_secs(60),
+        &logs,
+    );
+    broker.pause();
+    std::thread::sleep(Duration::from_secs(8));
+    assert!(
+        svc.exited().is_none(),
+        "the service died in the outage: {}",
+        logs()
+    );
+    broker.resume();
+    broker.produce(TOPIC, second);
+    wait_caught_up(
+        lake.path(),
+        &broker,
+        "g",
+        TOPIC,
+        Duration::from_secs(90),
+        &logs,
+    );
+    assert!(
+        svc.terminate(Duration::from_secs(15)).success(),
+        "{}",
+        logs()
+    );
+
+    let reference = tempfile::tempdir().unwrap();
+    file_mode(reference.path(), &input, 60);
+    assert_same_lake(lake.path(), reference.path());
+}
+
+#[test]
+fn two_instances_in_one_group_split_the_partitions_and_write_the_same_lake() {
+    let broker = setup(4);
+    let input = conformance().join("events.ndjson");
+    broker.produce(TOPIC, &keyed_lines(&input));
+    let lake = tempfile::tempdir().unwrap();
+    let log_a = lake.path().join("a.log");
+    let log_b = lake.path().join("b.log");
+    let logs = || {
+        format!(
+            "--- a\n{}\n--- b\n{}",
+            std::fs::read_to_string(&log_a).unwrap_or_default(),
+            std::fs::read_to_string(&log_b).unwrap_or_default()
+        )
+    };
+    let args = |instance| ServiceArgs {
+        lake: lake.path(),
+        broker: &broker,
+        topic: TOPIC,
+        group: "g",
+        instance,
+        extra: vec!["--lateness".into(), "60d".into()],
+    };
+    let a = Service::start(&args("a"), &log_a);
+    let b = Service::start(&args("b"), &log_b);
+    wait_caught_up(
+        lake.path(),
+        &broker,
+        "g",
+        TOPIC,
+        Duration::from_secs(120),
+        &logs,
+    );
+    // both took part: each holds partitions in its checkpoint
+    let started = Instant::now();
+    loop {
+        let ckpts = huoyue_ingest::kafka::checkpoint::Checkpoint::load_all(
+            &huoyue_ingest::kafka::checkpoint::dir(lake.path(), "g", TOPIC),
+        )
+        .unwrap();
+        let owners: Vec<usize> = ckpts.iter().map(|c| c.partitions.len()).collect();
+        if ckpts.len() == 2 && owners.iter().all(|n| *n > 0) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the partitions were not split: {owners:?}\n{}",
+            logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(a.terminate(Duration::from_secs(20)).success(), "{}", logs());
+    assert!(b.terminate(Duration::from_secs(20)).success(), "{}", logs());
+
+    let reference = tempfile::tempdir().unwrap();
+    file_mode(reference.path(), &input, 60);
+    assert_same_lake(lake.path(), reference.path());
+}
+
+#[test]
+fn a_missing_topic_is_a_one_line_error() {
+    let broker = Broker::start();
+    let lake = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_huoyue-ingest"))
+        .arg("--lake")
+        .arg(lake.path())
+        .args(["--brokers", &broker.addr(), "--topic", "nope"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let last = err.lines().last().unwrap_or_default();
+    assert!(last.contains("topic \"nope\" does not exist"), "{err}");
+}
+
+#[test]
+fn a_bad_kafka_setting_is_a_one_line_error() {
+    let lake = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_huoyue-ingest"))
+        .arg("--lake")
+        .arg(lake.path())
+        .args([
+            "--brokers",
+            "127.0.0.1:1",
+            "--topic",
+            "t",
+            "-X",
+            "no.such.setting=1",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("no.such.setting"), "{err}");
+}
