@@ -106,6 +106,7 @@ fn options(brokers: &str, topic: &str, group: &str, flush: Duration) -> KafkaOpt
         flush_rows: 2_000_000,
         settings: Vec::new(),
         connect_timeout: Duration::from_secs(30),
+        partitions: Some(Vec::new()),
     }
 }
 

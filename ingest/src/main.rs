@@ -60,6 +60,11 @@ struct Args {
     /// names the checkpoint and the files). Default: the host name.
     #[arg(long, value_name = "ID")]
     instance_id: Option<String>,
+    /// Read these partitions (`all`, or a list like `0,1,2`) without consumer-group
+    /// coordination instead of joining --group: for a single instance, or a
+    /// fixed split between instances. Checkpoints and exactly-once work the same.
+    #[arg(long, value_name = "all|N,…", value_parser = parse_partitions)]
+    partitions: Option<PartitionList>,
     /// A librdkafka setting, passed through (security, SASL, TLS, …); repeatable.
     #[arg(short = 'X', value_name = "KEY=VALUE", value_parser = parse_setting)]
     settings: Vec<(String, String)>,
@@ -155,6 +160,7 @@ fn try_main() -> Result<()> {
             flush_rows: args.flush_rows,
             settings: args.settings.clone(),
             connect_timeout: args.connect_timeout,
+            partitions: args.partitions.clone().map(|p| p.0),
         };
         let stop = Arc::new(AtomicBool::new(false));
         watch_signals(Arc::clone(&stop));
@@ -199,6 +205,29 @@ fn try_main() -> Result<()> {
     Ok(())
 }
 
+/// `--partitions`: empty for `all`.
+#[derive(Clone, Debug)]
+struct PartitionList(Vec<i32>);
+
+/// `all` (every partition: an empty list) or `0,1,2`.
+fn parse_partitions(s: &str) -> Result<PartitionList, String> {
+    if s == "all" {
+        return Ok(PartitionList(Vec::new()));
+    }
+    s.split(',')
+        .map(|p| {
+            p.trim()
+                .parse::<i32>()
+                .ok()
+                .filter(|p| *p >= 0)
+                .ok_or_else(|| {
+                    format!("{s:?} is not `all` or a list of partition numbers like 0,1,2")
+                })
+        })
+        .collect::<Result<Vec<i32>, String>>()
+        .map(PartitionList)
+}
+
 /// `key=value` for `-X`.
 fn parse_setting(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
@@ -224,7 +253,8 @@ fn init_logs(format: &str) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     if format == "json" {
         builder.json().init();
     } else {

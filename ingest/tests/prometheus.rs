@@ -145,7 +145,7 @@ fn a_real_prometheus_scraping_the_ingest_answers_every_dashboard_query() {
                 "--metrics-addr".into(),
                 format!("127.0.0.1:{metrics_port}"),
                 "--lateness".into(),
-                "60d".into(),
+                "400d".into(),
             ],
         },
         &log,
@@ -178,9 +178,9 @@ fn a_real_prometheus_scraping_the_ingest_answers_every_dashboard_query() {
     // events keep flowing while Prometheus scrapes, so rates are not zero
     wait_caught_up(
         lake.path(),
-        &broker,
         "g",
         "events",
+        first.len(),
         Duration::from_secs(60),
         &logs,
     );
@@ -190,9 +190,9 @@ fn a_real_prometheus_scraping_the_ingest_answers_every_dashboard_query() {
     }
     wait_caught_up(
         lake.path(),
-        &broker,
         "g",
         "events",
+        messages.len(),
         Duration::from_secs(60),
         &logs,
     );

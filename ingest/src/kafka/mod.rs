@@ -55,6 +55,9 @@ pub struct KafkaOptions {
     pub settings: Vec<(String, String)>,
     /// How long to keep trying to reach the brokers at start.
     pub connect_timeout: Duration,
+    /// Read these partitions (empty: all of the topic's) without consumer-group
+    /// coordination, instead of joining the group; `None`: join the group.
+    pub partitions: Option<Vec<i32>>,
 }
 
 /// Why the service stopped with an error.
@@ -83,6 +86,12 @@ pub enum ServiceError {
     #[error("{0}")]
     Other(String),
 }
+
+/// Dead letters carry at most this many bytes of the rejected message (brokers
+/// refuse messages over about 1 MB by default); the header
+/// `huoyue-truncated-from` then gives the original length. The lake's
+/// `rejected.raw` always keeps the whole message.
+pub const DLQ_MAX_PAYLOAD: usize = 900 << 10;
 
 /// Rate-limits a repeated log line: at most one per `every`.
 struct Throttle {
@@ -134,6 +143,8 @@ struct Service {
     /// Whether anything was read since the last checkpoint.
     dirty: bool,
     producer: Arc<ThreadedProducer<DlqContext>>,
+    /// Dead-letter delivery failures already reported.
+    dlq_failures: u64,
     metrics: Metrics,
     /// An error raised inside a rebalance callback, for the main loop.
     failed: Option<ServiceError>,
@@ -205,7 +216,15 @@ impl ConsumerContext for Ctx {
     ) {
         self.rebalances.fetch_add(1, Ordering::SeqCst);
         let mut guard = self.service.lock().expect("service");
-        let Some(svc) = guard.as_mut() else { return };
+        let Some(svc) = guard.as_mut() else {
+            // shutting down: let librdkafka's close proceed
+            let _ = if err == RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS {
+                consumer.assign(tpl)
+            } else {
+                consumer.unassign()
+            };
+            return;
+        };
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 if let Err(e) = svc.assign(tpl) {
@@ -354,7 +373,6 @@ impl Service {
 
         // dead letters are delivered before the checkpoint that passes them
         let t1 = Instant::now();
-        let failures_before = self.producer.context().failures.load(Ordering::Relaxed);
         let mut waited = 0;
         while let Err(e) = self.producer.flush(Duration::from_secs(5)) {
             waited += 5;
@@ -369,7 +387,9 @@ impl Service {
                 )));
             }
         }
-        if self.producer.context().failures.load(Ordering::Relaxed) != failures_before {
+        let failures = self.producer.context().failures.load(Ordering::Relaxed);
+        if failures != self.dlq_failures {
+            self.dlq_failures = failures;
             self.metrics.checkpoint_failures.inc();
             return Err(ServiceError::Other(format!(
                 "dead letters could not be delivered to {:?}",
@@ -682,8 +702,22 @@ pub fn run(
                     key: "huoyue-source-offset",
                     value: Some(&offset),
                 });
+            // the lake keeps every byte; the dead letter is capped below the
+            // brokers' default message size limit
+            let (payload, headers) = if r.raw.len() > DLQ_MAX_PAYLOAD {
+                let len = r.raw.len().to_string();
+                (
+                    &r.raw[..DLQ_MAX_PAYLOAD],
+                    headers.insert(Header {
+                        key: "huoyue-truncated-from",
+                        value: Some(&len),
+                    }),
+                )
+            } else {
+                (r.raw, headers)
+            };
             let mut record = BaseRecord::<[u8], [u8]>::to(&dlq)
-                .payload(r.raw)
+                .payload(payload)
                 .headers(headers);
             loop {
                 match producer.send(record) {
@@ -719,6 +753,7 @@ pub fn run(
         last_checkpoint: Instant::now(),
         dirty: false,
         producer: Arc::clone(&producer),
+        dlq_failures: 0,
         metrics: metrics.clone(),
         failed: None,
     };
@@ -733,9 +768,46 @@ pub fn run(
     let consumer: BaseConsumer<Ctx> = cfg
         .create_with_context(ctx)
         .map_err(|e| ServiceError::Config(e.to_string()))?;
-    consumer
-        .subscribe(&[&opts.topic])
-        .map_err(|e| ServiceError::Config(e.to_string()))?;
+    match &opts.partitions {
+        None => consumer
+            .subscribe(&[&opts.topic])
+            .map_err(|e| ServiceError::Config(e.to_string()))?,
+        Some(wanted) => {
+            let md = consumer
+                .fetch_metadata(Some(&opts.topic), Duration::from_secs(10))
+                .map_err(|e| ServiceError::Other(format!("topic metadata: {e}")))?;
+            let all: Vec<i32> = md
+                .topics()
+                .iter()
+                .filter(|t| t.name() == opts.topic)
+                .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+                .collect();
+            let chosen: Vec<i32> = if wanted.is_empty() {
+                all.clone()
+            } else {
+                wanted.clone()
+            };
+            if let Some(p) = chosen.iter().find(|p| !all.contains(p)) {
+                return Err(ServiceError::Other(format!(
+                    "topic {:?} has no partition {p} (it has {})",
+                    opts.topic,
+                    all.len()
+                )));
+            }
+            let mut tpl = TopicPartitionList::new();
+            for p in &chosen {
+                tpl.add_partition(&opts.topic, *p);
+            }
+            let mut guard = consumer.context().service.lock().expect("service");
+            let svc = guard.as_mut().expect("service present");
+            svc.assign(&mut tpl)?;
+            consumer
+                .assign(&tpl)
+                .map_err(|e| ServiceError::Other(format!("assign: {e}")))?;
+            metrics.assigned_partitions.set(chosen.len() as i64);
+            tracing::info!(partitions = ?chosen, "partitions assigned (no group coordination)");
+        }
+    }
     tracing::info!(
         topic = %opts.topic,
         group = %opts.group,
@@ -833,6 +905,7 @@ pub fn run(
                 {
                     tracing::warn!("final group offset commit failed: {e}");
                 }
+                tracing::debug!("group offsets committed");
                 svc.pipeline.counts().clone()
             }
             Err(e) => return Err(e),
@@ -841,5 +914,10 @@ pub fn run(
     // leave the group without another checkpoint round in the revoke callback
     consumer.context().service.lock().expect("service").take();
     consumer.unsubscribe();
+    tracing::debug!("unsubscribed");
+    drop(consumer);
+    tracing::debug!("consumer closed");
+    drop(producer);
+    tracing::debug!("producer closed");
     Ok(counts)
 }
