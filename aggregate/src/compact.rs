@@ -2,12 +2,12 @@
 //! summed rows, atomically and safely while the ingest keeps publishing into
 //! the same partition.
 //!
-//! # Protocol (see also [`crate::partition_lock`] and README.md)
+//! # Protocol (see also [`crate::swap`] and README.md)
 //!
 //! For a partition folder `P = LAKE/<table>/day=D`:
 //!
-//! 1. Under the table's compaction lock (`<table>/.compact.lock`, so two
-//!    compactions of one table never share scratch folders), list the
+//! 1. Under the table's swap lock (`<table>/.compact.lock`, so two
+//!    compactions or rescores of one table never interleave), list the
 //!    `*.parquet` files of `P`: the snapshot `S`. With fewer than two files
 //!    there is nothing to do.
 //! 2. Without holding the partition lock (this is the long part), write the
@@ -16,15 +16,15 @@
 //! 3. Take the partition lock (`P/.lock`): from now on no file can be
 //!    published into `P`. List `P` again: files published since step 1 (`N`)
 //!    and temporary files of writers in flight are hard-linked into the
-//!    scratch folder, which also gets a fresh `.lock` that we lock too. If a
-//!    file of `S` vanished meanwhile, give up on this partition.
+//!    scratch folder, and so is `P/.lock` itself: after the swap the
+//!    partition's lock is the same inode, still held by us. If a file of `S`
+//!    vanished meanwhile, give up on this partition.
 //! 4. Swap `P` and the scratch folder with `renameat2(RENAME_EXCHANGE)`. A
 //!    reader that lists `P` sees either the old files (`S ∪ N`) or the new
 //!    ones (`compacted(S) ∪ N`): the same sums, never both, never neither.
 //! 5. Temporary files that writers created in the old folder during the swap
-//!    are linked over, then both locks are released (a publisher waiting on
-//!    the old `.lock` notices it is stale and takes the new one) and the old
-//!    folder is deleted.
+//!    are linked over, then the lock is released (a publisher waiting on it
+//!    publishes into the new folder) and the old folder is deleted.
 //!
 //! A reader that listed the old folder just before the swap and opens a file
 //! after it gets "not found" and must retry its read; it can never count a
@@ -35,7 +35,7 @@
 //! have merged it.
 
 use std::collections::BTreeSet;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -55,12 +55,12 @@ use crate::error::{AggregateError, IoContext, Result};
 use crate::month::{Day, Month};
 use crate::monthly::tables::conform;
 use crate::monthly::write::writer_properties;
-use crate::partition_lock::{LOCK_FILE, PartitionLock, exchange, fsync_dir};
+use crate::swap::{LOCK_FILE, PartitionLock, exchange, link_lock, lock_table, sync_dir};
 
 /// How long compaction waits after the swap, still holding the locks, before
 /// carrying over temporary files created in the old folder (a file creation
 /// that resolved the partition path just before the swap lands there).
-const SWAP_GRACE: std::time::Duration = std::time::Duration::from_millis(5);
+pub(crate) const SWAP_GRACE: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// A table that compaction knows how to merge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,7 +205,8 @@ pub async fn compact_partition(
     partition: &str,
     table: CompactTable,
 ) -> Result<PartitionOutcome> {
-    let _table_lock = lock_file(&table_dir.join(".compact.lock"))?;
+    let _table_lock =
+        lock_table(table_dir).context(|| format!("locking {}", table_dir.display()))?;
     let dir = table_dir.join(partition);
     let snapshot = parquet_files(&dir)?;
     if snapshot.len() < 2 {
@@ -236,19 +237,18 @@ pub async fn compact_partition(
     }
     let carried = now.difference(&snapshot).count();
     link_others(&dir, &scratch, &snapshot)?;
-    let new_lock = lock_file(&scratch.join(LOCK_FILE))?;
-    fsync_dir(&scratch).context(|| format!("syncing {}", scratch.display()))?;
+    link_lock(&dir, &scratch).context(|| format!("linking the lock of {}", dir.display()))?;
+    sync_dir(&scratch).context(|| format!("syncing {}", scratch.display()))?;
     exchange(&dir, &scratch)
         .context(|| format!("swapping {} and {}", dir.display(), scratch.display()))?;
-    fsync_dir(table_dir).context(|| format!("syncing {}", table_dir.display()))?;
+    sync_dir(table_dir).context(|| format!("syncing {}", table_dir.display()))?;
     // `scratch` now holds the old files. Writers' temporary files created
     // there around the swap move over before anyone can publish them; the
     // grace period lets a create that resolved the old folder just before
     // the swap finish first.
     std::thread::sleep(SWAP_GRACE);
     link_others(&scratch, &dir, &snapshot)?;
-    fsync_dir(&dir).context(|| format!("syncing {}", dir.display()))?;
-    drop(new_lock);
+    sync_dir(&dir).context(|| format!("syncing {}", dir.display()))?;
     drop(lock);
     fs::remove_dir_all(&scratch).context(|| format!("removing {}", scratch.display()))?;
     Ok(PartitionOutcome::Compacted {
@@ -258,7 +258,7 @@ pub async fn compact_partition(
 }
 
 /// The data files of a partition: `*.parquet` not starting with `.` or `_`.
-fn parquet_files(dir: &Path) -> Result<BTreeSet<String>> {
+pub(crate) fn parquet_files(dir: &Path) -> Result<BTreeSet<String>> {
     let mut out = BTreeSet::new();
     for e in fs::read_dir(dir).context(|| format!("listing {}", dir.display()))? {
         let e = e.context(|| format!("listing {}", dir.display()))?;
@@ -278,7 +278,7 @@ fn is_data_file(name: &str) -> bool {
 
 /// Hard-links every regular file of `from` that is neither in `merged`, nor
 /// the lock file, nor already present in `to`, into `to`.
-fn link_others(from: &Path, to: &Path, merged: &BTreeSet<String>) -> Result<()> {
+pub(crate) fn link_others(from: &Path, to: &Path, merged: &BTreeSet<String>) -> Result<()> {
     for e in fs::read_dir(from).context(|| format!("listing {}", from.display()))? {
         let e = e.context(|| format!("listing {}", from.display()))?;
         let name = e.file_name();
@@ -304,7 +304,7 @@ fn link_others(from: &Path, to: &Path, merged: &BTreeSet<String>) -> Result<()> 
 }
 
 /// A name no file of the snapshot has.
-fn compacted_name(snapshot: &BTreeSet<String>) -> String {
+pub(crate) fn compacted_name(snapshot: &BTreeSet<String>) -> String {
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
@@ -316,19 +316,6 @@ fn compacted_name(snapshot: &BTreeSet<String>) -> String {
         }
         n += 1;
     }
-}
-
-fn lock_file(path: &Path) -> Result<File> {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)
-        .context(|| format!("opening {}", path.display()))?;
-    file.lock()
-        .context(|| format!("locking {}", path.display()))?;
-    Ok(file)
 }
 
 /// Writes the merged rows of `inputs` to `out` (fsynced), with the schema of

@@ -41,6 +41,15 @@ pub enum AggregateError {
     /// and the column or line.
     #[error("{0}")]
     Roster(String),
+    /// The lake holds something the ingest does not write (a column of
+    /// another type, a value outside events.md, a `late` row that does not
+    /// decode); the message names the file or day.
+    #[error("{0}")]
+    InvalidLake(String),
+    /// The partitions being replaced changed during the run (an ingest still
+    /// writing into the month); nothing was replaced.
+    #[error("{0}")]
+    Changed(String),
 
     // --- external systems (file system, libraries) ------------------------
     /// An I/O error, with what was being done.

@@ -1,5 +1,6 @@
-//! `huoyue-aggregate`: the monthly job and compaction.
+//! `huoyue-aggregate`: the monthly job, compaction and re-scoring.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -7,10 +8,14 @@ use clap::{Parser, Subcommand};
 use huoyue_aggregate::compact::{self, CompactScope, CompactTable};
 use huoyue_aggregate::month::{Day, Month};
 use huoyue_aggregate::monthly::{self, MonthlyOptions};
-use huoyue_aggregate::rules;
+use huoyue_aggregate::rescore::{self, RescoreOptions};
+use huoyue_aggregate::{AggregateError, rules};
+use huoyue_ingest::engine::EngineConfig;
+use huoyue_schemas::Profile;
+use indicatif::{ProgressBar, ProgressStyle};
 
-/// The monthly job (teacher_monthly, school_monthly, the 通报 report) and
-/// compaction of a huoyue lake.
+/// The monthly job (teacher_monthly, school_monthly, the 通报 report),
+/// compaction and re-scoring of a huoyue lake.
 #[derive(Debug, Parser)]
 #[command(name = "huoyue-aggregate", version)]
 struct Cli {
@@ -60,6 +65,23 @@ enum Command {
         /// Compact each day of this month.
         #[arg(long, value_name = "YYYY-MM")]
         month: Option<String>,
+    },
+    /// Recompute a month's daily_scores from events (and the rejected rows of
+    /// reason late) with the ingest's scoring engine, and replace the month's
+    /// day partitions atomically. The events of every earlier day prime the
+    /// rules' lifetime state; those of the task window after the month bring
+    /// its late task points. Other months are not touched.
+    Rescore {
+        /// The lake directory.
+        #[arg(long, value_name = "DIR")]
+        lake: PathBuf,
+        /// The month, YYYY-MM.
+        #[arg(long, value_name = "YYYY-MM")]
+        month: String,
+        /// Rule profile: a built-in name or a TOML file (the one the ingest
+        /// used).
+        #[arg(long, value_name = "FILE|NAME", default_value = rules::DEFAULT_PROFILE)]
+        profile: String,
     },
 }
 
@@ -134,6 +156,40 @@ fn try_main(cli: Cli) -> anyhow::Result<()> {
                 s.raced
             );
         }
+        Command::Rescore {
+            lake,
+            month,
+            profile,
+        } => {
+            let month = Month::parse(&month)?;
+            let profile = Profile::load(&profile)
+                .map_err(|e| AggregateError::Profile(one_line(&e.to_string())))?;
+            let opts = RescoreOptions {
+                lake: lake.clone(),
+                month,
+                profile,
+                engine: EngineConfig::default(),
+            };
+            let progress = progress_bar();
+            let s = rescore::run(&opts, &progress)?;
+            println!(
+                "rescore {month}: {} events and {} late rows of {} days scored ({} duplicates), {} day partitions replaced with {} rows, {} points",
+                s.events, s.late, s.days_fed, s.duplicates, s.days_replaced, s.rows, s.points
+            );
+        }
     }
     Ok(())
+}
+
+/// A progress bar on a terminal, hidden otherwise.
+fn progress_bar() -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(0);
+    if let Ok(style) = ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} days, {elapsed}")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
 }

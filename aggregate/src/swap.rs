@@ -1,101 +1,71 @@
-//! The partition lock: the protocol that lets compaction replace a partition's
-//! files while the ingest keeps publishing new files into it.
+//! Folder swaps: how compaction, rescore and the monthly job replace a folder
+//! of the lake atomically, and the locks they take.
 //!
-//! This module has no DataFusion dependency so that the ingest can call the very
-//! same code ([`publish_file`]).
+//! The partition lock itself is the ingest's
+//! ([`huoyue_ingest::lake_writer::publish`]): a partition folder
+//! (`LAKE/<table>/day=YYYY-MM-DD/`) has a lock file `.lock`, and holding an
+//! exclusive `flock` on it is the right to change the set of `*.parquet` files
+//! in the folder. The ingest publishes every file with `publish_file` (rename
+//! of a fsynced `.<name>.tmp` under that lock).
 //!
-//! # Protocol
+//! # Swapping a partition folder
 //!
-//! * A partition folder (`LAKE/<table>/day=YYYY-MM-DD/`) has a lock file `.lock`
-//!   (created on first use). Holding an exclusive `flock` on it is the right to
-//!   change the set of `*.parquet` files in the folder.
-//! * **Publishing** (ingest): write the file under a temporary `.`-name (in the
-//!   partition folder or anywhere on the same file system), fsync it, then call
-//!   [`publish_file`]: it takes the lock, renames the file to its final
-//!   `*.parquet` name, fsyncs the folder and releases the lock.
-//! * **Compaction** takes the same lock, so no file appears while it lists the
-//!   folder, builds a replacement folder `.compact-<partition>` next to it and
-//!   swaps the two folders with `renameat2(RENAME_EXCHANGE)`
-//!   ([`exchange`]): readers see either every old file or the new set, never
-//!   both, never neither.
-//! * A swapped-out folder carries its `.lock` with it. A publisher that was
-//!   waiting on the old lock file would then hold a lock nobody else looks at,
-//!   so [`PartitionLock::acquire`] checks after `flock` returns that the
-//!   `.lock` at the path is still the file it locked (same device and inode)
-//!   and starts over otherwise.
+//! Compaction and rescore build a replacement folder next to the partition,
+//! take the partition's lock, and exchange the two folders with
+//! `renameat2(RENAME_EXCHANGE)` ([`exchange`]): a reader that lists the
+//! partition sees either every old file or the new set, never both, never
+//! neither. Before the exchange the replacement folder gets a **hard link of
+//! the partition's `.lock`** ([`link_lock`]), so after the swap the partition's
+//! `.lock` is still the very inode the swapper holds and every publisher
+//! waiting on it keeps waiting on the right lock. (A fresh lock file in the
+//! replacement would leave a publisher that opened the old one holding a lock
+//! nobody else looks at.)
+//!
+//! Only holders of a table's swap lock ([`lock_table`], `<table>/.compact.lock`)
+//! exchange that table's partition folders, so swaps never interleave.
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use rustix::fs::{CWD, RenameFlags, renameat_with};
 
-/// Name of the lock file inside a partition folder.
-pub const LOCK_FILE: &str = ".lock";
+pub use huoyue_ingest::lake_writer::publish::{LOCK_FILE, PartitionLock, publish_file, sync_dir};
 
-/// An exclusive lock on a partition folder, released on drop.
-#[derive(Debug)]
-pub struct PartitionLock {
-    // Closing the file releases the flock.
-    _file: File,
-    dir: PathBuf,
+/// Name of the per-table lock that serialises the folder swaps of a table
+/// (compaction, rescore).
+pub const TABLE_LOCK: &str = ".compact.lock";
+
+/// Blocks until this process holds the swap lock of table folder `table_dir`
+/// (which must exist); released when the returned file is dropped.
+pub fn lock_table(table_dir: &Path) -> io::Result<File> {
+    lock_file(&table_dir.join(TABLE_LOCK))
 }
 
-impl PartitionLock {
-    /// Blocks until this process holds the exclusive lock of partition folder
-    /// `dir` (which must exist); creates `dir/.lock` if it is missing.
-    pub fn acquire(dir: &Path) -> io::Result<Self> {
-        let path = dir.join(LOCK_FILE);
-        loop {
-            let file = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(&path)?;
-            file.lock()?;
-            // The folder may have been swapped out by a compaction while we
-            // waited: then the file we locked is no longer the lock of `dir`.
-            let held = file.metadata()?;
-            match fs::metadata(&path) {
-                Ok(now) if now.dev() == held.dev() && now.ino() == held.ino() => {
-                    return Ok(Self {
-                        _file: file,
-                        dir: dir.to_path_buf(),
-                    });
-                }
-                Ok(_) => continue,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(e),
-            }
-        }
+/// Opens (creating it) and exclusively locks `path`; the lock is released when
+/// the file is dropped.
+pub fn lock_file(path: &Path) -> io::Result<File> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)?;
+    file.lock()?;
+    Ok(file)
+}
+
+/// Hard-links the `.lock` of `partition` into `replacement`, so that the
+/// partition's lock stays the same inode across an [`exchange`] of the two.
+/// The caller holds the partition's lock (which created the file).
+pub fn link_lock(partition: &Path, replacement: &Path) -> io::Result<()> {
+    let target = replacement.join(LOCK_FILE);
+    match fs::remove_file(&target) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
     }
-
-    /// The partition folder this lock guards.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-}
-
-/// Publishes a finished file: under the exclusive lock of the final name's
-/// folder, renames `tmp` (already written and fsynced by the caller, on the
-/// same file system) to `final_name`, then fsyncs the folder.
-///
-/// This is the only way a `*.parquet` file may appear in a partition that
-/// compaction may touch. The caller should create `tmp` as a `.`-name in the
-/// partition folder itself (`.<name>.tmp`): compaction carries such files over
-/// to the replacement folder.
-pub fn publish_file(tmp: &Path, final_name: &Path) -> io::Result<()> {
-    let dir = parent_dir(final_name);
-    let _lock = PartitionLock::acquire(dir)?;
-    fs::rename(tmp, final_name)?;
-    fsync_dir(dir)
-}
-
-/// fsyncs a directory, making the renames and creations in it durable.
-pub fn fsync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
+    fs::hard_link(partition.join(LOCK_FILE), target)
 }
 
 /// fsyncs a file.
@@ -114,17 +84,18 @@ pub fn exchange(a: &Path, b: &Path) -> io::Result<()> {
 /// otherwise `new` is renamed to `target`. The parent folder is fsynced.
 ///
 /// A reader of `target` sees the old content or the new one, never a mixture.
+/// For folders nobody publishes into (the monthly job's outputs).
 pub fn replace_dir(new: &Path, target: &Path) -> io::Result<()> {
     match fs::symlink_metadata(target) {
         Ok(_) => {
             exchange(new, target)?;
-            fsync_dir(parent_dir(target))?;
+            sync_dir(parent_dir(target))?;
             fs::remove_dir_all(new)
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             renameat_with(CWD, new, CWD, target, RenameFlags::NOREPLACE)
                 .map_err(io::Error::from)?;
-            fsync_dir(parent_dir(target))
+            sync_dir(parent_dir(target))
         }
         Err(e) => Err(e),
     }
@@ -143,10 +114,10 @@ pub fn fsync_tree(dir: &Path) -> io::Result<()> {
             fsync_file(&path)?;
         }
     }
-    fsync_dir(dir)
+    sync_dir(dir)
 }
 
-fn parent_dir(path: &Path) -> &Path {
+pub(crate) fn parent_dir(path: &Path) -> &Path {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -156,6 +127,39 @@ fn parent_dir(path: &Path) -> &Path {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn the_lock_inode_survives_an_exchange() {
+        let dir = tempfile::tempdir().unwrap();
+        let part = dir.path().join("day=2026-09-01");
+        let new = dir.path().join(".compact-day=2026-09-01");
+        fs::create_dir(&part).unwrap();
+        fs::create_dir(&new).unwrap();
+        fs::write(part.join("old.parquet"), b"a").unwrap();
+        fs::write(new.join("new.parquet"), b"b").unwrap();
+        let lock = PartitionLock::acquire(&part).unwrap();
+        let inode = fs::metadata(part.join(LOCK_FILE)).unwrap().ino();
+        link_lock(&part, &new).unwrap();
+        exchange(&part, &new).unwrap();
+        assert!(part.join("new.parquet").exists());
+        assert!(!part.join("old.parquet").exists());
+        assert_eq!(fs::metadata(part.join(LOCK_FILE)).unwrap().ino(), inode);
+        // A publisher opening the partition's lock now waits for us.
+        let part2 = part.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let t = std::thread::spawn(move || {
+            let _l = PartitionLock::acquire(&part2).unwrap();
+            tx.send(()).unwrap();
+        });
+        assert!(
+            rx.recv_timeout(std::time::Duration::from_millis(100))
+                .is_err()
+        );
+        drop(lock);
+        rx.recv_timeout(std::time::Duration::from_secs(5)).unwrap();
+        t.join().unwrap();
+    }
 
     #[test]
     fn publish_renames_under_the_lock() {
@@ -168,24 +172,6 @@ mod tests {
         assert!(part.join("a.parquet").exists());
         assert!(!tmp.exists());
         assert!(part.join(LOCK_FILE).exists());
-    }
-
-    #[test]
-    fn exchange_swaps_folders_and_lock_follows_the_path() {
-        let dir = tempfile::tempdir().unwrap();
-        let a = dir.path().join("a");
-        let b = dir.path().join("b");
-        fs::create_dir(&a).unwrap();
-        fs::create_dir(&b).unwrap();
-        fs::write(a.join("x"), b"a").unwrap();
-        fs::write(b.join("x"), b"b").unwrap();
-        let lock = PartitionLock::acquire(&a).unwrap();
-        exchange(&a, &b).unwrap();
-        assert_eq!(fs::read(a.join("x")).unwrap(), b"b");
-        drop(lock);
-        // `a` now has no lock file of its own: acquiring creates one.
-        let again = PartitionLock::acquire(&a).unwrap();
-        assert_eq!(again.dir(), a.as_path());
     }
 
     #[test]

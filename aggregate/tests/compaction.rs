@@ -19,7 +19,7 @@ use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use huoyue_aggregate::compact::{self, CompactScope, CompactTable, PartitionOutcome};
 use huoyue_aggregate::month::Month;
-use huoyue_aggregate::publish_file;
+use huoyue_ingest::lake_writer::publish::publish_file;
 
 fn data_files(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = fs::read_dir(dir)
@@ -359,4 +359,147 @@ fn compaction_races_a_writer_and_a_reader() {
         .filter(|n| n.ends_with(".tmp"))
         .collect();
     assert!(stray.is_empty(), "{stray:?}");
+}
+
+/// Runs the ingest's file mode (its library, as `huoyue-ingest --file` runs
+/// it) over the conformance events into `lake`, flushing often.
+fn ingest_conformance(lake: &Path, chunk_bytes: usize, flush_rows: usize) {
+    use huoyue_ingest::engine::{Engine, EngineConfig};
+    use huoyue_ingest::lake_writer::LakeWriter;
+    use huoyue_ingest::pipeline::Pipeline;
+    use huoyue_ingest::pipeline::file::{FileOptions, run_file};
+    use huoyue_schemas::{DEFAULT_PROFILE, Profile};
+    let events = fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/conformance/events.ndjson"),
+    )
+    .unwrap();
+    let profile = Profile::builtin(DEFAULT_PROFILE).unwrap();
+    let mut pipeline = Pipeline::new(
+        Engine::new(&profile, EngineConfig::default()),
+        LakeWriter::open(lake, "race").unwrap(),
+    );
+    let opts = FileOptions {
+        chunk_bytes,
+        flush_rows,
+        decoders: 1,
+        ..FileOptions::default()
+    };
+    run_file(
+        &mut pipeline,
+        Box::new(std::io::Cursor::new(events)),
+        "events.ndjson",
+        opts,
+    )
+    .unwrap();
+}
+
+/// Σ per key over every `day=` folder of a table, keyed by "day|key".
+fn table_sums(table: &Path, keys: &[&str], values: &[&str]) -> BTreeMap<String, Vec<i64>> {
+    let mut out = BTreeMap::new();
+    let mut days: Vec<PathBuf> = fs::read_dir(table)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with("day="))
+        .collect();
+    days.sort();
+    for d in days {
+        if data_files(&d).is_empty() {
+            continue;
+        }
+        let day = d.file_name().unwrap().to_str().unwrap().to_string();
+        for (k, v) in sums(&d, keys, values) {
+            out.insert(format!("{day}|{k}"), v);
+        }
+    }
+    out
+}
+
+#[test]
+fn compaction_races_a_running_file_ingest() {
+    let dir = tempfile::tempdir().unwrap();
+    let quiet = dir.path().join("quiet");
+    let raced = dir.path().join("raced");
+    // Small chunks and flushes: the ingest keeps publishing into the same
+    // day partitions for the whole run.
+    ingest_conformance(&quiet, 16 << 10, 300);
+
+    let finished = Arc::new(AtomicBool::new(false));
+    let compacted = Arc::new(AtomicUsize::new(0));
+    let compactor = {
+        let (raced, finished, compacted) = (raced.clone(), finished.clone(), compacted.clone());
+        std::thread::spawn(move || {
+            let rt = runtime();
+            while !finished.load(Ordering::SeqCst) {
+                for table in [
+                    CompactTable::DailyScores,
+                    CompactTable::DailyActivity,
+                    CompactTable::Events,
+                ] {
+                    if !raced.join(table.name()).is_dir() {
+                        std::thread::sleep(Duration::from_millis(1));
+                        continue;
+                    }
+                    let s = rt
+                        .block_on(compact::run(&raced, table, CompactScope::All))
+                        .unwrap();
+                    compacted.fetch_add(s.compacted, Ordering::SeqCst);
+                }
+            }
+        })
+    };
+    ingest_conformance(&raced, 16 << 10, 300);
+    finished.store(true, Ordering::SeqCst);
+    compactor.join().unwrap();
+    assert!(
+        compacted.load(Ordering::SeqCst) > 0,
+        "compaction never ran while the ingest wrote"
+    );
+
+    let score_keys = ["user_id", "rule"];
+    let score_values = ["points", "events"];
+    assert_eq!(
+        table_sums(&raced.join("daily_scores"), &score_keys, &score_values),
+        table_sums(&quiet.join("daily_scores"), &score_keys, &score_values)
+    );
+    let activity_keys = ["user_id", "role"];
+    let activity_values = ["logins", "deep_actions", "registers", "events"];
+    assert_eq!(
+        table_sums(
+            &raced.join("daily_activity"),
+            &activity_keys,
+            &activity_values
+        ),
+        table_sums(
+            &quiet.join("daily_activity"),
+            &activity_keys,
+            &activity_values
+        )
+    );
+    let event_count = |lake: &Path| -> usize {
+        fs::read_dir(lake.join("events"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|d| d.is_dir() && !data_files(d).is_empty())
+            .map(|d| read_dir_batch(&d).num_rows())
+            .sum()
+    };
+    assert_eq!(event_count(&raced), event_count(&quiet));
+    // No writer's temporary file was lost or left behind.
+    for table in ["daily_scores", "daily_activity", "events"] {
+        for d in fs::read_dir(raced.join(table)).unwrap() {
+            let d = d.unwrap().path();
+            if !d.is_dir() {
+                continue;
+            }
+            assert!(
+                !d.file_name().unwrap().to_str().unwrap().starts_with('.'),
+                "scratch folder left: {}",
+                d.display()
+            );
+            for f in fs::read_dir(&d).unwrap() {
+                let n = f.unwrap().file_name().into_string().unwrap();
+                assert!(!n.ends_with(".tmp"), "{}/{n}", d.display());
+            }
+        }
+    }
 }

@@ -13,8 +13,8 @@ pub use compute::{MonthResult, compute};
 
 use crate::error::{AggregateError, IoContext, Result};
 use crate::month::Month;
-use crate::partition_lock::{fsync_tree, replace_dir};
 use crate::report::{ReportOptions, build_reports, write_report};
+use crate::swap::{fsync_tree, replace_dir};
 use crate::{lake, roster};
 
 /// What `huoyue-aggregate monthly` does.

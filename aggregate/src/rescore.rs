@@ -1,0 +1,725 @@
+//! Re-scoring: recompute one month's `daily_scores` from the bronze `events`
+//! (plus the `late` rows of `rejected`) with the ingest's own scoring engine,
+//! and replace the month's day partitions atomically.
+//!
+//! # What is fed to the engine
+//!
+//! Rules with lifetime memory (`profile` once, the pairs and caps of
+//! `resource_spread`, the reviews of `resource_submit`, unqualified tasks, the
+//! login streak) depend on earlier months, so the engine is fed every event of
+//! the lake from its first day, in event order (`ts`, then `event_id`), one
+//! day after the other. Days before the month only prime the state: their
+//! deltas are dropped. Feeding continues after the month's last day for the
+//! longest `window_days` of the profile's threshold rules (`task`: 30 days)
+//! plus one, because a task published in the month earns its points on its
+//! publish day when it qualifies, up to that many days later (scoring.md);
+//! deltas of those later days are dropped too. The result for a closed month
+//! therefore equals what the stream wrote, with the `late` events counted.
+//!
+//! Since events arrive in order, none is late; a `late` row of `rejected`
+//! (any ingest day) is decoded again from its raw bytes and fed on its event
+//! day. A `late` row that repeats an event already in `events` is a duplicate
+//! for the engine and counts once.
+//!
+//! # How the month is replaced
+//!
+//! 1. Everything is computed before anything is written. The day folders'
+//!    data files are noted (the snapshot).
+//! 2. Under the table's swap lock (`daily_scores/.compact.lock`, shared with
+//!    compaction), each day's new file is written into a hidden scratch folder
+//!    `daily_scores/.rescore-day=D/` and the scratch folders are fsynced.
+//! 3. The partition lock of every day of the month is taken, in day order. If
+//!    a day's data files differ from the snapshot, a writer's temporary file
+//!    is waiting in it, or the `events` files fed are no longer exactly the
+//!    files of those days (an ingest is still writing into the month), the
+//!    run gives up: scratch folders removed, nothing replaced. This is meant
+//!    for months the ingest no longer writes to (its newest day past the
+//!    month's end and the task window); the check catches a running ingest
+//!    in all but a narrow window (an events file published before the check
+//!    whose score file is neither published nor staged yet).
+//! 4. Each day folder is exchanged with its scratch folder
+//!    (`renameat2(RENAME_EXCHANGE)`, the partition's `.lock` hard-linked over,
+//!    see [`crate::swap`]). If an exchange fails, the days already exchanged
+//!    are exchanged back. Then the locks are released and the old folders
+//!    deleted.
+//!
+//! A reader sees each day either entirely old or entirely new. The exchanges
+//! of the month's days follow each other within milliseconds while every
+//! lock is held, but they are separate renames: a query that lists the whole
+//! month in that window may see some days old and others new (each one
+//! complete). A reader that listed a day just before its exchange and opens a
+//! file after gets "not found" and must retry, as with compaction.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::sync_channel;
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+};
+use datafusion::arrow::datatypes::{Int32Type, Int64Type, TimestampMicrosecondType};
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use huoyue_ingest::engine::{ActivityRow, DeltaSink, Engine, EngineConfig, Outcome};
+use huoyue_schemas::columns::{EventBatchBuilder, EventRows, Lineage};
+use huoyue_schemas::time::{day_of, format_day, parse_day};
+use huoyue_schemas::{Profile, Reason, RuleKind};
+use indicatif::ProgressBar;
+
+use crate::compact::{SWAP_GRACE, compacted_name, link_others, parquet_files};
+use crate::error::{AggregateError, IoContext, Result};
+use crate::month::Month;
+use crate::monthly::write::writer_properties;
+use crate::swap::{PartitionLock, exchange, fsync_tree, link_lock, lock_table, sync_dir};
+
+/// What `huoyue-aggregate rescore` does.
+#[derive(Debug, Clone)]
+pub struct RescoreOptions {
+    /// The lake directory.
+    pub lake: PathBuf,
+    /// The month whose `daily_scores` are replaced.
+    pub month: Month,
+    /// The rule profile to score with (the one the ingest used, normally).
+    pub profile: Profile,
+    /// Engine settings (lateness, duplicate memory), as the ingest's.
+    pub engine: EngineConfig,
+}
+
+/// What a rescore run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RescoreSummary {
+    /// Rows of `events` fed to the engine (priming days included).
+    pub events: u64,
+    /// `late` rows of `rejected` fed to the engine.
+    pub late: u64,
+    /// Fed events the engine found to be duplicates (a `late` row repeating a
+    /// stored event).
+    pub duplicates: u64,
+    /// Days of the lake fed, priming and trailing days included.
+    pub days_fed: usize,
+    /// Day partitions of the month replaced.
+    pub days_replaced: usize,
+    /// `daily_scores` rows written.
+    pub rows: usize,
+    /// The month's total points.
+    pub points: i64,
+}
+
+/// The sums of one (day, user, rule).
+#[derive(Debug)]
+struct Sum {
+    school_id: Box<str>,
+    points: i64,
+    events: i64,
+}
+
+/// Collects the deltas of the month's days, summed per (day, user, rule); the
+/// school is the one of the first delta, as the ingest keeps it.
+struct MonthSink {
+    first: i32,
+    last: i32,
+    sums: HashMap<(i32, Box<str>, Box<str>), Sum>,
+}
+
+impl DeltaSink for MonthSink {
+    fn score(
+        &mut self,
+        day: i32,
+        user_id: &str,
+        school_id: &str,
+        rule: &str,
+        points: i64,
+        events: i64,
+    ) {
+        if day < self.first || day > self.last {
+            return;
+        }
+        let sum = self
+            .sums
+            .entry((day, user_id.into(), rule.into()))
+            .or_insert_with(|| Sum {
+                school_id: school_id.into(),
+                points: 0,
+                events: 0,
+            });
+        sum.points += points;
+        sum.events += events;
+    }
+
+    fn activity(&mut self, _row: &ActivityRow) {}
+}
+
+/// One day of input, sorted: the batches and the order of their rows.
+struct DayInput {
+    day: i32,
+    batches: Vec<RecordBatch>,
+    order: Vec<(u32, u32)>,
+    /// Rows that came from `events` (the rest are `late` rows).
+    events: u64,
+}
+
+/// Days after the month that can still change its scores: the longest window
+/// of a threshold rule (a task qualifies up to `window_days` after it was
+/// published and earns on its publish day), plus a day for the time zone.
+pub fn trailing_days(profile: &Profile) -> i32 {
+    profile
+        .rules
+        .iter()
+        .filter_map(|r| match r.kind {
+            RuleKind::ThresholdDistinct { window_days, .. } => {
+                Some(i32::try_from(window_days).unwrap_or(i32::MAX - 1) + 1)
+            }
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// Recomputes the month's `daily_scores` and replaces its day partitions (see
+/// the module documentation). `progress` counts days fed and days written; it
+/// may be hidden.
+pub fn run(opts: &RescoreOptions, progress: &ProgressBar) -> Result<RescoreSummary> {
+    let lake = &opts.lake;
+    if !lake.is_dir() {
+        return Err(AggregateError::LakeNotFound(lake.clone()));
+    }
+    let first = day_number(&opts.month.first_day().to_string())?;
+    let last = day_number(&opts.month.last_day().to_string())?;
+    let feed_end = last.saturating_add(trailing_days(&opts.profile));
+    let mut engine = Engine::new(&opts.profile, opts.engine);
+    let offset = engine.offset_seconds();
+
+    let event_days: BTreeMap<i32, Vec<PathBuf>> = day_partitions(&lake.join("events"))?
+        .into_iter()
+        .filter(|(d, _)| *d <= feed_end)
+        .collect();
+    let mut late = late_rows(&lake.join("rejected"), offset, feed_end)?;
+    let month_has_data = event_days.range(first..=last).next().is_some()
+        || late.range(first..=last).next().is_some();
+    if !month_has_data {
+        return Err(AggregateError::NoData {
+            month: opts.month.to_string(),
+            lake: lake.clone(),
+        });
+    }
+    let table_dir = lake.join("daily_scores");
+    let snapshot = month_snapshot(&table_dir, first, last)?;
+
+    let days: BTreeSet<i32> = event_days.keys().chain(late.keys()).copied().collect();
+    progress.set_length(days.len() as u64 + u64::from(opts.month.days()));
+    progress.set_message(format!("scoring {}", opts.month));
+    let mut summary = RescoreSummary::default();
+    let mut sink = MonthSink {
+        first,
+        last,
+        sums: HashMap::new(),
+    };
+    // A loader thread reads and sorts the next day while the engine scores
+    // this one.
+    let (tx, rx) = sync_channel::<Result<DayInput>>(1);
+    std::thread::scope(|s| -> Result<()> {
+        let event_days = &event_days;
+        let mut late_days: BTreeMap<i32, RecordBatch> = std::mem::take(&mut late);
+        let days = &days;
+        s.spawn(move || {
+            for &day in days {
+                let files = event_days.get(&day).map_or(&[][..], Vec::as_slice);
+                let loaded = load_day(day, files, late_days.remove(&day));
+                let failed = loaded.is_err();
+                if tx.send(loaded).is_err() || failed {
+                    return;
+                }
+            }
+        });
+        for input in rx {
+            let input = input?;
+            let rows = input
+                .batches
+                .iter()
+                .map(EventRows::new)
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            for &(b, r) in &input.order {
+                let event = rows[b as usize].get(r as usize).ok_or_else(|| {
+                    AggregateError::InvalidLake(format!(
+                        "events of {} hold a value that is not in events.md (row {r})",
+                        format_day(input.day)
+                    ))
+                })?;
+                match engine.process(&event) {
+                    Outcome::Accepted { .. } => {}
+                    Outcome::Duplicate => summary.duplicates += 1,
+                    Outcome::Late => {
+                        return Err(AggregateError::Internal(format!(
+                            "an event of {} was late although events are fed in order",
+                            format_day(input.day)
+                        )));
+                    }
+                }
+            }
+            engine.flush(&mut sink);
+            summary.events += input.events;
+            summary.late += input.order.len() as u64 - input.events;
+            summary.days_fed += 1;
+            progress.inc(1);
+        }
+        Ok(())
+    })?;
+    engine.flush(&mut sink);
+
+    let mut per_day: BTreeMap<i32, Vec<((Box<str>, Box<str>), Sum)>> = BTreeMap::new();
+    for ((day, user, rule), sum) in sink.sums {
+        if sum.points != 0 || sum.events != 0 {
+            per_day.entry(day).or_default().push(((user, rule), sum));
+        }
+    }
+    for rows in per_day.values_mut() {
+        rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    }
+    summary.rows = per_day.values().map(Vec::len).sum();
+    summary.points = per_day.values().flatten().map(|(_, s)| s.points).sum();
+
+    progress.set_message(format!("replacing {}", opts.month));
+    let events_dir = lake.join("events");
+    let events_unchanged = || -> Result<()> {
+        let now: BTreeMap<i32, Vec<PathBuf>> = day_partitions(&events_dir)?
+            .into_iter()
+            .filter(|(d, _)| *d <= feed_end)
+            .collect();
+        if now == event_days {
+            Ok(())
+        } else {
+            Err(AggregateError::Changed(format!(
+                "events of the lake changed while rescoring {} (is an ingest still writing?); nothing was replaced",
+                opts.month
+            )))
+        }
+    };
+    summary.days_replaced = replace_month(
+        &table_dir,
+        (first, last),
+        &snapshot,
+        &per_day,
+        &events_unchanged,
+        progress,
+    )?;
+    progress.finish_and_clear();
+    if summary.duplicates > 0 {
+        tracing::info!(
+            duplicates = summary.duplicates,
+            "late rows repeating stored events were counted once"
+        );
+    }
+    Ok(summary)
+}
+
+/// `YYYY-MM-DD` to a day number (days since 1970-01-01).
+fn day_number(s: &str) -> Result<i32> {
+    parse_day(s).ok_or_else(|| AggregateError::Internal(format!("day {s} out of range")))
+}
+
+/// The `day=YYYY-MM-DD` folders of a table with their data files; a missing
+/// table has none.
+fn day_partitions(table_dir: &Path) -> Result<BTreeMap<i32, Vec<PathBuf>>> {
+    let mut out = BTreeMap::new();
+    if !table_dir.is_dir() {
+        return Ok(out);
+    }
+    for entry in fs::read_dir(table_dir).context(|| format!("listing {}", table_dir.display()))? {
+        let entry = entry.context(|| format!("listing {}", table_dir.display()))?;
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        let Some(day) = name.strip_prefix("day=").and_then(parse_day) else {
+            continue;
+        };
+        if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let files: Vec<PathBuf> = parquet_files(&entry.path())?
+            .into_iter()
+            .map(|f| entry.path().join(f))
+            .collect();
+        if !files.is_empty() {
+            out.insert(day, files);
+        }
+    }
+    Ok(out)
+}
+
+/// The data files of each existing day folder of the month.
+fn month_snapshot(
+    table_dir: &Path,
+    first: i32,
+    last: i32,
+) -> Result<BTreeMap<i32, BTreeSet<String>>> {
+    let mut out = BTreeMap::new();
+    for day in first..=last {
+        let dir = table_dir.join(format!("day={}", format_day(day)));
+        if dir.is_dir() {
+            out.insert(day, parquet_files(&dir)?);
+        }
+    }
+    Ok(out)
+}
+
+/// Reads the `late` rows of `rejected` (every ingest day), decodes their raw
+/// bytes again and groups them by event day, up to `feed_end`, as batches of
+/// the `events` schema.
+fn late_rows(
+    rejected_dir: &Path,
+    offset: i32,
+    feed_end: i32,
+) -> Result<BTreeMap<i32, RecordBatch>> {
+    let mut builders: BTreeMap<i32, EventBatchBuilder> = BTreeMap::new();
+    let late = Reason::Late.as_str();
+    for files in day_partitions(rejected_dir)?.into_values() {
+        for path in files {
+            for batch in read_parquet(&path)? {
+                let reason = column(&batch, &path, "reason")?
+                    .as_string_opt::<i32>()
+                    .ok_or_else(|| bad_type(&path, "reason"))?;
+                let raw = column(&batch, &path, "raw")?
+                    .as_binary_opt::<i32>()
+                    .ok_or_else(|| bad_type(&path, "raw"))?;
+                let at = column(&batch, &path, "ingested_at")?
+                    .as_primitive_opt::<TimestampMicrosecondType>()
+                    .ok_or_else(|| bad_type(&path, "ingested_at"))?;
+                let source = column(&batch, &path, "source")?
+                    .as_string_opt::<i32>()
+                    .ok_or_else(|| bad_type(&path, "source"))?;
+                let partition = column(&batch, &path, "partition")?
+                    .as_primitive_opt::<Int32Type>()
+                    .ok_or_else(|| bad_type(&path, "partition"))?;
+                let offsets = column(&batch, &path, "offset")?
+                    .as_primitive_opt::<Int64Type>()
+                    .ok_or_else(|| bad_type(&path, "offset"))?;
+                for i in 0..batch.num_rows() {
+                    if reason.is_null(i) || reason.value(i) != late {
+                        continue;
+                    }
+                    // A late row passed validation when it arrived; decode it
+                    // with the clock of that moment.
+                    let event = huoyue_schemas::decode(raw.value(i), at.value(i)).map_err(|r| {
+                        AggregateError::InvalidLake(format!(
+                            "{}: a late row does not decode ({})",
+                            path.display(),
+                            r.reason.as_str()
+                        ))
+                    })?;
+                    let day = day_of(event.ts, offset);
+                    if day > feed_end {
+                        continue;
+                    }
+                    builders
+                        .entry(day)
+                        .or_insert_with(|| EventBatchBuilder::with_capacity(256))
+                        .append(
+                            &event,
+                            Lineage {
+                                source: source.value(i),
+                                partition: partition.is_valid(i).then(|| partition.value(i)),
+                                offset: offsets.is_valid(i).then(|| offsets.value(i)),
+                            },
+                        );
+                }
+            }
+        }
+    }
+    Ok(builders
+        .into_iter()
+        .map(|(day, mut b)| (day, b.finish()))
+        .collect())
+}
+
+/// A column of a `rejected` batch, by name.
+fn column<'a>(batch: &'a RecordBatch, path: &Path, name: &str) -> Result<&'a ArrayRef> {
+    batch.column_by_name(name).ok_or_else(|| {
+        AggregateError::InvalidLake(format!("{} has no column {name}", path.display()))
+    })
+}
+
+fn bad_type(path: &Path, name: &str) -> AggregateError {
+    AggregateError::InvalidLake(format!(
+        "{}: column {name} has an unexpected type",
+        path.display()
+    ))
+}
+
+/// All batches of a Parquet file.
+fn read_parquet(path: &Path) -> Result<Vec<RecordBatch>> {
+    let file = File::open(path).context(|| format!("opening {}", path.display()))?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)?
+        .with_batch_size(64 * 1024)
+        .build()?;
+    Ok(reader.collect::<std::result::Result<Vec<_>, _>>()?)
+}
+
+/// Reads a day's `events` files (and its `late` rows) and sorts the rows in
+/// event order: `ts`, then `event_id` as bytes.
+fn load_day(day: i32, files: &[PathBuf], late: Option<RecordBatch>) -> Result<DayInput> {
+    let mut batches = Vec::new();
+    for path in files {
+        batches.extend(read_parquet(path)?);
+    }
+    let events = batches.iter().map(|b| b.num_rows() as u64).sum();
+    batches.extend(late);
+    let mut keys: Vec<(&TimestampMicrosecondArray, &StringArray)> =
+        Vec::with_capacity(batches.len());
+    for b in &batches {
+        let ts = b
+            .column_by_name("ts")
+            .and_then(|c| c.as_primitive_opt::<TimestampMicrosecondType>());
+        let id = b
+            .column_by_name("event_id")
+            .and_then(|c| c.as_string_opt::<i32>());
+        let (Some(ts), Some(id)) = (ts, id) else {
+            return Err(AggregateError::InvalidLake(format!(
+                "events of {} lack a ts or event_id column of the lake's types",
+                format_day(day)
+            )));
+        };
+        keys.push((ts, id));
+    }
+    let mut order: Vec<(u32, u32)> = Vec::with_capacity(batches.iter().map(|b| b.num_rows()).sum());
+    for (b, batch) in batches.iter().enumerate() {
+        order.extend((0..batch.num_rows()).map(|r| (b as u32, r as u32)));
+    }
+    order.sort_unstable_by(|&(ba, ra), &(bb, rb)| {
+        let (ta, ia) = keys[ba as usize];
+        let (tb, ib) = keys[bb as usize];
+        ta.value(ra as usize)
+            .cmp(&tb.value(rb as usize))
+            .then_with(|| {
+                ia.value(ra as usize)
+                    .as_bytes()
+                    .cmp(ib.value(rb as usize).as_bytes())
+            })
+    });
+    drop(keys);
+    Ok(DayInput {
+        day,
+        batches,
+        order,
+        events,
+    })
+}
+
+/// One day's rows as a `daily_scores` batch.
+fn day_batch(rows: &[((Box<str>, Box<str>), Sum)]) -> Result<RecordBatch> {
+    let columns: Vec<ArrayRef> = vec![
+        std::sync::Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|((u, _), _)| &**u),
+        )),
+        std::sync::Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|(_, s)| &*s.school_id),
+        )),
+        std::sync::Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|((_, r), _)| &**r),
+        )),
+        std::sync::Arc::new(Int64Array::from_iter_values(
+            rows.iter().map(|(_, s)| s.points),
+        )),
+        std::sync::Arc::new(Int64Array::from_iter_values(
+            rows.iter().map(|(_, s)| s.events),
+        )),
+    ];
+    Ok(RecordBatch::try_new(
+        huoyue_schemas::lake::daily_scores(),
+        columns,
+    )?)
+}
+
+/// Writes the new day folders into scratch folders and swaps them in (steps
+/// 2–4 of the module documentation). Returns the number of days replaced.
+fn replace_month(
+    table_dir: &Path,
+    (first, last): (i32, i32),
+    snapshot: &BTreeMap<i32, BTreeSet<String>>,
+    per_day: &BTreeMap<i32, Vec<((Box<str>, Box<str>), Sum)>>,
+    events_unchanged: &dyn Fn() -> Result<()>,
+    progress: &ProgressBar,
+) -> Result<usize> {
+    fs::create_dir_all(table_dir).context(|| format!("creating {}", table_dir.display()))?;
+    let _table_lock =
+        lock_table(table_dir).context(|| format!("locking {}", table_dir.display()))?;
+    // Days that get a new content: every day with rows or with a folder.
+    let days: Vec<i32> = (first..=last)
+        .filter(|d| per_day.contains_key(d) || snapshot.contains_key(d))
+        .collect();
+    let mut staged: Vec<Staged> = Vec::with_capacity(days.len());
+    let result = stage_and_swap(
+        table_dir,
+        &days,
+        snapshot,
+        per_day,
+        events_unchanged,
+        progress,
+        &mut staged,
+    );
+    for s in &staged {
+        if s.scratch.exists() {
+            if let Err(e) = fs::remove_dir_all(&s.scratch) {
+                tracing::warn!(folder = %s.scratch.display(), error = %e, "cannot remove a rescore scratch folder");
+            }
+        }
+    }
+    result.map(|()| days.len())
+}
+
+struct Staged {
+    day: i32,
+    dir: PathBuf,
+    scratch: PathBuf,
+}
+
+fn stage_and_swap(
+    table_dir: &Path,
+    days: &[i32],
+    snapshot: &BTreeMap<i32, BTreeSet<String>>,
+    per_day: &BTreeMap<i32, Vec<((Box<str>, Box<str>), Sum)>>,
+    events_unchanged: &dyn Fn() -> Result<()>,
+    progress: &ProgressBar,
+    staged: &mut Vec<Staged>,
+) -> Result<()> {
+    let empty = BTreeSet::new();
+    // Step 2: every new file, fsynced, in hidden scratch folders.
+    for &day in days {
+        let name = format!("day={}", format_day(day));
+        let scratch = table_dir.join(format!(".rescore-{name}"));
+        if scratch.exists() {
+            // Left by a crashed run; never swapped in.
+            fs::remove_dir_all(&scratch).context(|| format!("removing {}", scratch.display()))?;
+        }
+        fs::create_dir(&scratch).context(|| format!("creating {}", scratch.display()))?;
+        staged.push(Staged {
+            day,
+            dir: table_dir.join(&name),
+            scratch: scratch.clone(),
+        });
+        if let Some(rows) = per_day.get(&day) {
+            let old = snapshot.get(&day).unwrap_or(&empty);
+            let file_name = compacted_name(old).replacen("compacted-", "rescore-", 1);
+            let path = scratch.join(file_name);
+            let file = File::create(&path).context(|| format!("creating {}", path.display()))?;
+            let batch = day_batch(rows)?;
+            let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(writer_properties()))?;
+            writer.write(&batch)?;
+            writer
+                .into_inner()?
+                .sync_all()
+                .context(|| format!("syncing {}", path.display()))?;
+        }
+        fsync_tree(&scratch).context(|| format!("syncing {}", scratch.display()))?;
+        progress.inc(1);
+    }
+    // Step 3: every day's lock, in day order, and the check that nobody
+    // changed the month meanwhile.
+    let mut locks = Vec::with_capacity(staged.len());
+    let mut created = false;
+    for s in staged.iter() {
+        if !s.dir.is_dir() {
+            fs::create_dir_all(&s.dir).context(|| format!("creating {}", s.dir.display()))?;
+            created = true;
+        }
+        locks.push(
+            PartitionLock::acquire(&s.dir).context(|| format!("locking {}", s.dir.display()))?,
+        );
+    }
+    if created {
+        sync_dir(table_dir).context(|| format!("syncing {}", table_dir.display()))?;
+    }
+    for s in staged.iter() {
+        let now = parquet_files(&s.dir)?;
+        let before = snapshot.get(&s.day).unwrap_or(&empty);
+        let writing = has_temporary_files(&s.dir)?;
+        if &now != before || writing {
+            return Err(AggregateError::Changed(format!(
+                "daily_scores of {} changed while rescoring (is an ingest still writing into the month?); nothing was replaced",
+                format_day(s.day)
+            )));
+        }
+    }
+    // The events read must still be all there is: an events file published
+    // after the listing would have its deltas replaced without being counted.
+    events_unchanged()?;
+    // Step 4: the swaps, undone if one fails.
+    for (i, s) in staged.iter().enumerate() {
+        let swapped = link_lock(&s.dir, &s.scratch).and_then(|()| {
+            sync_dir(&s.scratch)?;
+            exchange(&s.dir, &s.scratch)
+        });
+        if let Err(e) = swapped {
+            for done in staged[..i].iter().rev() {
+                if let Err(undo) = exchange(&done.dir, &done.scratch) {
+                    tracing::error!(day = %format_day(done.day), error = %undo, "cannot swap a rescored day back");
+                }
+            }
+            let _ = sync_dir(table_dir);
+            return Err(AggregateError::Io {
+                context: format!(
+                    "swapping {} (days swapped before were swapped back)",
+                    s.dir.display()
+                ),
+                source: e,
+            });
+        }
+    }
+    sync_dir(table_dir).context(|| format!("syncing {}", table_dir.display()))?;
+    // Temporary files that a writer created in an old folder around its swap
+    // move over before the locks are released (see compaction).
+    std::thread::sleep(SWAP_GRACE);
+    for s in staged.iter() {
+        let old = snapshot.get(&s.day).unwrap_or(&empty);
+        link_others(&s.scratch, &s.dir, old)?;
+        sync_dir(&s.dir).context(|| format!("syncing {}", s.dir.display()))?;
+    }
+    drop(locks);
+    Ok(())
+}
+
+/// Whether a partition folder holds a writer's temporary file (`.*.tmp`).
+fn has_temporary_files(dir: &Path) -> Result<bool> {
+    for e in fs::read_dir(dir).context(|| format!("listing {}", dir.display()))? {
+        let e = e.context(|| format!("listing {}", dir.display()))?;
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') && name.ends_with(".tmp") {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_task_window_sets_the_trailing_days() {
+        let p = Profile::builtin(huoyue_schemas::DEFAULT_PROFILE).unwrap();
+        assert_eq!(trailing_days(&p), 31);
+        let mut no_tasks = p.clone();
+        no_tasks
+            .rules
+            .retain(|r| !matches!(r.kind, RuleKind::ThresholdDistinct { .. }));
+        assert_eq!(trailing_days(&no_tasks), 0);
+    }
+
+    #[test]
+    fn the_sink_keeps_the_month_and_the_first_school() {
+        let mut sink = MonthSink {
+            first: 10,
+            last: 12,
+            sums: HashMap::new(),
+        };
+        sink.score(9, "t1", "s1", "login", 1, 1);
+        sink.score(10, "t1", "s1", "login", 1, 1);
+        sink.score(10, "t1", "s2", "login", 1, 1);
+        sink.score(12, "t1", "s2", "task", 5, 0);
+        sink.score(13, "t1", "s2", "task", 5, 0);
+        assert_eq!(sink.sums.len(), 2);
+        let s = &sink.sums[&(10, "t1".into(), "login".into())];
+        assert_eq!((&*s.school_id, s.points, s.events), ("s1", 2, 2));
+    }
+}

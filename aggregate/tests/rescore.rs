@@ -1,0 +1,453 @@
+//! `rescore` against the stream: the conformance events ingested by the
+//! ingest's file mode (its library, as `huoyue-ingest --file` runs it), then a
+//! month re-scored from the lake must give the same sums per (day, user,
+//! rule); events that were `late` in the stream are counted by the rescore.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{Cursor, ErrorKind};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use datafusion::arrow::array::{AsArray, Int64Array, StringArray};
+use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use huoyue_aggregate::month::Month;
+use huoyue_aggregate::rescore::{self, RescoreOptions};
+use huoyue_ingest::engine::{Engine, EngineConfig};
+use huoyue_ingest::lake_writer::LakeWriter;
+use huoyue_ingest::pipeline::Pipeline;
+use huoyue_ingest::pipeline::file::{FileOptions, run_file};
+use huoyue_schemas::{DEFAULT_PROFILE, Profile};
+use indicatif::ProgressBar;
+
+use common::run_bin;
+
+/// (day, user_id, rule) → (points, events), summed over the delta rows.
+type Sums = BTreeMap<(String, String, String), (i64, i64)>;
+
+fn conformance_events() -> Vec<u8> {
+    fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/conformance/events.ndjson"))
+        .unwrap()
+}
+
+/// Runs the ingest's file mode over `ndjson` into `lake`, with small chunks
+/// and flushes so that the stream writes many delta files and corrections.
+fn ingest(lake: &Path, ndjson: Vec<u8>) {
+    let profile = Profile::builtin(DEFAULT_PROFILE).unwrap();
+    let engine = Engine::new(&profile, EngineConfig::default());
+    let writer = LakeWriter::open(lake, "test-ingest").unwrap();
+    let mut pipeline = Pipeline::new(engine, writer);
+    let opts = FileOptions {
+        chunk_bytes: 64 << 10,
+        flush_rows: 2_000,
+        decoders: 2,
+        ..FileOptions::default()
+    };
+    run_file(
+        &mut pipeline,
+        Box::new(Cursor::new(ndjson)),
+        "events.ndjson",
+        opts,
+    )
+    .unwrap();
+}
+
+fn rescore(lake: &Path, month: &str) -> rescore::RescoreSummary {
+    let opts = RescoreOptions {
+        lake: lake.to_path_buf(),
+        month: Month::parse(month).unwrap(),
+        profile: Profile::builtin(DEFAULT_PROFILE).unwrap(),
+        engine: EngineConfig::default(),
+    };
+    rescore::run(&opts, &ProgressBar::hidden()).unwrap()
+}
+
+fn data_files(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = match fs::read_dir(dir) {
+        Ok(rd) => rd
+            .map(|e| e.unwrap().path())
+            .filter(|p| {
+                let n = p.file_name().unwrap().to_str().unwrap();
+                n.ends_with(".parquet") && !n.starts_with('.') && !n.starts_with('_')
+            })
+            .collect(),
+        Err(e) if e.kind() == ErrorKind::NotFound => Vec::new(),
+        Err(e) => panic!("{e}"),
+    };
+    v.sort();
+    v
+}
+
+fn day_folders(table: &Path) -> Vec<(String, PathBuf)> {
+    let mut v: Vec<(String, PathBuf)> = fs::read_dir(table)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter_map(|e| {
+            let n = e.file_name().into_string().unwrap();
+            n.strip_prefix("day=").map(|d| (d.to_string(), e.path()))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// Sums of one day folder, or None when a listed file vanished (a swap
+/// between listing and opening: the read must be retried).
+fn day_sums(day: &str, dir: &Path, into: &mut Sums) -> Option<()> {
+    for path in data_files(dir) {
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == ErrorKind::NotFound => return None,
+            Err(e) => panic!("{e}"),
+        };
+        for batch in ParquetRecordBatchReaderBuilder::try_new(file)
+            .unwrap()
+            .build()
+            .unwrap()
+        {
+            let batch = batch.unwrap();
+            let s = |n: &str| -> StringArray {
+                batch.column_by_name(n).unwrap().as_string::<i32>().clone()
+            };
+            let i = |n: &str| -> Int64Array {
+                batch
+                    .column_by_name(n)
+                    .unwrap()
+                    .as_primitive::<datafusion::arrow::datatypes::Int64Type>()
+                    .clone()
+            };
+            let (user, rule, points, events) = (s("user_id"), s("rule"), i("points"), i("events"));
+            for r in 0..batch.num_rows() {
+                let e = into
+                    .entry((
+                        day.to_string(),
+                        user.value(r).to_string(),
+                        rule.value(r).to_string(),
+                    ))
+                    .or_default();
+                e.0 += points.value(r);
+                e.1 += events.value(r);
+            }
+        }
+    }
+    Some(())
+}
+
+/// The sums of every (day, user, rule) of `daily_scores` whose day starts
+/// with `prefix`, without the ones that sum to nothing.
+fn sums(lake: &Path, prefix: &str) -> Sums {
+    let mut out = Sums::new();
+    for (day, dir) in day_folders(&lake.join("daily_scores")) {
+        if day.starts_with(prefix) {
+            day_sums(&day, &dir, &mut out).expect("no concurrent swap");
+        }
+    }
+    out.retain(|_, v| *v != (0, 0));
+    out
+}
+
+/// Every file under `dir` with its bytes.
+fn tree(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+            } else {
+                out.insert(e.path(), fs::read(e.path()).unwrap());
+            }
+        }
+    }
+    out
+}
+
+/// The conformance case's expected scores of September (non-zero sums).
+fn expected_september() -> BTreeMap<(String, String, String), i64> {
+    let text = fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../testdata/conformance/expected_daily_scores.csv"),
+    )
+    .unwrap();
+    text.lines()
+        .skip(1)
+        .filter(|l| l.starts_with("2026-09"))
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (
+                (f[0].into(), f[1].into(), f[2].into()),
+                f[3].parse().unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn points_only(s: &Sums) -> BTreeMap<(String, String, String), i64> {
+    s.iter()
+        .filter(|(_, v)| v.0 != 0)
+        .map(|(k, v)| (k.clone(), v.0))
+        .collect()
+}
+
+#[test]
+fn rescore_equals_the_streamed_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path();
+    ingest(lake, conformance_events());
+    let streamed = sums(lake, "");
+    assert_eq!(points_only(&sums(lake, "2026-09")), expected_september());
+    let august_before = tree(&lake.join("daily_scores"))
+        .into_iter()
+        .filter(|(p, _)| p.to_str().unwrap().contains("day=2026-08"))
+        .collect::<BTreeMap<_, _>>();
+    let files_before: usize = day_folders(&lake.join("daily_scores"))
+        .iter()
+        .filter(|(d, _)| d.starts_with("2026-09"))
+        .map(|(_, p)| data_files(p).len())
+        .sum();
+
+    let s = rescore(lake, "2026-09");
+    assert_eq!(
+        sums(lake, ""),
+        streamed,
+        "rescored sums differ from the stream's"
+    );
+    assert_eq!(points_only(&sums(lake, "2026-09")), expected_september());
+    assert!(s.events > 12_000 && s.late == 0, "{s:?}");
+    assert_eq!(s.days_replaced, 30);
+    assert_eq!(
+        s.points,
+        expected_september().values().sum::<i64>(),
+        "{s:?}"
+    );
+    // One file per day now, and the stream had written more.
+    let mut files_after = 0;
+    for (day, p) in day_folders(&lake.join("daily_scores")) {
+        if day.starts_with("2026-09") {
+            let n = data_files(&p).len();
+            assert!(n <= 1, "{day}: {n} files");
+            files_after += n;
+        }
+    }
+    assert!(files_before > files_after, "{files_before} → {files_after}");
+    // August is untouched, no scratch folder is left.
+    let august_after = tree(&lake.join("daily_scores"))
+        .into_iter()
+        .filter(|(p, _)| p.to_str().unwrap().contains("day=2026-08"))
+        .collect::<BTreeMap<_, _>>();
+    assert_eq!(august_before, august_after);
+    let hidden: Vec<String> = fs::read_dir(lake.join("daily_scores"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with(".rescore"))
+        .collect();
+    assert!(hidden.is_empty(), "{hidden:?}");
+
+    // Idempotent.
+    rescore(lake, "2026-09");
+    assert_eq!(sums(lake, ""), streamed);
+    // August can be re-scored too (it only has its second half).
+    rescore(lake, "2026-08");
+    assert_eq!(sums(lake, ""), streamed);
+}
+
+/// Moves the `login` events of teachers on 1–9 September to the end of the
+/// input: the stream has seen the end of the month by then, so they are late.
+fn with_late_logins(ndjson: &[u8]) -> (Vec<u8>, usize) {
+    let mut kept = Vec::new();
+    let mut moved = Vec::new();
+    for line in ndjson.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        let late = serde_json::from_slice::<serde_json::Value>(line).is_ok_and(|v| {
+            v["action"] == "login"
+                && v["role"] == "teacher"
+                && v["ts"].as_str().is_some_and(|t| t.starts_with("2026-09-0"))
+        });
+        let to = if late { &mut moved } else { &mut kept };
+        to.extend_from_slice(line);
+        to.push(b'\n');
+    }
+    let n = moved.iter().filter(|&&b| b == b'\n').count();
+    kept.extend_from_slice(&moved);
+    (kept, n)
+}
+
+fn late_rows(lake: &Path) -> usize {
+    let mut n = 0;
+    for (_, dir) in day_folders(&lake.join("rejected")) {
+        for path in data_files(&dir) {
+            for batch in ParquetRecordBatchReaderBuilder::try_new(File::open(path).unwrap())
+                .unwrap()
+                .build()
+                .unwrap()
+            {
+                let batch = batch.unwrap();
+                let reason = batch.column_by_name("reason").unwrap().as_string::<i32>();
+                n += (0..batch.num_rows())
+                    .filter(|&i| reason.value(i) == "late")
+                    .count();
+            }
+        }
+    }
+    n
+}
+
+#[test]
+fn rescore_counts_events_that_were_late_in_the_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let in_order = dir.path().join("in-order");
+    let shuffled = dir.path().join("shuffled");
+    ingest(&in_order, conformance_events());
+    let (input, moved) = with_late_logins(&conformance_events());
+    assert!(moved > 20, "only {moved} logins moved");
+    ingest(&shuffled, input);
+
+    let late = late_rows(&shuffled);
+    assert!(late > 20, "only {late} late rows of {moved} moved logins");
+    assert_eq!(late_rows(&in_order), 0);
+    let expected = sums(&in_order, "2026-09");
+    assert_ne!(
+        sums(&shuffled, "2026-09"),
+        expected,
+        "the late logins changed nothing in the stream"
+    );
+
+    let s = rescore(&shuffled, "2026-09");
+    assert_eq!(s.late as usize, late, "{s:?}");
+    assert_eq!(sums(&shuffled, "2026-09"), expected);
+    assert_eq!(points_only(&expected), expected_september());
+    // The late rows stay in `rejected` (they are the audit trail).
+    assert_eq!(late_rows(&shuffled), late);
+}
+
+#[test]
+fn readers_see_each_day_whole_while_rescore_swaps() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().to_path_buf();
+    ingest(&lake, conformance_events());
+    // Per day, the sums the stream wrote; the rescore writes the same sums,
+    // so any consistent read of a day sees exactly them.
+    let days: Vec<(String, PathBuf)> = day_folders(&lake.join("daily_scores"))
+        .into_iter()
+        .filter(|(d, _)| d.starts_with("2026-09"))
+        .collect();
+    let per_day: BTreeMap<String, Sums> = days
+        .iter()
+        .map(|(d, p)| {
+            let mut s = Sums::new();
+            day_sums(d, p, &mut s).unwrap();
+            s.retain(|_, v| *v != (0, 0));
+            (d.clone(), s)
+        })
+        .collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let (mut reads, mut retries) = (0u64, 0u64);
+            while !stop.load(Ordering::SeqCst) {
+                for (day, dir) in &days {
+                    let mut s = Sums::new();
+                    if day_sums(day, dir, &mut s).is_none() {
+                        retries += 1;
+                        continue;
+                    }
+                    s.retain(|_, v| *v != (0, 0));
+                    assert_eq!(&s, &per_day[day], "{day} read half-replaced");
+                    reads += 1;
+                }
+            }
+            (reads, retries)
+        })
+    };
+    for _ in 0..3 {
+        rescore(&lake, "2026-09");
+    }
+    stop.store(true, Ordering::SeqCst);
+    let (reads, _retries) = reader.join().unwrap();
+    assert!(reads > 0);
+}
+
+#[test]
+fn a_writer_in_flight_makes_rescore_give_up_without_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path();
+    ingest(lake, conformance_events());
+    // A file being written by an ingest into a day of the month.
+    fs::write(
+        lake.join("daily_scores/day=2026-09-17/.ingest-0001.parquet.tmp"),
+        b"partial",
+    )
+    .unwrap();
+    let before = tree(lake);
+    let (ok, _out, err) = run_bin(&[
+        "rescore",
+        "--lake",
+        lake.to_str().unwrap(),
+        "--month",
+        "2026-09",
+    ]);
+    assert!(!ok);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("daily_scores of 2026-09-17 changed while rescoring"),
+        "{err}"
+    );
+    let after = tree(lake);
+    let table_lock = lake.join("daily_scores/.compact.lock");
+    let changed: Vec<&PathBuf> = after
+        .keys()
+        .filter(|p| before.get(*p) != after.get(*p) && **p != table_lock)
+        .chain(before.keys().filter(|p| !after.contains_key(*p)))
+        .collect();
+    assert!(changed.is_empty(), "{changed:?}");
+}
+
+#[test]
+fn rescore_input_errors_are_one_line_and_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path();
+    ingest(lake, conformance_events());
+    let before = tree(lake);
+    let lake_s = lake.to_str().unwrap();
+    for (args, message) in [
+        (
+            vec!["rescore", "--lake", lake_s, "--month", "2026-12"],
+            "no data for month 2026-12",
+        ),
+        (
+            vec!["rescore", "--lake", "/no/such/lake", "--month", "2026-09"],
+            "does not exist",
+        ),
+        (
+            vec!["rescore", "--lake", lake_s, "--month", "2026-9"],
+            "invalid month",
+        ),
+        (
+            vec![
+                "rescore",
+                "--lake",
+                lake_s,
+                "--month",
+                "2026-09",
+                "--profile",
+                "no-such-profile",
+            ],
+            "no-such-profile",
+        ),
+    ] {
+        let (ok, _out, err) = run_bin(&args);
+        assert!(!ok, "{args:?}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.contains(message), "{args:?}: {err}");
+    }
+    assert_eq!(tree(lake), before);
+
+    let (ok, out, err) = run_bin(&["rescore", "--lake", lake_s, "--month", "2026-09"]);
+    assert!(ok, "{err}");
+    assert!(out.starts_with("rescore 2026-09: "), "{out}");
+    assert!(out.contains("30 day partitions replaced"), "{out}");
+}
