@@ -357,7 +357,7 @@ impl Service {
             self.last_checkpoint = Instant::now();
             return Ok(());
         }
-        let _span = tracing::info_span!("flush", seq = self.seq + 1).entered();
+        let flush_span = tracing::info_span!("flush", seq = self.seq + 1).entered();
         let t0 = Instant::now();
         let flushed = self.pipeline.flush().and_then(|()| self.pipeline.sync());
         let files = match flushed {
@@ -369,7 +369,16 @@ impl Service {
         };
         let flush_secs = t0.elapsed().as_secs_f64();
         self.metrics.flush_duration.observe(flush_secs);
+        tracing::debug!(
+            files = files.len(),
+            rows = files.iter().map(|f| f.rows).sum::<u64>(),
+            bytes = files.iter().map(|f| f.bytes).sum::<u64>(),
+            ms = (flush_secs * 1e3) as u64,
+            "files staged"
+        );
         self.unpublished.extend(files);
+        drop(flush_span);
+        let _checkpoint_span = tracing::info_span!("checkpoint", seq = self.seq + 1).entered();
 
         // dead letters are delivered before the checkpoint that passes them
         let t1 = Instant::now();
