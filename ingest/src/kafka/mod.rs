@@ -325,21 +325,22 @@ impl Service {
                 mark.offset = mark.offset.max(o + 1);
             }
         }
-        let chunk = decode_chunk(data, &spans, self.opts.topic.clone(), now_micros());
-        if let Some(ts) = chunk
-            .batch
-            .column_by_name("ts")
-            .and_then(|c| c.as_any().downcast_ref::<TimestampMicrosecondArray>())
-        {
-            self.times.extend(ts.values().iter().copied());
-            if let Some(max) = ts.values().iter().max() {
-                let secs = max / 1_000_000;
-                if secs > self.metrics.newest_event.get() {
-                    self.metrics.newest_event.set(secs);
+        for chunk in decode_parallel(data, spans, &self.opts.topic, now_micros()) {
+            if let Some(ts) = chunk
+                .batch
+                .column_by_name("ts")
+                .and_then(|c| c.as_any().downcast_ref::<TimestampMicrosecondArray>())
+            {
+                self.times.extend(ts.values().iter().copied());
+                if let Some(max) = ts.values().iter().max() {
+                    let secs = max / 1_000_000;
+                    if secs > self.metrics.newest_event.get() {
+                        self.metrics.newest_event.set(secs);
+                    }
                 }
             }
+            self.pipeline.apply(chunk);
         }
-        self.pipeline.apply(chunk);
         self.dirty = true;
         self.metrics.observe(self.pipeline.counts());
     }
@@ -546,6 +547,46 @@ impl Service {
         }
         Ok(())
     }
+}
+
+/// Decodes the messages in parts on one thread per core (decoding is the
+/// costliest step before the engine); the parts come back in order.
+fn decode_parallel(
+    data: Vec<u8>,
+    spans: Vec<Span>,
+    source: &str,
+    now: i64,
+) -> Vec<crate::pipeline::DecodedChunk> {
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(4);
+    if workers < 2 || spans.len() < 4096 {
+        return vec![decode_chunk(data, &spans, source.to_owned(), now)];
+    }
+    let per = spans.len().div_ceil(workers);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = spans
+            .chunks(per)
+            .map(|part| {
+                let from = part[0].start;
+                let to = part[part.len() - 1].end;
+                let bytes = data[from..to].to_vec();
+                let rebased: Vec<Span> = part
+                    .iter()
+                    .map(|sp| Span {
+                        start: sp.start - from,
+                        end: sp.end - from,
+                        ..*sp
+                    })
+                    .collect();
+                s.spawn(move || decode_chunk(bytes, &rebased, source.to_owned(), now))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a decoder thread"))
+            .collect()
+    })
 }
 
 /// Checks the instance id: it names files and checkpoints.
