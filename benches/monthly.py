@@ -15,7 +15,7 @@ so the two did the same work. Prints both times and their ratio.
 Release binaries are expected in $CARGO_TARGET_DIR/release (default target/):
   cargo build --release -p huoyue-aggregate -p huoyue-ingest -p huoyue-benches
 
-usage: benches/monthly.py [--schools 100] [--month 2026-09] [--runs 3] [--work DIR]
+usage: benches/monthly.py [--schools 100] [--month 2026-09] [--runs 3] [--work DIR] [--profile release]
 """
 import argparse
 import calendar
@@ -122,7 +122,7 @@ def compare(lake: str, out: str, month: str) -> tuple[int, int, int]:
     """Rows of each table, and the rows where huoyue and DuckDB disagree."""
     con = duckdb.connect()
     rule_cols = " OR ".join(f"h.points_{r} IS DISTINCT FROM d.points_{r}" for r in RULES)
-    tm_bad = con.sql(f"""
+    tm_bad = con.execute(f"""
       SELECT count(*) FROM read_parquet('{lake}/teacher_monthly/month={month}/*.parquet') h
       FULL JOIN read_parquet('{out}/teacher_monthly.parquet') d USING (user_id)
       WHERE h.points IS DISTINCT FROM d.points OR {rule_cols}
@@ -132,7 +132,7 @@ def compare(lake: str, out: str, month: str) -> tuple[int, int, int]:
          OR h.rank_in_county IS DISTINCT FROM d.rank_in_county
          OR h.school_id IS DISTINCT FROM d.school_id""").fetchone()[0]
     close = lambda c: f"(h.{c} IS NULL) <> (d.{c} IS NULL) OR abs(h.{c} - d.{c}) > 1e-9"
-    sm_bad = con.sql(f"""
+    sm_bad = con.execute(f"""
       SELECT count(*) FROM read_parquet('{lake}/school_monthly/month={month}/*.parquet') h
       FULL JOIN read_parquet('{out}/school_monthly.parquet') d USING (school_id)
       WHERE h.teachers IS DISTINCT FROM d.teachers OR h.points_total IS DISTINCT FROM d.points_total
@@ -143,7 +143,7 @@ def compare(lake: str, out: str, month: str) -> tuple[int, int, int]:
          OR {close('avg_points')} OR {close('active_ratio')} OR {close('daily_active_rate')}
          OR {close('rate_gap')} OR {close('avg_daily_logins')} OR {close('deep_index')}
          OR {close('registration_rate')}""").fetchone()[0]
-    rows = con.sql(f"SELECT count(*) FROM read_parquet('{out}/teacher_monthly.parquet')").fetchone()[0]
+    rows = con.execute(f"SELECT count(*) FROM read_parquet('{out}/teacher_monthly.parquet')").fetchone()[0]
     return rows, tm_bad, sm_bad
 
 
@@ -158,9 +158,10 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--work", default="/tmp/huoyue-monthly-bench")
     ap.add_argument("--reuse", action="store_true", help="keep an existing generated lake")
+    ap.add_argument("--profile", default="release", help="cargo profile folder of the binaries (debug: a smoke run only)")
     args = ap.parse_args()
     target = os.environ.get("CARGO_TARGET_DIR", os.path.join(os.path.dirname(__file__), "..", "target"))
-    bins = os.path.join(target, "release")
+    bins = os.path.join(target, args.profile)
     lake = os.path.join(args.work, "lake")
     src = os.path.join(args.work, "input")
     if not (args.reuse and os.path.isdir(lake)):
@@ -172,8 +173,8 @@ def main() -> None:
                         os.path.join(src, "events.ndjson")], check=True, stdout=subprocess.DEVNULL)
         shutil.copytree(os.path.join(src, "dims"), os.path.join(lake, "dims"))
     con = duckdb.connect()
-    ds_rows = con.sql(f"SELECT count(*) FROM read_parquet('{lake}/daily_scores/*/*.parquet')").fetchone()[0]
-    da_rows = con.sql(f"SELECT count(*) FROM read_parquet('{lake}/daily_activity/*/*.parquet')").fetchone()[0]
+    ds_rows = con.execute(f"SELECT count(*) FROM read_parquet('{lake}/daily_scores/*/*.parquet')").fetchone()[0]
+    da_rows = con.execute(f"SELECT count(*) FROM read_parquet('{lake}/daily_activity/*/*.parquet')").fetchone()[0]
     files = count_files(os.path.join(lake, "daily_scores")) + count_files(os.path.join(lake, "daily_activity"))
     print(f"lake: {ds_rows:,} daily_scores rows, {da_rows:,} daily_activity rows, {files} files")
 

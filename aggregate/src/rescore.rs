@@ -119,7 +119,7 @@ struct Sum {
 struct MonthSink {
     first: i32,
     last: i32,
-    sums: HashMap<(i32, Box<str>, Box<str>), Sum>,
+    sums: HashMap<Key, Sum>,
 }
 
 impl DeltaSink for MonthSink {
@@ -149,6 +149,12 @@ impl DeltaSink for MonthSink {
 
     fn activity(&mut self, _row: &ActivityRow) {}
 }
+
+/// A (day, user_id, rule).
+type Key = (i32, Box<str>, Box<str>);
+
+/// One output row: (user_id, rule) and its sums.
+type Row = ((Box<str>, Box<str>), Sum);
 
 /// One day of input, sorted: the batches and the order of their rows.
 struct DayInput {
@@ -267,7 +273,7 @@ pub fn run(opts: &RescoreOptions, progress: &ProgressBar) -> Result<RescoreSumma
     })?;
     engine.flush(&mut sink);
 
-    let mut per_day: BTreeMap<i32, Vec<((Box<str>, Box<str>), Sum)>> = BTreeMap::new();
+    let mut per_day: BTreeMap<i32, Vec<Row>> = BTreeMap::new();
     for ((day, user, rule), sum) in sink.sums {
         if sum.points != 0 || sum.events != 0 {
             per_day.entry(day).or_default().push(((user, rule), sum));
@@ -506,7 +512,7 @@ fn load_day(day: i32, files: &[PathBuf], late: Option<RecordBatch>) -> Result<Da
 }
 
 /// One day's rows as a `daily_scores` batch.
-fn day_batch(rows: &[((Box<str>, Box<str>), Sum)]) -> Result<RecordBatch> {
+fn day_batch(rows: &[Row]) -> Result<RecordBatch> {
     let columns: Vec<ArrayRef> = vec![
         std::sync::Arc::new(StringArray::from_iter_values(
             rows.iter().map(|((u, _), _)| &**u),
@@ -536,7 +542,7 @@ fn replace_month(
     table_dir: &Path,
     (first, last): (i32, i32),
     snapshot: &BTreeMap<i32, BTreeSet<String>>,
-    per_day: &BTreeMap<i32, Vec<((Box<str>, Box<str>), Sum)>>,
+    per_day: &BTreeMap<i32, Vec<Row>>,
     events_unchanged: &dyn Fn() -> Result<()>,
     progress: &ProgressBar,
 ) -> Result<usize> {
@@ -558,10 +564,10 @@ fn replace_month(
         &mut staged,
     );
     for s in &staged {
-        if s.scratch.exists() {
-            if let Err(e) = fs::remove_dir_all(&s.scratch) {
-                tracing::warn!(folder = %s.scratch.display(), error = %e, "cannot remove a rescore scratch folder");
-            }
+        if s.scratch.exists()
+            && let Err(e) = fs::remove_dir_all(&s.scratch)
+        {
+            tracing::warn!(folder = %s.scratch.display(), error = %e, "cannot remove a rescore scratch folder");
         }
     }
     result.map(|()| days.len())
@@ -577,7 +583,7 @@ fn stage_and_swap(
     table_dir: &Path,
     days: &[i32],
     snapshot: &BTreeMap<i32, BTreeSet<String>>,
-    per_day: &BTreeMap<i32, Vec<((Box<str>, Box<str>), Sum)>>,
+    per_day: &BTreeMap<i32, Vec<Row>>,
     events_unchanged: &dyn Fn() -> Result<()>,
     progress: &ProgressBar,
     staged: &mut Vec<Staged>,
