@@ -601,9 +601,14 @@ pub fn check_instance(id: &str) -> Result<(), ServiceError> {
     Ok(())
 }
 
-fn client_config(opts: &KafkaOptions) -> ClientConfig {
+/// The brokers, then `defaults`, then the user's `-X` settings (last, so they
+/// can override the defaults).
+fn client_config(opts: &KafkaOptions, defaults: &[(&str, &str)]) -> ClientConfig {
     let mut cfg = ClientConfig::new();
     cfg.set("bootstrap.servers", &opts.brokers);
+    for (k, v) in defaults {
+        cfg.set(*k, *v);
+    }
     for (k, v) in &opts.settings {
         cfg.set(k, v);
     }
@@ -612,7 +617,7 @@ fn client_config(opts: &KafkaOptions) -> ClientConfig {
 
 /// Waits for the brokers to answer and checks that the topics exist.
 fn check_topics(opts: &KafkaOptions) -> Result<(), ServiceError> {
-    let probe: BaseConsumer = client_config(opts)
+    let probe: BaseConsumer = client_config(opts, &[])
         .create()
         .map_err(|e| ServiceError::Config(e.to_string()))?;
     let started = Instant::now();
@@ -664,26 +669,22 @@ pub fn run(
     stop: Arc<AtomicBool>,
 ) -> Result<Counts, ServiceError> {
     check_instance(&opts.instance)?;
-    // consumer settings first, so that the user's -X can override them
-    let mut cfg = ClientConfig::new();
-    cfg.set("bootstrap.servers", &opts.brokers)
-        .set("group.id", &opts.group)
-        .set("client.id", format!("huoyue-ingest-{}", opts.instance))
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("statistics.interval.ms", "5000")
-        .set("fetch.max.bytes", "52428800")
-        .set("max.partition.fetch.bytes", "4194304");
-    for (k, v) in &opts.settings {
-        cfg.set(k, v);
-    }
-    let mut pcfg = client_config(&opts);
-    pcfg.set("client.id", format!("huoyue-ingest-{}-dlq", opts.instance))
-        .set("linger.ms", "20");
-    for (k, v) in &opts.settings {
-        pcfg.set(k, v);
-    }
+    let consumer_id = format!("huoyue-ingest-{}", opts.instance);
+    let cfg = client_config(
+        &opts,
+        &[
+            ("group.id", &opts.group),
+            ("client.id", &consumer_id),
+            ("enable.auto.commit", "false"),
+            ("enable.auto.offset.store", "false"),
+            ("auto.offset.reset", "earliest"),
+            ("statistics.interval.ms", "5000"),
+            ("fetch.max.bytes", "52428800"),
+            ("max.partition.fetch.bytes", "4194304"),
+        ],
+    );
+    let producer_id = format!("huoyue-ingest-{}-dlq", opts.instance);
+    let pcfg = client_config(&opts, &[("client.id", &producer_id), ("linger.ms", "20")]);
     let producer: ThreadedProducer<DlqContext> = pcfg
         .create_with_context(DlqContext {
             failures: AtomicU64::new(0),
