@@ -1,9 +1,19 @@
 //! Raw bytes to a valid [`Event`] or a [`Rejection`] with its stable reason code.
 //!
-//! Decoding is the hot path. The JSON object is read once by serde_json into a struct
-//! of borrowed slots, one per known field (unknown fields are skipped without being
-//! built); each slot is then checked against its rule in the order of events.md's
-//! tables, so the first broken rule names the rejection.
+//! Decoding is the hot path. The JSON object is read once into a struct of borrowed
+//! slots, one per known field; each slot is then checked against its rule in the order
+//! of events.md's tables, so the first broken rule names the rejection.
+//!
+//! Two readers fill the slots. The scanner of `scan.rs` handles the common shape of an
+//! event (a flat object of unescaped strings, small integers, `null`, booleans and
+//! arrays of those) and gives up on anything else; serde_json then reads the same text
+//! from the start, so every unusual input, and every error message, is serde_json's.
+//! Both readers must produce the same slots; `differential.rs` checks that they do.
+
+mod scan;
+
+#[cfg(test)]
+mod differential;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -23,23 +33,39 @@ pub const MAX_FUTURE_MICROS: i64 = 24 * 3600 * MICROS_PER_SECOND;
 /// Decodes and validates one message. `now` is the ingest's wall clock in microseconds
 /// since the epoch (for `future_timestamp`); the decoder itself reads no clock.
 pub fn decode(bytes: &[u8], now: i64) -> Result<Event<'_>, Rejection> {
+    let text = checked_text(bytes)?;
+    let raw = match scan::scan(text) {
+        Some(raw) => raw,
+        None => parse_serde(text)?,
+    };
+    raw.validate(now)
+}
+
+/// [`decode`] without the fast path: what `decode` must agree with.
+#[cfg(test)]
+fn decode_serde(bytes: &[u8], now: i64) -> Result<Event<'_>, Rejection> {
+    parse_serde(checked_text(bytes)?)?.validate(now)
+}
+
+/// The message as text, if it is small enough and valid UTF-8.
+fn checked_text(bytes: &[u8]) -> Result<&str, Rejection> {
     if bytes.len() > MAX_EVENT_BYTES {
         return Err(Rejection::new(
             Reason::TooLarge,
             format!("{} bytes", bytes.len()),
         ));
     }
-    let text = std::str::from_utf8(bytes).map_err(|e| {
+    std::str::from_utf8(bytes).map_err(|e| {
         Rejection::new(
             Reason::BadUtf8,
             format!("invalid UTF-8 at byte {}", e.valid_up_to()),
         )
-    })?;
-    let raw: RawEvent<'_> = serde_json::from_str(text).map_err(|e| {
-        let msg = e.to_string();
-        Rejection::new(Reason::BadJson, msg)
-    })?;
-    raw.validate(now)
+    })
+}
+
+/// Reads the slots with serde_json: any JSON at all, and the error message of bad JSON.
+fn parse_serde(text: &str) -> Result<RawEvent<'_>, Rejection> {
+    serde_json::from_str(text).map_err(|e| Rejection::new(Reason::BadJson, e.to_string()))
 }
 
 /// One JSON value as far as validation needs to see it.
@@ -52,7 +78,8 @@ enum Val<'a> {
     Str(Cow<'a, str>),
     Int(i64),
     Arr(Vec<Val<'a>>),
-    /// Any other JSON value (bool, float, object, a huge number).
+    /// Any other JSON value: a bool, a float (serde_json reads `-0` as one), an object,
+    /// an integer beyond `i64`.
     Other,
 }
 
@@ -123,20 +150,16 @@ macro_rules! raw_fields {
             }
         }
 
-        impl<'de> Visitor<'de> for RawVisitor {
-            type Value = RawEvent<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JSON object")
+        impl<'a> RawEvent<'a> {
+            /// The slot of a known field; `None` for a key the contract does not know.
+            fn slot(&mut self, key: Key) -> Option<&mut Val<'a>> {
+                match key { $(Key::$field => Some(&mut self.$field),)+ Key::Unknown => None }
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawEvent<'de>, A::Error> {
-                let mut raw = RawEvent::default();
-                while let Some(key) = map.next_key::<KeyName>()? {
-                    match key.0 {
-                        $(Key::$field => raw.$field = map.next_value()?,)+
-                        Key::Unknown => { map.next_value::<IgnoredAny>()?; }
-                    }
-                }
-                Ok(raw)
+
+            /// Every slot with its field name, in order (for comparing two readers).
+            #[cfg(test)]
+            fn slots(&self) -> Vec<(&'static str, &Val<'a>)> {
+                vec![$((stringify!($field), &self.$field)),+]
             }
         }
     };
@@ -170,6 +193,25 @@ raw_fields!(
 );
 
 struct RawVisitor;
+
+impl<'de> Visitor<'de> for RawVisitor {
+    type Value = RawEvent<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawEvent<'de>, A::Error> {
+        let mut raw = RawEvent::default();
+        while let Some(KeyName(key)) = map.next_key()? {
+            match raw.slot(key) {
+                Some(slot) => *slot = map.next_value()?,
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(raw)
+    }
+}
 
 impl<'de> serde::Deserialize<'de> for RawEvent<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

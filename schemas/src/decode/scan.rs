@@ -1,0 +1,178 @@
+//! The fast path of decoding: a hand-written scanner for the common shape of an event.
+//!
+//! It reads a flat JSON object whose values are strings without escapes or control
+//! characters, integers of at most 18 digits, `null`, `true`, `false`, and arrays of
+//! those, and fills the same slots serde_json would. On anything else (an escape, a
+//! float, a nested object, bad JSON of any kind) it returns `None` without a reason,
+//! and the caller reads the text again with serde_json. It never rejects: every
+//! rejection and its message comes from serde_json or from validation.
+//!
+//! What the slots must hold, to equal serde_json's through `Val`'s visitor:
+//! - a string without escapes is `Str(Cow::Borrowed)` of the text between the quotes;
+//! - an integer that fits an `i64` is `Int`, except `-0` (a float to serde_json: `Other`,
+//!   but the scanner leaves it to serde_json);
+//! - `null` is `Null`; `true` and `false` are `Other`;
+//! - an array is `Arr` of its elements;
+//! - a key read twice keeps its last value.
+
+use std::borrow::Cow;
+
+use super::{Key, RawEvent, Val};
+
+/// The deepest nesting of arrays the scanner reads itself (serde_json's limit is 128).
+const MAX_DEPTH: usize = 8;
+
+/// The most digits of an integer the scanner reads itself: any 18 digits fit an `i64`.
+const MAX_DIGITS: usize = 18;
+
+/// Reads the slots of an event object in the common shape, or `None` if the text is
+/// anything unusual (then serde_json must read it).
+pub(super) fn scan(text: &str) -> Option<RawEvent<'_>> {
+    let mut s = Scanner { text, pos: 0 };
+    let mut raw = RawEvent::default();
+    s.skip_whitespace();
+    s.expect(b'{')?;
+    s.skip_whitespace();
+    if s.peek() == Some(b'}') {
+        s.pos += 1;
+    } else {
+        loop {
+            s.expect(b'"')?;
+            let key = s.string_rest()?;
+            s.skip_whitespace();
+            s.expect(b':')?;
+            s.skip_whitespace();
+            let value = s.value(0)?;
+            if let Some(slot) = raw.slot(Key::of(key)) {
+                *slot = value;
+            }
+            s.skip_whitespace();
+            match s.bump()? {
+                b',' => s.skip_whitespace(),
+                b'}' => break,
+                _ => return None,
+            }
+        }
+    }
+    s.skip_whitespace();
+    (s.pos == text.len()).then_some(raw)
+}
+
+/// A position in the text. It only ever stops on an ASCII byte or at the end, so
+/// slicing the text at it is always on a character boundary.
+struct Scanner<'a> {
+    text: &'a str,
+    pos: usize,
+}
+
+impl<'a> Scanner<'a> {
+    fn rest(&self) -> &'a [u8] {
+        &self.text.as_bytes()[self.pos..]
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.text.as_bytes().get(self.pos).copied()
+    }
+
+    fn bump(&mut self) -> Option<u8> {
+        let b = self.peek()?;
+        self.pos += 1;
+        Some(b)
+    }
+
+    fn expect(&mut self, want: u8) -> Option<()> {
+        (self.bump()? == want).then_some(())
+    }
+
+    /// Skips JSON whitespace: space, tab, line feed, carriage return.
+    fn skip_whitespace(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.pos += 1;
+        }
+    }
+
+    /// Reads `word`, the rest of a literal whose first letter was read.
+    fn literal(&mut self, word: &[u8]) -> Option<()> {
+        self.rest()
+            .starts_with(word)
+            .then(|| self.pos += word.len())
+    }
+
+    /// Reads the rest of a string whose opening quote was read, through the closing
+    /// quote; `None` at an escape, a control character or the end of the text.
+    fn string_rest(&mut self) -> Option<&'a str> {
+        let start = self.pos;
+        let len = self
+            .rest()
+            .iter()
+            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+        if self.rest()[len] != b'"' {
+            return None;
+        }
+        self.pos = start + len + 1;
+        Some(&self.text[start..start + len])
+    }
+
+    /// Reads one value; `depth` is how many arrays enclose it.
+    fn value(&mut self, depth: usize) -> Option<Val<'a>> {
+        match self.bump()? {
+            b'"' => Some(Val::Str(Cow::Borrowed(self.string_rest()?))),
+            b'n' => self.literal(b"ull").map(|()| Val::Null),
+            b't' => self.literal(b"rue").map(|()| Val::Other),
+            b'f' => self.literal(b"alse").map(|()| Val::Other),
+            b'[' => self.array(depth + 1),
+            b'-' => self
+                .integer()
+                .and_then(|n| (n != 0).then_some(Val::Int(-n))),
+            b'0'..=b'9' => {
+                self.pos -= 1;
+                self.integer().map(Val::Int)
+            }
+            _ => None,
+        }
+    }
+
+    /// Reads the digits of an integer: `0` or a non-zero digit and up to
+    /// [`MAX_DIGITS`] in all, followed by whitespace, `,`, `}` or `]`.
+    fn integer(&mut self) -> Option<i64> {
+        let digits = self
+            .rest()
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count();
+        let text = &self.rest()[..digits];
+        if digits == 0 || digits > MAX_DIGITS || (digits > 1 && text[0] == b'0') {
+            return None;
+        }
+        self.pos += digits;
+        if !matches!(
+            self.peek(),
+            Some(b' ' | b'\t' | b'\n' | b'\r' | b',' | b'}' | b']')
+        ) {
+            return None;
+        }
+        Some(text.iter().fold(0, |n, &d| n * 10 + i64::from(d - b'0')))
+    }
+
+    /// Reads the rest of an array whose `[` was read; `depth` counts this array.
+    fn array(&mut self, depth: usize) -> Option<Val<'a>> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        let mut values = Vec::new();
+        self.skip_whitespace();
+        if self.peek() == Some(b']') {
+            self.pos += 1;
+            return Some(Val::Arr(values));
+        }
+        loop {
+            values.push(self.value(depth)?);
+            self.skip_whitespace();
+            match self.bump()? {
+                b',' => self.skip_whitespace(),
+                b']' => return Some(Val::Arr(values)),
+                _ => return None,
+            }
+        }
+    }
+}
