@@ -73,8 +73,10 @@ impl Activity {
 
     /// Takes the rows of this flush, leaving the roll-up empty.
     pub fn take(&mut self) -> Vec<ActivityRow> {
-        self.index = Index::default();
-        std::mem::take(&mut self.rows)
+        self.index.clear();
+        // the next flush has about as many rows: start at that capacity
+        let capacity = self.rows.len();
+        std::mem::replace(&mut self.rows, Vec::with_capacity(capacity))
     }
 
     /// Rebuilds the lookup after a restore.

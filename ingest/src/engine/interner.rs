@@ -32,6 +32,11 @@ impl Index {
         self.table.insert_unique(hash, (hash, id), |&(h, _)| h);
     }
 
+    /// Forgets every key, keeping the table's allocation.
+    pub fn clear(&mut self) {
+        self.table.clear();
+    }
+
     /// Rebuilds the index from the hashes of keys numbered in order.
     pub fn rebuild(hashes: impl Iterator<Item = u64>) -> Index {
         let mut index = Index::default();

@@ -15,6 +15,8 @@ mod rules;
 mod task;
 mod user;
 
+use std::collections::hash_map::Entry;
+
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
@@ -131,7 +133,8 @@ struct SnapshotHeader {
     cfg: EngineConfig,
 }
 
-const SNAPSHOT_FORMAT: u32 = 2;
+/// 3: `OrderKey` ids as four big-endian words.
+const SNAPSHOT_FORMAT: u32 = 3;
 
 /// A snapshot that cannot be restored.
 #[derive(Debug, thiserror::Error)]
@@ -181,9 +184,12 @@ impl Engine {
         let day = day_of(e.ts, off);
         let st = &mut self.state;
         let id_hash = xxhash_rust::xxh3::xxh3_128(e.event_id.as_bytes());
-        if st.seen.contains_key(&id_hash) {
-            return Outcome::Duplicate;
-        }
+        // One probe of the id table: found is a duplicate, else the free slot
+        // takes the id once the event is known not to be late.
+        let slot = match st.seen.entry(id_hash) {
+            Entry::Occupied(_) => return Outcome::Duplicate,
+            Entry::Vacant(slot) => slot,
+        };
         if st
             .newest_day
             .is_some_and(|newest| day < newest - self.cfg.lateness_days)
@@ -191,7 +197,7 @@ impl Engine {
             return Outcome::Late;
         }
         st.arrivals += 1;
-        st.seen.insert(id_hash, (day, st.arrivals));
+        slot.insert((day, st.arrivals));
         if st.newest_day.is_none_or(|n| day > n) {
             st.newest_day = Some(day);
         }

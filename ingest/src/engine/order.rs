@@ -7,24 +7,60 @@ use serde::{Deserialize, Serialize};
 /// prefix before its extensions, as byte order does). Two ids that agree on their
 /// first 32 bytes and share a microsecond compare equal; the engine then keeps
 /// arrival order among them.
+///
+/// The id bytes are held as four big-endian words, so the derived order is byte
+/// order and a comparison is four integer compares, not a `memcmp` call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct OrderKey {
     pub ts: i64,
-    pub id: [u8; 32],
+    pub id: [u64; 4],
 }
 
 impl OrderKey {
     pub fn new(ts: i64, event_id: &str) -> Self {
-        let mut id = [0u8; 32];
+        let mut bytes = [0u8; 32];
         let b = event_id.as_bytes();
         let n = b.len().min(32);
-        id[..n].copy_from_slice(&b[..n]);
-        OrderKey { ts, id }
+        bytes[..n].copy_from_slice(&b[..n]);
+        let word =
+            |i: usize| u64::from_be_bytes(bytes[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
+        OrderKey {
+            ts,
+            id: [word(0), word(1), word(2), word(3)],
+        }
     }
 
     /// Sorts before every real key.
     pub const MIN: OrderKey = OrderKey {
         ts: i64::MIN,
-        id: [0; 32],
+        id: [0; 4],
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::OrderKey;
+
+    #[test]
+    fn orders_as_ts_then_id_bytes() {
+        let ids = [
+            "a",
+            "a.",
+            "a0",
+            "ab",
+            "b",
+            "B",
+            "0123456789abcdef0123456789abcdeX",
+        ];
+        for x in ids {
+            for y in ids {
+                for (tx, ty) in [(5, 5), (4, 5), (5, 4)] {
+                    let want = (tx, x.as_bytes()).cmp(&(ty, y.as_bytes()));
+                    let got = OrderKey::new(tx, x).cmp(&OrderKey::new(ty, y));
+                    assert_eq!(got, want, "({tx}, {x:?}) vs ({ty}, {y:?})");
+                }
+            }
+        }
+        assert!(OrderKey::MIN < OrderKey::new(i64::MIN, "0"));
+    }
 }

@@ -28,6 +28,10 @@ pub trait Replay {
         item: &Self::Item,
     );
     fn merge(p: &Self::Params, frozen: &mut Self::Frozen, ov: Self::Overlay);
+    /// Empties an overlay for a replay (implementations keep their allocations).
+    fn reset(ov: &mut Self::Overlay) {
+        *ov = Self::Overlay::default();
+    }
     /// Points per day of the overlay.
     fn day_points(ov: &Self::Overlay) -> &[(i32, i64)];
     /// Whether the frozen state still matters (else it can be dropped).
@@ -88,7 +92,7 @@ impl<R: Replay> Log<R> {
     }
 
     fn rebuild(&mut self, p: &R::Params) {
-        self.overlay = R::Overlay::default();
+        R::reset(&mut self.overlay);
         for e in &self.entries {
             R::apply(p, &self.frozen, &mut self.overlay, e.day, &e.item);
         }
@@ -107,7 +111,7 @@ impl<R: Replay> Log<R> {
         }
         R::merge(p, &mut self.frozen, ov);
         self.entries.drain(..n);
-        self.entries.shrink_to_fit();
+        super::user::trim(&mut self.entries);
         self.rebuild(p);
         self.applied = self.entries.len();
     }
@@ -225,9 +229,14 @@ pub struct PairFrozen {
     pub res: FxHashMap<u64, PairRes>,
 }
 
+/// The window's pairs and points: flat tables, so a replay allocates nothing
+/// once the tables have grown.
 #[derive(Clone, Default, Serialize, Deserialize)]
 pub struct PairOverlay {
-    res: FxHashMap<u64, PairRes>,
+    /// (item, actor) pairs new in the window.
+    pairs: FxHashSet<(u64, u64)>,
+    /// Points each item earned in the window (items that earned some).
+    points: FxHashMap<u64, i64>,
     days: Vec<(i32, i64)>,
 }
 
@@ -255,31 +264,42 @@ impl Replay for Pair {
         if frozen.is_some_and(|r| r.actors.contains(&it.actor)) {
             return;
         }
-        let res = ov.res.entry(it.item).or_default();
-        if !res.actors.insert(it.actor) {
+        if !ov.pairs.insert((it.item, it.actor)) {
             return;
         }
+        let item_points = ov.points.get(&it.item).copied().unwrap_or(0);
         let day_points = points_on(&ov.days, day);
         let earn = points
             .min(cap - day_points)
-            .min(item_cap - frozen_points - res.points)
+            .min(item_cap - frozen_points - item_points)
             .max(0);
         if earn > 0 {
-            res.points += earn;
+            *ov.points.entry(it.item).or_default() += earn;
             add_day(&mut ov.days, day, earn);
         }
     }
 
     fn merge(&(_, _, item_cap): &PairParams, f: &mut PairFrozen, ov: PairOverlay) {
-        for (item, new) in ov.res {
+        for (item, earned) in ov.points {
+            f.res.entry(item).or_default().points += earned;
+        }
+        for (item, actor) in ov.pairs {
             let res = f.res.entry(item).or_default();
-            res.points += new.points;
             if res.points >= item_cap {
-                res.actors = FxHashSet::default();
+                // capped for life: its pairs no longer matter
+                if !res.actors.is_empty() {
+                    res.actors = FxHashSet::default();
+                }
             } else {
-                res.actors.extend(new.actors);
+                res.actors.insert(actor);
             }
         }
+    }
+
+    fn reset(ov: &mut PairOverlay) {
+        ov.pairs.clear();
+        ov.points.clear();
+        ov.days.clear();
     }
 
     fn day_points(ov: &PairOverlay) -> &[(i32, i64)] {
@@ -367,6 +387,11 @@ impl Replay for Review {
 
     fn merge(_: &ReviewParams, f: &mut ReviewFrozen, ov: ReviewOverlay) {
         f.res.extend(ov.res);
+    }
+
+    fn reset(ov: &mut ReviewOverlay) {
+        ov.res.clear();
+        ov.days.clear();
     }
 
     fn day_points(ov: &ReviewOverlay) -> &[(i32, i64)] {

@@ -407,8 +407,8 @@ impl UserState {
                 || (matches!(rules.rules[usize::from(r)].kind, Kind::Threshold { .. })
                     && d >= keep_from)
         });
-        self.days.shrink_to_fit();
-        self.emitted.shrink_to_fit();
+        trim(&mut self.days);
+        trim(&mut self.emitted);
     }
 
     /// Whether the user holds nothing that can still matter.
@@ -455,6 +455,14 @@ impl UserState {
                 };
         }
         n
+    }
+}
+
+/// Gives back a vector's spare room once it is mostly empty (memory stays
+/// bounded by what is held), without reallocating at every fold.
+pub fn trim<T>(v: &mut Vec<T>) {
+    if v.capacity() > 2 * v.len() + 8 {
+        v.shrink_to_fit();
     }
 }
 
