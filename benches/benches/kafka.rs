@@ -1,9 +1,9 @@
 //! Kafka mode against a bare librdkafka consumer on the same topic, and the
-//! end-to-end latency at a steady rate. Needs the tansu broker (scripts/install-tools).
+//! end-to-end latency at a steady rate. Needs the nisshi broker (scripts/install-tools).
 //!
 //! Run: `cargo bench -p huoyue-benches --bench kafka [-- SCHOOLS [RATE SECONDS]]`
 //!
-//! 1. Starts a tansu broker on a free port; produces a generated month
+//! 1. Starts a nisshi broker on a free port; produces a generated month
 //!    (`huoyue-gen`'s stream, keyed by scored user) to a 4-partition topic.
 //! 2. The peer: a bare `BaseConsumer` loop in one group reads every message
 //!    (payloads touched, nothing else).
@@ -34,12 +34,12 @@ use huoyue_ingest::kafka::{KafkaOptions, run};
 use huoyue_ingest::metrics::Metrics;
 use huoyue_schemas::profile::Profile;
 
-fn tansu() -> PathBuf {
-    if let Some(p) = std::env::var_os("HUOYUE_TANSU") {
+fn broker_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("HUOYUE_BROKER") {
         return p.into();
     }
     let home = std::env::var_os("HOME").expect("HOME");
-    Path::new(&home).join(".cache/huoyue/tools/bin/tansu")
+    Path::new(&home).join(".cache/huoyue/tools/bin/nisshi")
 }
 
 struct Killed(Child);
@@ -52,15 +52,15 @@ impl Drop for Killed {
 }
 
 fn create_topic(port: u16, name: &str, partitions: u32) {
-    let ok = Command::new(tansu())
+    let ok = Command::new(broker_bin())
         .args(["topic", "create"])
         .arg(format!("--broker=tcp://127.0.0.1:{port}"))
         .arg(format!("--partitions={partitions}"))
         .arg(name)
         .status()
-        .expect("tansu topic create")
+        .expect("nisshi topic create")
         .success();
-    assert!(ok, "tansu topic create {name}");
+    assert!(ok, "nisshi topic create {name}");
 }
 
 /// Whether the checkpoints of `group` hold `total` messages of `topic`.
@@ -141,15 +141,15 @@ fn main() {
     let url = format!("tcp://127.0.0.1:{port}");
     let brokers = format!("127.0.0.1:{port}");
     let _broker = Killed(
-        Command::new(tansu())
+        Command::new(broker_bin())
             .arg("broker")
-            .arg("--storage-engine=memory://tansu/")
+            .arg("--storage-engine=memory://huoyue/")
             .arg(format!("--listener-url={url}"))
             .arg(format!("--advertised-listener-url={url}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("start tansu (scripts/install-tools builds it)"),
+            .expect("start nisshi (scripts/install-tools builds it)"),
     );
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         std::thread::sleep(Duration::from_millis(100));

@@ -1,4 +1,4 @@
-//! The Kafka service against a real Kafka-protocol broker (tansu): the lake it
+//! The Kafka service against a real Kafka-protocol broker (nisshi): the lake it
 //! writes equals file mode's, whatever kills, restarts, outages and rebalances
 //! happen on the way.
 
@@ -539,14 +539,115 @@ fn two_instances_with_a_fixed_split_write_the_same_lake() {
     two_instances(Some(("0,1", "2,3")));
 }
 
-/// The consumer-group version needs a broker whose group coordinator assigns
-/// partitions to a second member; tansu 0.6.0's does not (the second member
-/// never gets an assignment and fails with UNKNOWN_MEMBER_ID; fixed upstream
-/// after 0.6.0). Run it with `--ignored` against a broker that does.
+/// Both instances join group `g` and the broker's coordinator splits the
+/// partitions between them.
 #[test]
-#[ignore = "tansu 0.6.0 never assigns partitions to a second group member"]
 fn two_instances_in_one_group_split_the_partitions_and_write_the_same_lake() {
     two_instances(None);
+}
+
+/// The group at work: A reads alone, B joins mid-stream and takes partitions
+/// (and their users' state) over from A, then A is SIGKILLed and B takes the
+/// rest over once the broker expires A's session. The lake is file mode's.
+#[test]
+fn a_member_joining_and_a_member_killed_rebalance_without_loss() {
+    let broker = setup(4);
+    let input = conformance().join("events.ndjson");
+    let messages = keyed_lines(&input);
+    let total = messages.len();
+    let (first, second) = messages.split_at(total / 2);
+    broker.produce(TOPIC, first);
+    let lake = tempfile::tempdir().unwrap();
+    let log_a = lake.path().join("a.log");
+    let log_b = lake.path().join("b.log");
+    let logs = || {
+        format!(
+            "--- a\n{}\n--- b\n{}",
+            std::fs::read_to_string(&log_a).unwrap_or_default(),
+            std::fs::read_to_string(&log_b).unwrap_or_default()
+        )
+    };
+    let args = |instance| ServiceArgs {
+        lake: lake.path(),
+        broker: &broker,
+        topic: TOPIC,
+        group: "g",
+        instance,
+        extra: vec!["--lateness".into(), "400d".into()],
+    };
+    let dir = huoyue_ingest::kafka::checkpoint::dir(lake.path(), "g", TOPIC);
+    let holdings = || -> BTreeMap<String, usize> {
+        huoyue_ingest::kafka::checkpoint::Checkpoint::load_all(&dir)
+            .unwrap()
+            .iter()
+            .map(|c| (c.instance.clone(), c.partitions.len()))
+            .collect()
+    };
+    let wait_for = |what: &str, ok: &dyn Fn(&BTreeMap<String, usize>) -> bool| {
+        let started = Instant::now();
+        loop {
+            let h = holdings();
+            if ok(&h) {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(90),
+                "{what}: {h:?}\n{}",
+                logs()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+
+    let a = Service::start(&args("a"), &log_a);
+    wait_caught_up(
+        lake.path(),
+        "g",
+        TOPIC,
+        first.len(),
+        Duration::from_secs(90),
+        &logs,
+    );
+    wait_for("A alone holds all four partitions", &|h| {
+        h.get("a") == Some(&4)
+    });
+
+    let b = Service::start(&args("b"), &log_b);
+    let started = Instant::now();
+    while !std::fs::read_to_string(&log_b)
+        .unwrap_or_default()
+        .contains("partitions assigned")
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "B never got partitions\n{}",
+            logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // an instance checkpoints when it has read something new
+    broker.produce(TOPIC, &second[..second.len() / 2]);
+    wait_for("B joined and took partitions from A", &|h| {
+        h.get("b").is_some_and(|n| *n > 0) && h.get("a").is_some_and(|n| *n < 4)
+    });
+    a.kill();
+    broker.produce(TOPIC, &second[second.len() / 2..]);
+    wait_for("B took every partition over from the killed A", &|h| {
+        h.get("b") == Some(&4)
+    });
+    wait_caught_up(
+        lake.path(),
+        "g",
+        TOPIC,
+        total,
+        Duration::from_secs(90),
+        &logs,
+    );
+    assert!(b.terminate(Duration::from_secs(20)).success(), "{}", logs());
+
+    let reference = tempfile::tempdir().unwrap();
+    file_mode(reference.path(), &input, 400);
+    assert_same_lake(lake.path(), reference.path());
 }
 
 #[test]

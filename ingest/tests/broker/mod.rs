@@ -1,9 +1,11 @@
-//! A real Kafka-protocol broker for the tests: `tansu`, one per test, on a free
-//! port of 127.0.0.1; and the `huoyue-ingest` service as a child process.
+//! A real Kafka-protocol broker for the tests: `nisshi` (the tansu broker under
+//! its new name), one per test, on a free port of 127.0.0.1; and the
+//! `huoyue-ingest` service as a child process.
 //!
-//! The tansu binary is found in `$HUOYUE_TANSU`, then
-//! `$HOME/.cache/huoyue/tools/bin/tansu` (where `.ci/run` installs it), then
-//! `PATH`. A missing broker fails the test: it is never skipped.
+//! The broker binary is `$HUOYUE_BROKER`, else
+//! `$HOME/.cache/huoyue/tools/bin/nisshi` (where `scripts/install-tools` puts
+//! it), else `nisshi` on `PATH`. A missing broker fails the test: it is never
+//! skipped.
 
 #![allow(dead_code)]
 
@@ -13,35 +15,36 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use rdkafka::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 
 use huoyue_ingest::kafka::checkpoint::Checkpoint;
 
-/// The tansu binary.
-pub fn tansu() -> PathBuf {
-    if let Some(p) = std::env::var_os("HUOYUE_TANSU") {
+/// The broker binary.
+pub fn broker_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("HUOYUE_BROKER") {
         return PathBuf::from(p);
     }
     if let Some(home) = std::env::var_os("HOME") {
-        let p = Path::new(&home).join(".cache/huoyue/tools/bin/tansu");
+        let p = Path::new(&home).join(".cache/huoyue/tools/bin/nisshi");
         if p.exists() {
             return p;
         }
     }
     if let Some(path) = std::env::var_os("PATH") {
         for dir in std::env::split_paths(&path) {
-            let p = dir.join("tansu");
+            let p = dir.join("nisshi");
             if p.exists() {
                 return p;
             }
         }
     }
     panic!(
-        "the tansu broker is not installed: run `cargo install tansu --features dynostore --root \
-         $HOME/.cache/huoyue/tools` (as .ci/run does) or set HUOYUE_TANSU"
+        "the nisshi broker is not installed: run scripts/install-tools (as .ci/run does) or set \
+         HUOYUE_BROKER"
     );
 }
 
@@ -53,7 +56,26 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// A running tansu broker; killed on drop.
+/// Records failed deliveries, so a test never runs on fewer messages than it
+/// produced.
+#[derive(Default)]
+pub struct Deliveries {
+    failed: std::sync::Mutex<Vec<String>>,
+}
+
+impl ClientContext for Deliveries {}
+
+impl ProducerContext for Deliveries {
+    type DeliveryOpaque = ();
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if let Err((e, m)) = result {
+            let detail = format!("{e} ({} bytes)", m.payload().map_or(0, <[u8]>::len));
+            self.failed.lock().unwrap().push(detail);
+        }
+    }
+}
+
+/// A running broker; killed on drop.
 pub struct Broker {
     pub port: u16,
     child: Option<Child>,
@@ -65,7 +87,7 @@ impl Broker {
     pub fn start() -> Broker {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
-        let log = dir.path().join("tansu.log");
+        let log = dir.path().join("broker.log");
         let mut b = Broker {
             port,
             child: None,
@@ -83,15 +105,15 @@ impl Broker {
             .append(true)
             .open(&self.log)
             .unwrap();
-        let child = Command::new(tansu())
+        let child = Command::new(broker_bin())
             .arg("broker")
-            .arg("--storage-engine=memory://tansu/")
+            .arg("--storage-engine=memory://huoyue/")
             .arg(format!("--listener-url={url}"))
             .arg(format!("--advertised-listener-url={url}"))
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
-            .expect("start tansu");
+            .expect("start the broker");
         self.child = Some(child);
         self.wait_ready();
     }
@@ -114,25 +136,28 @@ impl Broker {
             }
             assert!(
                 started.elapsed() < Duration::from_secs(30),
-                "tansu did not start: {}",
+                "the broker did not start: {}",
                 std::fs::read_to_string(&self.log).unwrap_or_default()
             );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
 
-    /// Creates a topic (tansu does not create topics on first use).
+    /// Creates a topic (the broker does not create topics on first use).
     pub fn create_topic(&self, name: &str, partitions: i32) {
-        let out = Command::new(tansu())
+        let out = Command::new(broker_bin())
             .args(["topic", "create"])
             .arg(format!("--broker=tcp://127.0.0.1:{}", self.port))
             .arg(format!("--partitions={partitions}"))
+            // room for the 1 MiB poison message (Kafka's default limit is
+            // 1 MiB including the batch overhead)
+            .arg("--config=max.message.bytes=4194304")
             .arg(name)
             .output()
-            .expect("run tansu topic create");
+            .expect("run the broker's topic create");
         assert!(
             out.status.success(),
-            "tansu topic create {name}: {}{}",
+            "topic create {name}: {}{}",
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
@@ -169,12 +194,12 @@ impl Broker {
         signal(self.child.as_ref().unwrap().id(), "CONT");
     }
 
-    pub fn producer(&self) -> ThreadedProducer<DefaultProducerContext> {
+    pub fn producer(&self) -> ThreadedProducer<Deliveries> {
         ClientConfig::new()
             .set("bootstrap.servers", self.addr())
             .set("linger.ms", "5")
             .set("message.max.bytes", "2000000")
-            .create()
+            .create_with_context(Deliveries::default())
             .unwrap()
     }
 
@@ -198,6 +223,8 @@ impl Broker {
             }
         }
         p.flush(Duration::from_secs(60)).expect("delivery");
+        let failed = p.context().failed.lock().unwrap();
+        assert!(failed.is_empty(), "the broker refused messages: {failed:?}");
     }
 
     /// The high watermark of every partition of `topic`.
