@@ -12,6 +12,13 @@ Both outputs are then compared row by row (every teacher's points, points per
 rule, login days, ytd points and ranks; every school's rates, counts and ranks),
 so the two did the same work. Prints both times and their ratio.
 
+Then times typical analyst queries, best of --runs, each as one
+`huoyue-query --lake DIR -c SQL` process (start-up and lake registration
+included, as an analyst at the shell sees it) with DuckDB's in-process time for
+the same SQL over the same files beside it: a county's top schools of the month
+(from school_monthly, and from daily_totals joined with the roster), and one
+teacher's days.
+
 Release binaries are expected in $CARGO_TARGET_DIR/release (default target/):
   cargo build --release -p huoyue-aggregate -p huoyue-ingest -p huoyue-benches
 
@@ -147,6 +154,51 @@ def compare(lake: str, out: str, month: str) -> tuple[int, int, int]:
     return rows, tm_bad, sm_bad
 
 
+def analyst_queries(con, lake: str, month: str) -> list:
+    """(name, huoyue SQL, DuckDB SQL) of the typical queries, for a real county and teacher."""
+    year, mon = (int(x) for x in month.split("-"))
+    days = calendar.monthrange(year, mon)[1]
+    first, last = f"{month}-01", f"{month}-{days:02d}"
+    county = con.execute(f"SELECT min(county_code) FROM read_csv('{lake}/dims/schools.csv', all_varchar = true)").fetchone()[0]
+    teacher = con.execute(
+        f"SELECT user_id FROM read_parquet('{lake}/daily_scores/*/*.parquet') "
+        "GROUP BY user_id ORDER BY count(*) DESC, user_id LIMIT 1").fetchone()[0]
+    ds = f"read_parquet('{lake}/daily_scores/*/*.parquet', hive_partitioning = true, hive_types = {{'day': 'DATE'}})"
+    sm = f"read_parquet('{lake}/school_monthly/*/*.parquet', hive_partitioning = true, hive_types = {{'month': 'VARCHAR'}})"
+    sc = f"read_csv('{lake}/dims/schools.csv', all_varchar = true)"
+    top_monthly = ("SELECT school_id, name, avg_points, rank_points FROM {sm} "
+                   f"WHERE month = '{month}' AND county_code = '{county}' ORDER BY rank_points, school_id LIMIT 10")
+    top_totals = ("SELECT s.school_id, s.name, SUM(d.points) AS points FROM {ds} d JOIN {sc} s ON s.school_id = d.school_id "
+                  f"WHERE d.day BETWEEN DATE '{first}' AND DATE '{last}' AND s.county_code = '{county}' "
+                  "GROUP BY s.school_id, s.name ORDER BY points DESC, s.school_id LIMIT 10")
+    teacher_days = ("SELECT day, rule, SUM(points) AS points FROM {ds} "
+                    f"WHERE user_id = '{teacher}' AND day BETWEEN DATE '{first}' AND DATE '{last}' "
+                    "GROUP BY day, rule ORDER BY day, rule")
+    mine = {"sm": "school_monthly", "ds": "daily_scores", "sc": "schools"}
+    theirs = {"sm": sm, "ds": ds, "sc": sc}
+    return [(name, q.format(**mine).replace("{ds} d", "daily_totals d"), q.format(**theirs))
+            for name, q in [("county top 10 schools (school_monthly)", top_monthly),
+                            ("county top 10 schools (daily_totals + roster)", top_totals),
+                            ("one teacher's days", teacher_days)]]
+
+
+def time_queries(bins: str, lake: str, month: str, runs: int) -> None:
+    con = duckdb.connect()
+    for name, ours, duck_q in analyst_queries(con, lake, month):
+        h, d = [], []
+        for _ in range(runs):
+            t = time.perf_counter()
+            r = subprocess.run([os.path.join(bins, "huoyue-query"), "--lake", lake, "-c", ours, "--format", "csv"],
+                               check=True, capture_output=True, text=True)
+            h.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            want = con.execute(duck_q).fetchall()
+            d.append(time.perf_counter() - t)
+        got = len(r.stdout.strip().splitlines()) - 1
+        same = "same rows" if got == len(want) else f"ROW COUNTS DIFFER: {got} vs {len(want)}"
+        print(f"query {name}: huoyue-query best {min(h):.3f} s (process), DuckDB best {min(d):.3f} s; {same}")
+
+
 def count_files(path: str) -> int:
     return sum(1 for _, _, fs in os.walk(path) for f in fs if f.endswith(".parquet") and not f.startswith("."))
 
@@ -202,6 +254,7 @@ def main() -> None:
     print(f"huoyue-aggregate monthly: best {h:.3f} s of {', '.join(f'{x:.3f}' for x in huoyue)}")
     print(f"DuckDB {duckdb.__version__}: best {d:.3f} s of {', '.join(f'{x:.3f}' for x in duck)}")
     print(f"ratio DuckDB / huoyue: {d / h:.2f}x")
+    time_queries(bins, lake, args.month, args.runs)
 
 
 if __name__ == "__main__":
