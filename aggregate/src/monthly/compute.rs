@@ -7,8 +7,9 @@
 //! * per-user sums over `daily_scores` group by `user_id` only (a few hundred
 //!   thousand scored teachers), never by (day, user, rule);
 //! * the per-(day, school, user) distinct counts behind the daily active rate
-//!   run one day at a time, so a hash table holds one day's active users, not
-//!   a month's;
+//!   run a span of days at a time, sized so a hash table holds at most about
+//!   20M rows' keys (a county's month is one query, a province's a day or a
+//!   few per query), not a whole provincial month's;
 //! * `login_days` scans `daily_activity` joined to the (small) set of teacher
 //!   rows, so only teachers' days are grouped;
 //! * registrations are filtered on `registers <> 0` before grouping, which lets
@@ -65,6 +66,25 @@ fn quote_ident(s: &str) -> String {
 async fn collect(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>> {
     tracing::debug!(sql, "query");
     Ok(ctx.sql(sql).await?.collect().await?)
+}
+
+/// The single integer a `SELECT COUNT(*) AS n …` answers.
+async fn count(ctx: &SessionContext, sql: &str) -> Result<i64> {
+    let batches = collect(ctx, sql).await?;
+    let Some(b) = batches.iter().find(|b| b.num_rows() > 0) else {
+        return Ok(0);
+    };
+    Ok(Columns::new(b).ints("n")?[0].unwrap_or(0))
+}
+
+/// Rows of `daily_activity` one day-span query may group: a hash table of
+/// this many (day, school, user) keys stays around a gigabyte.
+const DAY_ROWS_PER_QUERY: i64 = 20_000_000;
+
+/// Days per query for a month of `rows` `daily_activity` rows over `days` days.
+fn days_per_query(rows: i64, days: u32) -> u32 {
+    let per_day = (rows / i64::from(days.max(1))).max(1);
+    (DAY_ROWS_PER_QUERY / per_day).clamp(1, i64::from(days.max(1))) as u32
 }
 
 async fn has_rows(ctx: &SessionContext, sql: &str) -> Result<bool> {
@@ -180,29 +200,55 @@ pub async fn compute(ctx: &SessionContext, month: Month, rules: &[String]) -> Re
     .await?;
 
     // 5. Per school and day: distinct users with logins, logins, teachers'
-    //    deep actions — one day at a time (see the module comment).
-    let mut day_batches = Vec::new();
-    let mut days = Vec::new();
+    //    deep actions — a few days at a time (see the module comment): as
+    //    many days per query as keep its groups under DAY_ROWS_PER_QUERY rows
+    //    of `daily_activity`, so a county month is one query and a province's
+    //    runs a day or a few at a time.
     let t0 = std::time::Instant::now();
-    // Days run concurrently, as many at a time as the session has target
+    let month_rows = count(
+        ctx,
+        &format!(
+            "SELECT COUNT(*) AS n FROM daily_activity WHERE {}",
+            in_month("")
+        ),
+    )
+    .await?;
+    let per_query = days_per_query(month_rows, days_in_month);
+    let spans: Vec<(u32, u32)> = (1..=days_in_month)
+        .step_by(per_query as usize)
+        .map(|from| (from, (from + per_query - 1).min(days_in_month)))
+        .collect();
+    tracing::debug!(
+        month_rows,
+        per_query,
+        queries = spans.len(),
+        "monthly day queries"
+    );
+    // Spans run concurrently, as many at a time as the session has target
     // partitions (a compacted day is one small file, which one thread scans).
     let parallel = ctx.state().config().target_partitions().max(1);
-    let per_day = futures::stream::iter(month.each_day().map(|day| {
+    let per_span = futures::stream::iter(spans.into_iter().map(|(from, to)| {
+        let day = |d: u32| crate::month::Day {
+            day: d,
+            ..month.first_day()
+        };
         let sql = format!(
-            "SELECT school_id, \
+            "SELECT CAST(date_part('day', day) AS BIGINT) AS dom, school_id, \
                SUM(CASE WHEN l > 0 THEN 1 ELSE 0 END) AS active_users, \
                SUM(l) AS logins, SUM(dp) AS teacher_deep \
-             FROM (SELECT school_id, user_id, SUM(logins) AS l, \
+             FROM (SELECT day, school_id, user_id, SUM(logins) AS l, \
                      SUM(CASE WHEN role = 'teacher' THEN deep_actions ELSE 0 END) AS dp \
-                   FROM daily_activity WHERE day = DATE '{day}' \
+                   FROM daily_activity WHERE day BETWEEN DATE '{}' AND DATE '{}' \
                      AND (logins <> 0 OR (role = 'teacher' AND deep_actions <> 0)) \
-                   GROUP BY school_id, user_id) \
-             WHERE school_id IS NOT NULL GROUP BY school_id"
+                   GROUP BY day, school_id, user_id) \
+             WHERE school_id IS NOT NULL GROUP BY day, school_id",
+            day(from),
+            day(to)
         );
-        // Spawned, so that concurrent days run on different worker threads.
+        // Spawned, so that concurrent spans run on different worker threads.
         let ctx = ctx.clone();
         async move {
-            tokio::spawn(async move { collect(&ctx, &sql).await.map(|b| (day, b)) })
+            tokio::spawn(async move { collect(&ctx, &sql).await })
                 .await
                 .map_err(|e| AggregateError::Internal(format!("day query task: {e}")))?
         }
@@ -210,10 +256,13 @@ pub async fn compute(ctx: &SessionContext, month: Month, rules: &[String]) -> Re
     .buffered(parallel)
     .collect::<Vec<_>>()
     .await;
-    for result in per_day {
-        let (day, batches) = result?;
+    let mut day_batches = Vec::new();
+    let mut days = Vec::new();
+    for result in per_span {
+        let batches = result?;
         for b in &batches {
             let c = Columns::new(b);
+            let dom = c.ints("dom")?;
             let ids = c.strings("school_id")?;
             let active = c.ints("active_users")?;
             let logins = c.ints("logins")?;
@@ -222,7 +271,7 @@ pub async fn compute(ctx: &SessionContext, month: Month, rules: &[String]) -> Re
                 if active != 0 || logins != 0 {
                     days.push(DayFacts {
                         school_id: ids[i].clone().unwrap_or_default(),
-                        day: day.day,
+                        day: dom[i].unwrap_or(0) as u32,
                         active_users: active,
                         logins,
                     });
@@ -231,6 +280,7 @@ pub async fn compute(ctx: &SessionContext, month: Month, rules: &[String]) -> Re
         }
         day_batches.extend(batches);
     }
+    days.sort_by(|a, b| (a.day, &a.school_id).cmp(&(b.day, &b.school_id)));
     tracing::debug!(phase = "days", elapsed = ?t0.elapsed(), "monthly");
     let day_schema = Arc::new(Schema::new(vec![
         Field::new("school_id", DataType::Utf8, true),
@@ -480,4 +530,19 @@ pub async fn duplicate_user(ctx: &SessionContext) -> Result<Option<String>> {
         }
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod span_tests {
+    use super::days_per_query;
+
+    #[test]
+    fn a_small_month_is_one_query_and_a_province_a_few_days_each() {
+        assert_eq!(days_per_query(0, 30), 30);
+        assert_eq!(days_per_query(735_444, 30), 30);
+        // ~150M rows a month: 5M a day, four days a query
+        assert_eq!(days_per_query(150_000_000, 30), 4);
+        // a day larger than the budget still runs, alone
+        assert_eq!(days_per_query(3_000_000_000, 30), 1);
+    }
 }
