@@ -8,7 +8,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 use huoyue_benches::r#gen::{GenConfig, LineKind, for_each_line};
 use huoyue_ingest::engine::{ActivityRow, DeltaSink, Engine, EngineConfig};
-use huoyue_ingest::pipeline::{DecodedChunk, Span, decode_chunk};
+use huoyue_ingest::pipeline::{DecodedChunk, Span, decode_chunk, sub_chunk};
 use huoyue_schemas::columns::EventRows;
 use huoyue_schemas::profile::Profile;
 
@@ -72,17 +72,8 @@ fn bench(c: &mut Criterion) {
     let chunks: Vec<DecodedChunk> = spans
         .chunks(65_536)
         .map(|s| {
-            let base = s[0].start;
-            let end = s[s.len() - 1].end;
-            let shifted: Vec<Span> = s
-                .iter()
-                .map(|x| Span {
-                    start: x.start - base,
-                    end: x.end - base,
-                    ..*x
-                })
-                .collect();
-            decode_chunk(data[base..end].to_vec(), &shifted, "bench".into(), NOW)
+            let (bytes, rebased) = sub_chunk(&data, s);
+            decode_chunk(bytes, &rebased, "bench".into(), NOW)
         })
         .collect();
 

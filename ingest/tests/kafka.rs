@@ -7,7 +7,7 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use arrow::array::{Array, AsArray};
@@ -459,6 +459,77 @@ fn a_broker_outage_mid_run_loses_and_doubles_nothing() {
     assert_same_lake(lake.path(), reference.path());
 }
 
+/// The logs of instances A and B in `lake`, for failure messages.
+struct TwoLogs {
+    a: PathBuf,
+    b: PathBuf,
+}
+
+impl TwoLogs {
+    fn new(lake: &Path) -> TwoLogs {
+        TwoLogs {
+            a: lake.join("a.log"),
+            b: lake.join("b.log"),
+        }
+    }
+
+    fn text(&self) -> String {
+        format!(
+            "--- a\n{}\n--- b\n{}",
+            std::fs::read_to_string(&self.a).unwrap_or_default(),
+            std::fs::read_to_string(&self.b).unwrap_or_default()
+        )
+    }
+}
+
+/// Arguments of an instance of group `g` on [`TOPIC`] that accepts the
+/// conformance case's old events, with `extra` arguments.
+fn group_args<'a>(
+    lake: &'a Path,
+    broker: &'a Broker,
+    instance: &'a str,
+    extra: &[&str],
+) -> ServiceArgs<'a> {
+    let mut args = vec!["--lateness".to_owned(), "400d".to_owned()];
+    args.extend(extra.iter().map(|x| (*x).to_owned()));
+    ServiceArgs {
+        lake,
+        broker,
+        topic: TOPIC,
+        group: "g",
+        instance,
+        extra: args,
+    }
+}
+
+/// Waits until the partitions each instance's checkpoint holds satisfy `ok`.
+fn wait_holdings(
+    lake: &Path,
+    what: &str,
+    ok: impl Fn(&BTreeMap<String, usize>) -> bool,
+    logs: &TwoLogs,
+) {
+    let dir = huoyue_ingest::kafka::checkpoint::dir(lake, "g", TOPIC);
+    let started = Instant::now();
+    loop {
+        let holdings: BTreeMap<String, usize> =
+            huoyue_ingest::kafka::checkpoint::Checkpoint::load_all(&dir)
+                .unwrap()
+                .iter()
+                .map(|c| (c.instance.clone(), c.partitions.len()))
+                .collect();
+        if ok(&holdings) {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "{what}: {holdings:?}\n{}",
+            logs.text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// Two instances, A and B, over a 4-partition topic: with `partitions` as
 /// their `--partitions`, or in one consumer group when `None`.
 fn two_instances(partitions: Option<(&str, &str)>) {
@@ -468,33 +539,14 @@ fn two_instances(partitions: Option<(&str, &str)>) {
     let total = messages.len();
     broker.produce(TOPIC, &messages);
     let lake = tempfile::tempdir().unwrap();
-    let log_a = lake.path().join("a.log");
-    let log_b = lake.path().join("b.log");
-    let logs = || {
-        format!(
-            "--- a\n{}\n--- b\n{}",
-            std::fs::read_to_string(&log_a).unwrap_or_default(),
-            std::fs::read_to_string(&log_b).unwrap_or_default()
-        )
+    let two = TwoLogs::new(lake.path());
+    let logs = || two.text();
+    let args = |instance, parts: Option<&str>| match parts {
+        Some(p) => group_args(lake.path(), &broker, instance, &["--partitions", p]),
+        None => group_args(lake.path(), &broker, instance, &[]),
     };
-    let args = |instance, parts: Option<&str>| ServiceArgs {
-        lake: lake.path(),
-        broker: &broker,
-        topic: TOPIC,
-        group: "g",
-        instance,
-        extra: match parts {
-            Some(p) => vec![
-                "--lateness".into(),
-                "400d".into(),
-                "--partitions".into(),
-                p.into(),
-            ],
-            None => vec!["--lateness".into(), "400d".into()],
-        },
-    };
-    let a = Service::start(&args("a", partitions.map(|p| p.0)), &log_a);
-    let b = Service::start(&args("b", partitions.map(|p| p.1)), &log_b);
+    let a = Service::start(&args("a", partitions.map(|p| p.0)), &two.a);
+    let b = Service::start(&args("b", partitions.map(|p| p.1)), &two.b);
     wait_caught_up(
         lake.path(),
         "g",
@@ -504,23 +556,12 @@ fn two_instances(partitions: Option<(&str, &str)>) {
         &logs,
     );
     // both took part: each holds partitions in its checkpoint
-    let started = Instant::now();
-    loop {
-        let ckpts = huoyue_ingest::kafka::checkpoint::Checkpoint::load_all(
-            &huoyue_ingest::kafka::checkpoint::dir(lake.path(), "g", TOPIC),
-        )
-        .unwrap();
-        let owners: Vec<usize> = ckpts.iter().map(|c| c.partitions.len()).collect();
-        if ckpts.len() == 2 && owners.iter().all(|n| *n > 0) {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the partitions were not split: {owners:?}\n{}",
-            logs()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_holdings(
+        lake.path(),
+        "the partitions were not split",
+        |h| h.len() == 2 && h.values().all(|n| *n > 0),
+        &two,
+    );
     assert!(a.terminate(Duration::from_secs(20)).success(), "{}", logs());
     assert!(b.terminate(Duration::from_secs(20)).success(), "{}", logs());
 
@@ -558,48 +599,13 @@ fn a_member_joining_and_a_member_killed_rebalance_without_loss() {
     let (first, second) = messages.split_at(total / 2);
     broker.produce(TOPIC, first);
     let lake = tempfile::tempdir().unwrap();
-    let log_a = lake.path().join("a.log");
-    let log_b = lake.path().join("b.log");
-    let logs = || {
-        format!(
-            "--- a\n{}\n--- b\n{}",
-            std::fs::read_to_string(&log_a).unwrap_or_default(),
-            std::fs::read_to_string(&log_b).unwrap_or_default()
-        )
-    };
-    let args = |instance| ServiceArgs {
-        lake: lake.path(),
-        broker: &broker,
-        topic: TOPIC,
-        group: "g",
-        instance,
-        extra: vec!["--lateness".into(), "400d".into()],
-    };
-    let dir = huoyue_ingest::kafka::checkpoint::dir(lake.path(), "g", TOPIC);
-    let holdings = || -> BTreeMap<String, usize> {
-        huoyue_ingest::kafka::checkpoint::Checkpoint::load_all(&dir)
-            .unwrap()
-            .iter()
-            .map(|c| (c.instance.clone(), c.partitions.len()))
-            .collect()
-    };
+    let two = TwoLogs::new(lake.path());
+    let logs = || two.text();
     let wait_for = |what: &str, ok: &dyn Fn(&BTreeMap<String, usize>) -> bool| {
-        let started = Instant::now();
-        loop {
-            let h = holdings();
-            if ok(&h) {
-                return;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(90),
-                "{what}: {h:?}\n{}",
-                logs()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        wait_holdings(lake.path(), what, ok, &two)
     };
 
-    let a = Service::start(&args("a"), &log_a);
+    let a = Service::start(&group_args(lake.path(), &broker, "a", &[]), &two.a);
     wait_caught_up(
         lake.path(),
         "g",
@@ -612,9 +618,9 @@ fn a_member_joining_and_a_member_killed_rebalance_without_loss() {
         h.get("a") == Some(&4)
     });
 
-    let b = Service::start(&args("b"), &log_b);
+    let b = Service::start(&group_args(lake.path(), &broker, "b", &[]), &two.b);
     let started = Instant::now();
-    while !std::fs::read_to_string(&log_b)
+    while !std::fs::read_to_string(&two.b)
         .unwrap_or_default()
         .contains("partitions assigned")
     {

@@ -37,7 +37,7 @@ use crate::engine::{Engine, EngineConfig};
 use crate::lake_writer::{LakeWriter, WrittenFile};
 use crate::metrics::{Metrics, files_by_table};
 use crate::pipeline::file::now_micros;
-use crate::pipeline::{Counts, Pipeline, Span, decode_chunk};
+use crate::pipeline::{Counts, Pipeline, Span, decode_chunk, sub_chunk};
 use checkpoint::{Checkpoint, Mark};
 
 /// How the service reads, flushes and identifies itself.
@@ -568,17 +568,7 @@ fn decode_parallel(
         let handles: Vec<_> = spans
             .chunks(per)
             .map(|part| {
-                let from = part[0].start;
-                let to = part[part.len() - 1].end;
-                let bytes = data[from..to].to_vec();
-                let rebased: Vec<Span> = part
-                    .iter()
-                    .map(|sp| Span {
-                        start: sp.start - from,
-                        end: sp.end - from,
-                        ..*sp
-                    })
-                    .collect();
+                let (bytes, rebased) = sub_chunk(&data, part);
                 s.spawn(move || decode_chunk(bytes, &rebased, source.to_owned(), now))
             })
             .collect();

@@ -81,6 +81,24 @@ pub fn decode_chunk(data: Vec<u8>, spans: &[Span], source: String, now: i64) -> 
     }
 }
 
+/// The bytes of a consecutive run of `spans` of `data`, copied out, with the
+/// spans rebased onto the copy: a part of a chunk that decodes on its own.
+pub fn sub_chunk(data: &[u8], spans: &[Span]) -> (Vec<u8>, Vec<Span>) {
+    let (Some(first), Some(last)) = (spans.first(), spans.last()) else {
+        return (Vec::new(), Vec::new());
+    };
+    let (from, to) = (first.start, last.end);
+    let rebased = spans
+        .iter()
+        .map(|sp| Span {
+            start: sp.start - from,
+            end: sp.end - from,
+            ..*sp
+        })
+        .collect();
+    (data[from..to].to_vec(), rebased)
+}
+
 /// The spans of the lines of `data` (without their `\n`, nor a `\r` before it).
 /// A final line without `\n` is included when `last` says no more data follows;
 /// otherwise the returned offset is where the unfinished line starts.

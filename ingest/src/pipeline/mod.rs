@@ -16,7 +16,7 @@ use huoyue_schemas::time::day_of;
 
 use crate::engine::{ActivityRow, DeltaSink, Engine, Outcome};
 use crate::lake_writer::{LakeError, LakeWriter, WrittenFile};
-pub use decode::{DecodedChunk, Span, decode_chunk};
+pub use decode::{DecodedChunk, Span, decode_chunk, sub_chunk};
 
 /// What the pipeline has seen (the file-mode summary, the metrics).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
