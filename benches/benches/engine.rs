@@ -91,6 +91,14 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Elements(n));
     g.sample_size(10);
     g.bench_function("engine", |b| b.iter(|| run_engine(&profile, &chunks)));
+    let snapshot = engine.snapshot();
+    eprintln!("engine snapshot: {} bytes", snapshot.len());
+    g.bench_function("snapshot (a checkpoint's state)", |b| {
+        b.iter(|| black_box(engine.snapshot().len()))
+    });
+    g.bench_function("restore", |b| {
+        b.iter(|| black_box(Engine::restore(&profile, &snapshot).unwrap().stats()))
+    });
     g.bench_function("decode (one thread)", |b| {
         b.iter(|| black_box(decode_chunk(data.clone(), &spans, "bench".into(), NOW)))
     });

@@ -15,7 +15,7 @@ use common::conformance;
 use huoyue_ingest::metrics::Metrics;
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    Path::new(&manifest_dir()).join("..")
 }
 
 fn dashboard() -> PathBuf {
@@ -218,4 +218,10 @@ fn a_real_prometheus_scraping_the_ingest_answers_every_dashboard_query() {
         "{}",
         logs()
     );
+}
+
+/// This package's folder, as `cargo test` gives it when the test runs (not
+/// when it was compiled: a reused build may come from another checkout).
+fn manifest_dir() -> std::ffi::OsString {
+    std::env::var_os("CARGO_MANIFEST_DIR").expect("run by cargo test: CARGO_MANIFEST_DIR")
 }

@@ -23,7 +23,11 @@ use crate::lake_writer::publish::{publish_staged, sync_dir};
 pub const CHECKPOINTS: &str = "_checkpoints";
 
 const FORMAT: u32 = 1;
-const MAGIC: &[u8; 8] = b"HYCKPT01";
+/// Layout 1: the whole checkpoint as one postcard body.
+const MAGIC_1: &[u8; 8] = b"HYCKPT01";
+/// Layout 2: the postcard body without the engine snapshot, then the snapshot's
+/// bytes as they are (no per-byte encoding of a large state).
+const MAGIC_2: &[u8; 8] = b"HYCKPT02";
 
 /// Where a partition is: the next offset to read, and the generation of the
 /// partition's state (it grows by one each time the partition changes hands,
@@ -48,8 +52,37 @@ pub struct Checkpoint {
     pub partitions: BTreeMap<i32, Mark>,
     /// Files to publish: (staged, final), relative to the lake.
     pub staged: Vec<(String, String)>,
-    /// The engine snapshot.
+    /// The engine snapshot (stored after the rest, as raw bytes).
+    #[serde(skip)]
     pub engine: Vec<u8>,
+}
+
+/// A checkpoint as layout 1 stored it (the snapshot inside the body).
+#[derive(Serialize, Deserialize)]
+struct CheckpointV1 {
+    format: u32,
+    instance: String,
+    topic: String,
+    seq: u64,
+    written_at: i64,
+    partitions: BTreeMap<i32, Mark>,
+    staged: Vec<(String, String)>,
+    engine: Vec<u8>,
+}
+
+impl From<CheckpointV1> for Checkpoint {
+    fn from(c: CheckpointV1) -> Checkpoint {
+        Checkpoint {
+            format: c.format,
+            instance: c.instance,
+            topic: c.topic,
+            seq: c.seq,
+            written_at: c.written_at,
+            partitions: c.partitions,
+            staged: c.staged,
+            engine: c.engine,
+        }
+    }
 }
 
 /// A checkpoint file that cannot be used.
@@ -93,14 +126,18 @@ impl Checkpoint {
         }
     }
 
-    fn encode(&self) -> Vec<u8> {
+    /// `MAGIC_2`, the body's length, the checksum of body and snapshot, the
+    /// body, the snapshot.
+    fn header_and_body(&self) -> (Vec<u8>, Vec<u8>) {
         let body = postcard::to_stdvec(self).expect("a checkpoint serializes");
-        let mut out = Vec::with_capacity(body.len() + 24);
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&(body.len() as u64).to_le_bytes());
-        out.extend_from_slice(&xxhash_rust::xxh3::xxh3_64(&body).to_le_bytes());
-        out.extend_from_slice(&body);
-        out
+        let mut sum = xxhash_rust::xxh3::Xxh3::new();
+        sum.update(&body);
+        sum.update(&self.engine);
+        let mut header = Vec::with_capacity(24);
+        header.extend_from_slice(MAGIC_2);
+        header.extend_from_slice(&(body.len() as u64).to_le_bytes());
+        header.extend_from_slice(&sum.digest().to_le_bytes());
+        (header, body)
     }
 
     fn decode(path: &Path, bytes: &[u8]) -> Result<Checkpoint, CheckpointError> {
@@ -108,19 +145,30 @@ impl Checkpoint {
             path: path.display().to_string(),
             why: why.to_owned(),
         };
-        if bytes.len() < 24 || &bytes[..8] != MAGIC {
+        if bytes.len() < 24 || (&bytes[..8] != MAGIC_1 && &bytes[..8] != MAGIC_2) {
             return Err(corrupt("not a huoyue checkpoint"));
         }
         let len = u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes")) as usize;
         let sum = u64::from_le_bytes(bytes[16..24].try_into().expect("8 bytes"));
-        let body = &bytes[24..];
-        if body.len() != len {
+        let rest = &bytes[24..];
+        let layout_1 = &bytes[..8] == MAGIC_1;
+        if rest.len() < len || (layout_1 && rest.len() != len) {
             return Err(corrupt("truncated"));
         }
-        if xxhash_rust::xxh3::xxh3_64(body) != sum {
+        if xxhash_rust::xxh3::xxh3_64(rest) != sum {
             return Err(corrupt("checksum mismatch"));
         }
-        let c: Checkpoint = postcard::from_bytes(body).map_err(|e| corrupt(&e.to_string()))?;
+        let (body, engine) = rest.split_at(len);
+        let c: Checkpoint = if layout_1 {
+            postcard::from_bytes::<CheckpointV1>(body)
+                .map_err(|e| corrupt(&e.to_string()))?
+                .into()
+        } else {
+            let mut c: Checkpoint =
+                postcard::from_bytes(body).map_err(|e| corrupt(&e.to_string()))?;
+            c.engine = engine.to_vec();
+            c
+        };
         if c.format != FORMAT {
             return Err(corrupt(&format!("unknown format {}", c.format)));
         }
@@ -136,8 +184,11 @@ impl Checkpoint {
             source,
         };
         std::fs::create_dir_all(dir).map_err(err)?;
+        let (header, body) = self.header_and_body();
         let mut f = File::create(&tmp).map_err(err)?;
-        f.write_all(&self.encode()).map_err(err)?;
+        f.write_all(&header).map_err(err)?;
+        f.write_all(&body).map_err(err)?;
+        f.write_all(&self.engine).map_err(err)?;
         f.sync_all().map_err(err)?;
         drop(f);
         std::fs::rename(&tmp, &dest).map_err(err)?;
@@ -260,6 +311,51 @@ mod tests {
         let last = bytes.len() - 1;
         bytes[last] ^= 0xff;
         std::fs::write(&path, &bytes).unwrap();
+        let err = Checkpoint::load_all(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("checksum mismatch"), "{err}");
+    }
+
+    #[test]
+    fn a_layout_1_checkpoint_still_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = CheckpointV1 {
+            format: FORMAT,
+            instance: "a".into(),
+            topic: "events".into(),
+            seq: 7,
+            written_at: 1,
+            partitions: BTreeMap::from([(
+                0,
+                Mark {
+                    offset: 9,
+                    generation: 1,
+                },
+            )]),
+            staged: vec![("s".into(), "d".into())],
+            engine: vec![4, 5, 6],
+        };
+        let body = postcard::to_stdvec(&old).unwrap();
+        let mut bytes = MAGIC_1.to_vec();
+        bytes.extend_from_slice(&(body.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(&xxhash_rust::xxh3::xxh3_64(&body).to_le_bytes());
+        bytes.extend_from_slice(&body);
+        std::fs::write(dir.path().join("a.ckpt"), &bytes).unwrap();
+        let all = Checkpoint::load_all(dir.path()).unwrap();
+        assert_eq!(all[0].seq, 7);
+        assert_eq!(all[0].partitions[&0].offset, 9);
+        assert_eq!(all[0].staged, old.staged);
+        assert_eq!(all[0].engine, vec![4, 5, 6]);
+    }
+
+    #[test]
+    fn a_truncated_snapshot_is_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Checkpoint::new("a", "events");
+        c.engine = vec![7; 1000];
+        c.store(dir.path()).unwrap();
+        let path = dir.path().join("a.ckpt");
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() - 10]).unwrap();
         let err = Checkpoint::load_all(dir.path()).unwrap_err().to_string();
         assert!(err.contains("checksum mismatch"), "{err}");
     }

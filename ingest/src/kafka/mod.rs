@@ -5,7 +5,11 @@
 //!
 //! One thread runs the consumer, the engine and the checkpoints; the lake
 //! writer encodes on its own threads, and the dead-letter producer sends from
-//! librdkafka's. Rebalances run inside `poll`, on the same thread: a revoked
+//! librdkafka's. A checkpoint is pipelined: the flush hands its rows to the
+//! encoders and takes the engine snapshot and offsets at once, reading and
+//! scoring go on while the files are encoded, and the checkpoint is stored
+//! (and the files published) once they are durable. At most one checkpoint is
+//! in flight; a revocation or a shutdown waits for it. Rebalances run inside `poll`, on the same thread: a revoked
 //! partition is flushed and checkpointed before it is released; an assigned
 //! partition starts at the offset of the newest checkpoint that holds it, and
 //! if another instance wrote that checkpoint, the users of that partition are
@@ -37,7 +41,7 @@ use crate::engine::{Engine, EngineConfig};
 use crate::lake_writer::{LakeWriter, WrittenFile};
 use crate::metrics::{Metrics, files_by_table};
 use crate::pipeline::file::now_micros;
-use crate::pipeline::{Counts, Pipeline, Span, decode_chunk, sub_chunk};
+use crate::pipeline::{Counts, DecodedChunk, Pipeline, Span, decode_chunk, sub_chunk};
 use checkpoint::{Checkpoint, Mark};
 
 /// How the service reads, flushes and identifies itself.
@@ -118,11 +122,36 @@ impl Throttle {
     }
 }
 
-/// Messages read but not yet scored.
+/// Messages read but not yet scored: their bytes back to back.
 #[derive(Default)]
 struct Pending {
     data: Vec<u8>,
     spans: Vec<Span>,
+}
+
+impl Pending {
+    fn clear(&mut self) {
+        self.data.clear();
+        self.spans.clear();
+    }
+}
+
+/// Messages being decoded on other threads, and the next offset per
+/// partition once they are scored.
+struct Decoding {
+    parts: Vec<std::thread::JoinHandle<DecodedChunk>>,
+    marks: BTreeMap<i32, i64>,
+}
+
+/// A checkpoint begun (flushed, its snapshot taken) whose files are not yet
+/// all durable.
+struct InFlight {
+    ckpt: Checkpoint,
+    /// Event times (µs) of the flush, for the latency histogram.
+    times: Vec<i64>,
+    /// Dead letters queued before the flush: all must be settled first.
+    dead_letters: u64,
+    started: Instant,
 }
 
 /// Everything the consumer thread and the rebalance callback share.
@@ -134,10 +163,14 @@ struct Service {
     /// Next offset to read, per assigned partition (after what was scored).
     positions: BTreeMap<i32, Mark>,
     pending: Pending,
+    /// Messages read before `pending`, being decoded.
+    decoding: Option<Decoding>,
     /// Event times (µs) accepted since the last checkpoint, for the latency histogram.
     times: Vec<i64>,
     /// Staged files not yet listed in a durable checkpoint.
     unpublished: Vec<WrittenFile>,
+    /// The checkpoint whose files are being encoded.
+    in_flight: Option<InFlight>,
     seq: u64,
     last_checkpoint: Instant,
     /// Whether anything was read since the last checkpoint.
@@ -270,8 +303,11 @@ impl ConsumerContext for Ctx {
     }
 }
 
-/// The dead-letter producer's context: counts failed deliveries.
+/// The dead-letter producer's context: counts dead letters queued, settled
+/// (delivered or failed) and failed.
 struct DlqContext {
+    queued: AtomicU64,
+    settled: AtomicU64,
     failures: AtomicU64,
 }
 
@@ -302,6 +338,7 @@ impl ProducerContext for DlqContext {
             self.failures.fetch_add(1, Ordering::Relaxed);
             tracing::error!("a dead letter was not delivered: {e}");
         }
+        self.settled.fetch_add(1, Ordering::Release);
     }
 }
 
@@ -310,22 +347,55 @@ impl Service {
         checkpoint::dir(&self.lake, &self.opts.group, &self.opts.topic)
     }
 
-    /// Scores what was read since the last call.
+    /// Starts decoding what was read since the last call and scores what was
+    /// decoded before: decoding runs on other threads while this one scores.
+    fn score_pending(&mut self) {
+        let before = self.decoding.take();
+        self.start_decoding();
+        if let Some(d) = before {
+            self.score_decoded(d);
+        }
+    }
+
+    /// Scores everything read so far (before a checkpoint).
     fn apply_pending(&mut self) {
+        if let Some(d) = self.decoding.take() {
+            self.score_decoded(d);
+        }
+        self.start_decoding();
+        if let Some(d) = self.decoding.take() {
+            self.score_decoded(d);
+        }
+    }
+
+    fn start_decoding(&mut self) {
         if self.pending.spans.is_empty() {
             return;
         }
         let Pending { data, spans } = std::mem::take(&mut self.pending);
+        let mut marks: BTreeMap<i32, i64> = BTreeMap::new();
         for s in &spans {
             if let (Some(p), Some(o)) = (s.partition, s.offset) {
-                let mark = self.positions.entry(p).or_insert(Mark {
-                    offset: 0,
-                    generation: 1,
-                });
-                mark.offset = mark.offset.max(o + 1);
+                let m = marks.entry(p).or_insert(o + 1);
+                *m = (*m).max(o + 1);
             }
         }
-        for chunk in decode_parallel(data, spans, &self.opts.topic, now_micros()) {
+        self.decoding = Some(Decoding {
+            parts: decode_parallel(data, spans, &self.opts.topic, now_micros()),
+            marks,
+        });
+    }
+
+    fn score_decoded(&mut self, d: Decoding) {
+        for (p, next) in d.marks {
+            let mark = self.positions.entry(p).or_insert(Mark {
+                offset: 0,
+                generation: 1,
+            });
+            mark.offset = mark.offset.max(next);
+        }
+        for part in d.parts {
+            let chunk = part.join().expect("a decoder thread");
             if let Some(ts) = chunk
                 .batch
                 .column_by_name("ts")
@@ -346,29 +416,125 @@ impl Service {
     }
 
     /// Flushes, writes the checkpoint, publishes the files and commits the
-    /// offsets to the group (for lag tools). `force` checkpoints even when
-    /// nothing was read (a revocation).
+    /// offsets to the group (for lag tools), waiting for all of it. `force`
+    /// checkpoints even when nothing was read (a revocation).
     fn checkpoint(
         &mut self,
         consumer: Option<&BaseConsumer<Ctx>>,
         force: bool,
     ) -> Result<(), ServiceError> {
+        self.begin_checkpoint(consumer, force)?;
+        self.finish_checkpoint(consumer, true)
+    }
+
+    /// Flushes: hands the buffered rows to the lake writer's encoders and takes
+    /// the engine snapshot and the offsets that go with them, then returns
+    /// while the files are encoded; [`Service::finish_checkpoint`] makes the
+    /// checkpoint durable once they are. Reading and scoring go on meanwhile
+    /// (the next flush waits for this one). An earlier checkpoint still in
+    /// flight is finished first.
+    fn begin_checkpoint(
+        &mut self,
+        consumer: Option<&BaseConsumer<Ctx>>,
+        force: bool,
+    ) -> Result<(), ServiceError> {
         self.apply_pending();
+        self.finish_checkpoint(consumer, true)?;
         if !self.dirty && !force && self.unpublished.is_empty() {
             self.last_checkpoint = Instant::now();
             return Ok(());
         }
         let flush_span = tracing::info_span!("flush", seq = self.seq + 1).entered();
-        let t0 = Instant::now();
-        let flushed = self.pipeline.flush().and_then(|()| self.pipeline.sync());
-        let files = match flushed {
+        let started = Instant::now();
+        if let Err(e) = self.pipeline.flush() {
+            self.metrics.flush_failures.inc();
+            return Err(e.into());
+        }
+        self.seq += 1;
+        let ckpt = Checkpoint {
+            seq: self.seq,
+            partitions: self.positions.clone(),
+            engine: self.pipeline.engine().snapshot(),
+            ..Checkpoint::new(&self.opts.instance, &self.opts.topic)
+        };
+        drop(flush_span);
+        self.in_flight = Some(InFlight {
+            ckpt,
+            times: std::mem::take(&mut self.times),
+            dead_letters: self.producer.context().queued.load(Ordering::Relaxed),
+            started,
+        });
+        self.dirty = false;
+        self.last_checkpoint = Instant::now();
+        Ok(())
+    }
+
+    /// Completes the checkpoint in flight once its files are durable (at once
+    /// with `wait`): delivers the dead letters, stores the checkpoint, publishes
+    /// the files and commits the offsets to the group.
+    fn finish_checkpoint(
+        &mut self,
+        consumer: Option<&BaseConsumer<Ctx>>,
+        wait: bool,
+    ) -> Result<(), ServiceError> {
+        let Some(dead_letters) = self.in_flight.as_ref().map(|f| f.dead_letters) else {
+            return Ok(());
+        };
+        // dead letters are delivered before the checkpoint that passes them
+        let since = Instant::now();
+        let dlq = self.producer.context();
+        let mut warned = 0;
+        while dlq.settled.load(Ordering::Acquire) < dead_letters {
+            if !wait {
+                return Ok(());
+            }
+            let waited = since.elapsed().as_secs();
+            if waited >= 30 {
+                return Err(ServiceError::Other(format!(
+                    "dead-letter topic {:?} unreachable: dead letters undelivered after {waited} s",
+                    self.opts.dlq_topic
+                )));
+            }
+            if waited >= warned + 5 {
+                warned = waited;
+                self.metrics.checkpoint_failures.inc();
+                tracing::warn!(
+                    "dead letters not yet delivered after {waited} s; the checkpoint waits"
+                );
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let failures = dlq.failures.load(Ordering::Relaxed);
+        if failures != self.dlq_failures {
+            self.dlq_failures = failures;
+            self.metrics.checkpoint_failures.inc();
+            return Err(ServiceError::Other(format!(
+                "dead letters could not be delivered to {:?}",
+                self.opts.dlq_topic
+            )));
+        }
+        let synced = if wait {
+            Some(self.pipeline.sync())
+        } else {
+            self.pipeline.try_sync()
+        };
+        let Some(synced) = synced else {
+            return Ok(());
+        };
+        let InFlight {
+            mut ckpt,
+            times,
+            started,
+            ..
+        } = self.in_flight.take().expect("a checkpoint in flight");
+        let files = match synced {
             Ok(f) => f,
             Err(e) => {
                 self.metrics.flush_failures.inc();
                 return Err(e.into());
             }
         };
-        let flush_secs = t0.elapsed().as_secs_f64();
+        let flush_secs = started.elapsed().as_secs_f64();
         self.metrics.flush_duration.observe(flush_secs);
         tracing::debug!(
             files = files.len(),
@@ -378,55 +544,21 @@ impl Service {
             "files staged"
         );
         self.unpublished.extend(files);
-        drop(flush_span);
-        let _checkpoint_span = tracing::info_span!("checkpoint", seq = self.seq + 1).entered();
-
-        // dead letters are delivered before the checkpoint that passes them
+        let _checkpoint_span = tracing::info_span!("checkpoint", seq = ckpt.seq).entered();
         let t1 = Instant::now();
-        let mut waited = 0;
-        while let Err(e) = self.producer.flush(Duration::from_secs(5)) {
-            waited += 5;
-            self.metrics.checkpoint_failures.inc();
-            tracing::warn!(
-                "dead letters not yet delivered after {waited} s ({e}); the checkpoint waits"
-            );
-            if waited >= 30 {
-                return Err(ServiceError::Other(format!(
-                    "dead-letter topic {:?} unreachable: {e}",
-                    self.opts.dlq_topic
-                )));
-            }
-        }
-        let failures = self.producer.context().failures.load(Ordering::Relaxed);
-        if failures != self.dlq_failures {
-            self.dlq_failures = failures;
-            self.metrics.checkpoint_failures.inc();
-            return Err(ServiceError::Other(format!(
-                "dead letters could not be delivered to {:?}",
-                self.opts.dlq_topic
-            )));
-        }
-
-        self.seq += 1;
-        let ckpt = Checkpoint {
-            seq: self.seq,
-            written_at: now_micros(),
-            partitions: self.positions.clone(),
-            staged: self
-                .unpublished
-                .iter()
-                .filter_map(|f| {
-                    f.staged.as_ref().map(|s| {
-                        (
-                            checkpoint::relative(&self.lake, s),
-                            checkpoint::relative(&self.lake, &f.path),
-                        )
-                    })
+        ckpt.written_at = now_micros();
+        ckpt.staged = self
+            .unpublished
+            .iter()
+            .filter_map(|f| {
+                f.staged.as_ref().map(|s| {
+                    (
+                        checkpoint::relative(&self.lake, s),
+                        checkpoint::relative(&self.lake, &f.path),
+                    )
                 })
-                .collect(),
-            engine: self.pipeline.engine().snapshot(),
-            ..Checkpoint::new(&self.opts.instance, &self.opts.topic)
-        };
+            })
+            .collect();
         if let Err(e) = ckpt.store(&self.checkpoint_dir()) {
             self.metrics.checkpoint_failures.inc();
             return Err(e.into());
@@ -451,7 +583,7 @@ impl Service {
                 .with_label_values(&[table])
                 .inc_by(rows);
         }
-        for ts in self.times.drain(..) {
+        for ts in times {
             self.metrics
                 .end_to_end_latency
                 .observe((visible - ts).max(0) as f64 / 1e6);
@@ -472,14 +604,12 @@ impl Service {
             checkpoint_ms = (ckpt_secs * 1e3) as u64,
             state_bytes = ckpt.engine.len(),
             "checkpoint {}",
-            self.seq
+            ckpt.seq
         );
-        self.dirty = false;
-        self.last_checkpoint = Instant::now();
 
         if let Some(consumer) = consumer {
             let mut tpl = TopicPartitionList::new();
-            for (p, m) in &self.positions {
+            for (p, m) in &ckpt.partitions {
                 let _ = tpl.add_partition_offset(&self.opts.topic, *p, Offset::Offset(m.offset));
             }
             if tpl.count() > 0
@@ -494,6 +624,8 @@ impl Service {
     /// Decides where each assigned partition starts, taking state over from
     /// another instance's checkpoint where that one is the newest.
     fn assign(&mut self, tpl: &mut TopicPartitionList) -> Result<(), ServiceError> {
+        // the checkpoints on disk must include this instance's own
+        self.finish_checkpoint(None, true)?;
         let all = Checkpoint::load_all(&self.checkpoint_dir())?;
         let assigned: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
         // per foreign checkpoint, the partitions taken from it
@@ -549,37 +681,37 @@ impl Service {
     }
 }
 
-/// Decodes the messages in parts on one thread per core (decoding is the
-/// costliest step before the engine); the parts come back in order.
+/// Starts decoding the messages in parts on one thread per core (decoding is
+/// the costliest step before the engine); join the parts in order.
 fn decode_parallel(
     data: Vec<u8>,
     spans: Vec<Span>,
     source: &str,
     now: i64,
-) -> Vec<crate::pipeline::DecodedChunk> {
+) -> Vec<std::thread::JoinHandle<DecodedChunk>> {
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(4);
+    let spawn = |bytes: Vec<u8>, spans: Vec<Span>| {
+        let source = source.to_owned();
+        std::thread::Builder::new()
+            .name("decoder".into())
+            .spawn(move || decode_chunk(bytes, &spans, source, now))
+            .expect("spawn a decoder thread")
+    };
     if workers < 2 || spans.len() < 4096 {
-        return vec![decode_chunk(data, &spans, source.to_owned(), now)];
+        return vec![spawn(data, spans)];
     }
     let per = spans.len().div_ceil(workers);
-    std::thread::scope(|s| {
-        let handles: Vec<_> = spans
-            .chunks(per)
-            .map(|part| {
-                let (bytes, rebased) = sub_chunk(&data, part);
-                s.spawn(move || decode_chunk(bytes, &rebased, source.to_owned(), now))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("a decoder thread"))
-            .collect()
-    })
+    spans
+        .chunks(per)
+        .map(|part| {
+            let (bytes, rebased) = sub_chunk(&data, part);
+            spawn(bytes, rebased)
+        })
+        .collect()
 }
 
-/// Checks the instance id: it names files and checkpoints.
 pub fn check_instance(id: &str) -> Result<(), ServiceError> {
     if id.is_empty()
         || !id
@@ -677,6 +809,8 @@ pub fn run(
     let pcfg = client_config(&opts, &[("client.id", &producer_id), ("linger.ms", "20")]);
     let producer: ThreadedProducer<DlqContext> = pcfg
         .create_with_context(DlqContext {
+            queued: AtomicU64::new(0),
+            settled: AtomicU64::new(0),
             failures: AtomicU64::new(0),
         })
         .map_err(|e| ServiceError::Config(e.to_string()))?;
@@ -762,7 +896,10 @@ pub fn run(
                 .headers(headers);
             loop {
                 match producer.send(record) {
-                    Ok(()) => break,
+                    Ok(()) => {
+                        producer.context().queued.fetch_add(1, Ordering::Relaxed);
+                        break;
+                    }
                     Err((
                         KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull),
                         rec,
@@ -788,8 +925,10 @@ pub fn run(
         pipeline,
         positions: BTreeMap::new(),
         pending: Pending::default(),
+        decoding: None,
         times: Vec::new(),
         unpublished: Vec::new(),
+        in_flight: None,
         seq,
         last_checkpoint: Instant::now(),
         dirty: false,
@@ -858,30 +997,35 @@ pub fn run(
 
     const MAX_BATCH: usize = 20_000;
     const MAX_BYTES: usize = 8 << 20;
+    let mut batch = Pending::default();
     let result = loop {
         if stop.load(Ordering::Relaxed) {
             break Ok(());
         }
         // read a batch without holding the service (poll runs rebalances)
-        let mut batch: Vec<(i32, i64, Vec<u8>)> = Vec::new();
-        let mut bytes = 0;
+        batch.clear();
         let mut timeout = Duration::from_millis(100);
         let mut epoch = consumer.context().rebalances.load(Ordering::SeqCst);
-        while batch.len() < MAX_BATCH && bytes < MAX_BYTES {
+        while batch.spans.len() < MAX_BATCH && batch.data.len() < MAX_BYTES {
             let polled = consumer.poll(timeout);
             let now = consumer.context().rebalances.load(Ordering::SeqCst);
             if now != epoch {
                 // polled under the previous assignment: read again from the checkpoint
                 batch.clear();
-                bytes = 0;
                 epoch = now;
             }
             match polled {
                 None => break,
                 Some(Ok(m)) => {
                     let payload = m.payload().unwrap_or(&[]);
-                    bytes += payload.len();
-                    batch.push((m.partition(), m.offset(), payload.to_vec()));
+                    let start = batch.data.len();
+                    batch.data.extend_from_slice(payload);
+                    batch.spans.push(Span {
+                        start,
+                        end: batch.data.len(),
+                        partition: Some(m.partition()),
+                        offset: Some(m.offset()),
+                    });
                 }
                 Some(Err(e)) => {
                     consumer.context().metrics.kafka_errors.inc();
@@ -893,7 +1037,7 @@ pub fn run(
             }
             timeout = Duration::ZERO;
         }
-        if !batch.is_empty()
+        if !batch.spans.is_empty()
             && consumer
                 .context()
                 .broker_down
@@ -906,27 +1050,34 @@ pub fn run(
         if let Some(e) = svc.failed.take() {
             break Err(e);
         }
-        for (p, o, payload) in batch {
+        for s in &batch.spans {
+            let (Some(p), Some(o)) = (s.partition, s.offset) else {
+                continue;
+            };
             // a message of a partition revoked meanwhile is read again by its new owner
             // and one before the partition's position was scored already
             if svc.positions.get(&p).is_none_or(|m| o < m.offset) {
                 continue;
             }
             let start = svc.pending.data.len();
-            svc.pending.data.extend_from_slice(&payload);
+            svc.pending
+                .data
+                .extend_from_slice(&batch.data[s.start..s.end]);
             svc.pending.spans.push(Span {
                 start,
-                end: start + payload.len(),
-                partition: Some(p),
-                offset: Some(o),
+                end: svc.pending.data.len(),
+                ..*s
             });
         }
         if svc.pending.spans.len() >= MAX_BATCH || svc.pending.data.len() >= MAX_BYTES {
-            svc.apply_pending();
+            svc.score_pending();
+        }
+        if let Err(e) = svc.finish_checkpoint(Some(&consumer), false) {
+            break Err(e);
         }
         let due = svc.last_checkpoint.elapsed() >= opts.flush_interval
             || svc.pipeline.buffered_rows() >= opts.flush_rows;
-        if due && let Err(e) = svc.checkpoint(Some(&consumer), false) {
+        if due && let Err(e) = svc.begin_checkpoint(Some(&consumer), false) {
             break Err(e);
         }
     };

@@ -2,7 +2,7 @@
 
 use std::fs::File;
 use std::path::PathBuf;
-use std::sync::mpsc::{Receiver, SyncSender, channel, sync_channel};
+use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -42,9 +42,6 @@ pub struct WrittenFile {
     pub bytes: u64,
 }
 
-/// Files waiting for an encoder at most before `submit` blocks (backpressure).
-const QUEUE: usize = 8;
-
 /// Encoder threads: files are independent, so they encode in parallel.
 fn workers() -> usize {
     std::thread::available_parallelism()
@@ -53,15 +50,19 @@ fn workers() -> usize {
 }
 
 pub struct Encoder {
-    jobs: Option<SyncSender<Job>>,
+    jobs: Option<Sender<Job>>,
     results: Receiver<Result<WrittenFile, LakeError>>,
+    /// Files submitted and not yet finished.
     submitted: usize,
+    /// Files finished since the last completed sync, and the first error.
+    done: Vec<WrittenFile>,
+    failed: Option<LakeError>,
     threads: Vec<JoinHandle<()>>,
 }
 
 impl Encoder {
     pub fn start() -> Encoder {
-        let (jobs, rx) = sync_channel::<Job>(QUEUE);
+        let (jobs, rx) = channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
         let (result_tx, results) = channel();
         let threads = (0..workers())
@@ -88,10 +89,14 @@ impl Encoder {
             jobs: Some(jobs),
             results,
             submitted: 0,
+            done: Vec::new(),
+            failed: None,
             threads,
         }
     }
 
+    /// Queues a file. The queue is not bounded here: a flush's rows are in
+    /// memory already, and [`Encoder::drain`] bounds how many flushes queue.
     pub fn submit(&mut self, job: Job) -> Result<(), LakeError> {
         self.jobs
             .as_ref()
@@ -105,18 +110,46 @@ impl Encoder {
     /// Waits for every submitted file; returns them, or the first error once all
     /// have finished.
     pub fn sync(&mut self) -> Result<Vec<WrittenFile>, LakeError> {
-        let mut done = Vec::with_capacity(self.submitted);
-        let mut failed = None;
+        self.drain()?;
+        self.completed()
+    }
+
+    /// Waits until every file submitted so far is written, keeping the results
+    /// for the next [`Encoder::sync`] (backpressure between flushes).
+    pub fn drain(&mut self) -> Result<(), LakeError> {
         while self.submitted > 0 {
-            match self.results.recv().map_err(|_| LakeError::EncoderGone)? {
-                Ok(f) => done.push(f),
-                Err(e) => {
-                    failed.get_or_insert(e);
-                }
-            }
-            self.submitted -= 1;
+            let r = self.results.recv().map_err(|_| LakeError::EncoderGone)?;
+            self.finished(r);
         }
-        match failed {
+        Ok(())
+    }
+
+    /// [`Encoder::sync`] without waiting: `None` while a submitted file is
+    /// still being written.
+    pub fn try_sync(&mut self) -> Option<Result<Vec<WrittenFile>, LakeError>> {
+        while self.submitted > 0 {
+            match self.results.try_recv() {
+                Ok(r) => self.finished(r),
+                Err(TryRecvError::Empty) => return None,
+                Err(TryRecvError::Disconnected) => return Some(Err(LakeError::EncoderGone)),
+            }
+        }
+        Some(self.completed())
+    }
+
+    fn finished(&mut self, r: Result<WrittenFile, LakeError>) {
+        self.submitted -= 1;
+        match r {
+            Ok(f) => self.done.push(f),
+            Err(e) => {
+                self.failed.get_or_insert(e);
+            }
+        }
+    }
+
+    fn completed(&mut self) -> Result<Vec<WrittenFile>, LakeError> {
+        let done = std::mem::take(&mut self.done);
+        match self.failed.take() {
             Some(e) => Err(e),
             None => Ok(done),
         }

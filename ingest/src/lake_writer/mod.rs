@@ -124,9 +124,11 @@ impl LakeWriter {
     }
 
     /// Hands every buffered (table, day) to the encoder as one file each; returns
-    /// without waiting for them (see [`LakeWriter::sync`]). Blocks while the
-    /// encoder is busy with earlier flushes (backpressure).
+    /// without waiting for them (see [`LakeWriter::sync`]). First waits for the
+    /// files of the previous flush (backpressure: one flush is encoded while the
+    /// next one fills).
     pub fn flush(&mut self) -> Result<(), LakeError> {
+        self.encoder.drain()?;
         self.seq += 1;
         self.buffered_rows = 0;
         let mut jobs = Vec::new();
@@ -166,6 +168,12 @@ impl LakeWriter {
     /// and returns them (or the first error).
     pub fn sync(&mut self) -> Result<Vec<WrittenFile>, LakeError> {
         self.encoder.sync()
+    }
+
+    /// [`LakeWriter::sync`] without waiting: `None` while a file handed over is
+    /// still being written.
+    pub fn try_sync(&mut self) -> Option<Result<Vec<WrittenFile>, LakeError>> {
+        self.encoder.try_sync()
     }
 }
 

@@ -259,9 +259,19 @@ impl Pipeline {
     /// the last sync.
     pub fn sync(&mut self) -> Result<Vec<WrittenFile>, LakeError> {
         let files = self.writer.sync()?;
+        Ok(self.count_files(files))
+    }
+
+    /// [`Pipeline::sync`] without waiting: `None` while a flushed file is still
+    /// being written.
+    pub fn try_sync(&mut self) -> Option<Result<Vec<WrittenFile>, LakeError>> {
+        Some(self.writer.try_sync()?.map(|files| self.count_files(files)))
+    }
+
+    fn count_files(&mut self, files: Vec<WrittenFile>) -> Vec<WrittenFile> {
         self.counts.files += files.len() as u64;
         self.counts.bytes += files.iter().map(|f| f.bytes).sum::<u64>();
-        Ok(files)
+        files
     }
 
     /// The engine, for a snapshot after a sync.
