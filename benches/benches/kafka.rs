@@ -5,11 +5,13 @@
 //!
 //! 1. Starts a nisshi broker on a free port; produces a generated month
 //!    (`huoyue-gen`'s stream, keyed by scored user) to a 4-partition topic.
-//! 2. The peer: a bare `BaseConsumer` loop in one group reads every message
-//!    (payloads touched, nothing else).
+//! 2. The peer: a bare `BaseConsumer` loop assigned every partition reads
+//!    every message (payloads touched, nothing else).
 //! 3. The service (`huoyue_ingest::kafka::run`, the code the binary runs) in
-//!    another group reads, scores and writes the same topic into a lake; its
-//!    time ends when its checkpoints hold the end offsets (files visible).
+//!    another group reads, scores and writes the same topic into a lake,
+//!    checkpointing every second; once it has scored every message it is
+//!    stopped, and its time ends when it returns: the last checkpoint holds
+//!    the end offsets and every file is visible.
 //! 4. Latency: a second topic gets login events stamped with the current time at
 //!    RATE events/s for SECONDS while the service runs with the default 10 s
 //!    flush interval; p50/p99 of `huoyue_end_to_end_latency_seconds`.
@@ -73,6 +75,34 @@ fn caught_up(lake: &Path, group: &str, topic: &str, total: i64) -> bool {
         }
     }
     at.values().sum::<i64>() >= total
+}
+
+/// Waits until the checkpoints of `group` hold `total` messages of `topic`,
+/// reading them only when the folder changes (a checkpoint holds the whole
+/// engine state: reading it at every probe would take CPU from the service).
+fn wait_caught_up(lake: &Path, group: &str, topic: &str, total: i64, limit: Duration) -> bool {
+    let dir = checkpoint::dir(lake, group, topic);
+    let started = Instant::now();
+    let mut last = None;
+    while started.elapsed() < limit {
+        let stamp: Vec<_> = std::fs::read_dir(&dir)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .filter_map(|e| e.metadata().ok())
+                    .map(|m| (m.modified().ok(), m.len()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if last.as_ref() != Some(&stamp) {
+            if caught_up(lake, group, topic, total) {
+                return true;
+            }
+            last = Some(stamp);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
 }
 
 fn options(brokers: &str, topic: &str, group: &str, flush: Duration) -> KafkaOptions {
@@ -167,7 +197,8 @@ fn main() {
     // offsets of a fresh topic count from 0: the messages produced are the end
     let total = produced.messages as i64;
 
-    // the peer: a bare consumer loop
+    // the peer: a bare consumer loop, assigned every partition from the start
+    // as the service below is (no group coordination in either's time)
     let bare: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", &brokers)
         .set("group.id", "bare")
@@ -177,7 +208,12 @@ fn main() {
         .set("max.partition.fetch.bytes", "4194304")
         .create()
         .unwrap();
-    bare.subscribe(&["bench"]).unwrap();
+    let mut all = rdkafka::TopicPartitionList::new();
+    for p in 0..4 {
+        all.add_partition_offset("bench", p, rdkafka::Offset::Beginning)
+            .unwrap();
+    }
+    bare.assign(&all).unwrap();
     let started = Instant::now();
     let mut n = 0i64;
     let mut bytes = 0usize;
@@ -199,16 +235,21 @@ fn main() {
         n as f64 / bare_secs
     );
 
-    // the service, same topic, into a lake
+    // the service, same topic, into a lake: checkpoints every second (ten
+    // times the default rate, so that their cost is in the figure); once it has
+    // scored every message it is stopped, and its time ends when it returns,
+    // after the last checkpoint has made every file visible
     let lake = tempfile::tempdir().unwrap();
     let profile = Profile::builtin("zhejiang-2018").unwrap();
     let stop = Arc::new(AtomicBool::new(false));
+    let metrics = Metrics::new();
     let started = Instant::now();
     let handle = {
-        let (opts, lake, stop) = (
-            options(&brokers, "bench", "svc", Duration::from_millis(500)),
+        let (opts, lake, stop, metrics) = (
+            options(&brokers, "bench", "svc", Duration::from_secs(1)),
             lake.path().to_owned(),
             Arc::clone(&stop),
+            metrics.clone(),
         );
         let profile = profile.clone();
         std::thread::spawn(move || {
@@ -220,21 +261,26 @@ fn main() {
                     ..EngineConfig::default()
                 },
                 &lake,
-                Metrics::new(),
+                metrics,
                 stop,
             )
         })
     };
-    while !caught_up(lake.path(), "svc", "bench", total) {
-        std::thread::sleep(Duration::from_millis(50));
+    while metrics.events_read.get() < total as u64 {
+        std::thread::sleep(Duration::from_millis(5));
         assert!(
             started.elapsed() < Duration::from_secs(900),
-            "service not caught up"
+            "service stuck at {} messages",
+            metrics.events_read.get()
         );
     }
-    let svc_secs = started.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
     let counts = handle.join().unwrap().unwrap();
+    let svc_secs = started.elapsed().as_secs_f64();
+    assert!(
+        caught_up(lake.path(), "svc", "bench", total),
+        "the last checkpoint does not hold every message"
+    );
     println!(
         "huoyue-ingest (Kafka mode): {} messages into the lake in {svc_secs:.2} s = {:.0} messages/s ({})",
         counts.read,
@@ -282,12 +328,13 @@ fn main() {
         std::thread::sleep(Duration::from_millis(1));
     }
     rdkafka::producer::Producer::flush(&p, Duration::from_secs(30)).unwrap();
-    let waited = Instant::now();
-    while !caught_up(lake2.path(), "live", "live", sent as i64)
-        && waited.elapsed() < Duration::from_secs(60)
-    {
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_caught_up(
+        lake2.path(),
+        "live",
+        "live",
+        sent as i64,
+        Duration::from_secs(60),
+    );
     stop.store(true, Ordering::Relaxed);
     handle.join().unwrap().unwrap();
     let text = metrics.render();

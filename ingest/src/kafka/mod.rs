@@ -143,15 +143,26 @@ struct Decoding {
     marks: BTreeMap<i32, i64>,
 }
 
-/// A checkpoint begun (flushed, its snapshot taken) whose files are not yet
-/// all durable.
+/// A checkpoint begun (flushed, its snapshot taken) and not yet durable.
 struct InFlight {
-    ckpt: Checkpoint,
+    /// The checkpoint, until its files are durable.
+    ckpt: Option<Checkpoint>,
+    /// Then the thread that stores it and publishes the files.
+    storing: Option<std::thread::JoinHandle<Result<Stored, ServiceError>>>,
     /// Event times (µs) of the flush, for the latency histogram.
     times: Vec<i64>,
     /// Dead letters queued before the flush: all must be settled first.
     dead_letters: u64,
     started: Instant,
+    /// From the flush until its files were durable.
+    flush_secs: f64,
+}
+
+/// A checkpoint stored, its files published.
+struct Stored {
+    ckpt: Checkpoint,
+    published: Vec<WrittenFile>,
+    secs: f64,
 }
 
 /// Everything the consumer thread and the rebalance callback share.
@@ -167,8 +178,6 @@ struct Service {
     decoding: Option<Decoding>,
     /// Event times (µs) accepted since the last checkpoint, for the latency histogram.
     times: Vec<i64>,
-    /// Staged files not yet listed in a durable checkpoint.
-    unpublished: Vec<WrittenFile>,
     /// The checkpoint whose files are being encoded.
     in_flight: Option<InFlight>,
     seq: u64,
@@ -440,7 +449,7 @@ impl Service {
     ) -> Result<(), ServiceError> {
         self.apply_pending();
         self.finish_checkpoint(consumer, true)?;
-        if !self.dirty && !force && self.unpublished.is_empty() {
+        if !self.dirty && !force {
             self.last_checkpoint = Instant::now();
             return Ok(());
         }
@@ -459,7 +468,9 @@ impl Service {
         };
         drop(flush_span);
         self.in_flight = Some(InFlight {
-            ckpt,
+            ckpt: Some(ckpt),
+            storing: None,
+            flush_secs: 0.0,
             times: std::mem::take(&mut self.times),
             dead_letters: self.producer.context().queued.load(Ordering::Relaxed),
             started,
@@ -470,16 +481,102 @@ impl Service {
     }
 
     /// Completes the checkpoint in flight once its files are durable (at once
-    /// with `wait`): delivers the dead letters, stores the checkpoint, publishes
-    /// the files and commits the offsets to the group.
+    /// with `wait`): once the dead letters are delivered, a thread stores the
+    /// checkpoint and publishes the files; then the offsets are committed to
+    /// the group.
     fn finish_checkpoint(
         &mut self,
         consumer: Option<&BaseConsumer<Ctx>>,
         wait: bool,
     ) -> Result<(), ServiceError> {
-        let Some(dead_letters) = self.in_flight.as_ref().map(|f| f.dead_letters) else {
+        if self.in_flight.as_ref().is_some_and(|f| f.storing.is_none()) {
+            self.store_when_durable(wait)?;
+        }
+        let Some(f) = &self.in_flight else {
             return Ok(());
         };
+        match &f.storing {
+            Some(h) if wait || h.is_finished() => {}
+            _ => return Ok(()),
+        }
+        let InFlight {
+            times,
+            storing,
+            flush_secs,
+            ..
+        } = self.in_flight.take().expect("a checkpoint in flight");
+        let stored = storing
+            .expect("a checkpoint being stored")
+            .join()
+            .unwrap_or_else(|_| Err(ServiceError::Other("the checkpoint thread panicked".into())));
+        let Stored {
+            ckpt,
+            published,
+            secs: ckpt_secs,
+        } = match stored {
+            Ok(s) => s,
+            Err(e) => {
+                self.metrics.checkpoint_failures.inc();
+                return Err(e);
+            }
+        };
+        let visible = now_micros();
+        for (table, (n, bytes, rows)) in files_by_table(&published) {
+            self.metrics
+                .files_written
+                .with_label_values(&[table])
+                .inc_by(n);
+            self.metrics
+                .bytes_written
+                .with_label_values(&[table])
+                .inc_by(bytes);
+            self.metrics
+                .rows_written
+                .with_label_values(&[table])
+                .inc_by(rows);
+        }
+        for ts in times {
+            self.metrics
+                .end_to_end_latency
+                .observe((visible - ts).max(0) as f64 / 1e6);
+        }
+        self.metrics.checkpoint_duration.observe(ckpt_secs);
+        self.metrics.last_checkpoint.set(visible / 1_000_000);
+        let stats = self.pipeline.engine().stats();
+        self.metrics
+            .engine_state_bytes
+            .set(stats.state_bytes as i64);
+        self.metrics.engine_users.set(stats.users as i64);
+        self.metrics.observe(self.pipeline.counts());
+        tracing::info!(
+            files = published.len(),
+            rows = published.iter().map(|f| f.rows).sum::<u64>(),
+            flush_ms = (flush_secs * 1e3) as u64,
+            checkpoint_ms = (ckpt_secs * 1e3) as u64,
+            state_bytes = ckpt.engine.len(),
+            "checkpoint {}",
+            ckpt.seq
+        );
+
+        if let Some(consumer) = consumer {
+            let mut tpl = TopicPartitionList::new();
+            for (p, m) in &ckpt.partitions {
+                let _ = tpl.add_partition_offset(&self.opts.topic, *p, Offset::Offset(m.offset));
+            }
+            if tpl.count() > 0
+                && let Err(e) = consumer.commit(&tpl, CommitMode::Async)
+            {
+                tracing::debug!("group offset commit: {e}");
+            }
+        }
+        Ok(())
+    }
+
+    /// Once the flush's files and the dead letters before it are durable (at
+    /// once with `wait`), starts the thread that stores the checkpoint and
+    /// publishes the files.
+    fn store_when_durable(&mut self, wait: bool) -> Result<(), ServiceError> {
+        let dead_letters = self.in_flight.as_ref().map_or(0, |f| f.dead_letters);
         // dead letters are delivered before the checkpoint that passes them
         let since = Instant::now();
         let dlq = self.producer.context();
@@ -521,103 +618,56 @@ impl Service {
         let Some(synced) = synced else {
             return Ok(());
         };
-        let InFlight {
-            mut ckpt,
-            times,
-            started,
-            ..
-        } = self.in_flight.take().expect("a checkpoint in flight");
         let files = match synced {
             Ok(f) => f,
             Err(e) => {
+                self.in_flight = None;
                 self.metrics.flush_failures.inc();
                 return Err(e.into());
             }
         };
-        let flush_secs = started.elapsed().as_secs_f64();
-        self.metrics.flush_duration.observe(flush_secs);
+        let f = self.in_flight.as_mut().expect("a checkpoint in flight");
+        f.flush_secs = f.started.elapsed().as_secs_f64();
+        self.metrics.flush_duration.observe(f.flush_secs);
         tracing::debug!(
             files = files.len(),
             rows = files.iter().map(|f| f.rows).sum::<u64>(),
             bytes = files.iter().map(|f| f.bytes).sum::<u64>(),
-            ms = (flush_secs * 1e3) as u64,
+            ms = (f.flush_secs * 1e3) as u64,
             "files staged"
         );
-        self.unpublished.extend(files);
-        let _checkpoint_span = tracing::info_span!("checkpoint", seq = ckpt.seq).entered();
-        let t1 = Instant::now();
-        ckpt.written_at = now_micros();
-        ckpt.staged = self
-            .unpublished
-            .iter()
-            .filter_map(|f| {
-                f.staged.as_ref().map(|s| {
-                    (
-                        checkpoint::relative(&self.lake, s),
-                        checkpoint::relative(&self.lake, &f.path),
-                    )
+        let mut ckpt = f.ckpt.take().expect("a checkpoint to store");
+        let lake = self.lake.clone();
+        let dir = checkpoint::dir(&self.lake, &self.opts.group, &self.opts.topic);
+        let span = tracing::info_span!("checkpoint", seq = ckpt.seq);
+        f.storing = Some(
+            std::thread::Builder::new()
+                .name("checkpoint".into())
+                .spawn(move || {
+                    let _span = span.entered();
+                    let t = Instant::now();
+                    ckpt.written_at = now_micros();
+                    ckpt.staged = files
+                        .iter()
+                        .filter_map(|f| {
+                            f.staged.as_ref().map(|s| {
+                                (
+                                    checkpoint::relative(&lake, s),
+                                    checkpoint::relative(&lake, &f.path),
+                                )
+                            })
+                        })
+                        .collect();
+                    ckpt.store(&dir)?;
+                    ckpt.roll_forward(&lake)?;
+                    Ok(Stored {
+                        ckpt,
+                        published: files,
+                        secs: t.elapsed().as_secs_f64(),
+                    })
                 })
-            })
-            .collect();
-        if let Err(e) = ckpt.store(&self.checkpoint_dir()) {
-            self.metrics.checkpoint_failures.inc();
-            return Err(e.into());
-        }
-        if let Err(e) = ckpt.roll_forward(&self.lake) {
-            self.metrics.checkpoint_failures.inc();
-            return Err(e.into());
-        }
-        let published = std::mem::take(&mut self.unpublished);
-        let visible = now_micros();
-        for (table, (n, bytes, rows)) in files_by_table(&published) {
-            self.metrics
-                .files_written
-                .with_label_values(&[table])
-                .inc_by(n);
-            self.metrics
-                .bytes_written
-                .with_label_values(&[table])
-                .inc_by(bytes);
-            self.metrics
-                .rows_written
-                .with_label_values(&[table])
-                .inc_by(rows);
-        }
-        for ts in times {
-            self.metrics
-                .end_to_end_latency
-                .observe((visible - ts).max(0) as f64 / 1e6);
-        }
-        let ckpt_secs = t1.elapsed().as_secs_f64();
-        self.metrics.checkpoint_duration.observe(ckpt_secs);
-        self.metrics.last_checkpoint.set(visible / 1_000_000);
-        let stats = self.pipeline.engine().stats();
-        self.metrics
-            .engine_state_bytes
-            .set(stats.state_bytes as i64);
-        self.metrics.engine_users.set(stats.users as i64);
-        self.metrics.observe(self.pipeline.counts());
-        tracing::info!(
-            files = published.len(),
-            rows = published.iter().map(|f| f.rows).sum::<u64>(),
-            flush_ms = (flush_secs * 1e3) as u64,
-            checkpoint_ms = (ckpt_secs * 1e3) as u64,
-            state_bytes = ckpt.engine.len(),
-            "checkpoint {}",
-            ckpt.seq
+                .expect("spawn the checkpoint thread"),
         );
-
-        if let Some(consumer) = consumer {
-            let mut tpl = TopicPartitionList::new();
-            for (p, m) in &ckpt.partitions {
-                let _ = tpl.add_partition_offset(&self.opts.topic, *p, Offset::Offset(m.offset));
-            }
-            if tpl.count() > 0
-                && let Err(e) = consumer.commit(&tpl, CommitMode::Async)
-            {
-                tracing::debug!("group offset commit: {e}");
-            }
-        }
         Ok(())
     }
 
@@ -679,6 +729,122 @@ impl Service {
         }
         Ok(())
     }
+}
+
+/// Messages polled per batch handed to the scoring thread, at most.
+const MAX_BATCH: usize = 20_000;
+const MAX_BYTES: usize = 8 << 20;
+
+/// Polls batches of messages, each tagged with the rebalance count it was read
+/// under, and hands them to the scoring thread (an empty one at least every
+/// 100 ms, so that checkpoints come on time), until `stop` or until the
+/// scoring thread ends.
+fn poll_batches(
+    consumer: &BaseConsumer<Ctx>,
+    stop: &AtomicBool,
+    to_worker: &std::sync::mpsc::SyncSender<(u64, Pending)>,
+    spare: &std::sync::mpsc::Receiver<Pending>,
+    worker: &std::thread::ScopedJoinHandle<'_, Result<(), ServiceError>>,
+) {
+    while !stop.load(Ordering::Relaxed) && !worker.is_finished() {
+        let mut batch = spare.try_recv().unwrap_or_default();
+        batch.clear();
+        let mut timeout = Duration::from_millis(100);
+        let mut epoch = consumer.context().rebalances.load(Ordering::SeqCst);
+        while batch.spans.len() < MAX_BATCH && batch.data.len() < MAX_BYTES {
+            let polled = consumer.poll(timeout);
+            let now = consumer.context().rebalances.load(Ordering::SeqCst);
+            if now != epoch {
+                // polled under the previous assignment: read again from the checkpoint
+                batch.clear();
+                epoch = now;
+            }
+            match polled {
+                None => break,
+                Some(Ok(m)) => {
+                    let payload = m.payload().unwrap_or(&[]);
+                    let start = batch.data.len();
+                    batch.data.extend_from_slice(payload);
+                    batch.spans.push(Span {
+                        start,
+                        end: batch.data.len(),
+                        partition: Some(m.partition()),
+                        offset: Some(m.offset()),
+                    });
+                }
+                Some(Err(e)) => {
+                    consumer.context().metrics.kafka_errors.inc();
+                    if consumer.context().errors.ready() {
+                        tracing::warn!("Kafka: {e} (retrying)");
+                    }
+                    break;
+                }
+            }
+            timeout = Duration::ZERO;
+        }
+        if !batch.spans.is_empty()
+            && consumer
+                .context()
+                .broker_down
+                .swap(false, Ordering::Relaxed)
+        {
+            tracing::info!("brokers answering again");
+        }
+        if to_worker.send((epoch, batch)).is_err() {
+            return;
+        }
+    }
+}
+
+/// The scoring thread: takes the polled batches, scores them and checkpoints
+/// every flush interval, until the batches end or an error.
+fn score_batches(
+    consumer: &BaseConsumer<Ctx>,
+    opts: &KafkaOptions,
+    batches: std::sync::mpsc::Receiver<(u64, Pending)>,
+    recycle: std::sync::mpsc::Sender<Pending>,
+) -> Result<(), ServiceError> {
+    for (epoch, batch) in batches {
+        let mut guard = consumer.context().service.lock().expect("service");
+        let svc = guard.as_mut().expect("service present while running");
+        if let Some(e) = svc.failed.take() {
+            return Err(e);
+        }
+        // a batch read before a rebalance is dropped: the partitions it holds
+        // are read again from the checkpoint (checked under the lock the
+        // rebalance callback takes)
+        if epoch == consumer.context().rebalances.load(Ordering::SeqCst) {
+            for s in &batch.spans {
+                let (Some(p), Some(o)) = (s.partition, s.offset) else {
+                    continue;
+                };
+                // a message before the partition's position was scored already
+                if svc.positions.get(&p).is_none_or(|m| o < m.offset) {
+                    continue;
+                }
+                let start = svc.pending.data.len();
+                svc.pending
+                    .data
+                    .extend_from_slice(&batch.data[s.start..s.end]);
+                svc.pending.spans.push(Span {
+                    start,
+                    end: svc.pending.data.len(),
+                    ..*s
+                });
+            }
+        }
+        let _ = recycle.send(batch);
+        if svc.pending.spans.len() >= MAX_BATCH || svc.pending.data.len() >= MAX_BYTES {
+            svc.score_pending();
+        }
+        svc.finish_checkpoint(Some(consumer), false)?;
+        let due = svc.last_checkpoint.elapsed() >= opts.flush_interval
+            || svc.pipeline.buffered_rows() >= opts.flush_rows;
+        if due {
+            svc.begin_checkpoint(Some(consumer), false)?;
+        }
+    }
+    Ok(())
 }
 
 /// Starts decoding the messages in parts on one thread per core (decoding is
@@ -803,6 +969,9 @@ pub fn run(
             ("statistics.interval.ms", "5000"),
             ("fetch.max.bytes", "52428800"),
             ("max.partition.fetch.bytes", "4194304"),
+            // a full prefetch queue postpones the next fetch by this much
+            // (librdkafka's 1 s default starves a consumer catching up)
+            ("fetch.queue.backoff.ms", "20"),
         ],
     );
     let producer_id = format!("huoyue-ingest-{}-dlq", opts.instance);
@@ -927,7 +1096,6 @@ pub fn run(
         pending: Pending::default(),
         decoding: None,
         times: Vec::new(),
-        unpublished: Vec::new(),
         in_flight: None,
         seq,
         last_checkpoint: Instant::now(),
@@ -995,92 +1163,22 @@ pub fn run(
         "consuming"
     );
 
-    const MAX_BATCH: usize = 20_000;
-    const MAX_BYTES: usize = 8 << 20;
-    let mut batch = Pending::default();
-    let result = loop {
-        if stop.load(Ordering::Relaxed) {
-            break Ok(());
-        }
-        // read a batch without holding the service (poll runs rebalances)
-        batch.clear();
-        let mut timeout = Duration::from_millis(100);
-        let mut epoch = consumer.context().rebalances.load(Ordering::SeqCst);
-        while batch.spans.len() < MAX_BATCH && batch.data.len() < MAX_BYTES {
-            let polled = consumer.poll(timeout);
-            let now = consumer.context().rebalances.load(Ordering::SeqCst);
-            if now != epoch {
-                // polled under the previous assignment: read again from the checkpoint
-                batch.clear();
-                epoch = now;
-            }
-            match polled {
-                None => break,
-                Some(Ok(m)) => {
-                    let payload = m.payload().unwrap_or(&[]);
-                    let start = batch.data.len();
-                    batch.data.extend_from_slice(payload);
-                    batch.spans.push(Span {
-                        start,
-                        end: batch.data.len(),
-                        partition: Some(m.partition()),
-                        offset: Some(m.offset()),
-                    });
-                }
-                Some(Err(e)) => {
-                    consumer.context().metrics.kafka_errors.inc();
-                    if consumer.context().errors.ready() {
-                        tracing::warn!("Kafka: {e} (retrying)");
-                    }
-                    break;
-                }
-            }
-            timeout = Duration::ZERO;
-        }
-        if !batch.spans.is_empty()
-            && consumer
-                .context()
-                .broker_down
-                .swap(false, Ordering::Relaxed)
-        {
-            tracing::info!("brokers answering again");
-        }
-        let mut guard = consumer.context().service.lock().expect("service");
-        let svc = guard.as_mut().expect("service present while running");
-        if let Some(e) = svc.failed.take() {
-            break Err(e);
-        }
-        for s in &batch.spans {
-            let (Some(p), Some(o)) = (s.partition, s.offset) else {
-                continue;
-            };
-            // a message of a partition revoked meanwhile is read again by its new owner
-            // and one before the partition's position was scored already
-            if svc.positions.get(&p).is_none_or(|m| o < m.offset) {
-                continue;
-            }
-            let start = svc.pending.data.len();
-            svc.pending
-                .data
-                .extend_from_slice(&batch.data[s.start..s.end]);
-            svc.pending.spans.push(Span {
-                start,
-                end: svc.pending.data.len(),
-                ..*s
-            });
-        }
-        if svc.pending.spans.len() >= MAX_BATCH || svc.pending.data.len() >= MAX_BYTES {
-            svc.score_pending();
-        }
-        if let Err(e) = svc.finish_checkpoint(Some(&consumer), false) {
-            break Err(e);
-        }
-        let due = svc.last_checkpoint.elapsed() >= opts.flush_interval
-            || svc.pipeline.buffered_rows() >= opts.flush_rows;
-        if due && let Err(e) = svc.begin_checkpoint(Some(&consumer), false) {
-            break Err(e);
-        }
-    };
+    // This thread polls (rebalances run inside `poll`, here); a worker scores
+    // and checkpoints, so that reading the next batch overlaps with scoring
+    // this one.
+    let (to_worker, batches) = std::sync::mpsc::sync_channel::<(u64, Pending)>(2);
+    let (recycle, spare) = std::sync::mpsc::channel::<Pending>();
+    let result = std::thread::scope(|s| {
+        let worker = std::thread::Builder::new()
+            .name("scorer".into())
+            .spawn_scoped(s, || score_batches(&consumer, &opts, batches, recycle))
+            .expect("spawn the scoring thread");
+        poll_batches(&consumer, &stop, &to_worker, &spare, &worker);
+        drop(to_worker);
+        worker
+            .join()
+            .unwrap_or_else(|_| Err(ServiceError::Other("the scoring thread panicked".into())))
+    });
     let counts = {
         let mut guard = consumer.context().service.lock().expect("service");
         let svc = guard.as_mut().expect("service present");
