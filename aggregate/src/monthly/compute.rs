@@ -110,11 +110,127 @@ pub async fn month_has_data(ctx: &SessionContext, month: Month) -> Result<bool> 
 /// id in `rules` (in that order). The context must have `daily_scores`,
 /// `daily_activity`, `schools` and `users` registered (see [`crate::lake`]).
 pub async fn compute(ctx: &SessionContext, month: Month, rules: &[String]) -> Result<MonthResult> {
+    let days_in_month = month.days();
+
+    // Steps 1-6 are four independent chains over different inputs: they run
+    // at once, each on its own task (planning a query is CPU work too).
+    let (teacher_rows, ytd, days, registered) = tokio::join!(
+        spawned(teacher_inputs(ctx.clone(), month, rules.to_vec())),
+        spawned(year_to_date(ctx.clone(), month)),
+        spawned(day_facts(ctx.clone(), month)),
+        spawned(registered(ctx.clone(), month)),
+    );
+    teacher_rows?;
+    ytd?;
+    registered?;
+    let days = days?;
+
+    // 7. teacher_monthly.
+    let rule_cols: String = rules
+        .iter()
+        .map(|r| {
+            let c = quote_ident(&points_column(r));
+            format!(", COALESCE(m.{c}, 0) AS {c}")
+        })
+        .collect();
+    let teacher = materialize(
+        ctx,
+        "tm",
+        &format!(
+            "WITH t AS ( \
+               SELECT r.user_id, r.name, r.school_id, r.in_roster, \
+                 COALESCE(m.points, 0) AS points{rule_cols}, \
+                 COALESCE(ld.login_days, 0) AS login_days, COALESCE(y.ytd, 0) AS ytd_points \
+               FROM tm_rows r \
+               LEFT JOIN month_scores m ON m.user_id = r.user_id \
+               LEFT JOIN login_days ld ON ld.user_id = r.user_id \
+               LEFT JOIN ytd y ON y.user_id = r.user_id) \
+             SELECT t.*, t.points >= {MONTHLY_TARGET_POINTS} AS meets_monthly_target, \
+               RANK() OVER (PARTITION BY t.school_id ORDER BY t.points DESC) AS rank_in_school, \
+               s.county_code, \
+               CASE WHEN s.school_id IS NULL THEN NULL \
+                 ELSE RANK() OVER (PARTITION BY s.county_code ORDER BY t.points DESC) END AS rank_in_county \
+             FROM t LEFT JOIN schools s ON s.school_id = t.school_id \
+             ORDER BY t.user_id"
+        ),
+    )
+    .await?;
+    let teacher_monthly = conform(&teacher, &teacher_monthly_schema(rules))?;
+    let teachers = teacher_facts(&teacher)?;
+
+    // 8. school_monthly.
+    let school = collect(
+        ctx,
+        &format!(
+            "WITH uc AS (SELECT school_id, COUNT(*) AS users, \
+                 SUM(CASE WHEN role = 'teacher' THEN 1 ELSE 0 END) AS teachers \
+               FROM users GROUP BY school_id), \
+             tp AS (SELECT school_id, SUM(points) AS points_total, \
+                 SUM(CASE WHEN meets_monthly_target THEN 1 ELSE 0 END) AS active_teachers \
+               FROM tm WHERE in_roster GROUP BY school_id), \
+             act AS (SELECT school_id, SUM(active_users) AS user_days, SUM(logins) AS logins, \
+                 SUM(teacher_deep) AS deep_actions FROM day_school GROUP BY school_id), \
+             base AS (SELECT s.school_id, s.name, s.county_code, s.county_name, s.category, \
+                 COALESCE(uc.users, 0) AS users, COALESCE(uc.teachers, 0) AS teachers, \
+                 COALESCE(tp.points_total, 0) AS points_total, \
+                 COALESCE(tp.active_teachers, 0) AS active_teachers, \
+                 COALESCE(act.user_days, 0) AS user_days, COALESCE(act.logins, 0) AS logins, \
+                 COALESCE(act.deep_actions, 0) AS deep_actions, \
+                 COALESCE(rg.registered, 0) AS registered_students, s.student_base \
+               FROM schools s \
+               LEFT JOIN uc ON uc.school_id = s.school_id \
+               LEFT JOIN tp ON tp.school_id = s.school_id \
+               LEFT JOIN act ON act.school_id = s.school_id \
+               LEFT JOIN registered rg ON rg.school_id = s.school_id), \
+             m AS (SELECT *, \
+                 CASE WHEN teachers > 0 THEN CAST(points_total AS DOUBLE) / CAST(teachers AS DOUBLE) END AS avg_points, \
+                 CASE WHEN teachers > 0 THEN CAST(active_teachers AS DOUBLE) / CAST(teachers AS DOUBLE) END AS active_ratio, \
+                 CASE WHEN users > 0 THEN CAST(user_days AS DOUBLE) / (CAST(users AS DOUBLE) * {dd}) END AS daily_active_rate, \
+                 CASE WHEN category = 'demo' THEN {DEMO_TARGET_RATE:?} ELSE {REGULAR_TARGET_RATE:?} END AS target_rate, \
+                 CAST(logins AS DOUBLE) / {dd} AS avg_daily_logins, \
+                 CASE WHEN teachers > 0 THEN CAST(deep_actions AS DOUBLE) / CAST(teachers AS DOUBLE) END AS deep_index, \
+                 CASE WHEN student_base > 0 THEN \
+                   CASE WHEN registered_students >= student_base THEN 1.0 \
+                   ELSE CAST(registered_students AS DOUBLE) / CAST(student_base AS DOUBLE) END \
+                 END AS registration_rate \
+               FROM base) \
+             SELECT *, daily_active_rate - target_rate AS rate_gap, \
+               RANK() OVER (PARTITION BY county_code ORDER BY avg_points DESC NULLS LAST) AS rank_points, \
+               RANK() OVER (PARTITION BY county_code ORDER BY daily_active_rate DESC NULLS LAST) AS rank_active_rate \
+             FROM m ORDER BY school_id",
+            dd = format!("{:?}", f64::from(days_in_month)),
+        ),
+    )
+    .await?;
+    let school_monthly = conform(&school, &school_monthly_schema())?;
+    let schools = school_facts(&school)?;
+
+    Ok(MonthResult {
+        teacher_monthly,
+        school_monthly,
+        teachers,
+        schools,
+        days,
+    })
+}
+
+/// Runs `f` on a task of its own.
+async fn spawned<T: Send + 'static>(
+    f: impl std::future::Future<Output = Result<T>> + Send + 'static,
+) -> Result<T> {
+    tokio::spawn(f)
+        .await
+        .map_err(|e| AggregateError::Internal(format!("monthly query task: {e}")))?
+}
+
+/// Steps 1, 2 and 4: month points per user and rule (`month_scores`), the
+/// teacher rows (`tm_rows`: the roster's teachers and scored users not in it)
+/// and their login days (`login_days`).
+async fn teacher_inputs(ctx: SessionContext, month: Month, rules: Vec<String>) -> Result<()> {
+    let ctx = &ctx;
     let first = month.first_day();
     let last = month.last_day();
     let in_month = |t: &str| format!("{t}day BETWEEN DATE '{first}' AND DATE '{last}'");
-    let days_in_month = month.days();
-
     // 1. Month points per user and rule (one row per scored user).
     let per_rule: String = rules
         .iter()
@@ -173,18 +289,6 @@ pub async fn compute(ctx: &SessionContext, month: Month, rules: &[String]) -> Re
     };
     materialize(ctx, "tm_rows", &rows_sql).await?;
 
-    // 3. Points from 1 January to the month's last day.
-    materialize(
-        ctx,
-        "ytd",
-        &format!(
-            "SELECT user_id, SUM(points) AS ytd FROM daily_scores \
-             WHERE day BETWEEN DATE '{}' AND DATE '{last}' GROUP BY user_id",
-            month.year_start()
-        ),
-    )
-    .await?;
-
     // 4. Login days of the teacher rows: days whose summed logins are > 0.
     materialize(
         ctx,
@@ -199,6 +303,35 @@ pub async fn compute(ctx: &SessionContext, month: Month, rules: &[String]) -> Re
     )
     .await?;
 
+    Ok(())
+}
+
+/// Step 3 (`ytd`).
+async fn year_to_date(ctx: SessionContext, month: Month) -> Result<()> {
+    let ctx = &ctx;
+    let last = month.last_day();
+    // 3. Points from 1 January to the month's last day.
+    materialize(
+        ctx,
+        "ytd",
+        &format!(
+            "SELECT user_id, SUM(points) AS ytd FROM daily_scores \
+             WHERE day BETWEEN DATE '{}' AND DATE '{last}' GROUP BY user_id",
+            month.year_start()
+        ),
+    )
+    .await?;
+
+    Ok(())
+}
+
+/// Step 5: the per-school day facts (`day_school`).
+async fn day_facts(ctx: SessionContext, month: Month) -> Result<Vec<DayFacts>> {
+    let ctx = &ctx;
+    let first = month.first_day();
+    let last = month.last_day();
+    let in_month = |t: &str| format!("{t}day BETWEEN DATE '{first}' AND DATE '{last}'");
+    let days_in_month = month.days();
     // 5. Per school and day: distinct users with logins, logins, teachers'
     //    deep actions — a few days at a time (see the module comment): as
     //    many days per query as keep its groups under DAY_ROWS_PER_QUERY rows
@@ -294,6 +427,13 @@ pub async fn compute(ctx: &SessionContext, month: Month, rules: &[String]) -> Re
         .collect::<Result<Vec<_>>>()?;
     register_batches(ctx, "day_school", day_schema, day_batches)?;
 
+    Ok(days)
+}
+
+/// Step 6 (`registered`).
+async fn registered(ctx: SessionContext, month: Month) -> Result<()> {
+    let ctx = &ctx;
+    let last = month.last_day();
     // 6. Students registered at each school up to the month's last day.
     materialize(
         ctx,
@@ -307,93 +447,7 @@ pub async fn compute(ctx: &SessionContext, month: Month, rules: &[String]) -> Re
     )
     .await?;
 
-    // 7. teacher_monthly.
-    let rule_cols: String = rules
-        .iter()
-        .map(|r| {
-            let c = quote_ident(&points_column(r));
-            format!(", COALESCE(m.{c}, 0) AS {c}")
-        })
-        .collect();
-    let teacher = materialize(
-        ctx,
-        "tm",
-        &format!(
-            "WITH t AS ( \
-               SELECT r.user_id, r.name, r.school_id, r.in_roster, \
-                 COALESCE(m.points, 0) AS points{rule_cols}, \
-                 COALESCE(ld.login_days, 0) AS login_days, COALESCE(y.ytd, 0) AS ytd_points \
-               FROM tm_rows r \
-               LEFT JOIN month_scores m ON m.user_id = r.user_id \
-               LEFT JOIN login_days ld ON ld.user_id = r.user_id \
-               LEFT JOIN ytd y ON y.user_id = r.user_id) \
-             SELECT t.*, t.points >= {MONTHLY_TARGET_POINTS} AS meets_monthly_target, \
-               RANK() OVER (PARTITION BY t.school_id ORDER BY t.points DESC) AS rank_in_school, \
-               s.county_code, \
-               CASE WHEN s.school_id IS NULL THEN NULL \
-                 ELSE RANK() OVER (PARTITION BY s.county_code ORDER BY t.points DESC) END AS rank_in_county \
-             FROM t LEFT JOIN schools s ON s.school_id = t.school_id \
-             ORDER BY t.user_id"
-        ),
-    )
-    .await?;
-    let teacher_monthly = conform(&teacher, &teacher_monthly_schema(rules))?;
-    let teachers = teacher_facts(&teacher)?;
-
-    // 8. school_monthly.
-    let school = collect(
-        ctx,
-        &format!(
-            "WITH uc AS (SELECT school_id, COUNT(*) AS users, \
-                 SUM(CASE WHEN role = 'teacher' THEN 1 ELSE 0 END) AS teachers \
-               FROM users GROUP BY school_id), \
-             tp AS (SELECT school_id, SUM(points) AS points_total, \
-                 SUM(CASE WHEN meets_monthly_target THEN 1 ELSE 0 END) AS active_teachers \
-               FROM tm WHERE in_roster GROUP BY school_id), \
-             act AS (SELECT school_id, SUM(active_users) AS user_days, SUM(logins) AS logins, \
-                 SUM(teacher_deep) AS deep_actions FROM day_school GROUP BY school_id), \
-             base AS (SELECT s.school_id, s.name, s.county_code, s.county_name, s.category, \
-                 COALESCE(uc.users, 0) AS users, COALESCE(uc.teachers, 0) AS teachers, \
-                 COALESCE(tp.points_total, 0) AS points_total, \
-                 COALESCE(tp.active_teachers, 0) AS active_teachers, \
-                 COALESCE(act.user_days, 0) AS user_days, COALESCE(act.logins, 0) AS logins, \
-                 COALESCE(act.deep_actions, 0) AS deep_actions, \
-                 COALESCE(rg.registered, 0) AS registered_students, s.student_base \
-               FROM schools s \
-               LEFT JOIN uc ON uc.school_id = s.school_id \
-               LEFT JOIN tp ON tp.school_id = s.school_id \
-               LEFT JOIN act ON act.school_id = s.school_id \
-               LEFT JOIN registered rg ON rg.school_id = s.school_id), \
-             m AS (SELECT *, \
-                 CASE WHEN teachers > 0 THEN CAST(points_total AS DOUBLE) / CAST(teachers AS DOUBLE) END AS avg_points, \
-                 CASE WHEN teachers > 0 THEN CAST(active_teachers AS DOUBLE) / CAST(teachers AS DOUBLE) END AS active_ratio, \
-                 CASE WHEN users > 0 THEN CAST(user_days AS DOUBLE) / (CAST(users AS DOUBLE) * {dd}) END AS daily_active_rate, \
-                 CASE WHEN category = 'demo' THEN {DEMO_TARGET_RATE:?} ELSE {REGULAR_TARGET_RATE:?} END AS target_rate, \
-                 CAST(logins AS DOUBLE) / {dd} AS avg_daily_logins, \
-                 CASE WHEN teachers > 0 THEN CAST(deep_actions AS DOUBLE) / CAST(teachers AS DOUBLE) END AS deep_index, \
-                 CASE WHEN student_base > 0 THEN \
-                   CASE WHEN registered_students >= student_base THEN 1.0 \
-                   ELSE CAST(registered_students AS DOUBLE) / CAST(student_base AS DOUBLE) END \
-                 END AS registration_rate \
-               FROM base) \
-             SELECT *, daily_active_rate - target_rate AS rate_gap, \
-               RANK() OVER (PARTITION BY county_code ORDER BY avg_points DESC NULLS LAST) AS rank_points, \
-               RANK() OVER (PARTITION BY county_code ORDER BY daily_active_rate DESC NULLS LAST) AS rank_active_rate \
-             FROM m ORDER BY school_id",
-            dd = format!("{:?}", f64::from(days_in_month)),
-        ),
-    )
-    .await?;
-    let school_monthly = conform(&school, &school_monthly_schema())?;
-    let schools = school_facts(&school)?;
-
-    Ok(MonthResult {
-        teacher_monthly,
-        school_monthly,
-        teachers,
-        schools,
-        days,
-    })
+    Ok(())
 }
 
 /// Runs `sql`, registers its result as the in-memory table `name` (with the

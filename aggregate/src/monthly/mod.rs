@@ -60,20 +60,25 @@ pub async fn run(opts: &MonthlyOptions) -> Result<MonthlySummary> {
     tracing::debug!(phase = "rosters", elapsed = ?t0.elapsed(), "monthly");
     let ctx = lake::session();
     lake::register(&ctx, lake_dir, &rosters).await?;
-    if let Some(dup) = compute::duplicate_user(&ctx).await? {
+    // the input checks run beside the computation; their verdict comes first
+    let (dup, has_data, result) = tokio::join!(
+        compute::duplicate_user(&ctx),
+        compute::month_has_data(&ctx, opts.month),
+        compute(&ctx, opts.month, &opts.rules),
+    );
+    if let Some(dup) = dup? {
         return Err(AggregateError::Roster(format!(
             "{}: user_id {dup} appears more than once",
             rosters.users_file.display()
         )));
     }
-    if !compute::month_has_data(&ctx, opts.month).await? {
+    if !has_data? {
         return Err(AggregateError::NoData {
             month: opts.month.to_string(),
             lake: lake_dir.clone(),
         });
     }
-    tracing::debug!(phase = "checks", elapsed = ?t0.elapsed(), "monthly");
-    let result = compute(&ctx, opts.month, &opts.rules).await?;
+    let result = result?;
     tracing::debug!(phase = "compute", elapsed = ?t0.elapsed(), "monthly");
     let report_opts = ReportOptions {
         month: opts.month,
