@@ -174,11 +174,16 @@ def analyst_queries(con, lake: str, month: str) -> list:
     teacher_days = ("SELECT day, rule, SUM(points) AS points FROM {ds} "
                     f"WHERE user_id = '{teacher}' AND day BETWEEN DATE '{first}' AND DATE '{last}' "
                     "GROUP BY day, rule ORDER BY day, rule")
-    mine = {"sm": "school_monthly", "ds": "daily_scores", "sc": "schools"}
-    theirs = {"sm": sm, "ds": ds, "sc": sc}
-    return [(name, q.format(**mine).replace("{ds} d", "daily_totals d"), q.format(**theirs))
+    # the view daily_totals (deltas summed per key) and its DuckDB equivalent
+    totals = ("(SELECT day, user_id, school_id, rule, SUM(points) AS points, SUM(events) AS events "
+              "FROM {ds} GROUP BY day, user_id, school_id, rule)")
+    mine = {"sm": "school_monthly", "ds": "daily_scores", "sc": "schools", "dt": "daily_totals"}
+    theirs = {"sm": sm, "ds": ds, "sc": sc, "dt": totals.format(ds=ds)}
+    top_view = top_totals.replace("{ds} d", "{dt} d")
+    return [(name, q.format(**mine), q.format(**theirs))
             for name, q in [("county top 10 schools (school_monthly)", top_monthly),
-                            ("county top 10 schools (daily_totals + roster)", top_totals),
+                            ("county top 10 schools (daily_scores + roster)", top_totals),
+                            ("county top 10 schools (daily_totals view + roster)", top_view),
                             ("one teacher's days", teacher_days)]]
 
 

@@ -34,7 +34,7 @@ async fn registers_every_table() {
             | events          | BASE TABLE |
             | rejected        | BASE TABLE |
             | school_monthly  | BASE TABLE |
-            | schools         | VIEW       |
+            | schools         | BASE TABLE |
             | teacher_monthly | BASE TABLE |
             | users           | VIEW       |
             +-----------------+------------+"

@@ -3,8 +3,10 @@
 //! Each roster is exposed as a view with a fixed column list (see
 //! [`super::schemas::SCHOOLS`] and [`super::schemas::USERS`]): ids are
 //! strings whatever the file holds, a missing optional column is null, and
-//! columns the file has beyond those come after them. The file is read
-//! lazily at each query, like the Parquet tables.
+//! columns the file has beyond those come after them. `users` is read lazily
+//! at each query, like the Parquet tables; `schools` (thousands of rows even
+//! for a province) is read once at registration into memory, so the planner
+//! knows it is small and builds joins with the big tables on it.
 
 use std::fs::File;
 use std::io::BufReader;
@@ -47,8 +49,24 @@ pub(crate) async fn register_roster(
     } else {
         Arc::new(MemTable::try_new(roster_schema(columns), vec![vec![]])?)
     };
+    let provider = if name == "schools" {
+        in_memory(ctx, provider).await?
+    } else {
+        provider
+    };
     ctx.register_table(name, provider)?;
     Ok(())
+}
+
+/// The rows of `provider` read now into a table in memory (which gives the
+/// planner its exact size).
+async fn in_memory(
+    ctx: &SessionContext,
+    provider: Arc<dyn TableProvider>,
+) -> Result<Arc<dyn TableProvider>, QueryError> {
+    let schema = provider.schema();
+    let batches = ctx.read_table(provider)?.collect().await?;
+    Ok(Arc::new(MemTable::try_new(schema, vec![batches])?))
 }
 
 fn lake_err(path: &Path, message: impl std::fmt::Display) -> QueryError {
