@@ -43,11 +43,21 @@ pub fn session() -> SessionContext {
 /// absent: an absent table is registered empty) and the rosters as `schools`
 /// and `users`.
 pub async fn register(ctx: &SessionContext, lake: &Path, rosters: &Rosters) -> Result<()> {
+    register_day_tables(ctx, lake).await?;
+    register_rosters(ctx, rosters)
+}
+
+/// Registers `daily_scores` and `daily_activity` of `lake` (each possibly
+/// absent: an absent table is registered empty).
+pub async fn register_day_tables(ctx: &SessionContext, lake: &Path) -> Result<()> {
     register_day_table(ctx, lake, "daily_scores", daily_scores_file_schema()).await?;
-    register_day_table(ctx, lake, "daily_activity", daily_activity_file_schema()).await?;
+    register_day_table(ctx, lake, "daily_activity", daily_activity_file_schema()).await
+}
+
+/// Registers the rosters as `schools` and `users`.
+pub fn register_rosters(ctx: &SessionContext, rosters: &Rosters) -> Result<()> {
     register_batch(ctx, "schools", rosters.schools.clone())?;
-    register_batch(ctx, "users", rosters.users.clone())?;
-    Ok(())
+    register_batch(ctx, "users", rosters.users.clone())
 }
 
 /// Registers `LAKE/<table>/day=…/*.parquet` with the partition column `day`

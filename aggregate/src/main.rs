@@ -101,6 +101,15 @@ fn one_line(s: &str) -> String {
 }
 
 fn try_main(cli: Cli) -> anyhow::Result<()> {
+    // RUST_LOG=huoyue_aggregate=debug shows the phases and their times; quiet
+    // otherwise (warnings only)
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

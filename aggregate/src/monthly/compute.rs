@@ -110,20 +110,55 @@ pub async fn month_has_data(ctx: &SessionContext, month: Month) -> Result<bool> 
 /// id in `rules` (in that order). The context must have `daily_scores`,
 /// `daily_activity`, `schools` and `users` registered (see [`crate::lake`]).
 pub async fn compute(ctx: &SessionContext, month: Month, rules: &[String]) -> Result<MonthResult> {
-    let days_in_month = month.days();
+    let started = start(ctx, month);
+    finish(ctx, month, rules, started).await
+}
 
-    // Steps 1-6 are four independent chains over different inputs: they run
-    // at once, each on its own task (planning a query is CPU work too).
+/// The chains that need only `daily_scores` and `daily_activity`, running.
+pub struct Started {
+    ytd: tokio::task::JoinHandle<Result<()>>,
+    days: tokio::task::JoinHandle<Result<Vec<DayFacts>>>,
+    registered: tokio::task::JoinHandle<Result<()>>,
+}
+
+impl Started {
+    /// Stops the chains (when the job fails before it needs them).
+    pub fn abort(&self) {
+        self.ytd.abort();
+        self.days.abort();
+        self.registered.abort();
+    }
+}
+
+/// Starts the chains that need only the lake's daily tables (steps 3, 5 and
+/// 6), each on a task of its own, so that they run while the rosters load.
+pub fn start(ctx: &SessionContext, month: Month) -> Started {
+    Started {
+        ytd: tokio::spawn(year_to_date(ctx.clone(), month)),
+        days: tokio::spawn(day_facts(ctx.clone(), month)),
+        registered: tokio::spawn(registered(ctx.clone(), month)),
+    }
+}
+
+/// Completes what [`start`] began: the teacher chain (steps 1, 2 and 4, which
+/// need the rosters registered), then both tables.
+pub async fn finish(
+    ctx: &SessionContext,
+    month: Month,
+    rules: &[String],
+    started: Started,
+) -> Result<MonthResult> {
+    let days_in_month = month.days();
     let (teacher_rows, ytd, days, registered) = tokio::join!(
         spawned(teacher_inputs(ctx.clone(), month, rules.to_vec())),
-        spawned(year_to_date(ctx.clone(), month)),
-        spawned(day_facts(ctx.clone(), month)),
-        spawned(registered(ctx.clone(), month)),
+        started.ytd,
+        started.days,
+        started.registered,
     );
     teacher_rows?;
-    ytd?;
-    registered?;
-    let days = days?;
+    joined(ytd)?;
+    joined(registered)?;
+    let days = joined(days)?;
 
     // 7. teacher_monthly.
     let rule_cols: String = rules
@@ -214,13 +249,16 @@ pub async fn compute(ctx: &SessionContext, month: Month, rules: &[String]) -> Re
     })
 }
 
+/// The result of a task running a step.
+fn joined<T>(r: std::result::Result<Result<T>, tokio::task::JoinError>) -> Result<T> {
+    r.map_err(|e| AggregateError::Internal(format!("monthly query task: {e}")))?
+}
+
 /// Runs `f` on a task of its own.
 async fn spawned<T: Send + 'static>(
     f: impl std::future::Future<Output = Result<T>> + Send + 'static,
 ) -> Result<T> {
-    tokio::spawn(f)
-        .await
-        .map_err(|e| AggregateError::Internal(format!("monthly query task: {e}")))?
+    joined(tokio::spawn(f).await)
 }
 
 /// Steps 1, 2 and 4: month points per user and rule (`month_scores`), the

@@ -56,15 +56,30 @@ pub async fn run(opts: &MonthlyOptions) -> Result<MonthlySummary> {
         return Err(AggregateError::LakeNotFound(lake_dir.clone()));
     }
     let t0 = std::time::Instant::now();
-    let rosters = roster::load(lake_dir)?;
-    tracing::debug!(phase = "rosters", elapsed = ?t0.elapsed(), "monthly");
     let ctx = lake::session();
-    lake::register(&ctx, lake_dir, &rosters).await?;
+    lake::register_day_tables(&ctx, lake_dir).await?;
+    // the queries that need no roster run while the rosters load
+    let started = compute::start(&ctx, opts.month);
+    let rosters = {
+        let dir = lake_dir.clone();
+        tokio::task::spawn_blocking(move || roster::load(&dir))
+            .await
+            .map_err(|e| AggregateError::Internal(format!("roster task: {e}")))?
+    };
+    let rosters = match rosters {
+        Ok(r) => r,
+        Err(e) => {
+            started.abort();
+            return Err(e);
+        }
+    };
+    tracing::debug!(phase = "rosters", elapsed = ?t0.elapsed(), "monthly");
+    lake::register_rosters(&ctx, &rosters)?;
     // the input checks run beside the computation; their verdict comes first
     let (dup, has_data, result) = tokio::join!(
         compute::duplicate_user(&ctx),
         compute::month_has_data(&ctx, opts.month),
-        compute(&ctx, opts.month, &opts.rules),
+        compute::finish(&ctx, opts.month, &opts.rules, started),
     );
     if let Some(dup) = dup? {
         return Err(AggregateError::Roster(format!(
