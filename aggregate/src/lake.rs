@@ -81,6 +81,17 @@ pub async fn register_day_table(
         ctx.register_table(table, Arc::new(MemTable::try_new(schema, vec![vec![]])?))?;
         return Ok(());
     }
+    // strings are read as views (no copy out of the pages; faster grouping)
+    let file_schema = Arc::new(Schema::new(
+        file_schema
+            .fields()
+            .iter()
+            .map(|f| match f.data_type() {
+                DataType::Utf8 => f.as_ref().clone().with_data_type(DataType::Utf8View),
+                _ => f.as_ref().clone(),
+            })
+            .collect::<Vec<Field>>(),
+    ));
     let url = ListingTableUrl::parse(dir_url(&dir)?)?;
     let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
         .with_file_extension(".parquet")
