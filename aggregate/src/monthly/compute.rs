@@ -81,10 +81,15 @@ async fn count(ctx: &SessionContext, sql: &str) -> Result<i64> {
 /// this many (day, school, user) keys stays around a gigabyte.
 const DAY_ROWS_PER_QUERY: i64 = 20_000_000;
 
-/// Days per query for a month of `rows` `daily_activity` rows over `days` days.
+/// Days per query for a month of `rows` `daily_activity` rows over `days`
+/// days: as many as keep a query under [`DAY_ROWS_PER_QUERY`], evened out
+/// over the queries that takes (two spans of 15 days, not 29 and 1).
 fn days_per_query(rows: i64, days: u32) -> u32 {
-    let per_day = (rows / i64::from(days.max(1))).max(1);
-    (DAY_ROWS_PER_QUERY / per_day).clamp(1, i64::from(days.max(1))) as u32
+    let days = days.max(1);
+    let per_day = (rows / i64::from(days)).max(1);
+    let most = (DAY_ROWS_PER_QUERY / per_day).clamp(1, i64::from(days)) as u32;
+    let queries = days.div_ceil(most);
+    days.div_ceil(queries)
 }
 
 async fn has_rows(ctx: &SessionContext, sql: &str) -> Result<bool> {
@@ -634,6 +639,9 @@ mod span_tests {
         assert_eq!(days_per_query(735_444, 30), 30);
         // ~150M rows a month: 5M a day, four days a query
         assert_eq!(days_per_query(150_000_000, 30), 4);
+        // 29 days would fit a query: two queries of 15, not 29 and 1
+        assert_eq!(days_per_query(20_038_170, 30), 15);
+        assert_eq!(days_per_query(20_038_170, 31), 16);
         // a day larger than the budget still runs, alone
         assert_eq!(days_per_query(3_000_000_000, 30), 1);
     }
