@@ -40,14 +40,6 @@ pub fn session() -> SessionContext {
 }
 
 /// Registers `daily_scores` and `daily_activity` of `lake` (each possibly
-/// absent: an absent table is registered empty) and the rosters as `schools`
-/// and `users`.
-pub async fn register(ctx: &SessionContext, lake: &Path, rosters: &Rosters) -> Result<()> {
-    register_day_tables(ctx, lake).await?;
-    register_rosters(ctx, rosters)
-}
-
-/// Registers `daily_scores` and `daily_activity` of `lake` (each possibly
 /// absent: an absent table is registered empty).
 pub async fn register_day_tables(ctx: &SessionContext, lake: &Path) -> Result<()> {
     register_day_table(ctx, lake, "daily_scores", daily_scores_file_schema()).await?;

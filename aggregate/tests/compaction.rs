@@ -369,8 +369,7 @@ fn ingest_conformance(lake: &Path, chunk_bytes: usize, flush_rows: usize) {
     use huoyue_ingest::pipeline::Pipeline;
     use huoyue_ingest::pipeline::file::{FileOptions, run_file};
     use huoyue_schemas::{DEFAULT_PROFILE, Profile};
-    let events =
-        fs::read(Path::new(&manifest_dir()).join("../testdata/conformance/events.ndjson")).unwrap();
+    let events = fs::read(manifest_dir().join("../testdata/conformance/events.ndjson")).unwrap();
     let profile = Profile::builtin(DEFAULT_PROFILE).unwrap();
     let mut pipeline = Pipeline::new(
         Engine::new(&profile, EngineConfig::default()),
@@ -500,10 +499,4 @@ fn compaction_races_a_running_file_ingest() {
             }
         }
     }
-}
-
-/// This package's folder, as `cargo test` gives it when the test runs (not
-/// when it was compiled: a reused build may come from another checkout).
-fn manifest_dir() -> std::ffi::OsString {
-    std::env::var_os("CARGO_MANIFEST_DIR").expect("run by cargo test: CARGO_MANIFEST_DIR")
 }

@@ -19,7 +19,7 @@ use common::*;
 use serde_json::Value;
 
 fn conformance_dir() -> PathBuf {
-    Path::new(&manifest_dir()).join("../testdata/conformance")
+    manifest_dir().join("../testdata/conformance")
 }
 
 // --- time ---------------------------------------------------------------------
@@ -562,7 +562,7 @@ fn monthly_tables_match_the_independent_implementation() {
     // The report of the conformance county, against the checked-in snapshot
     // (UPDATE_SNAPSHOTS=1 rewrites it).
     let md = std::fs::read_to_string(lake.join("reports/2026-09/331081/report.md")).unwrap();
-    let snapshot = Path::new(&manifest_dir()).join("tests/snapshots/conformance_331081_report.md");
+    let snapshot = manifest_dir().join("tests/snapshots/conformance_331081_report.md");
     if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
         std::fs::write(&snapshot, &md).unwrap();
     }
@@ -578,7 +578,7 @@ fn monthly_tables_match_the_independent_implementation() {
     );
     let province =
         std::fs::read_to_string(lake.join("reports/2026-09/province/report.md")).unwrap();
-    let psnap = Path::new(&manifest_dir()).join("tests/snapshots/conformance_province_report.md");
+    let psnap = manifest_dir().join("tests/snapshots/conformance_province_report.md");
     if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
         std::fs::write(&psnap, &province).unwrap();
     }
@@ -592,10 +592,4 @@ fn monthly_tables_match_the_independent_implementation() {
         assert!(has(&format!("xl/worksheets/sheet{n}.xml")), "sheet {n}");
     }
     assert!(!has("xl/worksheets/sheet7.xml"), "exactly six sheets");
-}
-
-/// This package's folder, as `cargo test` gives it when the test runs (not
-/// when it was compiled: a reused build may come from another checkout).
-fn manifest_dir() -> std::ffi::OsString {
-    std::env::var_os("CARGO_MANIFEST_DIR").expect("run by cargo test: CARGO_MANIFEST_DIR")
 }

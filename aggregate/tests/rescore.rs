@@ -23,13 +23,13 @@ use huoyue_ingest::pipeline::file::{FileOptions, run_file};
 use huoyue_schemas::{DEFAULT_PROFILE, Profile};
 use indicatif::ProgressBar;
 
-use common::run_bin;
+use common::{manifest_dir, run_bin};
 
 /// (day, user_id, rule) → (points, events), summed over the delta rows.
 type Sums = BTreeMap<(String, String, String), (i64, i64)>;
 
 fn conformance_events() -> Vec<u8> {
-    fs::read(Path::new(&manifest_dir()).join("../testdata/conformance/events.ndjson")).unwrap()
+    fs::read(manifest_dir().join("../testdata/conformance/events.ndjson")).unwrap()
 }
 
 /// Runs the ingest's file mode over `ndjson` into `lake`, with small chunks
@@ -168,7 +168,7 @@ fn tree(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
 /// The conformance case's expected scores of September (non-zero sums).
 fn expected_september() -> BTreeMap<(String, String, String), i64> {
     let text = fs::read_to_string(
-        Path::new(&manifest_dir()).join("../testdata/conformance/expected_daily_scores.csv"),
+        manifest_dir().join("../testdata/conformance/expected_daily_scores.csv"),
     )
     .unwrap();
     text.lines()
@@ -448,10 +448,4 @@ fn rescore_input_errors_are_one_line_and_write_nothing() {
     assert!(ok, "{err}");
     assert!(out.starts_with("rescore 2026-09: "), "{out}");
     assert!(out.contains("30 day partitions replaced"), "{out}");
-}
-
-/// This package's folder, as `cargo test` gives it when the test runs (not
-/// when it was compiled: a reused build may come from another checkout).
-fn manifest_dir() -> std::ffi::OsString {
-    std::env::var_os("CARGO_MANIFEST_DIR").expect("run by cargo test: CARGO_MANIFEST_DIR")
 }

@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::{Command, Output};
 
 use common::*;
@@ -36,7 +35,7 @@ fn conformance_through_the_binary_read_back_by_duckdb() {
     assert_eq!(summary.lines().count(), 1);
 
     let check = Command::new("python3")
-        .arg(Path::new(&manifest_dir()).join("../scripts/lake_check.py"))
+        .arg(manifest_dir().join("../scripts/lake_check.py"))
         .arg(lake_s)
         .output()
         .expect("python3 runs");
@@ -227,10 +226,4 @@ fn bad_flags_and_setups_get_one_line() {
     if !writable_anyway {
         assert!(stderr_line(&o).contains("not writable"));
     }
-}
-
-/// This package's folder, as `cargo test` gives it when the test runs (not
-/// when it was compiled: a reused build may come from another checkout).
-fn manifest_dir() -> std::ffi::OsString {
-    std::env::var_os("CARGO_MANIFEST_DIR").expect("run by cargo test: CARGO_MANIFEST_DIR")
 }

@@ -16,7 +16,7 @@ use huoyue_ingest::pipeline::file::{FileOptions, run_file};
 use huoyue_schemas::profile::Profile;
 
 pub fn conformance() -> PathBuf {
-    Path::new(&manifest_dir()).join("../testdata/conformance")
+    manifest_dir().join("../testdata/conformance")
 }
 
 /// Runs a file through the library pipeline into `lake`.
@@ -152,6 +152,8 @@ pub fn assert_scores_eq(
 
 /// This package's folder, as `cargo test` gives it when the test runs (not
 /// when it was compiled: a reused build may come from another checkout).
-fn manifest_dir() -> std::ffi::OsString {
-    std::env::var_os("CARGO_MANIFEST_DIR").expect("run by cargo test: CARGO_MANIFEST_DIR")
+pub fn manifest_dir() -> PathBuf {
+    PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").expect("run by cargo test: CARGO_MANIFEST_DIR"),
+    )
 }

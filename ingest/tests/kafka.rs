@@ -117,6 +117,18 @@ fn reasons(rows: &[RejectedRow]) -> BTreeMap<String, usize> {
 
 /// A lake written by Kafka mode has the file-mode lake's sums, events and
 /// rejections, and no message twice.
+/// Waits until the checkpoints of group `g` hold `messages` messages of `TOPIC`.
+fn caught_up(lake: &Path, messages: usize, within: Duration, logs: &dyn Fn() -> String) {
+    wait_caught_up(lake, "g", TOPIC, messages, within, logs);
+}
+
+/// The lake the service wrote equals file mode's for the same input.
+fn assert_same_as_file_mode(lake: &Path, input: &Path) {
+    let reference = tempfile::tempdir().unwrap();
+    file_mode(reference.path(), input, 400);
+    assert_same_lake(lake, reference.path());
+}
+
 fn assert_same_lake(kafka: &Path, reference: &Path) {
     assert_scores_eq(&score_sums(kafka), &score_sums(reference));
     let got = event_rows(kafka);
@@ -157,14 +169,7 @@ fn conformance_case_through_kafka() {
     };
     let svc = Service::start(&args, &log);
     let logs = || std::fs::read_to_string(&log).unwrap_or_default();
-    wait_caught_up(
-        lake.path(),
-        "g",
-        TOPIC,
-        messages.len(),
-        Duration::from_secs(90),
-        &logs,
-    );
+    caught_up(lake.path(), messages.len(), Duration::from_secs(90), &logs);
     let status = svc.terminate(Duration::from_secs(15));
     assert!(status.success(), "exit {status:?}: {}", logs());
 
@@ -237,14 +242,7 @@ fn poison_messages_go_to_rejected_and_the_dlq_and_the_partition_flows() {
     };
     let svc = Service::start(&args, &log);
     let logs = || std::fs::read_to_string(&log).unwrap_or_default();
-    wait_caught_up(
-        lake.path(),
-        "g",
-        TOPIC,
-        msgs.len(),
-        Duration::from_secs(60),
-        &logs,
-    );
+    caught_up(lake.path(), msgs.len(), Duration::from_secs(60), &logs);
     assert!(
         svc.terminate(Duration::from_secs(15)).success(),
         "{}",
@@ -373,14 +371,7 @@ fn sigkill_at_random_moments_loses_and_doubles_nothing() {
     }
     producer.join().unwrap();
     let svc = Service::start(&args, &log);
-    wait_caught_up(
-        lake.path(),
-        "g",
-        TOPIC,
-        total,
-        Duration::from_secs(90),
-        &logs,
-    );
+    caught_up(lake.path(), total, Duration::from_secs(90), &logs);
     assert!(
         svc.terminate(Duration::from_secs(15)).success(),
         "{}",
@@ -392,9 +383,7 @@ fn sigkill_at_random_moments_loses_and_doubles_nothing() {
         logs()
     );
 
-    let reference = tempfile::tempdir().unwrap();
-    file_mode(reference.path(), &input, 400);
-    assert_same_lake(lake.path(), reference.path());
+    assert_same_as_file_mode(lake.path(), &input);
 }
 
 #[test]
@@ -423,14 +412,7 @@ fn a_broker_outage_mid_run_loses_and_doubles_nothing() {
         ],
     };
     let mut svc = Service::start(&args, &log);
-    wait_caught_up(
-        lake.path(),
-        "g",
-        TOPIC,
-        first.len(),
-        Duration::from_secs(60),
-        &logs,
-    );
+    caught_up(lake.path(), first.len(), Duration::from_secs(60), &logs);
     broker.pause();
     std::thread::sleep(Duration::from_secs(8));
     assert!(
@@ -440,23 +422,14 @@ fn a_broker_outage_mid_run_loses_and_doubles_nothing() {
     );
     broker.resume();
     broker.produce(TOPIC, second);
-    wait_caught_up(
-        lake.path(),
-        "g",
-        TOPIC,
-        messages.len(),
-        Duration::from_secs(90),
-        &logs,
-    );
+    caught_up(lake.path(), messages.len(), Duration::from_secs(90), &logs);
     assert!(
         svc.terminate(Duration::from_secs(15)).success(),
         "{}",
         logs()
     );
 
-    let reference = tempfile::tempdir().unwrap();
-    file_mode(reference.path(), &input, 400);
-    assert_same_lake(lake.path(), reference.path());
+    assert_same_as_file_mode(lake.path(), &input);
 }
 
 /// The logs of instances A and B in `lake`, for failure messages.
@@ -547,14 +520,7 @@ fn two_instances(partitions: Option<(&str, &str)>) {
     };
     let a = Service::start(&args("a", partitions.map(|p| p.0)), &two.a);
     let b = Service::start(&args("b", partitions.map(|p| p.1)), &two.b);
-    wait_caught_up(
-        lake.path(),
-        "g",
-        TOPIC,
-        total,
-        Duration::from_secs(120),
-        &logs,
-    );
+    caught_up(lake.path(), total, Duration::from_secs(120), &logs);
     // both took part: each holds partitions in its checkpoint
     wait_holdings(
         lake.path(),
@@ -565,14 +531,12 @@ fn two_instances(partitions: Option<(&str, &str)>) {
     assert!(a.terminate(Duration::from_secs(20)).success(), "{}", logs());
     assert!(b.terminate(Duration::from_secs(20)).success(), "{}", logs());
 
-    let reference = tempfile::tempdir().unwrap();
-    file_mode(reference.path(), &input, 400);
     let mut per_partition = BTreeMap::new();
     for r in event_rows(lake.path()) {
         *per_partition.entry(r.1).or_insert(0) += 1;
     }
     eprintln!("events per partition: {per_partition:?}\n{}", logs());
-    assert_same_lake(lake.path(), reference.path());
+    assert_same_as_file_mode(lake.path(), &input);
 }
 
 #[test]
@@ -606,14 +570,7 @@ fn a_member_joining_and_a_member_killed_rebalance_without_loss() {
     };
 
     let a = Service::start(&group_args(lake.path(), &broker, "a", &[]), &two.a);
-    wait_caught_up(
-        lake.path(),
-        "g",
-        TOPIC,
-        first.len(),
-        Duration::from_secs(90),
-        &logs,
-    );
+    caught_up(lake.path(), first.len(), Duration::from_secs(90), &logs);
     wait_for("A alone holds all four partitions", &|h| {
         h.get("a") == Some(&4)
     });
@@ -641,19 +598,10 @@ fn a_member_joining_and_a_member_killed_rebalance_without_loss() {
     wait_for("B took every partition over from the killed A", &|h| {
         h.get("b") == Some(&4)
     });
-    wait_caught_up(
-        lake.path(),
-        "g",
-        TOPIC,
-        total,
-        Duration::from_secs(90),
-        &logs,
-    );
+    caught_up(lake.path(), total, Duration::from_secs(90), &logs);
     assert!(b.terminate(Duration::from_secs(20)).success(), "{}", logs());
 
-    let reference = tempfile::tempdir().unwrap();
-    file_mode(reference.path(), &input, 400);
-    assert_same_lake(lake.path(), reference.path());
+    assert_same_as_file_mode(lake.path(), &input);
 }
 
 #[test]

@@ -6,16 +6,16 @@
 mod broker;
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use broker::{Broker, Service, ServiceArgs, free_port, keyed_lines, wait_caught_up};
-use common::conformance;
+use common::{conformance, manifest_dir};
 use huoyue_ingest::metrics::Metrics;
 
 fn repo() -> PathBuf {
-    Path::new(&manifest_dir()).join("..")
+    manifest_dir().join("..")
 }
 
 fn dashboard() -> PathBuf {
@@ -218,10 +218,4 @@ fn a_real_prometheus_scraping_the_ingest_answers_every_dashboard_query() {
         "{}",
         logs()
     );
-}
-
-/// This package's folder, as `cargo test` gives it when the test runs (not
-/// when it was compiled: a reused build may come from another checkout).
-fn manifest_dir() -> std::ffi::OsString {
-    std::env::var_os("CARGO_MANIFEST_DIR").expect("run by cargo test: CARGO_MANIFEST_DIR")
 }

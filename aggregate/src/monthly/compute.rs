@@ -111,14 +111,6 @@ pub async fn month_has_data(ctx: &SessionContext, month: Month) -> Result<bool> 
     Ok(false)
 }
 
-/// Computes both tables for `month`, with one `points_<rule>` column per rule
-/// id in `rules` (in that order). The context must have `daily_scores`,
-/// `daily_activity`, `schools` and `users` registered (see [`crate::lake`]).
-pub async fn compute(ctx: &SessionContext, month: Month, rules: &[String]) -> Result<MonthResult> {
-    let started = start(ctx, month);
-    finish(ctx, month, rules, started).await
-}
-
 /// The chains that need only `daily_scores` and `daily_activity`, running.
 pub struct Started {
     ytd: tokio::task::JoinHandle<Result<()>>,
@@ -146,7 +138,8 @@ pub fn start(ctx: &SessionContext, month: Month) -> Started {
 }
 
 /// Completes what [`start`] began: the teacher chain (steps 1, 2 and 4, which
-/// need the rosters registered), then both tables.
+/// need `schools` and `users` registered), then both tables, with one
+/// `points_<rule>` column per rule id in `rules` (in that order).
 pub async fn finish(
     ctx: &SessionContext,
     month: Month,
@@ -155,12 +148,12 @@ pub async fn finish(
 ) -> Result<MonthResult> {
     let days_in_month = month.days();
     let (teacher_rows, ytd, days, registered) = tokio::join!(
-        spawned(teacher_inputs(ctx.clone(), month, rules.to_vec())),
+        tokio::spawn(teacher_inputs(ctx.clone(), month, rules.to_vec())),
         started.ytd,
         started.days,
         started.registered,
     );
-    teacher_rows?;
+    joined(teacher_rows)?;
     joined(ytd)?;
     joined(registered)?;
     let days = joined(days)?;
@@ -257,13 +250,6 @@ pub async fn finish(
 /// The result of a task running a step.
 fn joined<T>(r: std::result::Result<Result<T>, tokio::task::JoinError>) -> Result<T> {
     r.map_err(|e| AggregateError::Internal(format!("monthly query task: {e}")))?
-}
-
-/// Runs `f` on a task of its own.
-async fn spawned<T: Send + 'static>(
-    f: impl std::future::Future<Output = Result<T>> + Send + 'static,
-) -> Result<T> {
-    joined(tokio::spawn(f).await)
 }
 
 /// Steps 1, 2 and 4: month points per user and rule (`month_scores`), the

@@ -9,7 +9,7 @@ pub(crate) mod write;
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 
-pub use compute::{MonthResult, compute};
+pub use compute::MonthResult;
 
 use crate::error::{AggregateError, IoContext, Result};
 use crate::month::Month;

@@ -444,3 +444,11 @@ pub fn golden_lake(lake: &Path) {
         write_activity(lake, &day, "z", &rows);
     }
 }
+
+/// This package's folder, as `cargo test` gives it when the test runs (not
+/// when it was compiled: a reused build may come from another checkout).
+pub fn manifest_dir() -> PathBuf {
+    PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").expect("run by cargo test: CARGO_MANIFEST_DIR"),
+    )
+}

@@ -57,34 +57,6 @@ pub struct Checkpoint {
     pub engine: Vec<u8>,
 }
 
-/// A checkpoint as layout 1 stored it (the snapshot inside the body).
-#[derive(Serialize, Deserialize)]
-struct CheckpointV1 {
-    format: u32,
-    instance: String,
-    topic: String,
-    seq: u64,
-    written_at: i64,
-    partitions: BTreeMap<i32, Mark>,
-    staged: Vec<(String, String)>,
-    engine: Vec<u8>,
-}
-
-impl From<CheckpointV1> for Checkpoint {
-    fn from(c: CheckpointV1) -> Checkpoint {
-        Checkpoint {
-            format: c.format,
-            instance: c.instance,
-            topic: c.topic,
-            seq: c.seq,
-            written_at: c.written_at,
-            partitions: c.partitions,
-            staged: c.staged,
-            engine: c.engine,
-        }
-    }
-}
-
 /// A checkpoint file that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
@@ -158,16 +130,14 @@ impl Checkpoint {
         if xxhash_rust::xxh3::xxh3_64(rest) != sum {
             return Err(corrupt("checksum mismatch"));
         }
-        let (body, engine) = rest.split_at(len);
-        let c: Checkpoint = if layout_1 {
-            postcard::from_bytes::<CheckpointV1>(body)
-                .map_err(|e| corrupt(&e.to_string()))?
-                .into()
+        // the body's fields, then the snapshot: in layout 1 postcard-encoded
+        // as the body's last field, in layout 2 as raw bytes
+        let (mut c, tail): (Checkpoint, &[u8]) =
+            postcard::take_from_bytes(rest).map_err(|e| corrupt(&e.to_string()))?;
+        c.engine = if layout_1 {
+            postcard::from_bytes(tail).map_err(|e| corrupt(&e.to_string()))?
         } else {
-            let mut c: Checkpoint =
-                postcard::from_bytes(body).map_err(|e| corrupt(&e.to_string()))?;
-            c.engine = engine.to_vec();
-            c
+            tail.to_vec()
         };
         if c.format != FORMAT {
             return Err(corrupt(&format!("unknown format {}", c.format)));
@@ -318,23 +288,20 @@ mod tests {
     #[test]
     fn a_layout_1_checkpoint_still_loads() {
         let dir = tempfile::tempdir().unwrap();
-        let old = CheckpointV1 {
-            format: FORMAT,
-            instance: "a".into(),
-            topic: "events".into(),
-            seq: 7,
-            written_at: 1,
-            partitions: BTreeMap::from([(
-                0,
-                Mark {
-                    offset: 9,
-                    generation: 1,
-                },
-            )]),
-            staged: vec![("s".into(), "d".into())],
-            engine: vec![4, 5, 6],
-        };
-        let body = postcard::to_stdvec(&old).unwrap();
+        let mut old = Checkpoint::new("a", "events");
+        old.seq = 7;
+        old.written_at = 1;
+        old.partitions.insert(
+            0,
+            Mark {
+                offset: 9,
+                generation: 1,
+            },
+        );
+        old.staged = vec![("s".into(), "d".into())];
+        // layout 1: one postcard body whose last field is the snapshot
+        let mut body = postcard::to_stdvec(&old).unwrap();
+        body.extend(postcard::to_stdvec(&vec![4u8, 5, 6]).unwrap());
         let mut bytes = MAGIC_1.to_vec();
         bytes.extend_from_slice(&(body.len() as u64).to_le_bytes());
         bytes.extend_from_slice(&xxhash_rust::xxh3::xxh3_64(&body).to_le_bytes());

@@ -3,14 +3,18 @@
 //! ends in a checkpoint (see [`checkpoint`]) that makes the flush's files
 //! visible together with the offsets and the engine state that produced them.
 //!
-//! One thread runs the consumer, the engine and the checkpoints; the lake
-//! writer encodes on its own threads, and the dead-letter producer sends from
+//! The poll thread owns the consumer and hands batches of messages to the
+//! scoring thread, which decodes them (one thread per core), scores them and
+//! checkpoints; the lake writer encodes on its own threads, a checkpoint
+//! thread stores each checkpoint, and the dead-letter producer sends from
 //! librdkafka's. A checkpoint is pipelined: the flush hands its rows to the
 //! encoders and takes the engine snapshot and offsets at once, reading and
 //! scoring go on while the files are encoded, and the checkpoint is stored
 //! (and the files published) once they are durable. At most one checkpoint is
-//! in flight; a revocation or a shutdown waits for it. Rebalances run inside `poll`, on the same thread: a revoked
-//! partition is flushed and checkpointed before it is released; an assigned
+//! in flight; a revocation or a shutdown waits for it. Rebalances run inside
+//! `poll`, on the poll thread, under the lock the scoring thread holds while
+//! it works: a revoked partition is flushed and checkpointed before it is
+//! released, and batches read before the rebalance are dropped; an assigned
 //! partition starts at the offset of the newest checkpoint that holds it, and
 //! if another instance wrote that checkpoint, the users of that partition are
 //! taken over from its engine state ([`Engine::absorb`]).
@@ -40,6 +44,7 @@ use huoyue_schemas::profile::Profile;
 use crate::engine::{Engine, EngineConfig};
 use crate::lake_writer::{LakeWriter, WrittenFile};
 use crate::metrics::{Metrics, files_by_table};
+use crate::pipeline::decode::append_spans;
 use crate::pipeline::file::now_micros;
 use crate::pipeline::{Counts, DecodedChunk, Pipeline, Span, decode_chunk, sub_chunk};
 use checkpoint::{Checkpoint, Mark};
@@ -133,6 +138,11 @@ impl Pending {
     fn clear(&mut self) {
         self.data.clear();
         self.spans.clear();
+    }
+
+    /// Appends the messages of `other` (one copy per batch).
+    fn append(&mut self, other: &Pending) {
+        append_spans(&other.data, &other.spans, &mut self.data, &mut self.spans);
     }
 }
 
@@ -804,7 +814,7 @@ fn score_batches(
     batches: std::sync::mpsc::Receiver<(u64, Pending)>,
     recycle: std::sync::mpsc::Sender<Pending>,
 ) -> Result<(), ServiceError> {
-    for (epoch, batch) in batches {
+    for (epoch, mut batch) in batches {
         let mut guard = consumer.context().service.lock().expect("service");
         let svc = guard.as_mut().expect("service present while running");
         if let Some(e) = svc.failed.take() {
@@ -814,23 +824,16 @@ fn score_batches(
         // are read again from the checkpoint (checked under the lock the
         // rebalance callback takes)
         if epoch == consumer.context().rebalances.load(Ordering::SeqCst) {
-            for s in &batch.spans {
-                let (Some(p), Some(o)) = (s.partition, s.offset) else {
-                    continue;
-                };
-                // a message before the partition's position was scored already
-                if svc.positions.get(&p).is_none_or(|m| o < m.offset) {
-                    continue;
-                }
-                let start = svc.pending.data.len();
-                svc.pending
-                    .data
-                    .extend_from_slice(&batch.data[s.start..s.end]);
-                svc.pending.spans.push(Span {
-                    start,
-                    end: svc.pending.data.len(),
-                    ..*s
-                });
+            // a message before the partition's position was scored already
+            batch.spans.retain(|s| match (s.partition, s.offset) {
+                (Some(p), Some(o)) => svc.positions.get(&p).is_some_and(|m| o >= m.offset),
+                _ => false,
+            });
+            if svc.pending.spans.is_empty() {
+                // the whole batch becomes the pending one: no copy
+                std::mem::swap(&mut svc.pending, &mut batch);
+            } else {
+                svc.pending.append(&batch);
             }
         }
         let _ = recycle.send(batch);
@@ -878,6 +881,7 @@ fn decode_parallel(
         .collect()
 }
 
+/// Checks the instance id: it names files and checkpoints.
 pub fn check_instance(id: &str) -> Result<(), ServiceError> {
     if id.is_empty()
         || !id

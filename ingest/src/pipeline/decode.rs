@@ -84,19 +84,25 @@ pub fn decode_chunk(data: Vec<u8>, spans: &[Span], source: String, now: i64) -> 
 /// The bytes of a consecutive run of `spans` of `data`, copied out, with the
 /// spans rebased onto the copy: a part of a chunk that decodes on its own.
 pub fn sub_chunk(data: &[u8], spans: &[Span]) -> (Vec<u8>, Vec<Span>) {
+    let (mut bytes, mut rebased) = (Vec::new(), Vec::with_capacity(spans.len()));
+    append_spans(data, spans, &mut bytes, &mut rebased);
+    (bytes, rebased)
+}
+
+/// Appends the bytes of a consecutive run of `spans` of `data` to `out` (one
+/// copy), and the spans, rebased onto where they landed, to `out_spans`.
+pub fn append_spans(data: &[u8], spans: &[Span], out: &mut Vec<u8>, out_spans: &mut Vec<Span>) {
     let (Some(first), Some(last)) = (spans.first(), spans.last()) else {
-        return (Vec::new(), Vec::new());
+        return;
     };
     let (from, to) = (first.start, last.end);
-    let rebased = spans
-        .iter()
-        .map(|sp| Span {
-            start: sp.start - from,
-            end: sp.end - from,
-            ..*sp
-        })
-        .collect();
-    (data[from..to].to_vec(), rebased)
+    let base = out.len();
+    out.extend_from_slice(&data[from..to]);
+    out_spans.extend(spans.iter().map(|sp| Span {
+        start: sp.start - from + base,
+        end: sp.end - from + base,
+        ..*sp
+    }));
 }
 
 /// The spans of the lines of `data` (without their `\n`, nor a `\r` before it).

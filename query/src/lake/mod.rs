@@ -1,6 +1,8 @@
 //! The lake as DataFusion tables: registration and the [`Lake`] handle.
 
 mod rosters;
+
+use rosters::ReadRows;
 pub mod schemas;
 mod tables;
 
@@ -88,8 +90,16 @@ pub async fn register_lake(ctx: &SessionContext, lake: &Path) -> Result<(), Quer
     for table in MONTH_TABLES {
         tables::register_inferred(ctx, &root, table, ("month", DataType::Utf8)).await?;
     }
-    rosters::register_roster(ctx, &root, "schools", schemas::SCHOOLS).await?;
-    rosters::register_roster(ctx, &root, "users", schemas::USERS).await?;
+    // thousands of schools even for a province; millions of users
+    rosters::register_roster(
+        ctx,
+        &root,
+        "schools",
+        schemas::SCHOOLS,
+        ReadRows::AtRegistration,
+    )
+    .await?;
+    rosters::register_roster(ctx, &root, "users", schemas::USERS, ReadRows::AtEachQuery).await?;
     let daily_totals = ctx.sql(DAILY_TOTALS_SQL).await?.into_view();
     ctx.register_table("daily_totals", daily_totals)?;
     Ok(())

@@ -28,6 +28,16 @@ use datafusion::prelude::SessionContext;
 use super::schemas::{RosterColumn, roster_schema};
 use crate::error::QueryError;
 
+/// When a roster's rows are read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ReadRows {
+    /// Once, at registration, into memory: the planner then knows the
+    /// table's size (joins are built on the small side).
+    AtRegistration,
+    /// At each query, like the Parquet tables (a roster too big to hold).
+    AtEachQuery,
+}
+
 /// Register the roster `name` (`schools` or `users`) from
 /// `dims/<name>.parquet` if present, else `dims/<name>.csv`, else as an empty
 /// table with the declared columns.
@@ -36,6 +46,7 @@ pub(crate) async fn register_roster(
     root: &str,
     name: &str,
     columns: &[RosterColumn],
+    read: ReadRows,
 ) -> Result<(), QueryError> {
     let dims = Path::new(root).join("dims");
     let parquet = dims.join(format!("{name}.parquet"));
@@ -49,10 +60,9 @@ pub(crate) async fn register_roster(
     } else {
         Arc::new(MemTable::try_new(roster_schema(columns), vec![vec![]])?)
     };
-    let provider = if name == "schools" {
-        in_memory(ctx, provider).await?
-    } else {
-        provider
+    let provider = match read {
+        ReadRows::AtRegistration => in_memory(ctx, provider).await?,
+        ReadRows::AtEachQuery => provider,
     };
     ctx.register_table(name, provider)?;
     Ok(())

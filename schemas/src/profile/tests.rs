@@ -23,7 +23,9 @@ fn builtin_zhejiang_parses() {
 
 #[test]
 fn every_shipped_profile_parses() {
-    let dir = std::path::Path::new(&manifest_dir()).join("profiles");
+    let dir =
+        std::path::Path::new(&std::env::var_os("CARGO_MANIFEST_DIR").expect("run by cargo test"))
+            .join("profiles");
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         let p = Profile::load(path.to_str().unwrap()).unwrap();
@@ -106,10 +108,4 @@ items = ["a", "b"]
 "#;
     let p = Profile::from_toml(text, "inline").unwrap();
     assert_eq!(p.rules.len(), 2);
-}
-
-/// This package's folder, as `cargo test` gives it when the test runs (not
-/// when it was compiled: a reused build may come from another checkout).
-fn manifest_dir() -> std::ffi::OsString {
-    std::env::var_os("CARGO_MANIFEST_DIR").expect("run by cargo test: CARGO_MANIFEST_DIR")
 }
