@@ -147,7 +147,7 @@ impl DeltaSink for MonthSink {
         sum.events += events;
     }
 
-    fn activity(&mut self, _row: &ActivityRow) {}
+    fn activity(&mut self, _row: &ActivityRow<'_>) {}
 }
 
 /// A (day, user_id, rule).

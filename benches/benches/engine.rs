@@ -18,7 +18,7 @@ impl DeltaSink for Discard {
     fn score(&mut self, _: i32, _: &str, _: &str, _: &str, points: i64, _: i64) {
         self.0 = self.0.wrapping_add(points as u64);
     }
-    fn activity(&mut self, row: &ActivityRow) {
+    fn activity(&mut self, row: &ActivityRow<'_>) {
         self.0 = self.0.wrapping_add(row.events as u64);
     }
 }
@@ -55,9 +55,14 @@ fn run_engine(profile: &Profile, chunks: &[DecodedChunk]) -> Engine {
     let mut sink = Discard(0);
     for c in chunks {
         let rows = EventRows::new(&c.batch).unwrap();
-        for i in 0..rows.len() {
-            black_box(engine.process(&rows.get(i).unwrap()));
-        }
+        engine.process_rows(
+            &rows,
+            &c.ids,
+            |_| -1,
+            |_, _, outcome| {
+                black_box(outcome);
+            },
+        );
         engine.flush(&mut sink);
     }
     black_box(sink.0);

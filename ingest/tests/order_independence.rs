@@ -36,7 +36,7 @@ impl DeltaSink for Sums {
             .entry((day, user.to_owned(), rule.to_owned()))
             .or_default() += points;
     }
-    fn activity(&mut self, r: &ActivityRow) {
+    fn activity(&mut self, r: &ActivityRow<'_>) {
         let a = self
             .activity
             .entry((r.day, r.user_id.to_string()))

@@ -6,25 +6,45 @@ use super::interner::{Index, hash_day};
 use super::order::OrderKey;
 use huoyue_schemas::event::{Action, Event, Role};
 
-/// The counts of one (day, user) since the last flush.
-#[derive(Clone, Serialize, Deserialize)]
-pub struct ActivityRow {
+/// A `daily_activity` row as handed to a [`super::DeltaSink`].
+#[derive(Clone, Copy, Debug)]
+pub struct ActivityRow<'a> {
     pub day: i32,
-    pub user_id: Box<str>,
+    pub user_id: &'a str,
     pub role: Role,
-    pub school_id: Box<str>,
-    /// The first event in order among those counted here (it gives role and school).
-    pub first: OrderKey,
+    pub school_id: &'a str,
     pub logins: i64,
     pub deep_actions: i64,
     pub registers: i64,
     pub events: i64,
 }
 
-/// The rows of the current flush.
+/// Where a string is in [`Activity::names`].
+#[derive(Clone, Copy, Serialize, Deserialize)]
+struct Name {
+    start: u32,
+    len: u32,
+}
+
+/// The counts of one (day, user) since the last flush.
+#[derive(Clone, Serialize, Deserialize)]
+struct Row {
+    day: i32,
+    user_id: Name,
+    role: Role,
+    school_id: Name,
+    /// The first event in order among those counted here (it gives role and school).
+    first: OrderKey,
+    /// logins, deep actions, registers, events
+    counts: [i64; 4],
+}
+
+/// The rows of the current flush. Their strings live in one buffer, cleared
+/// at each flush, not in an allocation per row.
 #[derive(Default, Serialize, Deserialize)]
 pub struct Activity {
-    rows: Vec<ActivityRow>,
+    rows: Vec<Row>,
+    names: String,
     #[serde(skip)]
     index: Index,
 }
@@ -32,23 +52,22 @@ pub struct Activity {
 impl Activity {
     pub fn add(&mut self, day: i32, key: OrderKey, e: &Event<'_>) {
         let h = hash_day(day, &e.user_id);
-        let rows = &self.rows;
+        let (rows, names) = (&self.rows, &self.names);
         let i = match self.index.find(h, |i| {
             let r = &rows[i as usize];
-            r.day == day && *r.user_id == *e.user_id
+            r.day == day && name(names, r.user_id) == e.user_id
         }) {
             Some(i) => i as usize,
             None => {
-                self.rows.push(ActivityRow {
+                let user_id = push_name(&mut self.names, &e.user_id);
+                let school_id = push_name(&mut self.names, &e.school_id);
+                self.rows.push(Row {
                     day,
-                    user_id: e.user_id.as_ref().into(),
+                    user_id,
                     role: e.role,
-                    school_id: e.school_id.as_ref().into(),
+                    school_id,
                     first: key,
-                    logins: 0,
-                    deep_actions: 0,
-                    registers: 0,
-                    events: 0,
+                    counts: [0; 4],
                 });
                 self.index.insert(h, (self.rows.len() - 1) as u32);
                 self.rows.len() - 1
@@ -58,29 +77,63 @@ impl Activity {
         if key < row.first {
             row.first = key;
             row.role = e.role;
-            if *row.school_id != *e.school_id {
-                row.school_id = e.school_id.as_ref().into();
+            if name(&self.names, row.school_id) != e.school_id {
+                row.school_id = push_name(&mut self.names, &e.school_id);
             }
         }
-        row.events += 1;
+        row.counts[3] += 1;
         match e.action {
-            Action::Login => row.logins += 1,
-            Action::Register => row.registers += 1,
-            a if a.is_deep() => row.deep_actions += 1,
+            Action::Login => row.counts[0] += 1,
+            Action::Register => row.counts[2] += 1,
+            a if a.is_deep() => row.counts[1] += 1,
             _ => {}
         }
     }
 
-    /// Takes the rows of this flush, leaving the roll-up empty.
-    pub fn take(&mut self) -> Vec<ActivityRow> {
+    /// Hands every row of this flush to `each`, leaving the roll-up empty.
+    pub fn drain(&mut self, mut each: impl FnMut(&ActivityRow<'_>)) {
+        for r in &self.rows {
+            let [logins, deep_actions, registers, events] = r.counts;
+            each(&ActivityRow {
+                day: r.day,
+                user_id: name(&self.names, r.user_id),
+                role: r.role,
+                school_id: name(&self.names, r.school_id),
+                logins,
+                deep_actions,
+                registers,
+                events,
+            });
+        }
+        // keep the allocations, as large as this flush needed: the next flush
+        // has about as many rows
+        let (n, bytes) = (self.rows.len(), self.names.len());
+        self.rows.clear();
+        self.names.clear();
         self.index.clear();
-        // the next flush has about as many rows: start at that capacity
-        let capacity = self.rows.len();
-        std::mem::replace(&mut self.rows, Vec::with_capacity(capacity))
+        self.rows.shrink_to(n);
+        self.names.shrink_to(bytes);
     }
 
     /// Rebuilds the lookup after a restore.
     pub fn rebuild_index(&mut self) {
-        self.index = Index::rebuild(self.rows.iter().map(|r| hash_day(r.day, &r.user_id)));
+        self.index = Index::rebuild(
+            self.rows
+                .iter()
+                .map(|r| hash_day(r.day, name(&self.names, r.user_id))),
+        );
     }
+}
+
+fn push_name(names: &mut String, s: &str) -> Name {
+    let start = names.len() as u32;
+    names.push_str(s);
+    Name {
+        start,
+        len: s.len() as u32,
+    }
+}
+
+fn name(names: &str, n: Name) -> &str {
+    &names[n.start as usize..(n.start + n.len) as usize]
 }

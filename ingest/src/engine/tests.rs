@@ -30,7 +30,7 @@ impl DeltaSink for Sums {
             .or_default() += points;
         self.rows += 1;
     }
-    fn activity(&mut self, r: &ActivityRow) {
+    fn activity(&mut self, r: &ActivityRow<'_>) {
         let a = self
             .activity
             .entry((format_day(r.day), r.user_id.to_string()))

@@ -194,7 +194,7 @@ impl DeltaSink for LakeWriter {
             .push(user_id, school_id, rule, points, events);
     }
 
-    fn activity(&mut self, row: &ActivityRow) {
+    fn activity(&mut self, row: &ActivityRow<'_>) {
         self.buffered_rows += 1;
         self.activity.entry(row.day).or_default().push(row);
     }

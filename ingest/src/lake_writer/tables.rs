@@ -56,10 +56,10 @@ pub struct ActivityRows {
 }
 
 impl ActivityRows {
-    pub fn push(&mut self, r: &ActivityRow) {
-        self.user_id.append_value(&r.user_id);
+    pub fn push(&mut self, r: &ActivityRow<'_>) {
+        self.user_id.append_value(r.user_id);
         self.role.append_value(r.role.as_str());
-        self.school_id.append_value(&r.school_id);
+        self.school_id.append_value(r.school_id);
         for (b, v) in self
             .counts
             .iter_mut()

@@ -8,6 +8,8 @@ use huoyue_schemas::columns::{EventBatchBuilder, Lineage};
 use huoyue_schemas::decode;
 use huoyue_schemas::reason::Reason;
 
+use crate::engine::id_hash;
+
 /// Where one message's bytes are in a chunk, and where it came from.
 #[derive(Clone, Copy, Debug)]
 pub struct Span {
@@ -33,6 +35,9 @@ pub struct DecodedChunk {
     /// The valid events; row `i` came from `spans[i]`.
     pub batch: RecordBatch,
     pub spans: Vec<Span>,
+    /// The hash of each valid event's id ([`crate::engine::id_hash`]), computed
+    /// here on the decoder threads.
+    pub ids: Vec<u128>,
     pub rejected: Vec<Rejected>,
     /// When the chunk was decoded (the ingest clock), microseconds since the epoch.
     pub decoded_at: i64,
@@ -49,6 +54,7 @@ impl DecodedChunk {
 pub fn decode_chunk(data: Vec<u8>, spans: &[Span], source: String, now: i64) -> DecodedChunk {
     let mut builder = EventBatchBuilder::with_capacity(spans.len());
     let mut valid = Vec::with_capacity(spans.len());
+    let mut ids = Vec::with_capacity(spans.len());
     let mut rejected = Vec::new();
     for span in spans {
         let bytes = &data[span.start..span.end];
@@ -63,6 +69,7 @@ pub fn decode_chunk(data: Vec<u8>, spans: &[Span], source: String, now: i64) -> 
                     },
                 );
                 valid.push(*span);
+                ids.push(id_hash(&e.event_id));
             }
             Err(r) => rejected.push(Rejected {
                 span: *span,
@@ -76,6 +83,7 @@ pub fn decode_chunk(data: Vec<u8>, spans: &[Span], source: String, now: i64) -> 
         data,
         source,
         spans: valid,
+        ids,
         rejected,
         decoded_at: now,
     }

@@ -114,7 +114,7 @@ impl DeltaSink for Counting<'_> {
             .score(day, user_id, school_id, rule, points, events);
     }
 
-    fn activity(&mut self, row: &ActivityRow) {
+    fn activity(&mut self, row: &ActivityRow<'_>) {
         self.writer.activity(row);
     }
 }
@@ -160,30 +160,35 @@ impl Pipeline {
         let rows = EventRows::new(&chunk.batch).expect("decoded chunks have the events schema");
         let mut per_day: Vec<(i32, Vec<u32>)> = Vec::new();
         self.counts.read += chunk.messages() as u64;
-        for i in 0..rows.len() {
-            let e = rows.get(i).expect("decoded events are valid");
-            let span = chunk.spans[i];
-            match self.engine.process_from(&e, span.partition.unwrap_or(-1)) {
+        let spans = &chunk.spans;
+        let counts = &mut self.counts;
+        let writer = &mut self.writer;
+        let on_reject = &mut self.on_reject;
+        self.engine.process_rows(
+            &rows,
+            &chunk.ids,
+            |i| spans[i].partition.unwrap_or(-1),
+            |engine, i, outcome| match outcome {
                 Outcome::Accepted { day } => {
-                    self.counts.valid += 1;
+                    counts.valid += 1;
                     match per_day.iter_mut().find(|(d, _)| *d == day) {
                         Some((_, v)) => v.push(i as u32),
                         None => per_day.push((day, vec![i as u32])),
                     }
                 }
-                Outcome::Duplicate => self.counts.duplicates += 1,
+                Outcome::Duplicate => counts.duplicates += 1,
                 Outcome::Late => {
-                    let newest = self
-                        .engine
+                    let span = spans[i];
+                    let newest = engine
                         .newest_day()
                         .map(huoyue_schemas::time::format_day)
                         .unwrap_or_default();
                     let detail = format!(
                         "older than the allowed lateness of {} days before {newest}",
-                        self.engine.config().lateness_days
+                        engine.config().lateness_days
                     );
-                    *self.counts.rejected.entry(Reason::Late).or_default() += 1;
-                    self.writer.add_rejected(
+                    *counts.rejected.entry(Reason::Late).or_default() += 1;
+                    writer.add_rejected(
                         ingest_day,
                         chunk.decoded_at,
                         Reason::Late.as_str(),
@@ -195,7 +200,7 @@ impl Pipeline {
                             offset: span.offset,
                         },
                     );
-                    if let Some(hook) = &mut self.on_reject {
+                    if let Some(hook) = on_reject {
                         hook(RejectedMessage {
                             reason: Reason::Late,
                             detail: Some(&detail),
@@ -206,8 +211,8 @@ impl Pipeline {
                         });
                     }
                 }
-            }
-        }
+            },
+        );
         for (day, idx) in per_day {
             let batch = if idx.len() == chunk.batch.num_rows() {
                 chunk.batch.clone()
