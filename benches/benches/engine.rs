@@ -57,7 +57,7 @@ fn run_engine(profile: &Profile, chunks: &[DecodedChunk]) -> Engine {
         let rows = EventRows::new(&c.batch).unwrap();
         engine.process_rows(
             &rows,
-            &c.ids,
+            &c.keys,
             |_| -1,
             |_, _, outcome| {
                 black_box(outcome);

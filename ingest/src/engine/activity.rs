@@ -30,6 +30,8 @@ struct Name {
 #[derive(Clone, Serialize, Deserialize)]
 struct Row {
     day: i32,
+    /// The actor's [`super::key128`].
+    user: u128,
     user_id: Name,
     role: Role,
     school_id: Name,
@@ -50,12 +52,13 @@ pub struct Activity {
 }
 
 impl Activity {
-    pub fn add(&mut self, day: i32, key: OrderKey, e: &Event<'_>) {
-        let h = hash_day(day, &e.user_id);
-        let (rows, names) = (&self.rows, &self.names);
+    /// Counts `e`, whose actor has the key `user`.
+    pub fn add(&mut self, day: i32, key: OrderKey, user: u128, e: &Event<'_>) {
+        let h = hash_day(day, user);
+        let rows = &self.rows;
         let i = match self.index.find(h, |i| {
             let r = &rows[i as usize];
-            r.day == day && name(names, r.user_id) == e.user_id
+            r.day == day && r.user == user
         }) {
             Some(i) => i as usize,
             None => {
@@ -63,6 +66,7 @@ impl Activity {
                 let school_id = push_name(&mut self.names, &e.school_id);
                 self.rows.push(Row {
                     day,
+                    user,
                     user_id,
                     role: e.role,
                     school_id,
@@ -117,11 +121,7 @@ impl Activity {
 
     /// Rebuilds the lookup after a restore.
     pub fn rebuild_index(&mut self) {
-        self.index = Index::rebuild(
-            self.rows
-                .iter()
-                .map(|r| hash_day(r.day, name(&self.names, r.user_id))),
-        );
+        self.index = Index::rebuild(self.rows.iter().map(|r| hash_day(r.day, r.user)));
     }
 }
 

@@ -137,7 +137,8 @@ struct SnapshotHeader {
 }
 
 /// 3: `OrderKey` ids as four big-endian words. 4: the remembered ids packed.
-/// 5: the activity roll-up's strings in one buffer.
+/// 5: the activity roll-up's strings in one buffer; users and activity rows
+/// keyed by [`key128`].
 const SNAPSHOT_FORMAT: u32 = 5;
 
 /// The remembered event ids as fixed-width little-endian records (id hash,
@@ -222,44 +223,45 @@ impl Engine {
 
     /// Takes one valid event read from Kafka partition `partition` (-1: not Kafka).
     pub fn process_from(&mut self, e: &Event<'_>, partition: i32) -> Outcome {
-        self.process_keyed(e, id_hash(&e.event_id), partition)
+        self.process_keyed(e, &EventKeys::of(e), partition)
     }
 
-    /// Takes the events of a decoded batch in order: row `i` of `rows`, whose id
-    /// hashes to `ids[i]` ([`id_hash`]), read from `partition(i)`; `then` gets
-    /// each outcome. The id table is probed a group of events ahead, so its
-    /// cache misses overlap instead of stalling one event at a time.
+    /// Takes the events of a decoded batch in order: row `i` of `rows`, with
+    /// the keys `keys[i]` ([`EventKeys::of`]), read from `partition(i)`; `then`
+    /// gets each outcome. The id table is probed a group of events ahead, so
+    /// its cache misses overlap instead of stalling one event at a time.
     pub fn process_rows(
         &mut self,
         rows: &EventRows<'_>,
-        ids: &[u128],
+        keys: &[EventKeys],
         partition: impl Fn(usize) -> i32,
         mut then: impl FnMut(&Engine, usize, Outcome),
     ) {
         const AHEAD: usize = 16;
-        debug_assert_eq!(rows.len(), ids.len());
-        for (g, group) in ids.chunks(AHEAD).enumerate() {
+        debug_assert_eq!(rows.len(), keys.len());
+        for (g, group) in keys.chunks(AHEAD).enumerate() {
             // Independent lookups whose answers are not needed: the CPU runs
             // them side by side and the lines they touch are cached below.
             let mut found = 0usize;
-            for h in group {
-                found += usize::from(self.state.seen.contains_key(h));
+            for k in group {
+                found += usize::from(self.state.seen.contains_key(&k.id));
             }
             std::hint::black_box(found);
-            for (k, &h) in group.iter().enumerate() {
+            for (k, keys) in group.iter().enumerate() {
                 let i = g * AHEAD + k;
                 let e = rows.get(i).expect("decoded events are valid");
-                let outcome = self.process_keyed(&e, h, partition(i));
+                let outcome = self.process_keyed(&e, keys, partition(i));
                 then(self, i, outcome);
             }
         }
     }
 
-    /// [`Engine::process_from`] with the event id's hash already computed.
-    fn process_keyed(&mut self, e: &Event<'_>, id_hash: u128, partition: i32) -> Outcome {
+    /// [`Engine::process_from`] with the event's keys already computed.
+    fn process_keyed(&mut self, e: &Event<'_>, keys: &EventKeys, partition: i32) -> Outcome {
         let off = self.rules.offset_seconds;
         let day = day_of(e.ts, off);
         let st = &mut self.state;
+        let id_hash = keys.id;
         // One probe of the id table: found is a duplicate, else the free slot
         // takes the id once the event is known not to be late.
         let slot = match st.seen.entry(id_hash) {
@@ -278,17 +280,17 @@ impl Engine {
             st.newest_day = Some(day);
         }
         let key = OrderKey::new(e.ts, &e.event_id);
-        st.activity.add(day, key, e);
+        st.activity.add(day, key, keys.user, e);
 
         let rule_ids = &self.rules.by_action[e.action as usize];
         if rule_ids.is_empty() {
             return Outcome::Accepted { day };
         }
-        let Some(scored) = self.rules.scored_user(e) else {
+        let Some((scored, scored_key)) = self.rules.scored_user(e, keys) else {
             return Outcome::Accepted { day };
         };
         let school = e.scored_school();
-        let u = user_index(st, scored, school);
+        let u = user_index(st, scored, scored_key, school);
         let user = &mut st.users[u as usize];
         if !user.queued {
             user.queued = true;
@@ -435,7 +437,7 @@ impl Engine {
         let before = st.users.len();
         st.users.retain(|u| !u.is_empty());
         if st.users.len() != before {
-            st.index = Index::rebuild(st.users.iter().map(|u| hash64(&u.id)));
+            st.index = Index::rebuild(st.users.iter().map(|u| u.key as u64));
         }
         let forget_before = newest - self.cfg.dedup_days;
         let recent_from = st.arrivals.saturating_sub(self.cfg.dedup_recent);
@@ -477,7 +479,7 @@ impl Engine {
         let (mut state, ids): (State, &[u8]) =
             postcard::take_from_bytes(rest).map_err(|e| RestoreError::Corrupt(e.to_string()))?;
         state.seen = packed_ids::read(ids).map_err(RestoreError::Corrupt)?;
-        state.index = Index::rebuild(state.users.iter().map(|u| hash64(&u.id)));
+        state.index = Index::rebuild(state.users.iter().map(|u| u.key as u64));
         state.activity.rebuild_index();
         let mut engine = Engine::new(profile, header.cfg);
         engine.state = state;
@@ -497,9 +499,9 @@ impl Engine {
             if !partitions.contains(&user.partition) {
                 continue;
             }
-            let h = hash64(&user.id);
+            let h = user.key as u64;
             let users = &st.users;
-            match st.index.find(h, |i| *users[i as usize].id == *user.id) {
+            match st.index.find(h, |i| users[i as usize].key == user.key) {
                 Some(u) => {
                     let mine = &mut st.users[u as usize];
                     user.queued = mine.queued;
@@ -551,22 +553,44 @@ pub struct EngineStats {
     pub state_bytes: usize,
 }
 
-fn user_index(st: &mut State, id: &str, school: &str) -> u32 {
+fn user_index(st: &mut State, id: &str, key: u128, school: &str) -> u32 {
     let users = &st.users;
-    let h = hash64(id);
-    if let Some(u) = st.index.find(h, |i| *users[i as usize].id == *id) {
+    let h = key as u64;
+    if let Some(u) = st.index.find(h, |i| users[i as usize].key == key) {
         return u;
     }
     let u = st.users.len() as u32;
-    st.users.push(UserState::new(id, school));
+    st.users.push(UserState::new(id, key, school));
     st.index.insert(h, u);
     u
 }
 
-/// The hash by which an event id is remembered for de-duplication (xxh3,
-/// 128 bits: two ids collide with negligible probability).
-pub fn id_hash(event_id: &str) -> u128 {
-    xxhash_rust::xxh3::xxh3_128(event_id.as_bytes())
+/// The 128-bit hashes (xxh3) by which the engine finds an event's state: the
+/// event id (de-duplication), the actor (`daily_activity`) and the owner
+/// (owner-scored rules). The decoder threads compute them, so the engine's
+/// thread neither hashes nor compares strings. Two distinct strings share a
+/// key with probability 2⁻¹²⁸, which the engine treats as never.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EventKeys {
+    pub id: u128,
+    pub user: u128,
+    /// 0 without an `owner_id`.
+    pub owner: u128,
+}
+
+impl EventKeys {
+    pub fn of(e: &Event<'_>) -> EventKeys {
+        EventKeys {
+            id: key128(&e.event_id),
+            user: key128(&e.user_id),
+            owner: e.extra.owner_id.as_deref().map_or(0, key128),
+        }
+    }
+}
+
+/// A string's 128-bit key (xxh3), stable across versions and restarts.
+pub fn key128(s: &str) -> u128 {
+    xxhash_rust::xxh3::xxh3_128(s.as_bytes())
 }
 
 /// Whether an action is read by any rule of the engine's profile.

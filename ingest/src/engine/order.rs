@@ -18,12 +18,16 @@ pub struct OrderKey {
 
 impl OrderKey {
     pub fn new(ts: i64, event_id: &str) -> Self {
-        let mut bytes = [0u8; 32];
         let b = event_id.as_bytes();
-        let n = b.len().min(32);
-        bytes[..n].copy_from_slice(&b[..n]);
-        let word =
-            |i: usize| u64::from_be_bytes(bytes[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
+        // Whole words are read straight from the id; the last, partial one
+        // byte by byte (a copy into a zeroed buffer first would stall the
+        // loads on the copy's stores).
+        let word = |i: usize| match b.get(i * 8..i * 8 + 8) {
+            Some(w) => u64::from_be_bytes(w.try_into().expect("8 bytes")),
+            None => (0..8).fold(0u64, |w, k| {
+                w << 8 | u64::from(b.get(i * 8 + k).copied().unwrap_or(0))
+            }),
+        };
         OrderKey {
             ts,
             id: [word(0), word(1), word(2), word(3)],
@@ -50,6 +54,10 @@ mod tests {
             "ab",
             "b",
             "B",
+            "01234567",
+            "012345678",
+            "01234567-9abcdef",
+            "01234567-9abcdeg0",
             "0123456789abcdef0123456789abcdeX",
         ];
         for x in ids {

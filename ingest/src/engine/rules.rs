@@ -5,6 +5,8 @@ use huoyue_schemas::event::{Action, Client, Event, Role, ScoredBy};
 use huoyue_schemas::profile::{Profile, RuleKind, Tier};
 use huoyue_schemas::time::MICROS_PER_DAY;
 
+use super::EventKeys;
+
 /// A string field of an event that a distinct count reads.
 #[derive(Clone, Copy, Debug)]
 pub enum FieldSel {
@@ -246,13 +248,14 @@ impl Rules {
         }
     }
 
-    /// The user `e` scores under `rule`, if any: the owner for owner-scored actions,
-    /// else the actor when their role is the profile's scored role.
-    pub fn scored_user<'e>(&self, e: &'e Event<'_>) -> Option<&'e str> {
+    /// The user `e` scores under `rule`, if any, with its key: the owner for
+    /// owner-scored actions, else the actor when their role is the profile's
+    /// scored role.
+    pub fn scored_user<'e>(&self, e: &'e Event<'_>, keys: &EventKeys) -> Option<(&'e str, u128)> {
         match e.action.scored_by() {
             ScoredBy::Nobody => None,
-            ScoredBy::Owner => e.extra.owner_id.as_deref(),
-            ScoredBy::Actor if e.role == self.scored_role => Some(&e.user_id),
+            ScoredBy::Owner => Some((e.extra.owner_id.as_deref()?, keys.owner)),
+            ScoredBy::Actor if e.role == self.scored_role => Some((&e.user_id, keys.user)),
             ScoredBy::Actor => None,
         }
     }

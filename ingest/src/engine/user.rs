@@ -39,6 +39,8 @@ pub enum Life {
 #[derive(Clone, Serialize, Deserialize)]
 pub struct UserState {
     pub id: Box<str>,
+    /// The id's [`super::key128`], by which the engine finds the user.
+    pub key: u128,
     /// The school the latest scoring event stated (for rows of days without events).
     pub school: Box<str>,
     pub days: Vec<DayState>,
@@ -57,9 +59,10 @@ pub struct UserState {
 }
 
 impl UserState {
-    pub fn new(id: &str, school: &str) -> Self {
+    pub fn new(id: &str, key: u128, school: &str) -> Self {
         UserState {
             id: id.into(),
+            key,
             school: school.into(),
             days: Vec::new(),
             lives: Vec::new(),

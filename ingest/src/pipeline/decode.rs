@@ -8,7 +8,7 @@ use huoyue_schemas::columns::{EventBatchBuilder, Lineage};
 use huoyue_schemas::decode;
 use huoyue_schemas::reason::Reason;
 
-use crate::engine::id_hash;
+use crate::engine::EventKeys;
 
 /// Where one message's bytes are in a chunk, and where it came from.
 #[derive(Clone, Copy, Debug)]
@@ -35,9 +35,9 @@ pub struct DecodedChunk {
     /// The valid events; row `i` came from `spans[i]`.
     pub batch: RecordBatch,
     pub spans: Vec<Span>,
-    /// The hash of each valid event's id ([`crate::engine::id_hash`]), computed
-    /// here on the decoder threads.
-    pub ids: Vec<u128>,
+    /// The keys of each valid event ([`EventKeys::of`]), computed here on the
+    /// decoder threads.
+    pub keys: Vec<EventKeys>,
     pub rejected: Vec<Rejected>,
     /// When the chunk was decoded (the ingest clock), microseconds since the epoch.
     pub decoded_at: i64,
@@ -54,7 +54,7 @@ impl DecodedChunk {
 pub fn decode_chunk(data: Vec<u8>, spans: &[Span], source: String, now: i64) -> DecodedChunk {
     let mut builder = EventBatchBuilder::with_capacity(spans.len());
     let mut valid = Vec::with_capacity(spans.len());
-    let mut ids = Vec::with_capacity(spans.len());
+    let mut keys = Vec::with_capacity(spans.len());
     let mut rejected = Vec::new();
     for span in spans {
         let bytes = &data[span.start..span.end];
@@ -69,7 +69,7 @@ pub fn decode_chunk(data: Vec<u8>, spans: &[Span], source: String, now: i64) -> 
                     },
                 );
                 valid.push(*span);
-                ids.push(id_hash(&e.event_id));
+                keys.push(EventKeys::of(&e));
             }
             Err(r) => rejected.push(Rejected {
                 span: *span,
@@ -83,7 +83,7 @@ pub fn decode_chunk(data: Vec<u8>, spans: &[Span], source: String, now: i64) -> 
         data,
         source,
         spans: valid,
-        ids,
+        keys,
         rejected,
         decoded_at: now,
     }

@@ -166,7 +166,7 @@ impl Pipeline {
         let on_reject = &mut self.on_reject;
         self.engine.process_rows(
             &rows,
-            &chunk.ids,
+            &chunk.keys,
             |i| spans[i].partition.unwrap_or(-1),
             |engine, i, outcome| match outcome {
                 Outcome::Accepted { day } => {
