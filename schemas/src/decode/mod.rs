@@ -145,8 +145,12 @@ macro_rules! raw_fields {
         enum Key { $($field,)+ Unknown }
 
         impl Key {
+            /// The field named `name`. Every name fits 16 bytes, so a name is
+            /// compared as one integer rather than by a string comparison.
             fn of(name: &str) -> Key {
-                match name { $(stringify!($field) => Key::$field,)+ _ => Key::Unknown }
+                let Some(packed) = pack(name.as_bytes()) else { return Key::Unknown };
+                $(if packed == const { pack_const(stringify!($field)) } { return Key::$field; })+
+                Key::Unknown
             }
         }
 
@@ -191,6 +195,33 @@ raw_fields!(
     counterpart_role,
     app_id,
 );
+
+/// A name of at most 16 bytes as one integer: its bytes little-endian, zero
+/// padded, and its length in the top byte's place is not needed because no
+/// field name contains a NUL (a padded short name cannot equal a longer one).
+fn pack(name: &[u8]) -> Option<u128> {
+    if name.len() > 16 || name.contains(&0) {
+        return None;
+    }
+    Some(
+        name.iter()
+            .rev()
+            .fold(0u128, |w, &b| (w << 8) | u128::from(b)),
+    )
+}
+
+/// [`pack`] at compile time.
+const fn pack_const(name: &str) -> u128 {
+    let b = name.as_bytes();
+    assert!(b.len() <= 16, "field names fit 16 bytes");
+    let mut w = 0u128;
+    let mut i = b.len();
+    while i > 0 {
+        i -= 1;
+        w = (w << 8) | b[i] as u128;
+    }
+    w
+}
 
 struct RawVisitor;
 
@@ -472,6 +503,22 @@ mod tests {
     }
 
     const LOGIN: &str = r#"{"event_id":"e-1","ts":"2026-11-03T08:15:30+08:00","user_id":"t-1001","role":"teacher","school_id":"3333000001","action":"login","client":"mobile"}"#;
+
+    #[test]
+    fn field_names_are_told_apart() {
+        let mut raw = RawEvent::default();
+        let names: Vec<&str> = raw.slots().into_iter().map(|(n, _)| n).collect();
+        for name in &names {
+            // each name finds its own slot
+            *raw.slot(Key::of(name)).unwrap() = Val::Str(Cow::Borrowed(*name));
+        }
+        for (name, v) in raw.slots() {
+            assert!(matches!(v, Val::Str(s) if s == name), "{name}");
+        }
+        for near in ["", "t", "tss", "event_i", "event_idd", "ts\0", "ts\0\0", "Ts", "counterpart_role_", "owner_school_id2"] {
+            assert!(raw.slot(Key::of(near)).is_none(), "{near:?}");
+        }
+    }
 
     #[test]
     fn decodes_the_example() {

@@ -102,10 +102,7 @@ impl<'a> Scanner<'a> {
     /// quote; `None` at an escape, a control character or the end of the text.
     fn string_rest(&mut self) -> Option<&'a str> {
         let start = self.pos;
-        let len = self
-            .rest()
-            .iter()
-            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+        let len = string_end(self.rest())?;
         if self.rest()[len] != b'"' {
             return None;
         }
@@ -172,6 +169,60 @@ impl<'a> Scanner<'a> {
                 b',' => self.skip_whitespace(),
                 b']' => return Some(Val::Arr(values)),
                 _ => return None,
+            }
+        }
+    }
+}
+
+/// The index of the first `"`, `\\` or control character of `bytes`, eight
+/// bytes at a time.
+fn string_end(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // a byte of `x` is zero: its high bit in the result (exact for the first
+    // zero byte, which is the one wanted)
+    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let mut chunks = bytes.chunks_exact(8);
+    let mut at = 0;
+    for c in &mut chunks {
+        let w = u64::from_le_bytes(c.try_into().expect("8 bytes"));
+        // bytes below 0x20; quotes; backslashes (a byte's high bit set is
+        // never below 0x20, so `!w` masks those out)
+        let hit = (w.wrapping_sub(0x20 * ONES) & !w & HIGH)
+            | zero(w ^ (u64::from(b'"') * ONES))
+            | zero(w ^ (u64::from(b'\\') * ONES));
+        if hit != 0 {
+            return Some(at + (hit.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    let tail = chunks.remainder();
+    tail.iter()
+        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+        .map(|i| at + i)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::string_end;
+
+    #[test]
+    fn string_end_finds_the_first_stop_byte() {
+        let naive = |b: &[u8]| b.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20);
+        for background in [b'a', 0x20, 0x21, 0x7f, 0x80, 0xe4, 0xff] {
+            for len in 0..20 {
+                for p in 0..len {
+                    for special in [b'"', b'\\', 0x00, 0x01, 0x1f, 0x20, 0x5b, 0x5d, 0x80, 0xa2, 0xdc] {
+                        let mut b = vec![background; len];
+                        b[p] = special;
+                        assert_eq!(string_end(&b), naive(&b), "{b:?}");
+                        // a second stop byte after the first
+                        if p + 1 < len {
+                            b[p + 1] = b'"';
+                            assert_eq!(string_end(&b), naive(&b), "{b:?}");
+                        }
+                    }
+                }
             }
         }
     }
