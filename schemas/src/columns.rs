@@ -237,12 +237,16 @@ macro_rules! rows_struct {
                         $(Field::$f => extra.$f = self.$f.is_valid(i).then(|| Cow::Borrowed(self.$f.value(i))),)*
                     }
                 }
+                let school_id = self.school_id.value(i);
+                if !is_school_id(school_id) || !extra.owner_school_id.as_deref().is_none_or(is_school_id) {
+                    return None;
+                }
                 Some(Event {
                     event_id: Cow::Borrowed(self.event_id.value(i)),
                     ts: self.ts.value(i),
                     user_id: Cow::Borrowed(self.user_id.value(i)),
                     role: Role::from_str(self.role.value(i))?,
-                    school_id: Cow::Borrowed(self.school_id.value(i)),
+                    school_id: Cow::Borrowed(school_id),
                     action,
                     client: Client::from_str(self.client.value(i))?,
                     extra,
@@ -260,6 +264,11 @@ macro_rules! rows_struct {
             $($f,)*
         }
     };
+}
+
+/// A school id as events.md has it: exactly 10 ASCII digits.
+fn is_school_id(s: &str) -> bool {
+    s.len() == 10 && s.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// The [`Extra`] fields an action carries (events.md; the decoder sets no other).
@@ -317,6 +326,28 @@ mod tests {
         let rows = EventRows::new(&batch).unwrap();
         for (i, e) in events.iter().enumerate() {
             assert_eq!(rows.get(i).as_ref(), Some(e), "row {i}");
+        }
+    }
+
+    #[test]
+    fn a_school_id_that_is_not_10_digits_is_not_an_event() {
+        let line = r#"{"event_id":"e","ts":"2026-11-03T08:15:30+08:00","user_id":"u","role":"teacher","school_id":"3333000001","action":"login"}"#;
+        let e = decode(line.as_bytes(), 1_900_000_000_000_000).unwrap();
+        for (school, ok) in [
+            ("3333000001", true),
+            ("333300001", false),
+            ("333300000a", false),
+        ] {
+            let mut e = e.clone();
+            e.school_id = Cow::Borrowed(school);
+            let mut b = EventBatchBuilder::with_capacity(1);
+            b.append(&e, Lineage::default());
+            let batch = b.finish();
+            assert_eq!(
+                EventRows::new(&batch).unwrap().get(0).is_some(),
+                ok,
+                "{school}"
+            );
         }
     }
 }

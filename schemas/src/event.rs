@@ -18,10 +18,12 @@ macro_rules! string_enum {
                 match self { $($name::$variant => $text),+ }
             }
 
-            /// Parses the wire name.
+            /// Parses the wire name (compared as integers, [`crate::words`]).
             #[allow(clippy::should_implement_trait)]
             pub fn from_str(s: &str) -> Option<Self> {
-                match s { $($text => Some($name::$variant),)+ _ => None }
+                let w = crate::words::Words::of(s);
+                $(if w == const { crate::words::Words::of_const($text) } { return Some($name::$variant); })+
+                None
             }
         }
 

@@ -9,6 +9,7 @@ pub mod lake;
 pub mod profile;
 pub mod reason;
 pub mod time;
+mod words;
 
 pub use decode::{MAX_EVENT_BYTES, decode};
 pub use event::{Action, Client, Event, Extra, Role, ScoredBy};

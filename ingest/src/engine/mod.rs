@@ -32,7 +32,7 @@ pub use rules::Rules;
 use interner::{Index, hash64};
 use replay::{Log, PairItem, ReviewItem};
 use rules::{Kind, item_bit, level_index};
-use user::{Life, UserState};
+use user::{Life, SchoolId, UserState};
 
 /// Engine settings that are not part of the profile.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -289,16 +289,14 @@ impl Engine {
         let Some((scored, scored_key)) = self.rules.scored_user(e, keys) else {
             return Outcome::Accepted { day };
         };
-        let school = e.scored_school();
+        let school = SchoolId::new(e.scored_school());
         let u = user_index(st, scored, scored_key, school);
         let user = &mut st.users[u as usize];
         if !user.queued {
             user.queued = true;
             st.dirty.push(u);
         }
-        if *user.school != *school {
-            user.school = school.into();
-        }
+        user.school = school;
         user.partition = partition;
         let n_rules = self.rules.rules.len();
         user.day(day, key, school, n_rules);
@@ -553,7 +551,7 @@ pub struct EngineStats {
     pub state_bytes: usize,
 }
 
-fn user_index(st: &mut State, id: &str, key: u128, school: &str) -> u32 {
+fn user_index(st: &mut State, id: &str, key: u128, school: SchoolId) -> u32 {
     let users = &st.users;
     let h = key as u64;
     if let Some(u) = st.index.find(h, |i| users[i as usize].key == key) {

@@ -8,13 +8,36 @@ use super::replay::{Log, Once, Pair, Replay, Review};
 use super::rules::{Kind, Rules, capped};
 use super::task::{TaskParams, Tasks};
 
+/// A school id: exactly 10 bytes (events.md: 10 ASCII digits), held inline so
+/// that comparing the school of each event with the user's is no pointer chase.
+#[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SchoolId([u8; 10]);
+
+impl SchoolId {
+    /// The id of a valid event's school (the decoder and [`EventRows::get`]
+    /// let only 10-byte school ids through).
+    ///
+    /// [`EventRows::get`]: huoyue_schemas::columns::EventRows::get
+    pub fn new(s: &str) -> SchoolId {
+        SchoolId(
+            s.as_bytes()
+                .try_into()
+                .expect("school ids of valid events are 10 bytes"),
+        )
+    }
+
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).expect("made from a str")
+    }
+}
+
 /// One day of the window.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct DayState {
     pub day: i32,
     /// The first scoring event of the day in order, and the school it stated.
     pub first: OrderKey,
-    pub school: Box<str>,
+    pub school: SchoolId,
     /// Per rule: an event count, a presence flag or an item mask.
     pub slots: Vec<u64>,
     /// Per distinct-count rule: the distinct value hashes seen (up to what matters).
@@ -42,7 +65,7 @@ pub struct UserState {
     /// The id's [`super::key128`], by which the engine finds the user.
     pub key: u128,
     /// The school the latest scoring event stated (for rows of days without events).
-    pub school: Box<str>,
+    pub school: SchoolId,
     pub days: Vec<DayState>,
     pub lives: Vec<(u8, Life)>,
     /// Points written so far per (day, rule), for days that can still change.
@@ -59,11 +82,11 @@ pub struct UserState {
 }
 
 impl UserState {
-    pub fn new(id: &str, key: u128, school: &str) -> Self {
+    pub fn new(id: &str, key: u128, school: SchoolId) -> Self {
         UserState {
             id: id.into(),
             key,
-            school: school.into(),
+            school,
             days: Vec::new(),
             lives: Vec::new(),
             emitted: Vec::new(),
@@ -75,15 +98,19 @@ impl UserState {
     }
 
     /// The day's state, created if needed; keeps the school of the first event.
-    pub fn day(&mut self, day: i32, key: OrderKey, school: &str, n_rules: usize) -> &mut DayState {
+    pub fn day(
+        &mut self,
+        day: i32,
+        key: OrderKey,
+        school: SchoolId,
+        n_rules: usize,
+    ) -> &mut DayState {
         let i = match self.days.iter().position(|d| d.day == day) {
             Some(i) => {
                 let d = &mut self.days[i];
                 if key < d.first {
                     d.first = key;
-                    if *d.school != *school {
-                        d.school = school.into();
-                    }
+                    d.school = school;
                 }
                 i
             }
@@ -94,7 +121,7 @@ impl UserState {
                     DayState {
                         day,
                         first: key,
-                        school: school.into(),
+                        school,
                         slots: vec![0; n_rules],
                         sets: Vec::new(),
                     },
@@ -173,8 +200,8 @@ impl UserState {
                     .days
                     .iter()
                     .find(|d| d.day == day)
-                    .map_or(&*self.school, |d| &*d.school);
-                emit(day, school, r, delta, events);
+                    .map_or(self.school, |d| d.school);
+                emit(day, school.as_str(), r, delta, events);
                 match slot {
                     Some(i) => self.emitted[i].2 = cur,
                     None => self.emitted.push((day, r, cur)),
@@ -425,9 +452,9 @@ impl UserState {
     /// An estimate of the heap bytes this user holds.
     pub fn heap_bytes(&self) -> usize {
         use std::mem::size_of;
-        let mut n = self.id.len() + self.school.len();
+        let mut n = self.id.len();
         for d in &self.days {
-            n += size_of::<DayState>() + d.school.len() + d.slots.capacity() * 8;
+            n += size_of::<DayState>() + d.slots.capacity() * 8;
             n += d
                 .sets
                 .iter()

@@ -1,9 +1,15 @@
-//! The background thread that encodes Parquet files and makes them durable.
+//! The background threads that encode Parquet files and make them durable.
+//!
+//! A file is either handed over whole ([`Encoder::submit`]) or streamed:
+//! opened ([`Encoder::open`]), written batch by batch as its rows arrive
+//! ([`Encoder::write`]) and finished ([`Encoder::close`]). Streaming lets the
+//! `events` files of a flush encode while the rows of that flush are still
+//! being scored, instead of all at the flush. Each file stays on one thread.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::path::PathBuf;
-use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
-use std::sync::{Arc, Mutex};
+use std::sync::mpsc::{Receiver, Sender, SyncSender, TryRecvError, channel, sync_channel};
 use std::thread::JoinHandle;
 
 use arrow::array::RecordBatch;
@@ -36,11 +42,27 @@ pub struct WrittenFile {
     pub day: i32,
     /// The final name.
     pub path: PathBuf,
-    /// The temporary name while the file is not yet published.
+    /// The temporary name it is staged under, if not published yet.
     pub staged: Option<PathBuf>,
     pub rows: u64,
     pub bytes: u64,
 }
+
+/// A streamed file, as numbered by [`Encoder::open`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FileId(u64);
+
+/// What an encoder thread is asked to do, in order.
+enum Task {
+    Whole(Job),
+    Open(FileId, Job),
+    Write(FileId, RecordBatch),
+    Close(FileId),
+}
+
+/// Tasks queued per encoder thread before the caller waits (backpressure:
+/// rows wait here as Arrow batches, at most this many per thread).
+const QUEUE: usize = 16;
 
 /// Encoder threads: files are independent, so they encode in parallel.
 fn workers() -> usize {
@@ -50,61 +72,100 @@ fn workers() -> usize {
 }
 
 pub struct Encoder {
-    jobs: Option<Sender<Job>>,
+    /// One queue per thread.
+    queues: Vec<SyncSender<Task>>,
     results: Receiver<Result<WrittenFile, LakeError>>,
-    /// Files submitted and not yet finished.
+    /// Files submitted or closed and not yet finished.
     submitted: usize,
     /// Files finished since the last completed sync, and the first error.
     done: Vec<WrittenFile>,
     failed: Option<LakeError>,
+    /// The thread each open file is on.
+    open: HashMap<FileId, usize>,
+    /// Files opened on each thread and not yet closed; where the next goes.
+    open_per_thread: Vec<usize>,
+    next_file: u64,
+    /// The thread the next whole file goes to.
+    next_whole: usize,
     threads: Vec<JoinHandle<()>>,
 }
 
 impl Encoder {
     pub fn start() -> Encoder {
-        let (jobs, rx) = channel::<Job>();
-        let rx = Arc::new(Mutex::new(rx));
         let (result_tx, results) = channel();
+        let mut queues = Vec::new();
         let threads = (0..workers())
             .map(|i| {
-                let rx = Arc::clone(&rx);
-                let tx = result_tx.clone();
+                let (tx, rx) = sync_channel::<Task>(QUEUE);
+                queues.push(tx);
+                let results = result_tx.clone();
                 std::thread::Builder::new()
                     .name(format!("lake-encoder-{i}"))
-                    .spawn(move || {
-                        loop {
-                            let job = match rx.lock().expect("encoder queue").recv() {
-                                Ok(job) => job,
-                                Err(_) => return,
-                            };
-                            if tx.send(write(job)).is_err() {
-                                return;
-                            }
-                        }
-                    })
+                    .spawn(move || encode(rx, results))
                     .expect("spawn an encoder thread")
             })
             .collect();
         Encoder {
-            jobs: Some(jobs),
+            open_per_thread: vec![0; queues.len()],
+            queues,
             results,
             submitted: 0,
             done: Vec::new(),
             failed: None,
+            open: HashMap::new(),
+            next_file: 0,
+            next_whole: 0,
             threads,
         }
     }
 
-    /// Queues a file. The queue is not bounded here: a flush's rows are in
-    /// memory already, and [`Encoder::drain`] bounds how many flushes queue.
-    pub fn submit(&mut self, job: Job) -> Result<(), LakeError> {
-        self.jobs
-            .as_ref()
-            .ok_or(LakeError::EncoderGone)?
-            .send(job)
-            .map_err(|_| LakeError::EncoderGone)?;
-        self.submitted += 1;
-        Ok(())
+    /// Queues `task`; whether its thread took it (if not, [`Encoder::sync`]
+    /// reports the encoder gone).
+    fn send(&mut self, thread: usize, task: Task) -> bool {
+        let sent = self.queues[thread].send(task).is_ok();
+        if !sent {
+            self.failed.get_or_insert(LakeError::EncoderGone);
+        }
+        sent
+    }
+
+    /// Queues a whole file.
+    pub fn submit(&mut self, job: Job) {
+        let thread = self.next_whole;
+        self.next_whole = (thread + 1) % self.queues.len();
+        if self.send(thread, Task::Whole(job)) {
+            self.submitted += 1;
+        }
+    }
+
+    /// Starts a streamed file (`job.batches` are its first rows), on the
+    /// thread with the fewest open files.
+    pub fn open(&mut self, job: Job) -> FileId {
+        let id = FileId(self.next_file);
+        self.next_file += 1;
+        let thread = (0..self.open_per_thread.len())
+            .min_by_key(|&t| self.open_per_thread[t])
+            .expect("at least one thread");
+        self.open_per_thread[thread] += 1;
+        self.open.insert(id, thread);
+        self.send(thread, Task::Open(id, job));
+        id
+    }
+
+    /// Appends rows to an open file. Waits while its thread is
+    /// [`QUEUE`] tasks behind.
+    pub fn write(&mut self, file: FileId, batch: RecordBatch) {
+        let thread = self.open[&file];
+        self.send(thread, Task::Write(file, batch));
+    }
+
+    /// Finishes an open file: it is then written like a submitted one.
+    pub fn close(&mut self, file: FileId) {
+        let thread = self.open.remove(&file).expect("an open file");
+        self.open_per_thread[thread] -= 1;
+        if self.send(thread, Task::Close(file)) {
+            self.submitted += 1;
+        }
     }
 
     /// Waits for every submitted file; returns them, or the first error once all
@@ -157,8 +218,10 @@ impl Encoder {
 }
 
 impl Drop for Encoder {
+    /// Files queued whole are still written; streamed files never closed are
+    /// abandoned (their temporary files removed).
     fn drop(&mut self) {
-        self.jobs.take();
+        self.queues.clear();
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
@@ -171,7 +234,10 @@ pub fn writer_properties() -> WriterProperties {
         .set_compression(Compression::ZSTD(
             ZstdLevel::try_new(1).expect("zstd level 1"),
         ))
-        .set_statistics_enabled(EnabledStatistics::Page)
+        // min/max per row group, not per page: a flush's files are small (one
+        // row group) and compaction rewrites them with page statistics; the
+        // page index cost the encoders about a tenth of their time
+        .set_statistics_enabled(EnabledStatistics::Chunk)
         // unique per row: a dictionary is wasted work
         .set_column_dictionary_enabled("event_id".into(), false)
         .set_column_dictionary_enabled("ts".into(), false)
@@ -182,42 +248,108 @@ pub fn writer_properties() -> WriterProperties {
         .build()
 }
 
-fn write(job: Job) -> Result<WrittenFile, LakeError> {
-    let io = |path: &PathBuf| {
-        let path = path.display().to_string();
-        move |source| LakeError::Io { path, source }
-    };
-    std::fs::create_dir_all(&job.dir).map_err(io(&job.dir))?;
-    let tmp = job.dir.join(format!(".{}.tmp", job.name));
-    let dest = job.dir.join(&job.name);
-    let file = File::create(&tmp).map_err(io(&tmp))?;
-    let pq = |source| LakeError::Parquet {
-        path: tmp.display().to_string(),
-        source,
-    };
-    let mut writer =
-        ArrowWriter::try_new(file, job.schema.clone(), Some(writer_properties())).map_err(pq)?;
-    let mut rows = 0u64;
-    for b in &job.batches {
-        rows += b.num_rows() as u64;
-        writer.write(b).map_err(pq)?;
+/// An encoder thread: runs its tasks in order until its queue closes.
+fn encode(tasks: Receiver<Task>, results: Sender<Result<WrittenFile, LakeError>>) {
+    let mut open: HashMap<FileId, Result<Stream, LakeError>> = HashMap::new();
+    for task in tasks {
+        let result = match task {
+            Task::Whole(job) => Stream::start(job).and_then(Stream::finish),
+            Task::Open(id, job) => {
+                open.insert(id, Stream::start(job));
+                continue;
+            }
+            Task::Write(id, batch) => {
+                let stream = open.get_mut(&id).expect("written files are open");
+                if let Ok(s) = stream
+                    && let Err(e) = s.write(&batch)
+                {
+                    *stream = Err(e);
+                }
+                continue;
+            }
+            Task::Close(id) => open
+                .remove(&id)
+                .expect("closed files are open")
+                .and_then(Stream::finish),
+        };
+        if results.send(result).is_err() {
+            break;
+        }
     }
-    let file = writer.into_inner().map_err(pq)?;
-    file.sync_all().map_err(io(&tmp))?;
-    let bytes = file.metadata().map_err(io(&tmp))?.len();
-    drop(file);
-    let staged = if job.publish {
-        publish_file(&tmp, &dest).map_err(io(&dest))?;
-        None
-    } else {
-        Some(tmp)
-    };
-    Ok(WrittenFile {
-        table: job.table,
-        day: job.day,
-        path: dest,
-        staged,
-        rows,
-        bytes,
-    })
+    for s in open.into_values().flatten() {
+        let _ = std::fs::remove_file(&s.tmp);
+    }
+}
+
+/// A file being written under its temporary name.
+struct Stream {
+    writer: ArrowWriter<File>,
+    tmp: PathBuf,
+    dest: PathBuf,
+    table: &'static str,
+    day: i32,
+    publish: bool,
+    rows: u64,
+}
+
+impl Stream {
+    fn start(job: Job) -> Result<Stream, LakeError> {
+        std::fs::create_dir_all(&job.dir).map_err(io(&job.dir))?;
+        let tmp = job.dir.join(format!(".{}.tmp", job.name));
+        let dest = job.dir.join(&job.name);
+        let file = File::create(&tmp).map_err(io(&tmp))?;
+        let writer = ArrowWriter::try_new(file, job.schema.clone(), Some(writer_properties()))
+            .map_err(pq(&tmp))?;
+        let mut s = Stream {
+            writer,
+            tmp,
+            dest,
+            table: job.table,
+            day: job.day,
+            publish: job.publish,
+            rows: 0,
+        };
+        for b in &job.batches {
+            s.write(b)?;
+        }
+        Ok(s)
+    }
+
+    fn write(&mut self, batch: &RecordBatch) -> Result<(), LakeError> {
+        self.rows += batch.num_rows() as u64;
+        self.writer.write(batch).map_err(pq(&self.tmp))
+    }
+
+    /// Closes the file, makes it durable and publishes it (or leaves it staged).
+    fn finish(self) -> Result<WrittenFile, LakeError> {
+        let tmp = self.tmp;
+        let file = self.writer.into_inner().map_err(pq(&tmp))?;
+        file.sync_all().map_err(io(&tmp))?;
+        let bytes = file.metadata().map_err(io(&tmp))?.len();
+        drop(file);
+        let staged = if self.publish {
+            publish_file(&tmp, &self.dest).map_err(io(&self.dest))?;
+            None
+        } else {
+            Some(tmp)
+        };
+        Ok(WrittenFile {
+            table: self.table,
+            day: self.day,
+            path: self.dest,
+            staged,
+            rows: self.rows,
+            bytes,
+        })
+    }
+}
+
+fn io(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> LakeError {
+    let path = path.display().to_string();
+    move |source| LakeError::Io { path, source }
+}
+
+fn pq(path: &std::path::Path) -> impl FnOnce(parquet::errors::ParquetError) -> LakeError {
+    let path = path.display().to_string();
+    move |source| LakeError::Parquet { path, source }
 }

@@ -1,6 +1,8 @@
-//! The lake writer: buffers rows per (table, day) and writes each as one Parquet
-//! file per flush, atomically (temporary name, fsync, rename), on a background
-//! encoder thread so that scoring goes on while files are encoded.
+//! The lake writer: writes the rows of each (table, day) as one Parquet file per
+//! flush, atomically (temporary name, fsync, rename), on background encoder
+//! threads so that scoring goes on while files are encoded. `events` rows are
+//! encoded as they arrive (streamed into the flush's open file); the small
+//! tables are buffered and encoded at the flush.
 
 mod encoder;
 pub mod publish;
@@ -17,7 +19,7 @@ use huoyue_schemas::time::format_day;
 
 use crate::engine::{ActivityRow, DeltaSink};
 pub use encoder::WrittenFile;
-use encoder::{Encoder, Job};
+use encoder::{Encoder, FileId, Job};
 use tables::{ActivityRows, RejectedRows, ScoreRows};
 
 /// A lake that cannot be written.
@@ -46,8 +48,10 @@ pub enum LakeError {
 pub struct LakeWriter {
     root: PathBuf,
     prefix: String,
+    /// The number of the flush being filled (in its files' names).
     seq: u64,
-    events: BTreeMap<i32, Vec<RecordBatch>>,
+    /// The flush's open `events` file of each day.
+    events: BTreeMap<i32, FileId>,
     scores: BTreeMap<i32, ScoreRows>,
     activity: BTreeMap<i32, ActivityRows>,
     rejected: BTreeMap<i32, RejectedRows>,
@@ -71,7 +75,7 @@ impl LakeWriter {
         Ok(LakeWriter {
             root: root.to_owned(),
             prefix: prefix.to_owned(),
-            seq: 0,
+            seq: 1,
             events: BTreeMap::new(),
             scores: BTreeMap::new(),
             activity: BTreeMap::new(),
@@ -95,10 +99,34 @@ impl LakeWriter {
         &self.root
     }
 
-    /// Buffers `events` rows of one day.
+    /// Adds `events` rows of one day: to the day's open file of this flush,
+    /// opened if need be. Waits while the encoders are far behind.
     pub fn add_events(&mut self, day: i32, batch: RecordBatch) {
         self.buffered_rows += batch.num_rows();
-        self.events.entry(day).or_default().push(batch);
+        match self.events.get(&day) {
+            Some(&file) => self.encoder.write(file, batch),
+            None => {
+                let job = self.job(lake::EVENTS, day, vec![batch]);
+                let file = self.encoder.open(job);
+                self.events.insert(day, file);
+            }
+        }
+    }
+
+    /// A file of this flush.
+    fn job(&self, table: &'static str, day: i32, batches: Vec<RecordBatch>) -> Job {
+        Job {
+            table,
+            day,
+            dir: self
+                .root
+                .join(table)
+                .join(format!("{}={}", lake::DAY, format_day(day))),
+            name: format!("{}-{:08}.parquet", self.prefix, self.seq),
+            schema: lake::schema_of(table).expect("ingest table"),
+            batches,
+            publish: self.publish,
+        }
     }
 
     /// Buffers a `rejected` row; `day` is the ingest day of `ingested_at`.
@@ -123,44 +151,31 @@ impl LakeWriter {
         self.buffered_rows
     }
 
-    /// Hands every buffered (table, day) to the encoder as one file each; returns
-    /// without waiting for them (see [`LakeWriter::sync`]). First waits for the
-    /// files of the previous flush (backpressure: one flush is encoded while the
+    /// Closes the flush's `events` files and hands every buffered (table, day)
+    /// of the small tables to the encoder as one file each; returns without
+    /// waiting for them (see [`LakeWriter::sync`]). First waits for the files
+    /// of the previous flush (backpressure: one flush is encoded while the
     /// next one fills).
     pub fn flush(&mut self) -> Result<(), LakeError> {
         self.encoder.drain()?;
-        self.seq += 1;
         self.buffered_rows = 0;
-        let mut jobs = Vec::new();
-        for (day, batches) in std::mem::take(&mut self.events) {
-            jobs.push((lake::EVENTS, day, batches));
+        for (_, file) in std::mem::take(&mut self.events) {
+            self.encoder.close(file);
         }
+        let mut jobs = Vec::new();
         for (day, rows) in std::mem::take(&mut self.scores) {
-            jobs.push((lake::DAILY_SCORES, day, vec![rows.finish()]));
+            jobs.push(self.job(lake::DAILY_SCORES, day, vec![rows.finish()]));
         }
         for (day, rows) in std::mem::take(&mut self.activity) {
-            jobs.push((lake::DAILY_ACTIVITY, day, vec![rows.finish()]));
+            jobs.push(self.job(lake::DAILY_ACTIVITY, day, vec![rows.finish()]));
         }
         for (day, rows) in std::mem::take(&mut self.rejected) {
-            jobs.push((lake::REJECTED, day, vec![rows.finish()]));
+            jobs.push(self.job(lake::REJECTED, day, vec![rows.finish()]));
         }
-        for (table, day, batches) in jobs {
-            let dir = self
-                .root
-                .join(table)
-                .join(format!("{}={}", lake::DAY, format_day(day)));
-            let name = format!("{}-{:08}.parquet", self.prefix, self.seq);
-            let schema = lake::schema_of(table).expect("ingest table");
-            self.encoder.submit(Job {
-                table,
-                day,
-                dir,
-                name,
-                schema,
-                batches,
-                publish: self.publish,
-            })?;
+        for job in jobs {
+            self.encoder.submit(job);
         }
+        self.seq += 1;
         Ok(())
     }
 

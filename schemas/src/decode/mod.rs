@@ -145,11 +145,10 @@ macro_rules! raw_fields {
         enum Key { $($field,)+ Unknown }
 
         impl Key {
-            /// The field named `name`. Every name fits 16 bytes, so a name is
-            /// compared as one integer rather than by a string comparison.
+            /// The field named `name`, compared as integers ([`crate::words`]).
             fn of(name: &str) -> Key {
-                let Some(packed) = pack(name.as_bytes()) else { return Key::Unknown };
-                $(if packed == const { pack_const(stringify!($field)) } { return Key::$field; })+
+                let w = crate::words::Words::of(name);
+                $(if w == const { crate::words::Words::of_const(stringify!($field)) } { return Key::$field; })+
                 Key::Unknown
             }
         }
@@ -195,33 +194,6 @@ raw_fields!(
     counterpart_role,
     app_id,
 );
-
-/// A name of at most 16 bytes as one integer: its bytes little-endian, zero
-/// padded, and its length in the top byte's place is not needed because no
-/// field name contains a NUL (a padded short name cannot equal a longer one).
-fn pack(name: &[u8]) -> Option<u128> {
-    if name.len() > 16 || name.contains(&0) {
-        return None;
-    }
-    Some(
-        name.iter()
-            .rev()
-            .fold(0u128, |w, &b| (w << 8) | u128::from(b)),
-    )
-}
-
-/// [`pack`] at compile time.
-const fn pack_const(name: &str) -> u128 {
-    let b = name.as_bytes();
-    assert!(b.len() <= 16, "field names fit 16 bytes");
-    let mut w = 0u128;
-    let mut i = b.len();
-    while i > 0 {
-        i -= 1;
-        w = (w << 8) | b[i] as u128;
-    }
-    w
-}
 
 struct RawVisitor;
 
@@ -515,7 +487,18 @@ mod tests {
         for (name, v) in raw.slots() {
             assert!(matches!(v, Val::Str(s) if s == name), "{name}");
         }
-        for near in ["", "t", "tss", "event_i", "event_idd", "ts\0", "ts\0\0", "Ts", "counterpart_role_", "owner_school_id2"] {
+        for near in [
+            "",
+            "t",
+            "tss",
+            "event_i",
+            "event_idd",
+            "ts\0",
+            "ts\0\0",
+            "Ts",
+            "counterpart_role_",
+            "owner_school_id2",
+        ] {
             assert!(raw.slot(Key::of(near)).is_none(), "{near:?}");
         }
     }

@@ -212,7 +212,9 @@ mod tests {
         for background in [b'a', 0x20, 0x21, 0x7f, 0x80, 0xe4, 0xff] {
             for len in 0..20 {
                 for p in 0..len {
-                    for special in [b'"', b'\\', 0x00, 0x01, 0x1f, 0x20, 0x5b, 0x5d, 0x80, 0xa2, 0xdc] {
+                    for special in [
+                        b'"', b'\\', 0x00, 0x01, 0x1f, 0x20, 0x5b, 0x5d, 0x80, 0xa2, 0xdc,
+                    ] {
                         let mut b = vec![background; len];
                         b[p] = special;
                         assert_eq!(string_end(&b), naive(&b), "{b:?}");
