@@ -13,7 +13,7 @@ use arrow::array::{
 use arrow::datatypes::SchemaRef;
 use arrow::error::ArrowError;
 
-use crate::event::{Action, Client, Event, Extra, Role};
+use crate::event::{Action, Client, Event, Extra, Kinds, Role};
 use crate::lake;
 
 /// Where a row came from: the `source`, `partition` and `offset` columns.
@@ -213,7 +213,19 @@ macro_rules! rows_struct {
             /// (a lake written by something else). Only the columns of the row's
             /// action are read: the decoder leaves the others empty (events.md).
             pub fn get(&self, i: usize) -> Option<Event<'b>> {
-                let action = Action::from_str(self.action.value(i))?;
+                let kinds = Kinds {
+                    action: Action::from_str(self.action.value(i))?,
+                    role: Role::from_str(self.role.value(i))?,
+                    client: Client::from_str(self.client.value(i))?,
+                };
+                self.get_as(i, kinds)
+            }
+
+            /// [`EventRows::get`] of a row whose `action`, `role` and `client`
+            /// are known (read by the decoder that built the batch): they are
+            /// not parsed again.
+            pub fn get_as(&self, i: usize, kinds: Kinds) -> Option<Event<'b>> {
+                let Kinds { action, role, client } = kinds;
                 let mut extra = Extra::default();
                 for f in action_fields(action) {
                     match f {
@@ -245,10 +257,10 @@ macro_rules! rows_struct {
                     event_id: Cow::Borrowed(self.event_id.value(i)),
                     ts: self.ts.value(i),
                     user_id: Cow::Borrowed(self.user_id.value(i)),
-                    role: Role::from_str(self.role.value(i))?,
+                    role,
                     school_id: Cow::Borrowed(school_id),
                     action,
-                    client: Client::from_str(self.client.value(i))?,
+                    client,
                     extra,
                 })
             }
@@ -326,6 +338,7 @@ mod tests {
         let rows = EventRows::new(&batch).unwrap();
         for (i, e) in events.iter().enumerate() {
             assert_eq!(rows.get(i).as_ref(), Some(e), "row {i}");
+            assert_eq!(rows.get_as(i, e.kinds()).as_ref(), Some(e), "row {i}");
         }
     }
 

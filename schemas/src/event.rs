@@ -137,7 +137,23 @@ pub struct Extra<'a> {
     pub app_id: Option<Cow<'a, str>>,
 }
 
+/// The enumerated fields of an event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Kinds {
+    pub action: Action,
+    pub role: Role,
+    pub client: Client,
+}
+
 impl Event<'_> {
+    pub fn kinds(&self) -> Kinds {
+        Kinds {
+            action: self.action,
+            role: self.role,
+            client: self.client,
+        }
+    }
+
     /// The user this event is scored for, if any (before the role rule of scoring.md).
     pub fn scored_user(&self) -> Option<&str> {
         match self.action.scored_by() {

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::interner::{Index, hash_day};
 use super::order::OrderKey;
+use super::user::SchoolId;
 use huoyue_schemas::event::{Action, Event, Role};
 
 /// A `daily_activity` row as handed to a [`super::DeltaSink`].
@@ -34,14 +35,14 @@ struct Row {
     user: u128,
     user_id: Name,
     role: Role,
-    school_id: Name,
+    school_id: SchoolId,
     /// The first event in order among those counted here (it gives role and school).
     first: OrderKey,
     /// logins, deep actions, registers, events
     counts: [i64; 4],
 }
 
-/// The rows of the current flush. Their strings live in one buffer, cleared
+/// The rows of the current flush. Their user ids live in one buffer, cleared
 /// at each flush, not in an allocation per row.
 #[derive(Default, Serialize, Deserialize)]
 pub struct Activity {
@@ -63,13 +64,12 @@ impl Activity {
             Some(i) => i as usize,
             None => {
                 let user_id = push_name(&mut self.names, &e.user_id);
-                let school_id = push_name(&mut self.names, &e.school_id);
                 self.rows.push(Row {
                     day,
                     user,
                     user_id,
                     role: e.role,
-                    school_id,
+                    school_id: SchoolId::new(&e.school_id),
                     first: key,
                     counts: [0; 4],
                 });
@@ -81,9 +81,7 @@ impl Activity {
         if key < row.first {
             row.first = key;
             row.role = e.role;
-            if name(&self.names, row.school_id) != e.school_id {
-                row.school_id = push_name(&mut self.names, &e.school_id);
-            }
+            row.school_id = SchoolId::new(&e.school_id);
         }
         row.counts[3] += 1;
         match e.action {
@@ -102,7 +100,7 @@ impl Activity {
                 day: r.day,
                 user_id: name(&self.names, r.user_id),
                 role: r.role,
-                school_id: name(&self.names, r.school_id),
+                school_id: r.school_id.as_str(),
                 logins,
                 deep_actions,
                 registers,

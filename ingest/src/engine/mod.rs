@@ -21,7 +21,7 @@ use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 use huoyue_schemas::columns::EventRows;
-use huoyue_schemas::event::{Action, Event};
+use huoyue_schemas::event::{Action, Event, Kinds};
 use huoyue_schemas::profile::Profile;
 use huoyue_schemas::time::day_of;
 
@@ -249,7 +249,9 @@ impl Engine {
             std::hint::black_box(found);
             for (k, keys) in group.iter().enumerate() {
                 let i = g * AHEAD + k;
-                let e = rows.get(i).expect("decoded events are valid");
+                let e = rows
+                    .get_as(i, keys.kinds)
+                    .expect("decoded events are valid");
                 let outcome = self.process_keyed(&e, keys, partition(i));
                 then(self, i, outcome);
             }
@@ -568,12 +570,15 @@ fn user_index(st: &mut State, id: &str, key: u128, school: SchoolId) -> u32 {
 /// (owner-scored rules). The decoder threads compute them, so the engine's
 /// thread neither hashes nor compares strings. Two distinct strings share a
 /// key with probability 2⁻¹²⁸, which the engine treats as never.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// With them, the event's [`Kinds`], so that reading the event back from its
+/// batch does not parse them again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct EventKeys {
     pub id: u128,
     pub user: u128,
     /// 0 without an `owner_id`.
     pub owner: u128,
+    pub kinds: Kinds,
 }
 
 impl EventKeys {
@@ -582,6 +587,7 @@ impl EventKeys {
             id: key128(&e.event_id),
             user: key128(&e.user_id),
             owner: e.extra.owner_id.as_deref().map_or(0, key128),
+            kinds: e.kinds(),
         }
     }
 }
