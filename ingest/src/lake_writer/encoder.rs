@@ -243,6 +243,15 @@ pub fn writer_properties() -> WriterProperties {
         .set_column_dictionary_enabled("ts".into(), false)
         .set_column_dictionary_enabled("offset".into(), false)
         .set_column_dictionary_enabled("raw".into(), false)
+        // ids of users, resources, lessons and tasks repeat little within a
+        // file: interning them cost about 8% of the encoders' time for no
+        // smaller file (zstd finds the repeats)
+        .set_column_dictionary_enabled("user_id".into(), false)
+        .set_column_dictionary_enabled("owner_id".into(), false)
+        .set_column_dictionary_enabled("resource_id".into(), false)
+        .set_column_dictionary_enabled("counterpart_id".into(), false)
+        .set_column_dictionary_enabled("lesson_id".into(), false)
+        .set_column_dictionary_enabled("task_id".into(), false)
         .set_max_row_group_row_count(Some(1 << 20))
         .set_created_by("huoyue".into())
         .build()
