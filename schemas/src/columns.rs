@@ -51,7 +51,16 @@ macro_rules! builder_struct {
             source: StringBuilder,
             partition: Int32Builder,
             offset: Int64Builder,
+            owed: OwedNulls,
             len: usize,
+        }
+
+        /// Nulls owed to each action-specific string column: most events leave
+        /// most of them empty, and a run of nulls is appended in one go before
+        /// the column's next value (or at the finish), not one call per event.
+        #[derive(Default)]
+        struct OwedNulls {
+            $($f: usize,)*
         }
 
         impl EventBatchBuilder {
@@ -73,6 +82,7 @@ macro_rules! builder_struct {
                     source: s(),
                     partition: Int32Builder::with_capacity(rows),
                     offset: Int64Builder::with_capacity(rows),
+                    owed: OwedNulls::default(),
                     len: 0,
                 }
             }
@@ -98,7 +108,16 @@ macro_rules! builder_struct {
                 }
                 self.duration_s.append_option(x.duration_s);
                 self.published_at.append_option(x.published_at);
-                $(self.$f.append_option(x.$f.as_deref());)*
+                $(match x.$f.as_deref() {
+                    Some(v) => {
+                        let owed = std::mem::take(&mut self.owed.$f);
+                        if owed > 0 {
+                            self.$f.append_nulls(owed);
+                        }
+                        self.$f.append_value(v);
+                    }
+                    None => self.owed.$f += 1,
+                })*
                 self.source.append_value(lineage.source);
                 self.partition.append_option(lineage.partition);
                 self.offset.append_option(lineage.offset);
@@ -116,6 +135,12 @@ macro_rules! builder_struct {
             /// The rows so far as a batch of the `events` schema; the builder is reset.
             pub fn finish(&mut self) -> RecordBatch {
                 self.len = 0;
+                $(
+                    let owed = std::mem::take(&mut self.owed.$f);
+                    if owed > 0 {
+                        self.$f.append_nulls(owed);
+                    }
+                )*
                 let mut columns: Vec<ArrayRef> = Vec::with_capacity(27);
                 columns.push(Arc::new(self.event_id.finish()));
                 columns.push(Arc::new(self.ts.finish()));
