@@ -13,7 +13,7 @@ use arrow::array::{
 use arrow::datatypes::SchemaRef;
 use arrow::error::ArrowError;
 
-use crate::event::{Action, Client, Event, Extra, Kinds, Role};
+use crate::event::{Action, Client, Event, Extra, Kinds, Role, is_school_id};
 use crate::lake;
 
 /// Where a row came from: the `source`, `partition` and `offset` columns.
@@ -301,11 +301,6 @@ macro_rules! rows_struct {
             $($f,)*
         }
     };
-}
-
-/// A school id as events.md has it: exactly 10 ASCII digits.
-fn is_school_id(s: &str) -> bool {
-    s.len() == 10 && s.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// The [`Extra`] fields an action carries (events.md; the decoder sets no other).

@@ -137,6 +137,11 @@ pub struct Extra<'a> {
     pub app_id: Option<Cow<'a, str>>,
 }
 
+/// Whether `s` is a school id as events.md has it: exactly 10 ASCII digits.
+pub fn is_school_id(s: &str) -> bool {
+    s.len() == 10 && s.bytes().all(|b| b.is_ascii_digit())
+}
+
 /// The enumerated fields of an event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Kinds {

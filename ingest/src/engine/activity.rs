@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::interner::{Index, hash_day};
+use super::key128;
 use super::order::OrderKey;
 use super::user::SchoolId;
 use huoyue_schemas::event::{Action, Event, Role};
@@ -31,7 +32,9 @@ struct Name {
 #[derive(Clone, Serialize, Deserialize)]
 struct Row {
     day: i32,
-    /// The actor's [`super::key128`].
+    /// The actor's [`super::key128`] (derived from `user_id`, so not stored
+    /// in a snapshot).
+    #[serde(skip)]
     user: u128,
     user_id: Name,
     role: Role,
@@ -107,18 +110,25 @@ impl Activity {
                 events,
             });
         }
-        // keep the allocations, as large as this flush needed: the next flush
-        // has about as many rows
+        // keep the allocations (the next flush has about as many rows), but
+        // give back what a much larger flush left
         let (n, bytes) = (self.rows.len(), self.names.len());
         self.rows.clear();
         self.names.clear();
         self.index.clear();
-        self.rows.shrink_to(n);
-        self.names.shrink_to(bytes);
+        if self.rows.capacity() > 2 * n + 8 {
+            self.rows.shrink_to(n);
+        }
+        if self.names.capacity() > 2 * bytes + 64 {
+            self.names.shrink_to(bytes);
+        }
     }
 
-    /// Rebuilds the lookup after a restore.
+    /// Derives the rows' keys and rebuilds the lookup after a restore.
     pub fn rebuild_index(&mut self) {
+        for r in &mut self.rows {
+            r.user = key128(name(&self.names, r.user_id));
+        }
         self.index = Index::rebuild(self.rows.iter().map(|r| hash_day(r.day, r.user)));
     }
 }

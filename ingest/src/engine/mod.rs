@@ -137,8 +137,9 @@ struct SnapshotHeader {
 }
 
 /// 3: `OrderKey` ids as four big-endian words. 4: the remembered ids packed.
-/// 5: the activity roll-up's strings in one buffer; users and activity rows
-/// keyed by [`key128`].
+/// 5: the activity roll-up's user ids in one buffer, its school ids and the
+/// users' inline.
+/// (The users' and activity rows' [`key128`] keys are derived at restore.)
 const SNAPSHOT_FORMAT: u32 = 5;
 
 /// The remembered event ids as fixed-width little-endian records (id hash,
@@ -479,6 +480,9 @@ impl Engine {
         let (mut state, ids): (State, &[u8]) =
             postcard::take_from_bytes(rest).map_err(|e| RestoreError::Corrupt(e.to_string()))?;
         state.seen = packed_ids::read(ids).map_err(RestoreError::Corrupt)?;
+        for u in &mut state.users {
+            u.key = key128(&u.id);
+        }
         state.index = Index::rebuild(state.users.iter().map(|u| u.key as u64));
         state.activity.rebuild_index();
         let mut engine = Engine::new(profile, header.cfg);

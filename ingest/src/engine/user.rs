@@ -62,7 +62,9 @@ pub enum Life {
 #[derive(Clone, Serialize, Deserialize)]
 pub struct UserState {
     pub id: Box<str>,
-    /// The id's [`super::key128`], by which the engine finds the user.
+    /// The id's [`super::key128`], by which the engine finds the user
+    /// (derived from `id`, so not stored in a snapshot).
+    #[serde(skip)]
     pub key: u128,
     /// The school the latest scoring event stated (for rows of days without events).
     pub school: SchoolId,

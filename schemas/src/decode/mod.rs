@@ -305,7 +305,7 @@ fn short_text<'a>(v: Val<'a>, field: &str) -> Result<Cow<'a, str>, Rejection> {
 
 fn school<'a>(v: Val<'a>, field: &str) -> Result<Cow<'a, str>, Rejection> {
     let s = required(v, field)?;
-    if s.len() != 10 || !s.bytes().all(|b| b.is_ascii_digit()) {
+    if !crate::event::is_school_id(&s) {
         return Err(bad(field, "must be exactly 10 digits"));
     }
     Ok(s)
