@@ -38,7 +38,7 @@ WHERE regexp_full_match(event_id, '[A-Za-z0-9._:-]{{1,64}}')
   AND action IN ('register', 'login', 'profile_update', 'space_op', 'resource_interact',
                  'resource_review', 'teach', 'task_publish', 'task_progress', 'interaction', 'app_use')
 QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY ts) = 1;
-COPY (SELECT * FROM valid) TO '{out}/events' (FORMAT parquet, PARTITION_BY (day), COMPRESSION zstd);
+COPY (SELECT * FROM valid) TO '{out}/events' (FORMAT parquet, PARTITION_BY (day), COMPRESSION snappy);
 COPY (
   SELECT day, user_id, rule, SUM(points) AS points FROM (
     SELECT day, user_id, 'login' AS rule, 1 AS points FROM valid WHERE action = 'login' AND role = 'teacher' GROUP BY day, user_id
@@ -56,7 +56,7 @@ COPY (
     SELECT day, owner_id, 'resource_spread', LEAST(count(DISTINCT user_id), 2) FROM valid
       WHERE action = 'resource_interact' AND user_id <> owner_id GROUP BY day, owner_id
   ) GROUP BY ALL
-) TO '{out}/daily_scores' (FORMAT parquet, PARTITION_BY (day), COMPRESSION zstd);
+) TO '{out}/daily_scores' (FORMAT parquet, PARTITION_BY (day), COMPRESSION snappy);
 """
 
 

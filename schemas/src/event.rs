@@ -21,9 +21,9 @@ macro_rules! string_enum {
             /// Parses the wire name (compared as integers, [`crate::words`]).
             #[allow(clippy::should_implement_trait)]
             pub fn from_str(s: &str) -> Option<Self> {
-                let w = crate::words::Words::of(s);
-                $(if w == const { crate::words::Words::of_const($text) } { return Some($name::$variant); })+
-                None
+                const TABLE: crate::words::Table<$name, 32> =
+                    crate::words::Table::new(&[$(($text, $name::$variant)),+]);
+                TABLE.get(s)
             }
         }
 

@@ -17,6 +17,7 @@ pub struct OrderKey {
 }
 
 impl OrderKey {
+    #[inline]
     pub fn new(ts: i64, event_id: &str) -> Self {
         let b = event_id.as_bytes();
         // Whole words are read straight from the id; the last, partial one

@@ -107,7 +107,8 @@ impl UserState {
         school: SchoolId,
         n_rules: usize,
     ) -> &mut DayState {
-        let i = match self.days.iter().position(|d| d.day == day) {
+        // events come roughly in time order: the day is most often the last
+        let i = match self.days.iter().rposition(|d| d.day == day) {
             Some(i) => {
                 let d = &mut self.days[i];
                 if key < d.first {
@@ -135,9 +136,11 @@ impl UserState {
     }
 
     pub fn add_pending(&mut self, day: i32, rule: u8) {
+        // newest first: the latest entries are the current day's
         match self
             .pending
             .iter_mut()
+            .rev()
             .find(|(d, r, _)| *d == day && *r == rule)
         {
             Some((_, _, n)) => *n += 1,

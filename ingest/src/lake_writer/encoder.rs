@@ -12,10 +12,11 @@ use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, Sender, SyncSender, TryRecvError, channel, sync_channel};
 use std::thread::JoinHandle;
 
-use arrow::array::RecordBatch;
+use arrow::array::{BooleanArray, RecordBatch, UInt32Array};
+use arrow::compute::{filter_record_batch, take_record_batch};
 use arrow::datatypes::SchemaRef;
 use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
+use parquet::basic::Compression;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
 use super::LakeError;
@@ -56,8 +57,25 @@ pub struct FileId(u64);
 enum Task {
     Whole(Job),
     Open(FileId, Job),
-    Write(FileId, RecordBatch),
+    Write(FileId, Rows),
     Close(FileId),
+}
+
+/// Rows for a streamed file: those of `batch` that `keep` selects. The
+/// selection is applied on the encoder thread, so the thread that scores
+/// rows never copies them.
+pub struct Rows {
+    pub batch: RecordBatch,
+    pub keep: Keep,
+}
+
+/// Which rows of a batch.
+pub enum Keep {
+    All,
+    /// Those whose bit is set (most of them).
+    Mask(BooleanArray),
+    /// These, in order (a few).
+    Rows(UInt32Array),
 }
 
 /// Tasks queued per encoder thread before the caller waits (backpressure:
@@ -154,9 +172,9 @@ impl Encoder {
 
     /// Appends rows to an open file. Waits while its thread is
     /// [`QUEUE`] tasks behind.
-    pub fn write(&mut self, file: FileId, batch: RecordBatch) {
+    pub fn write(&mut self, file: FileId, rows: Rows) {
         let thread = self.open[&file];
-        self.send(thread, Task::Write(file, batch));
+        self.send(thread, Task::Write(file, rows));
     }
 
     /// Finishes an open file: it is then written like a submitted one.
@@ -228,12 +246,13 @@ impl Drop for Encoder {
     }
 }
 
-/// The writer settings: plain Parquet that DuckDB and Spark read, zstd, statistics.
+/// The writer settings: plain Parquet that DuckDB and Spark read, Snappy,
+/// statistics.
 pub fn writer_properties() -> WriterProperties {
     WriterProperties::builder()
-        .set_compression(Compression::ZSTD(
-            ZstdLevel::try_new(1).expect("zstd level 1"),
-        ))
+        // Snappy, not zstd: zstd was about a third of the encoders' work (a
+        // tenth of a file run's); compaction rewrites the files with zstd
+        .set_compression(Compression::SNAPPY)
         // min/max per row group, not per page: a flush's files are small (one
         // row group) and compaction rewrites them with page statistics; the
         // page index cost the encoders about a tenth of their time
@@ -267,10 +286,10 @@ fn encode(tasks: Receiver<Task>, results: Sender<Result<WrittenFile, LakeError>>
                 open.insert(id, Stream::start(job));
                 continue;
             }
-            Task::Write(id, batch) => {
+            Task::Write(id, rows) => {
                 let stream = open.get_mut(&id).expect("written files are open");
                 if let Ok(s) = stream
-                    && let Err(e) = s.write(&batch)
+                    && let Err(e) = s.write_rows(rows)
                 {
                     *stream = Err(e);
                 }
@@ -322,6 +341,15 @@ impl Stream {
             s.write(b)?;
         }
         Ok(s)
+    }
+
+    fn write_rows(&mut self, rows: Rows) -> Result<(), LakeError> {
+        let batch = match rows.keep {
+            Keep::All => rows.batch,
+            Keep::Mask(m) => filter_record_batch(&rows.batch, &m).expect("a mask per row"),
+            Keep::Rows(i) => take_record_batch(&rows.batch, &i).expect("rows of the batch"),
+        };
+        self.write(&batch)
     }
 
     fn write(&mut self, batch: &RecordBatch) -> Result<(), LakeError> {

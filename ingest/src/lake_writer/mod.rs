@@ -18,8 +18,9 @@ use huoyue_schemas::lake;
 use huoyue_schemas::time::format_day;
 
 use crate::engine::{ActivityRow, DeltaSink};
+pub use encoder::Keep;
 pub use encoder::WrittenFile;
-use encoder::{Encoder, FileId, Job};
+use encoder::{Encoder, FileId, Job, Rows};
 use tables::{ActivityRows, RejectedRows, ScoreRows};
 
 /// A lake that cannot be written.
@@ -101,16 +102,24 @@ impl LakeWriter {
 
     /// Adds `events` rows of one day: to the day's open file of this flush,
     /// opened if need be. Waits while the encoders are far behind.
-    pub fn add_events(&mut self, day: i32, batch: RecordBatch) {
-        self.buffered_rows += batch.num_rows();
-        match self.events.get(&day) {
-            Some(&file) => self.encoder.write(file, batch),
+    /// Only the rows `keep` selects are added; the selection is made on an
+    /// encoder thread.
+    pub fn add_events(&mut self, day: i32, batch: RecordBatch, keep: Keep) {
+        self.buffered_rows += match &keep {
+            Keep::All => batch.num_rows(),
+            Keep::Mask(m) => m.true_count(),
+            Keep::Rows(i) => i.len(),
+        };
+        let file = match self.events.get(&day) {
+            Some(&file) => file,
             None => {
-                let job = self.job(lake::EVENTS, day, vec![batch]);
+                let job = self.job(lake::EVENTS, day, Vec::new());
                 let file = self.encoder.open(job);
                 self.events.insert(day, file);
+                file
             }
-        }
+        };
+        self.encoder.write(file, Rows { batch, keep });
     }
 
     /// A file of this flush.

@@ -7,16 +7,111 @@ pub mod file;
 
 use std::collections::BTreeMap;
 
-use arrow::array::UInt32Array;
-use arrow::compute::take_record_batch;
+use arrow::array::{BooleanArray, UInt32Array};
+use arrow::buffer::BooleanBuffer;
 
 use huoyue_schemas::columns::{EventRows, Lineage};
 use huoyue_schemas::reason::Reason;
 use huoyue_schemas::time::day_of;
 
 use crate::engine::{ActivityRow, DeltaSink, Engine, Outcome};
-use crate::lake_writer::{LakeError, LakeWriter, WrittenFile};
+use crate::lake_writer::{Keep, LakeError, LakeWriter, WrittenFile};
 pub use decode::{DecodedChunk, Span, decode_chunk, sub_chunk};
+
+/// The day of a row that is not written to `events` (a duplicate, a late event).
+const NOT_KEPT: i32 = i32::MIN;
+
+/// How the rows of a batch go to the `events` files of their days, given each
+/// row's day ([`NOT_KEPT`] for rows not written): as (day, offset, length,
+/// rows of that slice). The encoder threads make the selections, so the
+/// scoring thread copies no rows.
+///
+/// Events come roughly in time order, so a day's rows are mostly one run,
+/// broken only by duplicates and by a few events of other days. Such a run
+/// is written as a slice (with a mask when some of its rows are not the
+/// day's), which costs a copy of its bytes and no more; the day's rows
+/// outside its runs are gathered one by one.
+fn day_rows(row_day: &[i32]) -> Vec<(i32, usize, usize, Keep)> {
+    /// A run ends where the next row of its day is this far on.
+    const GAP: usize = 64;
+    /// Shorter runs are gathered row by row with the day's scattered rows.
+    const MIN_RUN: usize = 256;
+    struct Run {
+        day: i32,
+        first: usize,
+        last: usize,
+        rows: usize,
+    }
+    let mut out = Vec::new();
+    let mut scattered: Vec<(i32, Vec<u32>)> = Vec::new();
+    let mut close = |r: &Run, out: &mut Vec<(i32, usize, usize, Keep)>| {
+        let span = r.last - r.first + 1;
+        let of_run = &row_day[r.first..=r.last];
+        if r.rows >= MIN_RUN {
+            let keep = if r.rows == span {
+                Keep::All
+            } else if 5 * r.rows >= 4 * span {
+                // mostly kept: Arrow's filter copies the kept stretches whole
+                Keep::Mask(BooleanArray::new(
+                    BooleanBuffer::collect_bool(span, |i| of_run[i] == r.day),
+                    None,
+                ))
+            } else {
+                Keep::Rows(UInt32Array::from_iter_values(
+                    (0..span as u32).filter(|&i| of_run[i as usize] == r.day),
+                ))
+            };
+            out.push((r.day, r.first, span, keep));
+        } else {
+            let rows = match scattered.iter_mut().find(|(d, _)| *d == r.day) {
+                Some((_, rows)) => rows,
+                None => {
+                    scattered.push((r.day, Vec::new()));
+                    &mut scattered.last_mut().expect("just pushed").1
+                }
+            };
+            rows.extend(
+                (r.first..=r.last)
+                    .filter(|&i| row_day[i] == r.day)
+                    .map(|i| i as u32),
+            );
+        }
+    };
+    let mut runs: Vec<Run> = Vec::new();
+    for (i, &day) in row_day.iter().enumerate() {
+        if day == NOT_KEPT {
+            continue;
+        }
+        match runs.iter_mut().rev().find(|r| r.day == day) {
+            Some(r) if i - r.last <= GAP => {
+                r.last = i;
+                r.rows += 1;
+            }
+            Some(r) => {
+                close(r, &mut out);
+                *r = Run {
+                    day,
+                    first: i,
+                    last: i,
+                    rows: 1,
+                };
+            }
+            None => runs.push(Run {
+                day,
+                first: i,
+                last: i,
+                rows: 1,
+            }),
+        }
+    }
+    for r in &runs {
+        close(r, &mut out);
+    }
+    for (day, rows) in scattered {
+        out.push((day, 0, row_day.len(), Keep::Rows(UInt32Array::from(rows))));
+    }
+    out
+}
 
 /// What the pipeline has seen (the file-mode summary, the metrics).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -158,7 +253,8 @@ impl Pipeline {
         let off = self.engine.offset_seconds();
         let ingest_day = day_of(chunk.decoded_at, off);
         let rows = EventRows::new(&chunk.batch).expect("decoded chunks have the events schema");
-        let mut per_day: Vec<(i32, Vec<u32>)> = Vec::new();
+        // the day of each accepted row (`NOT_KEPT` for the others)
+        let mut row_day = vec![NOT_KEPT; chunk.batch.num_rows()];
         self.counts.read += chunk.messages() as u64;
         let spans = &chunk.spans;
         let counts = &mut self.counts;
@@ -171,10 +267,7 @@ impl Pipeline {
             |engine, i, outcome| match outcome {
                 Outcome::Accepted { day } => {
                     counts.valid += 1;
-                    match per_day.iter_mut().find(|(d, _)| *d == day) {
-                        Some((_, v)) => v.push(i as u32),
-                        None => per_day.push((day, vec![i as u32])),
-                    }
+                    row_day[i] = day;
                 }
                 Outcome::Duplicate => counts.duplicates += 1,
                 Outcome::Late => {
@@ -213,14 +306,9 @@ impl Pipeline {
                 }
             },
         );
-        for (day, idx) in per_day {
-            let batch = if idx.len() == chunk.batch.num_rows() {
-                chunk.batch.clone()
-            } else {
-                take_record_batch(&chunk.batch, &UInt32Array::from(idx))
-                    .expect("take rows of a batch")
-            };
-            self.writer.add_events(day, batch);
+        for (day, offset, len, keep) in day_rows(&row_day) {
+            self.writer
+                .add_events(day, chunk.batch.slice(offset, len), keep);
         }
         for r in &chunk.rejected {
             *self.counts.rejected.entry(r.reason).or_default() += 1;
@@ -282,5 +370,66 @@ impl Pipeline {
     /// The engine, for a snapshot after a sync.
     pub fn into_parts(self) -> (Engine, LakeWriter, Counts) {
         (self.engine, self.writer, self.counts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::{Keep, NOT_KEPT, day_rows};
+
+    /// The rows each day's files get, as indices of the whole batch.
+    fn selected(row_day: &[i32]) -> Vec<(i32, usize)> {
+        let mut got = Vec::new();
+        for (day, offset, len, keep) in day_rows(row_day) {
+            assert!(offset + len <= row_day.len());
+            match keep {
+                Keep::All => got.extend((offset..offset + len).map(|i| (day, i))),
+                Keep::Mask(m) => {
+                    assert_eq!(m.len(), len);
+                    got.extend((0..len).filter(|&i| m.value(i)).map(|i| (day, offset + i)));
+                }
+                Keep::Rows(rows) => {
+                    got.extend(rows.values().iter().map(|&i| (day, offset + i as usize)))
+                }
+            }
+        }
+        got.sort_unstable();
+        got
+    }
+
+    proptest! {
+        /// Every kept row goes to its own day's file exactly once, and no
+        /// other row does, however the days are mixed.
+        #[test]
+        fn every_kept_row_goes_to_its_day_once(
+            runs in prop::collection::vec((0i32..6, 1usize..400), 0..40),
+        ) {
+            let row_day: Vec<i32> = runs
+                .iter()
+                .flat_map(|&(d, n)| std::iter::repeat_n(if d == 5 { NOT_KEPT } else { d }, n))
+                .collect();
+            let mut want: Vec<(i32, usize)> = row_day
+                .iter()
+                .enumerate()
+                .filter(|(_, d)| **d != NOT_KEPT)
+                .map(|(i, d)| (*d, i))
+                .collect();
+            want.sort_unstable();
+            prop_assert_eq!(selected(&row_day), want);
+        }
+    }
+
+    #[test]
+    fn a_run_with_duplicates_is_one_masked_slice() {
+        let mut row_day = vec![7; 1000];
+        row_day[10] = NOT_KEPT;
+        row_day[500] = NOT_KEPT;
+        let parts = day_rows(&row_day);
+        assert_eq!(parts.len(), 1);
+        let (day, offset, len, keep) = &parts[0];
+        assert_eq!((*day, *offset, *len), (7, 0, 1000));
+        assert!(matches!(keep, Keep::Mask(m) if m.true_count() == 998));
     }
 }

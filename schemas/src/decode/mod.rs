@@ -147,9 +147,9 @@ macro_rules! raw_fields {
         impl Key {
             /// The field named `name`, compared as integers ([`crate::words`]).
             fn of(name: &str) -> Key {
-                let w = crate::words::Words::of(name);
-                $(if w == const { crate::words::Words::of_const(stringify!($field)) } { return Key::$field; })+
-                Key::Unknown
+                const TABLE: crate::words::Table<Key, 128> =
+                    crate::words::Table::new(&[$((stringify!($field), Key::$field)),+]);
+                TABLE.get(name).unwrap_or(Key::Unknown)
             }
         }
 

@@ -100,14 +100,16 @@ impl<'a> Scanner<'a> {
 
     /// Reads the rest of a string whose opening quote was read, through the closing
     /// quote; `None` at an escape, a control character or the end of the text.
+    #[inline]
     fn string_rest(&mut self) -> Option<&'a str> {
         let start = self.pos;
-        let len = string_end(self.rest())?;
-        if self.rest()[len] != b'"' {
+        let bytes = self.text.as_bytes();
+        let end = start + string_end(bytes.get(start..)?)?;
+        if bytes[end] != b'"' {
             return None;
         }
-        self.pos = start + len + 1;
-        Some(&self.text[start..start + len])
+        self.pos = end + 1;
+        self.text.get(start..end)
     }
 
     /// Reads one value; `depth` is how many arrays enclose it.
@@ -176,15 +178,15 @@ impl<'a> Scanner<'a> {
 
 /// The index of the first `"`, `\\` or control character of `bytes`, eight
 /// bytes at a time.
+#[inline]
 fn string_end(bytes: &[u8]) -> Option<usize> {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     // a byte of `x` is zero: its high bit in the result (exact for the first
     // zero byte, which is the one wanted)
     let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
-    let mut chunks = bytes.chunks_exact(8);
     let mut at = 0;
-    for c in &mut chunks {
+    while let Some(c) = bytes.get(at..at + 8) {
         let w = u64::from_le_bytes(c.try_into().expect("8 bytes"));
         // bytes below 0x20; quotes; backslashes (a byte's high bit set is
         // never below 0x20, so `!w` masks those out)
@@ -196,8 +198,8 @@ fn string_end(bytes: &[u8]) -> Option<usize> {
         }
         at += 8;
     }
-    let tail = chunks.remainder();
-    tail.iter()
+    bytes[at..]
+        .iter()
         .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
         .map(|i| at + i)
 }
