@@ -79,10 +79,6 @@ impl Words {
         }
     }
 
-    const fn eq_const(&self, o: &Words) -> bool {
-        self.len == o.len && self.a == o.a && self.b == o.b && self.c == o.c
-    }
-
     /// The slot of these words in a table of `2^bits` slots hashed with `mul`.
     #[inline]
     const fn slot(&self, mul: u64, bits: u32) -> usize {
@@ -136,7 +132,7 @@ impl<T: Copy + 'static, const N: usize> Table<T, N> {
     pub fn get(&self, name: &str) -> Option<T> {
         let w = Words::of(name);
         match self.slots[w.slot(self.mul, self.bits)] {
-            Some((k, v)) if k.eq_const(&w) => Some(v),
+            Some((k, v)) if k == w => Some(v),
             _ => None,
         }
     }

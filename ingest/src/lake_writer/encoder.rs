@@ -57,19 +57,13 @@ pub struct FileId(u64);
 enum Task {
     Whole(Job),
     Open(FileId, Job),
-    Write(FileId, Rows),
+    /// The rows of the batch that `Keep` selects; the selection is applied
+    /// on the encoder thread, so the thread that scores rows never copies them.
+    Write(FileId, RecordBatch, Keep),
     Close(FileId),
 }
 
-/// Rows for a streamed file: those of `batch` that `keep` selects. The
-/// selection is applied on the encoder thread, so the thread that scores
-/// rows never copies them.
-pub struct Rows {
-    pub batch: RecordBatch,
-    pub keep: Keep,
-}
-
-/// Which rows of a batch.
+/// Which rows of a batch go to a streamed file.
 pub enum Keep {
     All,
     /// Those whose bit is set (most of them).
@@ -156,8 +150,8 @@ impl Encoder {
         }
     }
 
-    /// Starts a streamed file (`job.batches` are its first rows), on the
-    /// thread with the fewest open files.
+    /// Starts a streamed file (with `job.batches`, if any, as its first rows),
+    /// on the thread with the fewest open files.
     pub fn open(&mut self, job: Job) -> FileId {
         let id = FileId(self.next_file);
         self.next_file += 1;
@@ -170,11 +164,11 @@ impl Encoder {
         id
     }
 
-    /// Appends rows to an open file. Waits while its thread is
-    /// [`QUEUE`] tasks behind.
-    pub fn write(&mut self, file: FileId, rows: Rows) {
+    /// Appends the rows of `batch` that `keep` selects to an open file.
+    /// Waits while its thread is [`QUEUE`] tasks behind.
+    pub fn write(&mut self, file: FileId, batch: RecordBatch, keep: Keep) {
         let thread = self.open[&file];
-        self.send(thread, Task::Write(file, rows));
+        self.send(thread, Task::Write(file, batch, keep));
     }
 
     /// Finishes an open file: it is then written like a submitted one.
@@ -286,10 +280,10 @@ fn encode(tasks: Receiver<Task>, results: Sender<Result<WrittenFile, LakeError>>
                 open.insert(id, Stream::start(job));
                 continue;
             }
-            Task::Write(id, rows) => {
+            Task::Write(id, batch, keep) => {
                 let stream = open.get_mut(&id).expect("written files are open");
                 if let Ok(s) = stream
-                    && let Err(e) = s.write_rows(rows)
+                    && let Err(e) = s.write_selected(batch, keep)
                 {
                     *stream = Err(e);
                 }
@@ -343,11 +337,11 @@ impl Stream {
         Ok(s)
     }
 
-    fn write_rows(&mut self, rows: Rows) -> Result<(), LakeError> {
-        let batch = match rows.keep {
-            Keep::All => rows.batch,
-            Keep::Mask(m) => filter_record_batch(&rows.batch, &m).expect("a mask per row"),
-            Keep::Rows(i) => take_record_batch(&rows.batch, &i).expect("rows of the batch"),
+    fn write_selected(&mut self, batch: RecordBatch, keep: Keep) -> Result<(), LakeError> {
+        let batch = match keep {
+            Keep::All => batch,
+            Keep::Mask(m) => filter_record_batch(&batch, &m).expect("a mask per row"),
+            Keep::Rows(i) => take_record_batch(&batch, &i).expect("rows of the batch"),
         };
         self.write(&batch)
     }

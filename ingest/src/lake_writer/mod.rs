@@ -20,7 +20,7 @@ use huoyue_schemas::time::format_day;
 use crate::engine::{ActivityRow, DeltaSink};
 pub use encoder::Keep;
 pub use encoder::WrittenFile;
-use encoder::{Encoder, FileId, Job, Rows};
+use encoder::{Encoder, FileId, Job};
 use tables::{ActivityRows, RejectedRows, ScoreRows};
 
 /// A lake that cannot be written.
@@ -119,7 +119,7 @@ impl LakeWriter {
                 file
             }
         };
-        self.encoder.write(file, Rows { batch, keep });
+        self.encoder.write(file, batch, keep);
     }
 
     /// A file of this flush.
