@@ -13,7 +13,7 @@ use arrow::array::{
 use arrow::datatypes::SchemaRef;
 use arrow::error::ArrowError;
 
-use crate::event::{Action, Client, Event, Extra, Kinds, Role, is_school_id};
+use crate::event::{Action, Client, Event, EventView, Extra, ExtraStr, Kinds, Role, is_school_id};
 use crate::lake;
 
 /// Where a row came from: the `source`, `partition` and `offset` columns.
@@ -170,158 +170,276 @@ macro_rules! builder_struct {
 
 extra_strings!(builder_struct);
 
-macro_rules! rows_struct {
-    ($($f:ident),*) => {
-        /// Reads `events` rows back as borrowed [`Event`]s.
-        pub struct EventRows<'b> {
-            event_id: &'b StringArray,
-            ts: &'b TimestampMicrosecondArray,
-            user_id: &'b StringArray,
-            role: &'b StringArray,
-            school_id: &'b StringArray,
-            action: &'b StringArray,
-            client: &'b StringArray,
-            items: &'b ListArray,
-            duration_s: &'b Int64Array,
-            published_at: &'b TimestampMicrosecondArray,
-            $($f: &'b StringArray,)*
-            len: usize,
-        }
+/// Reads `events` rows back: built into borrowed [`Event`]s
+/// ([`EventRows::get`]), or read in place ([`EventRows::row`]).
+pub struct EventRows<'b> {
+    event_id: &'b StringArray,
+    ts: &'b TimestampMicrosecondArray,
+    user_id: &'b StringArray,
+    role: &'b StringArray,
+    school_id: &'b StringArray,
+    action: &'b StringArray,
+    client: &'b StringArray,
+    items: &'b ListArray,
+    duration_s: &'b Int64Array,
+    published_at: &'b TimestampMicrosecondArray,
+    /// The action-specific string columns, by `ExtraStr as usize`.
+    strs: [&'b StringArray; ExtraStr::ALL.len()],
+    /// Per action (by `Action as usize`): the [`Field::bit`]s of the fields
+    /// the action carries.
+    masks: [u32; Action::ALL.len()],
+    len: usize,
+}
 
-        impl<'b> EventRows<'b> {
-            /// Views a batch of the `events` schema (extra columns may be missing).
-            pub fn new(batch: &'b RecordBatch) -> Result<Self, ArrowError> {
-                fn col<'c>(b: &'c RecordBatch, name: &str) -> Result<&'c ArrayRef, ArrowError> {
-                    b.column_by_name(name)
-                        .ok_or_else(|| ArrowError::SchemaError(format!("events batch has no column {name}")))
-                }
-                fn strings<'c>(b: &'c RecordBatch, name: &str) -> Result<&'c StringArray, ArrowError> {
-                    col(b, name)?
-                        .as_string_opt::<i32>()
-                        .ok_or_else(|| ArrowError::SchemaError(format!("events column {name} is not Utf8")))
-                }
-                let ts_of = |name: &str| -> Result<&'b TimestampMicrosecondArray, ArrowError> {
-                    col(batch, name)?
-                        .as_any()
-                        .downcast_ref::<TimestampMicrosecondArray>()
-                        .ok_or_else(|| ArrowError::SchemaError(format!("events column {name} is not Timestamp(µs)")))
-                };
-                Ok(EventRows {
-                    event_id: strings(batch, "event_id")?,
-                    ts: ts_of("ts")?,
-                    user_id: strings(batch, "user_id")?,
-                    role: strings(batch, "role")?,
-                    school_id: strings(batch, "school_id")?,
-                    action: strings(batch, "action")?,
-                    client: strings(batch, "client")?,
-                    items: col(batch, "items")?
-                        .as_list_opt::<i32>()
-                        .ok_or_else(|| ArrowError::SchemaError("events column items is not a List".into()))?,
-                    duration_s: col(batch, "duration_s")?
-                        .as_primitive_opt::<arrow::datatypes::Int64Type>()
-                        .ok_or_else(|| ArrowError::SchemaError("events column duration_s is not Int64".into()))?,
-                    published_at: ts_of("published_at")?,
-                    $($f: strings(batch, stringify!($f))?,)*
-                    len: batch.num_rows(),
+impl<'b> EventRows<'b> {
+    /// Views a batch of the `events` schema (extra columns may be missing).
+    pub fn new(batch: &'b RecordBatch) -> Result<Self, ArrowError> {
+        fn col<'c>(b: &'c RecordBatch, name: &str) -> Result<&'c ArrayRef, ArrowError> {
+            b.column_by_name(name).ok_or_else(|| {
+                ArrowError::SchemaError(format!("events batch has no column {name}"))
+            })
+        }
+        fn strings<'c>(b: &'c RecordBatch, name: &str) -> Result<&'c StringArray, ArrowError> {
+            col(b, name)?
+                .as_string_opt::<i32>()
+                .ok_or_else(|| ArrowError::SchemaError(format!("events column {name} is not Utf8")))
+        }
+        let ts_of = |name: &str| -> Result<&'b TimestampMicrosecondArray, ArrowError> {
+            col(batch, name)?
+                .as_any()
+                .downcast_ref::<TimestampMicrosecondArray>()
+                .ok_or_else(|| {
+                    ArrowError::SchemaError(format!("events column {name} is not Timestamp(µs)"))
                 })
-            }
+        };
+        let mut strs = Vec::with_capacity(ExtraStr::ALL.len());
+        for (_, name) in ExtraStr::ALL {
+            strs.push(strings(batch, name)?);
+        }
+        let mut masks = [0; Action::ALL.len()];
+        for (a, mask) in Action::ALL.iter().zip(&mut masks) {
+            *mask = action_fields(*a).iter().fold(0, |m, f| m | f.bit());
+        }
+        Ok(EventRows {
+            event_id: strings(batch, "event_id")?,
+            ts: ts_of("ts")?,
+            user_id: strings(batch, "user_id")?,
+            role: strings(batch, "role")?,
+            school_id: strings(batch, "school_id")?,
+            action: strings(batch, "action")?,
+            client: strings(batch, "client")?,
+            items: col(batch, "items")?.as_list_opt::<i32>().ok_or_else(|| {
+                ArrowError::SchemaError("events column items is not a List".into())
+            })?,
+            duration_s: col(batch, "duration_s")?
+                .as_primitive_opt::<arrow::datatypes::Int64Type>()
+                .ok_or_else(|| {
+                    ArrowError::SchemaError("events column duration_s is not Int64".into())
+                })?,
+            published_at: ts_of("published_at")?,
+            strs: strs.try_into().expect("one column per field"),
+            masks,
+            len: batch.num_rows(),
+        })
+    }
 
-            pub fn len(&self) -> usize {
-                self.len
-            }
+    pub fn len(&self) -> usize {
+        self.len
+    }
 
-            pub fn is_empty(&self) -> bool {
-                self.len == 0
-            }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
 
-            /// Row `i` as an event; `None` if a stored value is not one of events.md
-            /// (a lake written by something else). Only the columns of the row's
-            /// action are read: the decoder leaves the others empty (events.md).
-            pub fn get(&self, i: usize) -> Option<Event<'b>> {
-                let kinds = Kinds {
-                    action: Action::from_str(self.action.value(i))?,
-                    role: Role::from_str(self.role.value(i))?,
-                    client: Client::from_str(self.client.value(i))?,
-                };
-                self.get_as(i, kinds)
-            }
+    /// Row `i` as an event; `None` if a stored value is not one of events.md
+    /// (a lake written by something else). Only the columns of the row's
+    /// action are read: the decoder leaves the others empty (events.md).
+    pub fn get(&self, i: usize) -> Option<Event<'b>> {
+        let kinds = Kinds {
+            action: Action::from_str(self.action.value(i))?,
+            role: Role::from_str(self.role.value(i))?,
+            client: Client::from_str(self.client.value(i))?,
+        };
+        self.get_as(i, kinds)
+    }
 
-            /// [`EventRows::get`] of a row whose `action`, `role` and `client`
-            /// are known (read by the decoder that built the batch): they are
-            /// not parsed again.
-            pub fn get_as(&self, i: usize, kinds: Kinds) -> Option<Event<'b>> {
-                let Kinds { action, role, client } = kinds;
-                let mut extra = Extra::default();
-                for f in action_fields(action) {
-                    match f {
-                        Field::Items => {
-                            extra.items = self.items.is_valid(i).then(|| {
-                                let values: &'b StringArray = self.items.values().as_string::<i32>();
-                                let offsets = self.items.value_offsets();
-                                (offsets[i] as usize..offsets[i + 1] as usize)
-                                    .filter(|&j| values.is_valid(j))
-                                    .map(|j| Cow::Borrowed(values.value(j)))
-                                    .collect()
-                            })
-                        }
-                        Field::DurationS => {
-                            extra.duration_s = self.duration_s.is_valid(i).then(|| self.duration_s.value(i))
-                        }
-                        Field::PublishedAt => {
-                            extra.published_at =
-                                self.published_at.is_valid(i).then(|| self.published_at.value(i))
-                        }
-                        $(Field::$f => extra.$f = self.$f.is_valid(i).then(|| Cow::Borrowed(self.$f.value(i))),)*
-                    }
+    /// [`EventRows::get`] of a row whose `action`, `role` and `client`
+    /// are known (read by the decoder that built the batch): they are
+    /// not parsed again.
+    pub fn get_as(&self, i: usize, kinds: Kinds) -> Option<Event<'b>> {
+        let Kinds {
+            action,
+            role,
+            client,
+        } = kinds;
+        let mut extra = Extra::default();
+        for f in action_fields(action) {
+            match *f {
+                Field::Items => {
+                    extra.items = self.items.is_valid(i).then(|| {
+                        let mut items = Vec::new();
+                        self.each_item(i, |v| items.push(Cow::Borrowed(v)));
+                        items
+                    })
                 }
-                let school_id = self.school_id.value(i);
-                if !is_school_id(school_id) || !extra.owner_school_id.as_deref().is_none_or(is_school_id) {
-                    return None;
+                Field::DurationS => {
+                    extra.duration_s = self
+                        .duration_s
+                        .is_valid(i)
+                        .then(|| self.duration_s.value(i))
                 }
-                Some(Event {
-                    event_id: Cow::Borrowed(self.event_id.value(i)),
-                    ts: self.ts.value(i),
-                    user_id: Cow::Borrowed(self.user_id.value(i)),
-                    role,
-                    school_id: Cow::Borrowed(school_id),
-                    action,
-                    client,
-                    extra,
-                })
+                Field::PublishedAt => {
+                    extra.published_at = self
+                        .published_at
+                        .is_valid(i)
+                        .then(|| self.published_at.value(i))
+                }
+                Field::Str(f) => {
+                    let c = self.strs[f as usize];
+                    *extra.str_mut(f) = c.is_valid(i).then(|| Cow::Borrowed(c.value(i)));
+                }
             }
         }
-
-        /// A column of [`Extra`].
-        #[allow(non_camel_case_types)]
-        #[derive(Clone, Copy, Debug)]
-        enum Field {
-            Items,
-            DurationS,
-            PublishedAt,
-            $($f,)*
+        let school_id = self.school_id.value(i);
+        if !is_school_id(school_id) || !extra.owner_school_id.as_deref().is_none_or(is_school_id) {
+            return None;
         }
-    };
+        Some(Event {
+            event_id: Cow::Borrowed(self.event_id.value(i)),
+            ts: self.ts.value(i),
+            user_id: Cow::Borrowed(self.user_id.value(i)),
+            role,
+            school_id: Cow::Borrowed(school_id),
+            action,
+            client,
+            extra,
+        })
+    }
+
+    /// Row `i`, whose `action`, `role` and `client` are known, read in place:
+    /// what [`EventRows::get_as`] builds, without building it. For rows the
+    /// decoder wrote, whose school ids it checked ([`EventRows::get_as`]
+    /// checks them again for rows read from a lake).
+    pub fn row(&self, i: usize, kinds: Kinds) -> EventRow<'_, 'b> {
+        debug_assert!(i < self.len);
+        EventRow {
+            rows: self,
+            i,
+            kinds,
+        }
+    }
+
+    /// The non-null items of row `i`, in order.
+    fn each_item(&self, i: usize, mut each: impl FnMut(&'b str)) {
+        let values: &'b StringArray = self.items.values().as_string::<i32>();
+        let offsets = self.items.value_offsets();
+        for j in offsets[i] as usize..offsets[i + 1] as usize {
+            if values.is_valid(j) {
+                each(values.value(j));
+            }
+        }
+    }
+}
+
+/// A row of an [`EventRows`] read in place ([`EventRows::row`]).
+#[derive(Clone, Copy)]
+pub struct EventRow<'r, 'b> {
+    rows: &'r EventRows<'b>,
+    i: usize,
+    kinds: Kinds,
+}
+
+impl EventRow<'_, '_> {
+    /// Whether the row's action carries `f` ([`EventRows::get_as`] reads no other).
+    fn has(&self, f: Field) -> bool {
+        self.rows.masks[self.kinds.action as usize] & f.bit() != 0
+    }
+}
+
+impl EventView for EventRow<'_, '_> {
+    fn event_id(&self) -> &str {
+        self.rows.event_id.value(self.i)
+    }
+    fn ts(&self) -> i64 {
+        self.rows.ts.value(self.i)
+    }
+    fn user_id(&self) -> &str {
+        self.rows.user_id.value(self.i)
+    }
+    fn school_id(&self) -> &str {
+        self.rows.school_id.value(self.i)
+    }
+    fn kinds(&self) -> Kinds {
+        self.kinds
+    }
+    fn str(&self, f: ExtraStr) -> Option<&str> {
+        let (rows, i) = (self.rows, self.i);
+        let c = rows.strs[f as usize];
+        (self.has(Field::Str(f)) && c.is_valid(i)).then(|| c.value(i))
+    }
+    fn published_at(&self) -> Option<i64> {
+        let (rows, i) = (self.rows, self.i);
+        (self.has(Field::PublishedAt) && rows.published_at.is_valid(i))
+            .then(|| rows.published_at.value(i))
+    }
+    fn each_item(&self, each: &mut dyn FnMut(&str)) {
+        if self.has(Field::Items) && self.rows.items.is_valid(self.i) {
+            self.rows.each_item(self.i, each);
+        }
+    }
+}
+
+/// A column of [`Extra`].
+#[derive(Clone, Copy, Debug)]
+enum Field {
+    Items,
+    DurationS,
+    PublishedAt,
+    Str(ExtraStr),
+}
+
+impl Field {
+    /// The field's bit in a mask of fields.
+    fn bit(self) -> u32 {
+        match self {
+            Field::Str(f) => 1 << f as u32,
+            Field::Items => 1 << 16,
+            Field::DurationS => 1 << 17,
+            Field::PublishedAt => 1 << 18,
+        }
+    }
 }
 
 /// The [`Extra`] fields an action carries (events.md; the decoder sets no other).
 fn action_fields(action: Action) -> &'static [Field] {
-    use Field::*;
+    use ExtraStr::*;
+    use Field::{DurationS, Items, PublishedAt, Str};
     match action {
-        Action::Register => &[stage],
+        Action::Register => &[Str(Stage)],
         Action::Login => &[],
         Action::ProfileUpdate => &[Items],
-        Action::SpaceOp => &[op],
-        Action::ResourceInteract => &[resource_id, owner_id, owner_school_id, op],
-        Action::ResourceReview => &[resource_id, owner_id, owner_school_id, level, outcome],
-        Action::Teach => &[lesson_id, DurationS],
-        Action::TaskPublish => &[task_id, kind],
-        Action::TaskProgress => &[task_id, owner_id, owner_school_id, PublishedAt, status],
-        Action::Interaction => &[counterpart_id, counterpart_role],
-        Action::AppUse => &[app_id],
+        Action::SpaceOp => &[Str(Op)],
+        Action::ResourceInteract => &[Str(ResourceId), Str(OwnerId), Str(OwnerSchoolId), Str(Op)],
+        Action::ResourceReview => &[
+            Str(ResourceId),
+            Str(OwnerId),
+            Str(OwnerSchoolId),
+            Str(Level),
+            Str(Outcome),
+        ],
+        Action::Teach => &[Str(LessonId), DurationS],
+        Action::TaskPublish => &[Str(TaskId), Str(Kind)],
+        Action::TaskProgress => &[
+            Str(TaskId),
+            Str(OwnerId),
+            Str(OwnerSchoolId),
+            PublishedAt,
+            Str(Status),
+        ],
+        Action::Interaction => &[Str(CounterpartId), Str(CounterpartRole)],
+        Action::AppUse => &[Str(AppId)],
     }
 }
-
-extra_strings!(rows_struct);
 
 /// The schema of built batches.
 pub fn schema() -> SchemaRef {
@@ -359,7 +477,45 @@ mod tests {
         for (i, e) in events.iter().enumerate() {
             assert_eq!(rows.get(i).as_ref(), Some(e), "row {i}");
             assert_eq!(rows.get_as(i, e.kinds()).as_ref(), Some(e), "row {i}");
+            assert_eq!(view(&rows.row(i, e.kinds())), view(e), "row {i} in place");
         }
+    }
+
+    /// A value in a column its row's action does not carry (a lake written by
+    /// something else) is not read, in place or built.
+    #[test]
+    fn columns_of_other_actions_are_not_read() {
+        let line = r#"{"event_id":"e","ts":"2026-11-03T08:15:30+08:00","user_id":"u","role":"teacher","school_id":"3333000001","action":"login"}"#;
+        let mut e = decode(line.as_bytes(), 1_900_000_000_000_000).unwrap();
+        let clean = e.clone();
+        e.extra.app_id = Some(Cow::Borrowed("app"));
+        e.extra.published_at = Some(1);
+        e.extra.items = Some(vec![Cow::Borrowed("avatar")]);
+        let mut b = EventBatchBuilder::with_capacity(1);
+        b.append(&e, Lineage::default());
+        let batch = b.finish();
+        let rows = EventRows::new(&batch).unwrap();
+        assert_eq!(rows.get(0), Some(clean.clone()));
+        assert_eq!(view(&rows.row(0, e.kinds())), view(&clean));
+    }
+
+    /// Everything an [`EventView`] shows.
+    fn view(e: &impl EventView) -> String {
+        let mut items = Vec::new();
+        e.each_item(&mut |i| items.push(i.to_owned()));
+        let strs: Vec<_> = ExtraStr::ALL.iter().map(|(f, _)| e.str(*f)).collect();
+        format!(
+            "{} {} {} {} {:?} {:?} {:?} {:?} {}",
+            e.event_id(),
+            e.ts(),
+            e.user_id(),
+            e.school_id(),
+            e.kinds(),
+            strs,
+            e.published_at(),
+            items,
+            e.scored_school(),
+        )
     }
 
     #[test]

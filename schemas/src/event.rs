@@ -137,6 +137,144 @@ pub struct Extra<'a> {
     pub app_id: Option<Cow<'a, str>>,
 }
 
+/// Read access to a valid event: a decoded [`Event`], or a row of a decoded
+/// batch ([`crate::columns::EventRow`]), which is read in place rather than
+/// built into an [`Event`]. The engine reads events through it.
+pub trait EventView {
+    fn event_id(&self) -> &str;
+    /// `ts`, microseconds since the epoch.
+    fn ts(&self) -> i64;
+    fn user_id(&self) -> &str;
+    fn school_id(&self) -> &str;
+    fn kinds(&self) -> Kinds;
+    /// An action-specific string field; `None` when absent.
+    fn str(&self, f: ExtraStr) -> Option<&str>;
+    /// `published_at`, microseconds since the epoch.
+    fn published_at(&self) -> Option<i64>;
+    /// Calls `each` with every item of `items`, in order.
+    fn each_item(&self, each: &mut dyn FnMut(&str));
+
+    /// The school the scored user belongs to as this event states it.
+    fn scored_school(&self) -> &str {
+        match self.kinds().action.scored_by() {
+            ScoredBy::Owner => self
+                .str(ExtraStr::OwnerSchoolId)
+                .unwrap_or(self.school_id()),
+            _ => self.school_id(),
+        }
+    }
+}
+
+impl EventView for Event<'_> {
+    fn event_id(&self) -> &str {
+        &self.event_id
+    }
+    fn ts(&self) -> i64 {
+        self.ts
+    }
+    fn user_id(&self) -> &str {
+        &self.user_id
+    }
+    fn school_id(&self) -> &str {
+        &self.school_id
+    }
+    fn kinds(&self) -> Kinds {
+        Event::kinds(self)
+    }
+    fn str(&self, f: ExtraStr) -> Option<&str> {
+        self.extra.str(f)
+    }
+    fn published_at(&self) -> Option<i64> {
+        self.extra.published_at
+    }
+    fn each_item(&self, each: &mut dyn FnMut(&str)) {
+        for i in self.extra.items.iter().flatten() {
+            each(i);
+        }
+    }
+}
+
+/// An action-specific string field of [`Extra`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExtraStr {
+    Stage,
+    Op,
+    ResourceId,
+    OwnerId,
+    OwnerSchoolId,
+    Level,
+    Outcome,
+    LessonId,
+    TaskId,
+    Kind,
+    Status,
+    CounterpartId,
+    CounterpartRole,
+    AppId,
+}
+
+impl ExtraStr {
+    /// Every field with its column name.
+    pub const ALL: [(ExtraStr, &'static str); 14] = [
+        (ExtraStr::Stage, "stage"),
+        (ExtraStr::Op, "op"),
+        (ExtraStr::ResourceId, "resource_id"),
+        (ExtraStr::OwnerId, "owner_id"),
+        (ExtraStr::OwnerSchoolId, "owner_school_id"),
+        (ExtraStr::Level, "level"),
+        (ExtraStr::Outcome, "outcome"),
+        (ExtraStr::LessonId, "lesson_id"),
+        (ExtraStr::TaskId, "task_id"),
+        (ExtraStr::Kind, "kind"),
+        (ExtraStr::Status, "status"),
+        (ExtraStr::CounterpartId, "counterpart_id"),
+        (ExtraStr::CounterpartRole, "counterpart_role"),
+        (ExtraStr::AppId, "app_id"),
+    ];
+
+    /// The field of a column name.
+    pub fn of(name: &str) -> Option<ExtraStr> {
+        ExtraStr::ALL
+            .iter()
+            .find(|(_, n)| *n == name)
+            .map(|(f, _)| *f)
+    }
+}
+
+/// `$e.<field f>` behind `$r` (`&` or `&mut`).
+macro_rules! extra_str {
+    ($e:ident, $f:ident, $($r:tt)+) => {
+        match $f {
+            ExtraStr::Stage => $($r)+ $e.stage,
+            ExtraStr::Op => $($r)+ $e.op,
+            ExtraStr::ResourceId => $($r)+ $e.resource_id,
+            ExtraStr::OwnerId => $($r)+ $e.owner_id,
+            ExtraStr::OwnerSchoolId => $($r)+ $e.owner_school_id,
+            ExtraStr::Level => $($r)+ $e.level,
+            ExtraStr::Outcome => $($r)+ $e.outcome,
+            ExtraStr::LessonId => $($r)+ $e.lesson_id,
+            ExtraStr::TaskId => $($r)+ $e.task_id,
+            ExtraStr::Kind => $($r)+ $e.kind,
+            ExtraStr::Status => $($r)+ $e.status,
+            ExtraStr::CounterpartId => $($r)+ $e.counterpart_id,
+            ExtraStr::CounterpartRole => $($r)+ $e.counterpart_role,
+            ExtraStr::AppId => $($r)+ $e.app_id,
+        }
+    };
+}
+
+impl<'a> Extra<'a> {
+    /// The field `f`.
+    pub fn str(&self, f: ExtraStr) -> Option<&str> {
+        extra_str!(self, f, &).as_deref()
+    }
+
+    /// The field `f`, to set.
+    pub fn str_mut(&mut self, f: ExtraStr) -> &mut Option<Cow<'a, str>> {
+        extra_str!(self, f, &mut)
+    }
+}
+
 /// Whether `s` is a school id as events.md has it: exactly 10 ASCII digits.
 pub fn is_school_id(s: &str) -> bool {
     s.len() == 10 && s.bytes().all(|b| b.is_ascii_digit())
@@ -165,18 +303,6 @@ impl Event<'_> {
             ScoredBy::Nobody => None,
             ScoredBy::Actor => Some(&self.user_id),
             ScoredBy::Owner => self.extra.owner_id.as_deref(),
-        }
-    }
-
-    /// The school the scored user belongs to as this event states it.
-    pub fn scored_school(&self) -> &str {
-        match self.action.scored_by() {
-            ScoredBy::Owner => self
-                .extra
-                .owner_school_id
-                .as_deref()
-                .unwrap_or(&self.school_id),
-            _ => &self.school_id,
         }
     }
 }

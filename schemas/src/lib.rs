@@ -12,6 +12,6 @@ pub mod time;
 mod words;
 
 pub use decode::{MAX_EVENT_BYTES, decode};
-pub use event::{Action, Client, Event, Extra, Kinds, Role, ScoredBy};
+pub use event::{Action, Client, Event, EventView, Extra, ExtraStr, Kinds, Role, ScoredBy};
 pub use profile::{DEFAULT_PROFILE, Profile, ProfileError, Rule, RuleKind};
 pub use reason::{Reason, Rejection};

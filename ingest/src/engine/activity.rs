@@ -6,7 +6,7 @@ use super::interner::{Index, hash_day};
 use super::key128;
 use super::order::OrderKey;
 use super::user::SchoolId;
-use huoyue_schemas::event::{Action, Event, Role};
+use huoyue_schemas::event::{Action, EventView, Role};
 
 /// A `daily_activity` row as handed to a [`super::DeltaSink`].
 #[derive(Clone, Copy, Debug)]
@@ -57,7 +57,8 @@ pub struct Activity {
 
 impl Activity {
     /// Counts `e`, whose actor has the key `user`.
-    pub fn add(&mut self, day: i32, key: OrderKey, user: u128, e: &Event<'_>) {
+    pub fn add<E: EventView + ?Sized>(&mut self, day: i32, key: OrderKey, user: u128, e: &E) {
+        let kinds = e.kinds();
         let h = hash_day(day, user);
         let rows = &self.rows;
         let i = match self.index.find(h, |i| {
@@ -66,13 +67,13 @@ impl Activity {
         }) {
             Some(i) => i as usize,
             None => {
-                let user_id = push_name(&mut self.names, &e.user_id);
+                let user_id = push_name(&mut self.names, e.user_id());
                 self.rows.push(Row {
                     day,
                     user,
                     user_id,
-                    role: e.role,
-                    school_id: SchoolId::new(&e.school_id),
+                    role: kinds.role,
+                    school_id: SchoolId::new(e.school_id()),
                     first: key,
                     counts: [0; 4],
                 });
@@ -83,11 +84,11 @@ impl Activity {
         let row = &mut self.rows[i];
         if key < row.first {
             row.first = key;
-            row.role = e.role;
-            row.school_id = SchoolId::new(&e.school_id);
+            row.role = kinds.role;
+            row.school_id = SchoolId::new(e.school_id());
         }
         row.counts[3] += 1;
-        match e.action {
+        match kinds.action {
             Action::Login => row.counts[0] += 1,
             Action::Register => row.counts[2] += 1,
             a if a.is_deep() => row.counts[1] += 1,

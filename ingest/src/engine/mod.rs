@@ -21,7 +21,7 @@ use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 use huoyue_schemas::columns::EventRows;
-use huoyue_schemas::event::{Action, Event, Kinds};
+use huoyue_schemas::event::{Action, Event, EventView, ExtraStr, Kinds};
 use huoyue_schemas::profile::Profile;
 use huoyue_schemas::time::day_of;
 
@@ -229,8 +229,9 @@ impl Engine {
 
     /// Takes the events of a decoded batch in order: row `i` of `rows`, with
     /// the keys `keys[i]` ([`EventKeys::of`]), read from `partition(i)`; `then`
-    /// gets each outcome. The id table is probed a group of events ahead, so
-    /// its cache misses overlap instead of stalling one event at a time.
+    /// gets each outcome. Rows are read in place ([`EventRows::row`]), not
+    /// built into [`Event`]s. The id table is probed a group of events ahead,
+    /// so its cache misses overlap instead of stalling one event at a time.
     pub fn process_rows(
         &mut self,
         rows: &EventRows<'_>,
@@ -250,19 +251,18 @@ impl Engine {
             std::hint::black_box(found);
             for (k, keys) in group.iter().enumerate() {
                 let i = g * AHEAD + k;
-                let e = rows
-                    .get_as(i, keys.kinds)
-                    .expect("decoded events are valid");
-                let outcome = self.process_keyed(&e, keys, partition(i));
+                let outcome = self.process_keyed(&rows.row(i, keys.kinds), keys, partition(i));
                 then(self, i, outcome);
             }
         }
     }
 
     /// [`Engine::process_from`] with the event's keys already computed.
-    fn process_keyed(&mut self, e: &Event<'_>, keys: &EventKeys, partition: i32) -> Outcome {
+    fn process_keyed<E: EventView>(&mut self, e: &E, keys: &EventKeys, partition: i32) -> Outcome {
         let off = self.rules.offset_seconds;
-        let day = day_of(e.ts, off);
+        let ts = e.ts();
+        let kinds = e.kinds();
+        let day = day_of(ts, off);
         let st = &mut self.state;
         let id_hash = keys.id;
         // One probe of the id table: found is a duplicate, else the free slot
@@ -282,10 +282,10 @@ impl Engine {
         if st.newest_day.is_none_or(|n| day > n) {
             st.newest_day = Some(day);
         }
-        let key = OrderKey::new(e.ts, &e.event_id);
+        let key = OrderKey::new(ts, e.event_id());
         st.activity.add(day, key, keys.user, e);
 
-        let rule_ids = &self.rules.by_action[e.action as usize];
+        let rule_ids = &self.rules.by_action[kinds.action as usize];
         if rule_ids.is_empty() {
             return Outcome::Accepted { day };
         }
@@ -310,7 +310,7 @@ impl Engine {
                     user.day(day, key, school, n_rules).slots[ri] = 1;
                 }
                 Kind::PerEvent { client, .. } => {
-                    if client.is_some_and(|c| c != e.client) {
+                    if client.is_some_and(|c| c != kinds.client) {
                         continue;
                     }
                     user.day(day, key, school, n_rules).slots[ri] += 1;
@@ -337,26 +337,22 @@ impl Engine {
                     }
                 }
                 Kind::Once { .. } => {
-                    let mask = e
-                        .extra
-                        .items
-                        .iter()
-                        .flatten()
-                        .fold(0u8, |m, i| m | item_bit(i));
+                    let mut mask = 0u8;
+                    e.each_item(&mut |i| mask |= item_bit(i));
                     if let Life::Once(log) = user.life(r, || Life::Once(Log::default())) {
                         log.push(key, day, mask);
                     }
                 }
                 Kind::Pair { .. } => {
                     let (Some(res), Some(owner)) =
-                        (e.extra.resource_id.as_deref(), e.extra.owner_id.as_deref())
+                        (e.str(ExtraStr::ResourceId), e.str(ExtraStr::OwnerId))
                     else {
                         continue;
                     };
                     let item = PairItem {
                         item: hash64(res),
-                        actor: hash64(&e.user_id),
-                        own: *e.user_id == *owner,
+                        actor: hash64(e.user_id()),
+                        own: e.user_id() == owner,
                     };
                     if let Life::Pair(log) = user.life(r, || Life::Pair(Log::default())) {
                         log.push(key, day, item);
@@ -364,12 +360,12 @@ impl Engine {
                 }
                 Kind::Review { .. } => {
                     let (Some(res), Some(level)) = (
-                        e.extra.resource_id.as_deref(),
-                        e.extra.level.as_deref().and_then(level_index),
+                        e.str(ExtraStr::ResourceId),
+                        e.str(ExtraStr::Level).and_then(level_index),
                     ) else {
                         continue;
                     };
-                    let deleted = e.extra.outcome.as_deref() == Some("deleted");
+                    let deleted = e.str(ExtraStr::Outcome) == Some("deleted");
                     let item = ReviewItem {
                         item: hash64(res),
                         level: level as u8,
@@ -381,11 +377,11 @@ impl Engine {
                 }
                 Kind::Threshold { counted_role, .. } => {
                     let (Some(task), Some(published_at)) =
-                        (e.extra.task_id.as_deref(), e.extra.published_at)
+                        (e.str(ExtraStr::TaskId), e.published_at())
                     else {
                         continue;
                     };
-                    let student = (e.role == *counted_role).then(|| (hash64(&e.user_id), e.ts));
+                    let student = (kinds.role == *counted_role).then(|| (hash64(e.user_id()), ts));
                     if let Life::Tasks(tasks) = user.life(r, || Life::Tasks(task::Tasks::default()))
                     {
                         tasks.observe(hash64(task), key, published_at, student);

@@ -1,7 +1,7 @@
 //! A profile's rules, compiled for the engine: parameters in the engine's units and
 //! the fields each rule reads resolved once.
 
-use huoyue_schemas::event::{Action, Client, Event, Role, ScoredBy};
+use huoyue_schemas::event::{Action, Client, EventView, ExtraStr, Role, ScoredBy};
 use huoyue_schemas::profile::{Profile, RuleKind, Tier};
 use huoyue_schemas::time::MICROS_PER_DAY;
 
@@ -11,52 +11,19 @@ use super::EventKeys;
 #[derive(Clone, Copy, Debug)]
 pub enum FieldSel {
     UserId,
-    Stage,
-    Op,
-    ResourceId,
-    Level,
-    LessonId,
-    TaskId,
-    Kind,
-    Status,
-    CounterpartId,
-    CounterpartRole,
-    AppId,
+    Extra(ExtraStr),
 }
 
 impl FieldSel {
+    /// The field of a name a profile accepted (`action_has_field`).
     fn of(name: &str) -> FieldSel {
-        match name {
-            "stage" => FieldSel::Stage,
-            "op" => FieldSel::Op,
-            "resource_id" => FieldSel::ResourceId,
-            "level" => FieldSel::Level,
-            "lesson_id" => FieldSel::LessonId,
-            "task_id" => FieldSel::TaskId,
-            "kind" => FieldSel::Kind,
-            "status" => FieldSel::Status,
-            "counterpart_id" => FieldSel::CounterpartId,
-            "counterpart_role" => FieldSel::CounterpartRole,
-            "app_id" => FieldSel::AppId,
-            _ => FieldSel::UserId,
-        }
+        ExtraStr::of(name).map_or(FieldSel::UserId, FieldSel::Extra)
     }
 
-    pub fn get<'e>(self, e: &'e Event<'_>) -> Option<&'e str> {
-        let x = &e.extra;
+    pub fn get<E: EventView + ?Sized>(self, e: &E) -> Option<&str> {
         match self {
-            FieldSel::UserId => Some(&e.user_id),
-            FieldSel::Stage => x.stage.as_deref(),
-            FieldSel::Op => x.op.as_deref(),
-            FieldSel::ResourceId => x.resource_id.as_deref(),
-            FieldSel::Level => x.level.as_deref(),
-            FieldSel::LessonId => x.lesson_id.as_deref(),
-            FieldSel::TaskId => x.task_id.as_deref(),
-            FieldSel::Kind => x.kind.as_deref(),
-            FieldSel::Status => x.status.as_deref(),
-            FieldSel::CounterpartId => x.counterpart_id.as_deref(),
-            FieldSel::CounterpartRole => x.counterpart_role.as_deref(),
-            FieldSel::AppId => x.app_id.as_deref(),
+            FieldSel::UserId => Some(e.user_id()),
+            FieldSel::Extra(f) => e.str(f),
         }
     }
 }
@@ -251,11 +218,16 @@ impl Rules {
     /// The user `e` scores under `rule`, if any, with its key: the owner for
     /// owner-scored actions, else the actor when their role is the profile's
     /// scored role.
-    pub fn scored_user<'e>(&self, e: &'e Event<'_>, keys: &EventKeys) -> Option<(&'e str, u128)> {
-        match e.action.scored_by() {
+    pub fn scored_user<'e, E: EventView + ?Sized>(
+        &self,
+        e: &'e E,
+        keys: &EventKeys,
+    ) -> Option<(&'e str, u128)> {
+        let kinds = e.kinds();
+        match kinds.action.scored_by() {
             ScoredBy::Nobody => None,
-            ScoredBy::Owner => Some((e.extra.owner_id.as_deref()?, keys.owner)),
-            ScoredBy::Actor if e.role == self.scored_role => Some((&e.user_id, keys.user)),
+            ScoredBy::Owner => Some((e.str(ExtraStr::OwnerId)?, keys.owner)),
+            ScoredBy::Actor if kinds.role == self.scored_role => Some((e.user_id(), keys.user)),
             ScoredBy::Actor => None,
         }
     }
