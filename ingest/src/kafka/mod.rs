@@ -1189,7 +1189,9 @@ pub fn run(
         match result {
             Ok(()) => {
                 tracing::info!("stopping: flushing and checkpointing");
-                svc.checkpoint(Some(&consumer), true)?;
+                // nothing read since the last round: that round (finished
+                // here) is the final checkpoint, not a copy of it
+                svc.checkpoint(Some(&consumer), false)?;
                 let mut tpl = TopicPartitionList::new();
                 for (p, m) in &svc.positions {
                     let _ = tpl.add_partition_offset(&opts.topic, *p, Offset::Offset(m.offset));
