@@ -22,7 +22,7 @@ pub struct ActivityRow<'a> {
 }
 
 /// Where a string is in [`Activity::names`].
-#[derive(Clone, Copy, Serialize, Deserialize)]
+#[derive(Clone, Copy, Default, Serialize, Deserialize)]
 struct Name {
     start: u32,
     len: u32,
@@ -39,14 +39,18 @@ struct Row {
     user_id: Name,
     role: Role,
     school_id: SchoolId,
+    /// `school_id` as text in [`Activity::names`] (derived, so not stored in a
+    /// snapshot): the drain hands it out without checking ten bytes per row.
+    #[serde(skip)]
+    school_name: Name,
     /// The first event in order among those counted here (it gives role and school).
     first: OrderKey,
     /// logins, deep actions, registers, events
     counts: [i64; 4],
 }
 
-/// The rows of the current flush. Their user ids live in one buffer, cleared
-/// at each flush, not in an allocation per row.
+/// The rows of the current flush. Their user and school ids live in one
+/// buffer, cleared at each flush, not in an allocation per row.
 #[derive(Default, Serialize, Deserialize)]
 pub struct Activity {
     rows: Vec<Row>,
@@ -68,12 +72,14 @@ impl Activity {
             Some(i) => i as usize,
             None => {
                 let user_id = push_name(&mut self.names, e.user_id());
+                let school_name = push_name(&mut self.names, e.school_id());
                 self.rows.push(Row {
                     day,
                     user,
                     user_id,
                     role: kinds.role,
                     school_id: SchoolId::new(e.school_id()),
+                    school_name,
                     first: key,
                     counts: [0; 4],
                 });
@@ -85,7 +91,11 @@ impl Activity {
         if key < row.first {
             row.first = key;
             row.role = kinds.role;
-            row.school_id = SchoolId::new(e.school_id());
+            let school = SchoolId::new(e.school_id());
+            if school != row.school_id {
+                row.school_id = school;
+                row.school_name = push_name(&mut self.names, e.school_id());
+            }
         }
         row.counts[3] += 1;
         match kinds.action {
@@ -104,7 +114,7 @@ impl Activity {
                 day: r.day,
                 user_id: name(&self.names, r.user_id),
                 role: r.role,
-                school_id: r.school_id.as_str(),
+                school_id: name(&self.names, r.school_name),
                 logins,
                 deep_actions,
                 registers,
@@ -129,6 +139,7 @@ impl Activity {
     pub fn rebuild_index(&mut self) {
         for r in &mut self.rows {
             r.user = key128(name(&self.names, r.user_id));
+            r.school_name = push_name(&mut self.names, r.school_id.as_str());
         }
         self.index = Index::rebuild(self.rows.iter().map(|r| hash_day(r.day, r.user)));
     }

@@ -532,6 +532,31 @@ fn snapshot_restore_round_trips() {
     assert!(Engine::restore(&profile, b"garbage").is_err());
 }
 
+/// A snapshot whose school id bytes are not UTF-8 is refused as corrupt, not
+/// restored to panic at the next flush that writes the school.
+#[test]
+fn a_snapshot_with_a_broken_school_id_is_corrupt() {
+    let profile = zhejiang();
+    let mut engine = Engine::new(&profile, EngineConfig::default());
+    for line in lines(&["2026-11-02 t1 login"]) {
+        engine.process(&decode(line.as_bytes(), NOW).unwrap());
+    }
+    let snap = engine.snapshot();
+    assert!(Engine::restore(&profile, &snap).is_ok());
+    let school = b"3333000001";
+    let at = snap
+        .windows(school.len())
+        .position(|w| w == school)
+        .expect("the snapshot holds the school id");
+    let mut broken = snap.clone();
+    broken[at + 4] = 0xFF;
+    match Engine::restore(&profile, &broken) {
+        Err(RestoreError::Corrupt(_)) => {}
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("restored a school id that is not UTF-8"),
+    }
+}
+
 #[test]
 fn timestamps_parse_in_tests() {
     assert!(parse_rfc3339("2026-11-03T10:00:00+08:00").is_some());

@@ -10,7 +10,11 @@ use super::task::{TaskParams, Tasks};
 
 /// A school id: exactly 10 bytes (events.md: 10 ASCII digits), held inline so
 /// that comparing the school of each event with the user's is no pointer chase.
+/// Its bytes are always UTF-8: they are a whole `&str` ([`SchoolId::new`]) or
+/// were checked when read back from a snapshot (a corrupt one is refused, not
+/// restored to fail later).
 #[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "[u8; 10]", into = "[u8; 10]")]
 pub struct SchoolId([u8; 10]);
 
 impl SchoolId {
@@ -27,7 +31,23 @@ impl SchoolId {
     }
 
     pub fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.0).expect("made from a str")
+        std::str::from_utf8(&self.0).expect("UTF-8: made from a str or checked by try_from")
+    }
+}
+
+impl TryFrom<[u8; 10]> for SchoolId {
+    type Error = &'static str;
+
+    fn try_from(bytes: [u8; 10]) -> Result<SchoolId, Self::Error> {
+        std::str::from_utf8(&bytes)
+            .map(|_| SchoolId(bytes))
+            .map_err(|_| "a school id that is not UTF-8")
+    }
+}
+
+impl From<SchoolId> for [u8; 10] {
+    fn from(id: SchoolId) -> [u8; 10] {
+        id.0
     }
 }
 
