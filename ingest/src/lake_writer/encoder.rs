@@ -5,6 +5,8 @@
 //! ([`Encoder::write`]) and finished ([`Encoder::close`]). Streaming lets the
 //! `events` files of a flush encode while the rows of that flush are still
 //! being scored, instead of all at the flush. Each file stays on one thread.
+//! A closed file is made durable (fsync, rename) by its encoder's companion
+//! thread, so the encoder goes on with the next file while the disk syncs.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -270,12 +272,30 @@ pub fn writer_properties() -> WriterProperties {
         .build()
 }
 
-/// An encoder thread: runs its tasks in order until its queue closes.
+/// An encoder thread: runs its tasks in order until its queue closes. The
+/// files it closes go to a companion thread that makes them durable and sends
+/// the results: an fsync waits for the disk, and meanwhile this thread encodes
+/// (it used to wait too, and with it the rows queued behind, and the scoring
+/// thread once its queue was full).
 fn encode(tasks: Receiver<Task>, results: Sender<Result<WrittenFile, LakeError>>) {
+    let (closed, to_sync) = channel::<Result<Closed, LakeError>>();
+    let name = std::thread::current()
+        .name()
+        .map_or("lake-sync".to_owned(), |n| n.replace("encoder", "sync"));
+    let syncer = std::thread::Builder::new()
+        .name(name)
+        .spawn(move || {
+            for c in to_sync {
+                if results.send(c.and_then(Closed::durable)).is_err() {
+                    break;
+                }
+            }
+        })
+        .expect("spawn a sync thread");
     let mut open: HashMap<FileId, Result<Stream, LakeError>> = HashMap::new();
     for task in tasks {
         let result = match task {
-            Task::Whole(job) => Stream::start(job).and_then(Stream::finish),
+            Task::Whole(job) => Stream::start(job).and_then(Stream::close),
             Task::Open(id, job) => {
                 open.insert(id, Stream::start(job));
                 continue;
@@ -292,15 +312,17 @@ fn encode(tasks: Receiver<Task>, results: Sender<Result<WrittenFile, LakeError>>
             Task::Close(id) => open
                 .remove(&id)
                 .expect("closed files are open")
-                .and_then(Stream::finish),
+                .and_then(Stream::close),
         };
-        if results.send(result).is_err() {
+        if closed.send(result).is_err() {
             break;
         }
     }
     for s in open.into_values().flatten() {
         let _ = std::fs::remove_file(&s.tmp);
     }
+    drop(closed);
+    let _ = syncer.join();
 }
 
 /// A file being written under its temporary name.
@@ -351,13 +373,39 @@ impl Stream {
         self.writer.write(batch).map_err(pq(&self.tmp))
     }
 
-    /// Closes the file, makes it durable and publishes it (or leaves it staged).
-    fn finish(self) -> Result<WrittenFile, LakeError> {
+    /// Writes the file's footer; [`Closed::durable`] does the rest.
+    fn close(self) -> Result<Closed, LakeError> {
+        let file = self.writer.into_inner().map_err(pq(&self.tmp))?;
+        Ok(Closed {
+            file,
+            tmp: self.tmp,
+            dest: self.dest,
+            table: self.table,
+            day: self.day,
+            publish: self.publish,
+            rows: self.rows,
+        })
+    }
+}
+
+/// A file whose bytes are all written, not yet durable.
+struct Closed {
+    file: File,
+    tmp: PathBuf,
+    dest: PathBuf,
+    table: &'static str,
+    day: i32,
+    publish: bool,
+    rows: u64,
+}
+
+impl Closed {
+    /// Makes the file durable and publishes it (or leaves it staged).
+    fn durable(self) -> Result<WrittenFile, LakeError> {
         let tmp = self.tmp;
-        let file = self.writer.into_inner().map_err(pq(&tmp))?;
-        file.sync_all().map_err(io(&tmp))?;
-        let bytes = file.metadata().map_err(io(&tmp))?.len();
-        drop(file);
+        self.file.sync_all().map_err(io(&tmp))?;
+        let bytes = self.file.metadata().map_err(io(&tmp))?.len();
+        drop(self.file);
         let staged = if self.publish {
             publish_file(&tmp, &self.dest).map_err(io(&self.dest))?;
             None
