@@ -115,22 +115,33 @@ fn no_staged_files(dir: &Path) -> bool {
     })
 }
 
-/// Waits until the checkpoints of `group` hold `total` messages of `topic`,
-/// reading them only when the folder changes (a checkpoint holds the whole
-/// engine state: reading it at every probe would take CPU from the service).
-fn wait_caught_up(lake: &Path, group: &str, topic: &str, total: i64, limit: Duration) -> bool {
+/// Waits until the lake holds `total` messages of `topic`: the checkpoints of
+/// `group` hold them and no file is left staged. Gives up after `limit` or
+/// once `gave_up()`. A checkpoint is read only when its folder changed, and
+/// the lake's folders are walked only once it holds every message: a
+/// checkpoint holds the whole engine state, and reading or walking at every
+/// probe would take CPU from the service.
+fn wait_in_lake(
+    lake: &Path,
+    group: &str,
+    topic: &str,
+    total: i64,
+    limit: Duration,
+    gave_up: impl Fn() -> bool,
+) -> bool {
     let dir = checkpoint::dir(lake, group, topic);
     let started = Instant::now();
-    let mut last = None;
-    while started.elapsed() < limit {
-        let stamp = folder_stamp(&dir);
-        if last.as_ref() != Some(&stamp) {
-            if caught_up(lake, group, topic, total) {
-                return true;
-            }
-            last = Some(stamp);
+    let (mut stamp, mut held) = (None, false);
+    while started.elapsed() < limit && !gave_up() {
+        let now = folder_stamp(&dir);
+        if stamp.as_ref() != Some(&now) {
+            held = caught_up(lake, group, topic, total);
+            stamp = Some(now);
         }
-        std::thread::sleep(Duration::from_millis(20));
+        if held && no_staged_files(lake) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(2));
     }
     false
 }
@@ -305,21 +316,14 @@ fn main() {
         );
     }
     stop.store(true, Ordering::Relaxed);
-    // a checkpoint is read only when its folder changed, and the lake's
-    // folders are walked only once it holds every message: both take CPU
-    // from the service
-    let (mut stamp, mut held) = (None, false);
-    while !handle.is_finished() {
-        let now = folder_stamp(&checkpoint::dir(lake.path(), "svc", "bench"));
-        if stamp.as_ref() != Some(&now) {
-            held = caught_up(lake.path(), "svc", "bench", total);
-            stamp = Some(now);
-        }
-        if held && no_staged_files(lake.path()) {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    wait_in_lake(
+        lake.path(),
+        "svc",
+        "bench",
+        total,
+        Duration::from_secs(900),
+        || handle.is_finished(),
+    );
     // (if the service returned first, its time is the time until it returned)
     let svc_secs = started.elapsed().as_secs_f64();
     let counts = handle.join().unwrap().unwrap();
@@ -375,12 +379,13 @@ fn main() {
         std::thread::sleep(Duration::from_millis(1));
     }
     rdkafka::producer::Producer::flush(&p, Duration::from_secs(30)).unwrap();
-    wait_caught_up(
+    wait_in_lake(
         lake2.path(),
         "live",
         "live",
         sent as i64,
         Duration::from_secs(60),
+        || false,
     );
     stop.store(true, Ordering::Relaxed);
     handle.join().unwrap().unwrap();

@@ -115,7 +115,7 @@ impl Encoder {
                 let results = result_tx.clone();
                 std::thread::Builder::new()
                     .name(format!("lake-encoder-{i}"))
-                    .spawn(move || encode(rx, results))
+                    .spawn(move || encode(i, rx, results))
                     .expect("spawn an encoder thread")
             })
             .collect();
@@ -277,13 +277,10 @@ pub fn writer_properties() -> WriterProperties {
 /// the results: an fsync waits for the disk, and meanwhile this thread encodes
 /// (it used to wait too, and with it the rows queued behind, and the scoring
 /// thread once its queue was full).
-fn encode(tasks: Receiver<Task>, results: Sender<Result<WrittenFile, LakeError>>) {
+fn encode(i: usize, tasks: Receiver<Task>, results: Sender<Result<WrittenFile, LakeError>>) {
     let (closed, to_sync) = channel::<Result<Closed, LakeError>>();
-    let name = std::thread::current()
-        .name()
-        .map_or("lake-sync".to_owned(), |n| n.replace("encoder", "sync"));
     let syncer = std::thread::Builder::new()
-        .name(name)
+        .name(format!("lake-sync-{i}"))
         .spawn(move || {
             for c in to_sync {
                 if results.send(c.and_then(Closed::durable)).is_err() {
@@ -319,15 +316,21 @@ fn encode(tasks: Receiver<Task>, results: Sender<Result<WrittenFile, LakeError>>
         }
     }
     for s in open.into_values().flatten() {
-        let _ = std::fs::remove_file(&s.tmp);
+        let _ = std::fs::remove_file(&s.file.tmp);
     }
     drop(closed);
     let _ = syncer.join();
 }
 
-/// A file being written under its temporary name.
-struct Stream {
-    writer: ArrowWriter<File>,
+/// A file under its temporary name: being written (`W` an [`ArrowWriter`]),
+/// or all written and not yet durable ([`Closed`]).
+struct Stream<W = ArrowWriter<File>> {
+    out: W,
+    file: Target,
+}
+
+/// A file being written: where it goes and what it holds.
+struct Target {
     tmp: PathBuf,
     dest: PathBuf,
     table: &'static str,
@@ -336,22 +339,27 @@ struct Stream {
     rows: u64,
 }
 
+/// A file whose bytes are all written, not yet durable.
+type Closed = Stream<File>;
+
 impl Stream {
     fn start(job: Job) -> Result<Stream, LakeError> {
         std::fs::create_dir_all(&job.dir).map_err(io(&job.dir))?;
         let tmp = job.dir.join(format!(".{}.tmp", job.name));
         let dest = job.dir.join(&job.name);
         let file = File::create(&tmp).map_err(io(&tmp))?;
-        let writer = ArrowWriter::try_new(file, job.schema.clone(), Some(writer_properties()))
+        let out = ArrowWriter::try_new(file, job.schema.clone(), Some(writer_properties()))
             .map_err(pq(&tmp))?;
         let mut s = Stream {
-            writer,
-            tmp,
-            dest,
-            table: job.table,
-            day: job.day,
-            publish: job.publish,
-            rows: 0,
+            out,
+            file: Target {
+                tmp,
+                dest,
+                table: job.table,
+                day: job.day,
+                publish: job.publish,
+                rows: 0,
+            },
         };
         for b in &job.batches {
             s.write(b)?;
@@ -369,55 +377,46 @@ impl Stream {
     }
 
     fn write(&mut self, batch: &RecordBatch) -> Result<(), LakeError> {
-        self.rows += batch.num_rows() as u64;
-        self.writer.write(batch).map_err(pq(&self.tmp))
+        self.file.rows += batch.num_rows() as u64;
+        self.out.write(batch).map_err(pq(&self.file.tmp))
     }
 
     /// Writes the file's footer; [`Closed::durable`] does the rest.
     fn close(self) -> Result<Closed, LakeError> {
-        let file = self.writer.into_inner().map_err(pq(&self.tmp))?;
-        Ok(Closed {
-            file,
-            tmp: self.tmp,
-            dest: self.dest,
-            table: self.table,
-            day: self.day,
-            publish: self.publish,
-            rows: self.rows,
+        let out = self.out.into_inner().map_err(pq(&self.file.tmp))?;
+        Ok(Stream {
+            out,
+            file: self.file,
         })
     }
-}
-
-/// A file whose bytes are all written, not yet durable.
-struct Closed {
-    file: File,
-    tmp: PathBuf,
-    dest: PathBuf,
-    table: &'static str,
-    day: i32,
-    publish: bool,
-    rows: u64,
 }
 
 impl Closed {
     /// Makes the file durable and publishes it (or leaves it staged).
     fn durable(self) -> Result<WrittenFile, LakeError> {
-        let tmp = self.tmp;
-        self.file.sync_all().map_err(io(&tmp))?;
-        let bytes = self.file.metadata().map_err(io(&tmp))?.len();
-        drop(self.file);
-        let staged = if self.publish {
-            publish_file(&tmp, &self.dest).map_err(io(&self.dest))?;
+        let Target {
+            tmp,
+            dest,
+            table,
+            day,
+            publish,
+            rows,
+        } = self.file;
+        self.out.sync_all().map_err(io(&tmp))?;
+        let bytes = self.out.metadata().map_err(io(&tmp))?.len();
+        drop(self.out);
+        let staged = if publish {
+            publish_file(&tmp, &dest).map_err(io(&dest))?;
             None
         } else {
             Some(tmp)
         };
         Ok(WrittenFile {
-            table: self.table,
-            day: self.day,
-            path: self.dest,
+            table,
+            day,
+            path: dest,
             staged,
-            rows: self.rows,
+            rows,
             bytes,
         })
     }
