@@ -315,6 +315,7 @@ fn main() {
             metrics.events_read.get()
         );
     }
+    let scored_secs = started.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
     wait_in_lake(
         lake.path(),
@@ -333,7 +334,7 @@ fn main() {
         "the last checkpoint does not hold every message"
     );
     println!(
-        "huoyue-ingest (Kafka mode): {} messages into the lake in {svc_secs:.2} s = {:.0} messages/s, returned after {returned_secs:.2} s ({})",
+        "huoyue-ingest (Kafka mode): {} messages into the lake in {svc_secs:.2} s = {:.0} messages/s (all scored after {scored_secs:.2} s, returned after {returned_secs:.2} s; {})",
         counts.read,
         counts.read as f64 / svc_secs,
         counts.summary()

@@ -641,3 +641,53 @@ fn a_bad_kafka_setting_is_a_one_line_error() {
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(err.contains("no.such.setting"), "{err}");
 }
+
+#[test]
+fn an_idle_service_scores_what_it_read_without_waiting_for_a_flush() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use huoyue_ingest::kafka::{KafkaOptions, run};
+    use huoyue_ingest::metrics::Metrics;
+
+    let broker = setup(1);
+    let messages = keyed_lines(&conformance().join("events.ndjson"));
+    broker.produce(TOPIC, &messages);
+    let lake = tempfile::tempdir().unwrap();
+    let (metrics, stop) = (Metrics::new(), Arc::new(AtomicBool::new(false)));
+    let opts = KafkaOptions {
+        brokers: broker.addr(),
+        topic: TOPIC.to_owned(),
+        group: "g".to_owned(),
+        dlq_topic: DLQ.to_owned(),
+        instance: "one".to_owned(),
+        // no checkpoint during the test: only idleness can make it score
+        flush_interval: Duration::from_secs(3600),
+        flush_rows: 2_000_000,
+        settings: Vec::new(),
+        connect_timeout: Duration::from_secs(30),
+        partitions: Some(Vec::new()),
+    };
+    let handle = {
+        let (lake, metrics, stop) = (lake.path().to_owned(), metrics.clone(), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let profile = Profile::builtin("zhejiang-2018").unwrap();
+            run(opts, profile, EngineConfig::default(), &lake, metrics, stop)
+        })
+    };
+    let started = Instant::now();
+    // fewer messages than fill a batch: read, decoded and scored while idle
+    while metrics.events_read.get() < messages.len() as u64 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60) && !handle.is_finished(),
+            "scored {} of {} messages while idle",
+            metrics.events_read.get(),
+            messages.len()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let counts = handle.join().unwrap().unwrap();
+    assert_eq!(counts.read, messages.len() as u64);
+    assert_scores_eq(&score_sums(lake.path()), &expected_scores());
+}

@@ -376,7 +376,8 @@ impl Service {
         }
     }
 
-    /// Scores everything read so far (before a checkpoint).
+    /// Scores everything read so far (before a checkpoint, or when reading
+    /// is idle).
     fn apply_pending(&mut self) {
         if let Some(d) = self.decoding.take() {
             self.score_decoded(d);
@@ -391,16 +392,15 @@ impl Service {
         if self.pending.spans.is_empty() {
             return;
         }
-        let Pending { data, spans } = std::mem::take(&mut self.pending);
         let mut marks: BTreeMap<i32, i64> = BTreeMap::new();
-        for s in &spans {
+        for s in &self.pending.spans {
             if let (Some(p), Some(o)) = (s.partition, s.offset) {
                 let m = marks.entry(p).or_insert(o + 1);
                 *m = (*m).max(o + 1);
             }
         }
         self.decoding = Some(Decoding {
-            parts: decode_parallel(data, spans, &self.opts.topic, now_micros()),
+            parts: decode_parallel(&mut self.pending, &self.opts.topic, now_micros()),
             marks,
         });
     }
@@ -669,7 +669,13 @@ impl Service {
                         })
                         .collect();
                     ckpt.store(&dir)?;
+                    let stored_ms = t.elapsed().as_millis() as u64;
                     ckpt.roll_forward(&lake)?;
+                    tracing::debug!(
+                        stored_ms,
+                        published_ms = t.elapsed().as_millis() as u64 - stored_ms,
+                        "checkpoint stored, files published"
+                    );
                     Ok(Stored {
                         ckpt,
                         published: files,
@@ -743,11 +749,14 @@ impl Service {
 
 /// Messages polled per batch handed to the scoring thread, at most.
 const MAX_BATCH: usize = 20_000;
+/// How long a poll waits for the first message of a batch: also how soon an
+/// idle service notices a stop and scores what it holds.
+const IDLE_POLL: Duration = Duration::from_millis(20);
 const MAX_BYTES: usize = 8 << 20;
 
 /// Polls batches of messages, each tagged with the rebalance count it was read
-/// under, and hands them to the scoring thread (an empty one at least every
-/// 100 ms, so that checkpoints come on time), until `stop` or until the
+/// under, and hands them to the scoring thread (an empty one after every
+/// `IDLE_POLL` without messages, so that checkpoints come on time), until `stop` or until the
 /// scoring thread ends.
 fn poll_batches(
     consumer: &BaseConsumer<Ctx>,
@@ -759,7 +768,7 @@ fn poll_batches(
     while !stop.load(Ordering::Relaxed) && !worker.is_finished() {
         let mut batch = spare.try_recv().unwrap_or_default();
         batch.clear();
-        let mut timeout = Duration::from_millis(100);
+        let mut timeout = IDLE_POLL;
         let mut epoch = consumer.context().rebalances.load(Ordering::SeqCst);
         while batch.spans.len() < MAX_BATCH && batch.data.len() < MAX_BYTES {
             let polled = consumer.poll(timeout);
@@ -815,6 +824,8 @@ fn score_batches(
     recycle: std::sync::mpsc::Sender<Pending>,
 ) -> Result<(), ServiceError> {
     for (epoch, mut batch) in batches {
+        // the poll thread found nothing for its whole timeout
+        let idle = batch.spans.is_empty();
         let mut guard = consumer.context().service.lock().expect("service");
         let svc = guard.as_mut().expect("service present while running");
         if let Some(e) = svc.failed.take() {
@@ -837,7 +848,11 @@ fn score_batches(
             }
         }
         let _ = recycle.send(batch);
-        if svc.pending.spans.len() >= MAX_BATCH || svc.pending.data.len() >= MAX_BYTES {
+        if idle {
+            // nothing more to overlap with: score what is read and decoded
+            // now rather than at the next batch or checkpoint
+            svc.apply_pending();
+        } else if svc.pending.spans.len() >= MAX_BATCH || svc.pending.data.len() >= MAX_BYTES {
             svc.score_pending();
         }
         svc.finish_checkpoint(Some(consumer), false)?;
@@ -850,11 +865,13 @@ fn score_batches(
     Ok(())
 }
 
-/// Starts decoding the messages in parts on one thread per core (decoding is
-/// the costliest step before the engine); join the parts in order.
+/// Starts decoding the messages of `pending` in parts on one thread per core
+/// (decoding is the costliest step before the engine); join the parts in
+/// order. `pending` is left empty; when its messages were copied into parts,
+/// it keeps its buffers for the poll thread to fill again (fresh ones cost a
+/// page fault per 4 KiB).
 fn decode_parallel(
-    data: Vec<u8>,
-    spans: Vec<Span>,
+    pending: &mut Pending,
     source: &str,
     now: i64,
 ) -> Vec<std::thread::JoinHandle<DecodedChunk>> {
@@ -868,17 +885,21 @@ fn decode_parallel(
             .spawn(move || decode_chunk(bytes, &spans, source, now))
             .expect("spawn a decoder thread")
     };
-    if workers < 2 || spans.len() < 4096 {
+    if workers < 2 || pending.spans.len() < 4096 {
+        let Pending { data, spans } = std::mem::take(pending);
         return vec![spawn(data, spans)];
     }
-    let per = spans.len().div_ceil(workers);
-    spans
+    let per = pending.spans.len().div_ceil(workers);
+    let parts = pending
+        .spans
         .chunks(per)
         .map(|part| {
-            let (bytes, rebased) = sub_chunk(&data, part);
+            let (bytes, rebased) = sub_chunk(&pending.data, part);
             spawn(bytes, rebased)
         })
-        .collect()
+        .collect();
+    pending.clear();
+    parts
 }
 
 /// Checks the instance id: it names files and checkpoints.
