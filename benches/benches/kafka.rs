@@ -247,6 +247,8 @@ fn main() {
         .set("enable.auto.commit", "false")
         .set("fetch.max.bytes", "52428800")
         .set("max.partition.fetch.bytes", "4194304")
+        // the service's fetch settings, so that the peer is at its best too
+        .set("fetch.queue.backoff.ms", "20")
         .create()
         .unwrap();
     let mut all = rdkafka::TopicPartitionList::new();

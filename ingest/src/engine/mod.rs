@@ -444,14 +444,21 @@ impl Engine {
 
     /// The whole state, to be restored by [`Engine::restore`] under the same profile.
     pub fn snapshot(&self) -> Vec<u8> {
+        self.snapshot_into(Vec::new())
+    }
+
+    /// [`Engine::snapshot`] into `buf` (cleared first): a buffer kept from an
+    /// earlier snapshot is already mapped, where a fresh one of many megabytes
+    /// costs a page fault per 4 KiB.
+    pub fn snapshot_into(&self, mut buf: Vec<u8>) -> Vec<u8> {
         let header = SnapshotHeader {
             format: SNAPSHOT_FORMAT,
             profile: self.profile_name.clone(),
             cfg: self.cfg,
         };
-        let guess = 4096 + self.state.seen.len() * 28 + self.state.users.len() * 2048;
-        let out =
-            postcard::to_extend(&header, Vec::with_capacity(guess)).expect("header serializes");
+        buf.clear();
+        buf.reserve(4096 + self.state.seen.len() * 28 + self.state.users.len() * 2048);
+        let out = postcard::to_extend(&header, buf).expect("header serializes");
         let mut out = postcard::to_extend(&self.state, out).expect("state serializes");
         packed_ids::write(&self.state.seen, &mut out);
         out

@@ -532,6 +532,19 @@ fn snapshot_restore_round_trips() {
     assert!(Engine::restore(&profile, b"garbage").is_err());
 }
 
+/// A snapshot written into a used buffer is the same as one written fresh.
+#[test]
+fn a_snapshot_into_a_used_buffer_is_the_same_snapshot() {
+    let profile = zhejiang();
+    let mut engine = Engine::new(&profile, EngineConfig::default());
+    for line in lines(&["2026-11-02 t1 login", "2026-11-03 t2 login"]) {
+        engine.process(&decode(line.as_bytes(), NOW).unwrap());
+    }
+    let fresh = engine.snapshot();
+    let used = vec![0xAB; fresh.len() * 3];
+    assert_eq!(engine.snapshot_into(used), fresh);
+}
+
 /// A snapshot whose school id bytes are not UTF-8 is refused as corrupt, not
 /// restored to panic at the next flush that writes the school.
 #[test]

@@ -197,6 +197,8 @@ struct Service {
     producer: Arc<ThreadedProducer<DlqContext>>,
     /// Dead-letter delivery failures already reported.
     dlq_failures: u64,
+    /// The last stored checkpoint's snapshot buffer, for the next snapshot.
+    spare_snapshot: Vec<u8>,
     metrics: Metrics,
     /// An error raised inside a rebalance callback, for the main loop.
     failed: Option<ServiceError>,
@@ -473,7 +475,10 @@ impl Service {
         let ckpt = Checkpoint {
             seq: self.seq,
             partitions: self.positions.clone(),
-            engine: self.pipeline.engine().snapshot(),
+            engine: self
+                .pipeline
+                .engine()
+                .snapshot_into(std::mem::take(&mut self.spare_snapshot)),
             ..Checkpoint::new(&self.opts.instance, &self.opts.topic)
         };
         drop(flush_span);
@@ -579,6 +584,8 @@ impl Service {
                 tracing::debug!("group offset commit: {e}");
             }
         }
+        // the next snapshot is written into this one's buffer
+        self.spare_snapshot = ckpt.engine;
         Ok(())
     }
 
@@ -1127,6 +1134,7 @@ pub fn run(
         dirty: false,
         producer: Arc::clone(&producer),
         dlq_failures: 0,
+        spare_snapshot: Vec::new(),
         metrics: metrics.clone(),
         failed: None,
     };
