@@ -105,13 +105,15 @@ pub trait DeltaSink {
 /// Everything the engine remembers; this is what a checkpoint stores.
 #[derive(Default, Serialize, Deserialize)]
 struct State {
+    /// The newest day accepted from any source.
     newest_day: Option<i32>,
-    /// The window start the state was last folded to.
-    folded_to: Option<i32>,
-    /// Hash of each remembered event id, with its day and arrival number.
-    /// (Stored after the rest of a snapshot, see [`packed_ids`].)
+    /// Each source partition's newest day and window (a few entries: one per
+    /// Kafka partition read, or one, `-1`, for a file).
+    sources: Vec<Source>,
+    /// Hash of each remembered event id, with its day, source partition and
+    /// arrival number. (Stored after the rest of a snapshot, see [`packed_ids`].)
     #[serde(skip)]
-    seen: FxHashMap<u128, (i32, u64)>,
+    seen: FxHashMap<u128, Seen>,
     /// Events accepted so far.
     arrivals: u64,
     users: Vec<UserState>,
@@ -119,6 +121,43 @@ struct State {
     activity: activity::Activity,
     #[serde(skip)]
     index: Index,
+}
+
+/// One source partition of events: a Kafka partition, or `-1` for a file.
+///
+/// Lateness is measured per source: a partition is one ordered stream, and
+/// the service reads partitions at different speeds (catching up, librdkafka
+/// hands over one partition's backlog after another), so the newest day of
+/// all sources says nothing about how late an event of a slower one is.
+/// Producers key by scored user (events.md), so a user's events, and the
+/// state they build, belong to one source; a user's state is folded with its
+/// source's window, and a remembered id is forgotten by its source's newest
+/// day. An idle source's state does not grow.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+struct Source {
+    partition: i32,
+    /// The newest day accepted from this source.
+    newest: i32,
+    /// The window start its users were last folded to.
+    folded_to: Option<i32>,
+}
+
+/// A remembered event id's day, source partition and arrival number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Seen {
+    day: i32,
+    partition: i32,
+    arrival: u64,
+}
+
+impl State {
+    /// The newest day accepted from `partition`.
+    fn newest_of(&self, partition: i32) -> Option<i32> {
+        self.sources
+            .iter()
+            .find(|s| s.partition == partition)
+            .map(|s| s.newest)
+    }
 }
 
 /// The scoring engine.
@@ -138,29 +177,33 @@ struct SnapshotHeader {
 
 /// 3: `OrderKey` ids as four big-endian words. 4: the remembered ids packed.
 /// 5: the activity roll-up's user ids in one buffer, its school ids and the
-/// users' inline.
+/// users' inline. 6: the newest day and window per source partition, and each
+/// remembered id's partition.
 /// (The users' and activity rows' [`key128`] keys are derived at restore.)
-const SNAPSHOT_FORMAT: u32 = 5;
+const SNAPSHOT_FORMAT: u32 = 6;
 
 /// The remembered event ids as fixed-width little-endian records (id hash,
-/// day, arrival: 28 bytes) after the rest of a snapshot, not as a map of
+/// day, partition, arrival: 32 bytes) after the rest of a snapshot, not as a map of
 /// varints: the bulk of a snapshot, written and read at memory speed.
 mod packed_ids {
     use rustc_hash::FxHashMap;
 
-    const RECORD: usize = 28;
+    use super::Seen;
 
-    pub fn write(seen: &FxHashMap<u128, (i32, u64)>, out: &mut Vec<u8>) {
+    const RECORD: usize = 32;
+
+    pub fn write(seen: &FxHashMap<u128, Seen>, out: &mut Vec<u8>) {
         out.reserve(8 + seen.len() * RECORD);
         out.extend_from_slice(&(seen.len() as u64).to_le_bytes());
-        for (id, (day, n)) in seen {
+        for (id, s) in seen {
             out.extend_from_slice(&id.to_le_bytes());
-            out.extend_from_slice(&day.to_le_bytes());
-            out.extend_from_slice(&n.to_le_bytes());
+            out.extend_from_slice(&s.day.to_le_bytes());
+            out.extend_from_slice(&s.partition.to_le_bytes());
+            out.extend_from_slice(&s.arrival.to_le_bytes());
         }
     }
 
-    pub fn read(bytes: &[u8]) -> Result<FxHashMap<u128, (i32, u64)>, String> {
+    pub fn read(bytes: &[u8]) -> Result<FxHashMap<u128, Seen>, String> {
         let (len, records) = bytes
             .split_first_chunk::<8>()
             .ok_or("remembered ids: missing")?;
@@ -173,8 +216,16 @@ mod packed_ids {
         for r in records.chunks_exact(RECORD) {
             let id = u128::from_le_bytes(r[..16].try_into().expect("16 bytes"));
             let day = i32::from_le_bytes(r[16..20].try_into().expect("4 bytes"));
-            let n = u64::from_le_bytes(r[20..].try_into().expect("8 bytes"));
-            seen.insert(id, (day, n));
+            let partition = i32::from_le_bytes(r[20..24].try_into().expect("4 bytes"));
+            let arrival = u64::from_le_bytes(r[24..].try_into().expect("8 bytes"));
+            seen.insert(
+                id,
+                Seen {
+                    day,
+                    partition,
+                    arrival,
+                },
+            );
         }
         Ok(seen)
     }
@@ -207,9 +258,15 @@ impl Engine {
         self.cfg
     }
 
-    /// The newest event day accepted so far.
+    /// The newest event day accepted so far, from any source.
     pub fn newest_day(&self) -> Option<i32> {
         self.state.newest_day
+    }
+
+    /// The newest event day accepted from source `partition` (-1: a file), the
+    /// day lateness is measured from for its events.
+    pub fn newest_day_of(&self, partition: i32) -> Option<i32> {
+        self.state.newest_of(partition)
     }
 
     /// The profile's fixed offset from UTC, in seconds.
@@ -271,14 +328,30 @@ impl Engine {
             Entry::Occupied(_) => return Outcome::Duplicate,
             Entry::Vacant(slot) => slot,
         };
-        if st
-            .newest_day
-            .is_some_and(|newest| day < newest - self.cfg.lateness_days)
-        {
-            return Outcome::Late;
-        }
+        let source = match st.sources.iter().position(|s| s.partition == partition) {
+            Some(i) => {
+                if day < st.sources[i].newest - self.cfg.lateness_days {
+                    return Outcome::Late;
+                }
+                i
+            }
+            None => {
+                st.sources.push(Source {
+                    partition,
+                    newest: day,
+                    folded_to: None,
+                });
+                st.sources.len() - 1
+            }
+        };
         st.arrivals += 1;
-        slot.insert((day, st.arrivals));
+        slot.insert(Seen {
+            day,
+            partition,
+            arrival: st.arrivals,
+        });
+        let newest = &mut st.sources[source].newest;
+        *newest = (*newest).max(day);
         if st.newest_day.is_none_or(|n| day > n) {
             st.newest_day = Some(day);
         }
@@ -419,27 +492,55 @@ impl Engine {
         self.fold();
     }
 
-    /// Moves the lateness window to the newest day seen.
+    /// Moves each source's lateness window to its newest day: folds the
+    /// state of the users of the sources whose window moved, and forgets the
+    /// ids their newest day no longer needs.
     fn fold(&mut self) {
         let st = &mut self.state;
-        let Some(newest) = st.newest_day else { return };
-        let w = newest - self.cfg.lateness_days;
-        if st.folded_to.is_some_and(|f| f >= w) {
+        let lateness = self.cfg.lateness_days;
+        // the new window of each source whose window moved
+        let moved: Vec<(i32, i32)> = st
+            .sources
+            .iter_mut()
+            .filter_map(|s| {
+                let w = s.newest - lateness;
+                if s.folded_to.is_some_and(|f| f >= w) {
+                    return None;
+                }
+                s.folded_to = Some(w);
+                Some((s.partition, w))
+            })
+            .collect();
+        if moved.is_empty() {
             return;
         }
-        st.folded_to = Some(w);
         for user in &mut st.users {
-            user.fold(&self.rules, w);
+            if let Some(&(_, w)) = moved.iter().find(|(p, _)| *p == user.partition) {
+                user.fold(&self.rules, w);
+            }
         }
         let before = st.users.len();
         st.users.retain(|u| !u.is_empty());
         if st.users.len() != before {
             st.index = Index::rebuild(st.users.iter().map(|u| u.key as u64));
         }
-        let forget_before = newest - self.cfg.dedup_days;
+        let forget = |partition: i32| {
+            moved
+                .iter()
+                .find(|(p, _)| *p == partition)
+                .map_or(i32::MIN, |(_, w)| w + lateness - self.cfg.dedup_days)
+        };
         let recent_from = st.arrivals.saturating_sub(self.cfg.dedup_recent);
-        st.seen
-            .retain(|_, (d, n)| *d >= forget_before || *n > recent_from);
+        if let [(partition, _)] = moved[..] {
+            // one source (a file, or one partition): no lookup per id
+            let forget_before = forget(partition);
+            st.seen.retain(|_, s| {
+                s.partition != partition || s.day >= forget_before || s.arrival > recent_from
+            });
+        } else {
+            st.seen
+                .retain(|_, s| s.day >= forget(s.partition) || s.arrival > recent_from);
+        }
     }
 
     /// The whole state, to be restored by [`Engine::restore`] under the same profile.
@@ -457,7 +558,7 @@ impl Engine {
             cfg: self.cfg,
         };
         buf.clear();
-        buf.reserve(4096 + self.state.seen.len() * 28 + self.state.users.len() * 2048);
+        buf.reserve(4096 + self.state.seen.len() * 32 + self.state.users.len() * 2048);
         let out = postcard::to_extend(&header, buf).expect("header serializes");
         let mut out = postcard::to_extend(&self.state, out).expect("state serializes");
         packed_ids::write(&self.state.seen, &mut out);
@@ -525,10 +626,16 @@ impl Engine {
             st.seen.entry(id).or_insert(seen);
         }
         st.newest_day = st.newest_day.max(theirs.newest_day);
-        st.folded_to = match (st.folded_to, theirs.folded_to) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        // the partitions taken over come with their newest day and window
+        for s in theirs.sources {
+            if !partitions.contains(&s.partition) {
+                continue;
+            }
+            match st.sources.iter_mut().find(|m| m.partition == s.partition) {
+                Some(mine) => *mine = s,
+                None => st.sources.push(s),
+            }
+        }
         st.arrivals = st.arrivals.max(theirs.arrivals);
     }
 
@@ -543,7 +650,7 @@ impl Engine {
                 .iter()
                 .map(|u| u.heap_bytes() + std::mem::size_of::<UserState>())
                 .sum::<usize>()
-                + st.seen.capacity() * 29
+                + st.seen.capacity() * (std::mem::size_of::<(u128, Seen)>() + 1)
                 + st.index.heap_bytes(),
         }
     }

@@ -510,6 +510,110 @@ fn duplicates_and_late_events() {
     );
 }
 
+/// Lateness, folding and forgetting go by each source partition's own newest
+/// day: a partition read a month behind another loses nothing, its own late
+/// events are still late, and its remembered ids outlive the other's progress.
+#[test]
+fn lateness_is_per_source_partition() {
+    let profile = zhejiang();
+    let cfg = EngineConfig {
+        dedup_recent: 0,
+        ..EngineConfig::default()
+    };
+    let mut engine = Engine::new(&profile, cfg);
+    let mut sums = Sums::default();
+    let one = |engine: &mut Engine, n: usize, spec: &str, partition: i32| {
+        let line = ev(n, spec);
+        engine.process_from(&decode(line.as_bytes(), NOW).unwrap(), partition)
+    };
+    // partition 1: a month of t1's logins, flushed (folded) as it goes
+    for (i, d) in day_range(1, 30, "11").iter().enumerate() {
+        assert!(matches!(
+            one(&mut engine, 100 + i, &format!("{d} t1 login"), 1),
+            Outcome::Accepted { .. }
+        ));
+        engine.flush(&mut sums);
+    }
+    // partition 0 starts at the beginning of the month: nothing is late
+    let first = ev(1, "2026-11-01 t0 login");
+    let first = decode(first.as_bytes(), NOW).unwrap();
+    assert!(matches!(
+        engine.process_from(&first, 0),
+        Outcome::Accepted { .. }
+    ));
+    for (i, d) in day_range(2, 6, "11").iter().enumerate() {
+        assert!(matches!(
+            one(&mut engine, 200 + i, &format!("{d} t0 login"), 0),
+            Outcome::Accepted { .. }
+        ));
+        engine.flush(&mut sums);
+    }
+    let sixth = parse_rfc3339("2026-11-06T10:00:00+08:00").unwrap();
+    assert_eq!(
+        engine.newest_day_of(0),
+        Some(day_of(sixth, profile.offset_seconds))
+    );
+    // its own late events are late, by its own newest day (the 6th)
+    assert_eq!(
+        one(&mut engine, 300, "2026-11-02 t0 login", 0),
+        Outcome::Late
+    );
+    assert!(matches!(
+        one(&mut engine, 301, "2026-11-03 t0 login", 0),
+        Outcome::Accepted { .. }
+    ));
+    // the 1st's id is still remembered within partition 0's 7 days of
+    // de-duplication (partition 1 is 29 days past it), across a restore...
+    let snap = engine.snapshot();
+    let mut engine = Engine::restore(&profile, &snap).unwrap();
+    assert_eq!(engine.process_from(&first, 0), Outcome::Duplicate);
+    // ...and forgotten once partition 0 itself has moved on
+    for (i, d) in day_range(7, 20, "11").iter().enumerate() {
+        one(&mut engine, 400 + i, &format!("{d} t0 login"), 0);
+        engine.flush(&mut sums);
+    }
+    assert_eq!(engine.process_from(&first, 0), Outcome::Late);
+    engine.flush(&mut sums);
+    // every login scored, streaks included, as if each partition were alone
+    let t0: i64 = sums
+        .scores
+        .iter()
+        .filter(|((_, u, _), _)| u == "t0")
+        .map(|(_, p)| p)
+        .sum();
+    let t1: i64 = sums
+        .scores
+        .iter()
+        .filter(|((_, u, _), _)| u == "t1")
+        .map(|(_, p)| p)
+        .sum();
+    let alone = |specs: Vec<String>| {
+        let specs: Vec<&str> = specs.iter().map(String::as_str).collect();
+        run(&profile, &lines(&specs), 1)
+            .scores
+            .values()
+            .sum::<i64>()
+    };
+    assert_eq!(
+        t1,
+        alone(
+            day_range(1, 30, "11")
+                .iter()
+                .map(|d| format!("{d} t1 login"))
+                .collect()
+        )
+    );
+    assert_eq!(
+        t0,
+        alone(
+            day_range(1, 20, "11")
+                .iter()
+                .map(|d| format!("{d} t0 login"))
+                .collect()
+        )
+    );
+}
+
 #[test]
 fn snapshot_restore_round_trips() {
     let specs: Vec<String> = day_range(1, 12, "11")

@@ -273,13 +273,16 @@ impl Pipeline {
                 Outcome::Late => {
                     let span = spans[i];
                     let newest = engine
-                        .newest_day()
+                        .newest_day_of(span.partition.unwrap_or(-1))
                         .map(huoyue_schemas::time::format_day)
                         .unwrap_or_default();
-                    let detail = format!(
+                    let mut detail = format!(
                         "older than the allowed lateness of {} days before {newest}",
                         engine.config().lateness_days
                     );
+                    if let Some(p) = span.partition {
+                        detail.push_str(&format!(", the newest day of partition {p}"));
+                    }
                     *counts.rejected.entry(Reason::Late).or_default() += 1;
                     writer.add_rejected(
                         ingest_day,
