@@ -39,6 +39,7 @@ use huoyue_ingest::kafka::checkpoint::{self, Checkpoint};
 use huoyue_ingest::kafka::{KafkaOptions, run};
 use huoyue_ingest::metrics::Metrics;
 use huoyue_schemas::profile::Profile;
+use huoyue_schemas::reason::Reason;
 
 fn broker_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("HUOYUE_BROKER") {
@@ -305,17 +306,9 @@ fn main() {
         );
         let profile = profile.clone();
         std::thread::spawn(move || {
-            run(
-                opts,
-                profile,
-                EngineConfig {
-                    lateness_days: 60,
-                    ..EngineConfig::default()
-                },
-                &lake,
-                metrics,
-                stop,
-            )
+            // the default lateness: measured per partition, it rejects
+            // nothing for the order partitions are read in
+            run(opts, profile, EngineConfig::default(), &lake, metrics, stop)
         })
     };
     let mut svc_first = None;
@@ -347,6 +340,11 @@ fn main() {
     assert!(
         caught_up(lake.path(), "svc", "bench", total),
         "the last checkpoint does not hold every message"
+    );
+    assert!(
+        !counts.rejected.contains_key(&Reason::Late),
+        "events rejected as late: {}",
+        counts.summary()
     );
     println!(
         "huoyue-ingest (Kafka mode): {} messages into the lake in {svc_secs:.2} s = {:.0} messages/s (first scored after {:.2} s, all after {scored_secs:.2} s, returned after {returned_secs:.2} s; {})",
