@@ -141,12 +141,7 @@ fn a_real_prometheus_scraping_the_ingest_answers_every_dashboard_query() {
             topic: "events",
             group: "g",
             instance: "one",
-            extra: vec![
-                "--metrics-addr".into(),
-                format!("127.0.0.1:{metrics_port}"),
-                "--lateness".into(),
-                "400d".into(),
-            ],
+            extra: vec!["--metrics-addr".into(), format!("127.0.0.1:{metrics_port}")],
         },
         &log,
     );
