@@ -328,13 +328,39 @@ impl Engine {
             Entry::Occupied(_) => return Outcome::Duplicate,
             Entry::Vacant(slot) => slot,
         };
-        let source = match st.sources.iter().position(|s| s.partition == partition) {
-            Some(i) => {
-                if day < st.sources[i].newest - self.cfg.lateness_days {
-                    return Outcome::Late;
-                }
-                i
+        let source = st.sources.iter().position(|s| s.partition == partition);
+        if source.is_some_and(|i| day < st.sources[i].newest - self.cfg.lateness_days) {
+            return Outcome::Late;
+        }
+        // the user the event is scored for, if any (found or added now, so
+        // that the check below comes before anything is counted)
+        let rule_ids = &self.rules.by_action[kinds.action as usize];
+        let scored = if rule_ids.is_empty() {
+            None
+        } else {
+            self.rules.scored_user(e, keys)
+        };
+        let scored = scored.map(|(id, key)| {
+            let school = SchoolId::new(e.scored_school());
+            (
+                user_index(&mut st.users, &mut st.index, id, key, school),
+                school,
+            )
+        });
+        // a user whose events came from another partition (producers not
+        // keying by scored user) has state folded by that partition's
+        // window: an event before it cannot be scored exactly, so it is late
+        if let Some((u, _)) = scored {
+            let theirs = st.users[u as usize].partition;
+            if theirs != partition
+                && let Some(src) = st.sources.iter().find(|s| s.partition == theirs)
+                && src.folded_to.is_some_and(|w| day < w)
+            {
+                return Outcome::Late;
             }
+        }
+        let source = match source {
+            Some(i) => i,
             None => {
                 st.sources.push(Source {
                     partition,
@@ -358,15 +384,9 @@ impl Engine {
         let key = OrderKey::new(ts, e.event_id());
         st.activity.add(day, key, keys.user, e);
 
-        let rule_ids = &self.rules.by_action[kinds.action as usize];
-        if rule_ids.is_empty() {
-            return Outcome::Accepted { day };
-        }
-        let Some((scored, scored_key)) = self.rules.scored_user(e, keys) else {
+        let Some((u, school)) = scored else {
             return Outcome::Accepted { day };
         };
-        let school = SchoolId::new(e.scored_school());
-        let u = user_index(st, scored, scored_key, school);
         let user = &mut st.users[u as usize];
         if !user.queued {
             user.queued = true;
@@ -667,15 +687,20 @@ pub struct EngineStats {
     pub state_bytes: usize,
 }
 
-fn user_index(st: &mut State, id: &str, key: u128, school: SchoolId) -> u32 {
-    let users = &st.users;
+fn user_index(
+    users: &mut Vec<UserState>,
+    index: &mut Index,
+    id: &str,
+    key: u128,
+    school: SchoolId,
+) -> u32 {
     let h = key as u64;
-    if let Some(u) = st.index.find(h, |i| users[i as usize].key == key) {
+    if let Some(u) = index.find(h, |i| users[i as usize].key == key) {
         return u;
     }
-    let u = st.users.len() as u32;
-    st.users.push(UserState::new(id, key, school));
-    st.index.insert(h, u);
+    let u = users.len() as u32;
+    users.push(UserState::new(id, key, school));
+    index.insert(h, u);
     u
 }
 

@@ -534,6 +534,16 @@ fn lateness_is_per_source_partition() {
         ));
         engine.flush(&mut sums);
     }
+    // an event for t1 from another partition (keys not by scored user) is
+    // late before the window t1's state was folded to, not scored into it
+    assert_eq!(
+        one(&mut engine, 150, "2026-11-05 t1 login", 2),
+        Outcome::Late
+    );
+    assert!(matches!(
+        one(&mut engine, 151, "2026-11-28 t1 login", 2),
+        Outcome::Accepted { .. }
+    ));
     // partition 0 starts at the beginning of the month: nothing is late
     let first = ev(1, "2026-11-01 t0 login");
     let first = decode(first.as_bytes(), NOW).unwrap();
