@@ -231,6 +231,102 @@ mod packed_ids {
     }
 }
 
+/// Format 5 snapshots (before sources had a newest day each), read so that
+/// an upgrade keeps its checkpointed state.
+mod v5 {
+    use rustc_hash::FxHashMap;
+    use serde::{Deserialize, Serialize};
+
+    use super::{Seen, Source, UNKNOWN_PARTITION, activity, user::UserState};
+
+    /// The state's fields in format 5's order.
+    #[derive(Serialize, Deserialize)]
+    pub struct State {
+        pub newest_day: Option<i32>,
+        pub folded_to: Option<i32>,
+        pub arrivals: u64,
+        pub users: Vec<UserState>,
+        pub dirty: Vec<u32>,
+        pub activity: activity::Activity,
+    }
+
+    impl State {
+        /// Every partition the users came from starts at the one newest day
+        /// and window format 5 had; the remembered ids' partitions are not
+        /// known ([`UNKNOWN_PARTITION`]).
+        pub fn upgrade(self, seen: FxHashMap<u128, Seen>) -> super::State {
+            let mut partitions: Vec<i32> = self.users.iter().map(|u| u.partition).collect();
+            partitions.sort_unstable();
+            partitions.dedup();
+            let sources = match self.newest_day {
+                Some(newest) => partitions
+                    .into_iter()
+                    .map(|partition| Source {
+                        partition,
+                        newest,
+                        folded_to: self.folded_to,
+                    })
+                    .collect(),
+                None => Vec::new(),
+            };
+            super::State {
+                newest_day: self.newest_day,
+                sources,
+                seen,
+                arrivals: self.arrivals,
+                users: self.users,
+                dirty: self.dirty,
+                activity: self.activity,
+                index: Default::default(),
+            }
+        }
+    }
+
+    /// Format 5's remembered ids: 28-byte records (id hash, day, arrival).
+    pub fn read_ids(bytes: &[u8]) -> Result<FxHashMap<u128, Seen>, String> {
+        const RECORD: usize = 28;
+        let (len, records) = bytes
+            .split_first_chunk::<8>()
+            .ok_or("remembered ids: missing")?;
+        let len = u64::from_le_bytes(*len) as usize;
+        if records.len() != len.saturating_mul(RECORD) {
+            return Err("remembered ids: truncated".into());
+        }
+        let mut seen = FxHashMap::default();
+        seen.reserve(len);
+        for r in records.chunks_exact(RECORD) {
+            let id = u128::from_le_bytes(r[..16].try_into().expect("16 bytes"));
+            let day = i32::from_le_bytes(r[16..20].try_into().expect("4 bytes"));
+            let arrival = u64::from_le_bytes(r[20..].try_into().expect("8 bytes"));
+            let partition = UNKNOWN_PARTITION;
+            seen.insert(
+                id,
+                Seen {
+                    day,
+                    partition,
+                    arrival,
+                },
+            );
+        }
+        Ok(seen)
+    }
+
+    /// Format 5's records, for the test that restores one.
+    #[cfg(test)]
+    pub fn write_ids(seen: &FxHashMap<u128, Seen>, out: &mut Vec<u8>) {
+        out.extend_from_slice(&(seen.len() as u64).to_le_bytes());
+        for (id, s) in seen {
+            out.extend_from_slice(&id.to_le_bytes());
+            out.extend_from_slice(&s.day.to_le_bytes());
+            out.extend_from_slice(&s.arrival.to_le_bytes());
+        }
+    }
+}
+
+/// The partition of a remembered id from a format-5 snapshot: forgotten once
+/// every source's newest day is past it.
+const UNKNOWN_PARTITION: i32 = i32::MIN;
+
 /// A snapshot that cannot be restored.
 #[derive(Debug, thiserror::Error)]
 pub enum RestoreError {
@@ -544,7 +640,11 @@ impl Engine {
         if st.users.len() != before {
             st.index = Index::rebuild(st.users.iter().map(|u| u.key as u64));
         }
+        let slowest = st.sources.iter().map(|s| s.newest).min();
         let forget = |partition: i32| {
+            if partition == UNKNOWN_PARTITION {
+                return slowest.map_or(i32::MIN, |n| n - self.cfg.dedup_days);
+            }
             moved
                 .iter()
                 .find(|(p, _)| *p == partition)
@@ -552,10 +652,16 @@ impl Engine {
         };
         let recent_from = st.arrivals.saturating_sub(self.cfg.dedup_recent);
         if let [(partition, _)] = moved[..] {
-            // one source (a file, or one partition): no lookup per id
+            // one source moved (always, for a file): no lookup per id
             let forget_before = forget(partition);
+            let unknown_before = forget(UNKNOWN_PARTITION);
             st.seen.retain(|_, s| {
-                s.partition != partition || s.day >= forget_before || s.arrival > recent_from
+                s.arrival > recent_from
+                    || match s.partition {
+                        p if p == partition => s.day >= forget_before,
+                        UNKNOWN_PARTITION => s.day >= unknown_before,
+                        _ => true,
+                    }
             });
         } else {
             st.seen
@@ -589,7 +695,7 @@ impl Engine {
     pub fn restore(profile: &Profile, bytes: &[u8]) -> Result<Engine, RestoreError> {
         let (header, rest): (SnapshotHeader, &[u8]) =
             postcard::take_from_bytes(bytes).map_err(|e| RestoreError::Corrupt(e.to_string()))?;
-        if header.format != SNAPSHOT_FORMAT {
+        if header.format != SNAPSHOT_FORMAT && header.format != 5 {
             return Err(RestoreError::Corrupt(format!(
                 "unknown format {}",
                 header.format
@@ -601,9 +707,18 @@ impl Engine {
                 expected: profile.name.clone(),
             });
         }
-        let (mut state, ids): (State, &[u8]) =
-            postcard::take_from_bytes(rest).map_err(|e| RestoreError::Corrupt(e.to_string()))?;
-        state.seen = packed_ids::read(ids).map_err(RestoreError::Corrupt)?;
+        let corrupt = |e: postcard::Error| RestoreError::Corrupt(e.to_string());
+        let mut state = if header.format == 5 {
+            let (old, ids): (v5::State, &[u8]) =
+                postcard::take_from_bytes(rest).map_err(corrupt)?;
+            let seen = v5::read_ids(ids).map_err(RestoreError::Corrupt)?;
+            old.upgrade(seen)
+        } else {
+            let (mut state, ids): (State, &[u8]) =
+                postcard::take_from_bytes(rest).map_err(corrupt)?;
+            state.seen = packed_ids::read(ids).map_err(RestoreError::Corrupt)?;
+            state
+        };
         for u in &mut state.users {
             u.key = key128(&u.id);
         }

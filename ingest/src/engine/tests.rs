@@ -624,6 +624,66 @@ fn lateness_is_per_source_partition() {
     );
 }
 
+/// A checkpoint written before sources had a newest day each (format 5)
+/// restores: an upgrade keeps its state, and scoring goes on as if it had not
+/// stopped.
+#[test]
+fn a_format_5_snapshot_restores() {
+    let profile = zhejiang();
+    // ids forgotten by event time only, so that forgetting is compared too
+    let cfg = EngineConfig {
+        dedup_recent: 0,
+        ..EngineConfig::default()
+    };
+    let mut engine = Engine::new(&profile, cfg);
+    let login = |engine: &mut Engine, n: usize, day: u32| {
+        let line = ev(n, &format!("2026-11-{day:02} t1 login"));
+        engine.process_from(&decode(line.as_bytes(), NOW).unwrap(), 1)
+    };
+    let mut sums = Sums::default();
+    for day in 1..=10 {
+        login(&mut engine, day as usize, day);
+        engine.flush(&mut sums);
+    }
+    // the same state as format 5 wrote it: no sources, one window, 28-byte ids
+    let st = &engine.state;
+    let header = SnapshotHeader {
+        format: 5,
+        profile: profile.name.clone(),
+        cfg: engine.cfg,
+    };
+    let folded_to = st.sources[0].folded_to;
+    let mut old = postcard::to_stdvec(&header).unwrap();
+    let fields = (
+        &st.newest_day,
+        &folded_to,
+        &st.arrivals,
+        &st.users,
+        &st.dirty,
+        &st.activity,
+    );
+    old = postcard::to_extend(&fields, old).unwrap();
+    v5::write_ids(&st.seen, &mut old);
+    let mut restored = Engine::restore(&profile, &old).unwrap();
+    assert_eq!(restored.newest_day_of(1), engine.newest_day_of(1));
+    assert_eq!(login(&mut restored, 9, 9), Outcome::Duplicate);
+    assert_eq!(login(&mut restored, 99, 2), Outcome::Late);
+    let mut after = (Sums::default(), Sums::default());
+    for day in 11..=20 {
+        login(&mut engine, day as usize, day);
+        login(&mut restored, day as usize, day);
+        engine.flush(&mut after.0);
+        restored.flush(&mut after.1);
+    }
+    assert_eq!(after.0.scores, after.1.scores);
+    // days 1 to 12 forgotten by both (7 days before the 20th)
+    assert_eq!(engine.stats().remembered_ids, 8);
+    assert_eq!(restored.stats().remembered_ids, 8);
+    // and it is written back in the current format
+    let again = Engine::restore(&profile, &restored.snapshot()).unwrap();
+    assert_eq!(again.stats().remembered_ids, engine.stats().remembered_ids);
+}
+
 #[test]
 fn snapshot_restore_round_trips() {
     let specs: Vec<String> = day_range(1, 12, "11")
