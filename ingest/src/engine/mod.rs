@@ -757,8 +757,12 @@ impl Engine {
                 }
             }
         }
+        // the ids of the partitions taken over (and those of unknown partition,
+        // from a format-5 snapshot)
         for (id, seen) in theirs.seen {
-            st.seen.entry(id).or_insert(seen);
+            if partitions.contains(&seen.partition) || seen.partition == UNKNOWN_PARTITION {
+                st.seen.entry(id).or_insert(seen);
+            }
         }
         st.newest_day = st.newest_day.max(theirs.newest_day);
         // the partitions taken over come with their newest day and window
@@ -772,6 +776,34 @@ impl Engine {
             }
         }
         st.arrivals = st.arrivals.max(theirs.arrivals);
+    }
+
+    /// Forgets the state of the source partitions for which `gone` holds,
+    /// which this instance no longer reads: their users, newest days,
+    /// windows and remembered ids. (The checkpoint written when they were
+    /// revoked keeps that state for their new owner, which takes it over with
+    /// [`Engine::absorb`].) Without this, a revoked partition's state would
+    /// stay forever: its window only moves with its own events. Returns the
+    /// users forgotten.
+    pub fn release(&mut self, gone: impl Fn(i32) -> bool) -> usize {
+        let gone = |p: i32| p != UNKNOWN_PARTITION && gone(p);
+        let st = &mut self.state;
+        if !st.sources.iter().any(|s| gone(s.partition)) {
+            return 0;
+        }
+        st.sources.retain(|s| !gone(s.partition));
+        st.seen.retain(|_, s| !gone(s.partition));
+        let before = st.users.len();
+        st.users.retain(|u| !gone(u.partition));
+        let released = before - st.users.len();
+        if released > 0 {
+            st.index = Index::rebuild(st.users.iter().map(|u| u.key as u64));
+            // the positions of the users waiting for the next flush moved
+            st.dirty = (0..st.users.len() as u32)
+                .filter(|&u| st.users[u as usize].queued)
+                .collect();
+        }
+        released
     }
 
     /// Sizes of the state, for metrics and the benchmark.

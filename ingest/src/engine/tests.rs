@@ -799,6 +799,19 @@ fn absorb_moves_a_partitions_users_to_their_new_owner() {
     // the sums of scores and activity are what must agree
     assert_eq!(sums.lines(), whole.lines());
     assert_eq!(sums.activity, whole.activity);
+    // B took partition 1's remembered ids only; A lets partition 1 go
+    let ids_of = |e: &Engine, p: i32| e.state.seen.values().filter(|s| s.partition == p).count();
+    assert_eq!(ids_of(&b, 0), 0);
+    assert!(ids_of(&a, 1) > 0);
+    assert_eq!(
+        a.release(|p| p != 0),
+        1,
+        "t2, the one scored user of partition 1"
+    );
+    assert_eq!(ids_of(&a, 1), 0);
+    assert!(ids_of(&a, 0) > 0);
+    assert_eq!(a.newest_day_of(1), None);
+    assert_eq!(a.release(|p| p != 0), 0);
 
     // without the state, B would score t2's resource again
     let mut fresh = Engine::new(&profile, EngineConfig::default());

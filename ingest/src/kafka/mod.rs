@@ -739,6 +739,19 @@ impl Service {
                 },
             );
         }
+        // the state of partitions this instance no longer reads went to their
+        // new owners with the checkpoint written at their revocation
+        let owned = &self.positions;
+        let released = self
+            .pipeline
+            .engine_mut()
+            .release(|p| !owned.contains_key(&p));
+        if released > 0 {
+            tracing::info!(
+                users = released,
+                "released the state of partitions no longer assigned"
+            );
+        }
         for (i, parts) in take {
             let c = &all[i];
             c.roll_forward(&self.lake)?;
