@@ -105,8 +105,6 @@ pub trait DeltaSink {
 /// Everything the engine remembers; this is what a checkpoint stores.
 #[derive(Default, Serialize, Deserialize)]
 struct State {
-    /// The newest day accepted from any source.
-    newest_day: Option<i32>,
     /// Each source partition's newest day and window (a few entries: one per
     /// Kafka partition read, or one, `-1`, for a file).
     sources: Vec<Source>,
@@ -183,45 +181,69 @@ struct SnapshotHeader {
 const SNAPSHOT_FORMAT: u32 = 6;
 
 /// The remembered event ids as fixed-width little-endian records (id hash,
-/// day, partition, arrival: 32 bytes) after the rest of a snapshot, not as a map of
-/// varints: the bulk of a snapshot, written and read at memory speed.
+/// day, partition, arrival: 32 bytes; format 5 had no partition: 28) after the
+/// rest of a snapshot, not as a map of varints: the bulk of a snapshot, written
+/// and read at memory speed.
 mod packed_ids {
     use rustc_hash::FxHashMap;
 
-    use super::Seen;
+    use super::{Seen, UNKNOWN_PARTITION};
 
-    const RECORD: usize = 32;
+    /// Whether the records hold the id's partition (format 6 on) or not.
+    #[derive(Clone, Copy, PartialEq, Eq)]
+    pub enum Layout {
+        WithPartition,
+        /// Format 5: the ids read get [`UNKNOWN_PARTITION`].
+        NoPartition,
+    }
 
-    pub fn write(seen: &FxHashMap<u128, Seen>, out: &mut Vec<u8>) {
-        out.reserve(8 + seen.len() * RECORD);
+    impl Layout {
+        fn record(self) -> usize {
+            match self {
+                Layout::WithPartition => 32,
+                Layout::NoPartition => 28,
+            }
+        }
+    }
+
+    pub fn write(seen: &FxHashMap<u128, Seen>, out: &mut Vec<u8>, layout: Layout) {
+        out.reserve(8 + seen.len() * layout.record());
         out.extend_from_slice(&(seen.len() as u64).to_le_bytes());
         for (id, s) in seen {
             out.extend_from_slice(&id.to_le_bytes());
             out.extend_from_slice(&s.day.to_le_bytes());
-            out.extend_from_slice(&s.partition.to_le_bytes());
+            if layout == Layout::WithPartition {
+                out.extend_from_slice(&s.partition.to_le_bytes());
+            }
             out.extend_from_slice(&s.arrival.to_le_bytes());
         }
     }
 
-    pub fn read(bytes: &[u8]) -> Result<FxHashMap<u128, Seen>, String> {
+    pub fn read(bytes: &[u8], layout: Layout) -> Result<FxHashMap<u128, Seen>, String> {
         let (len, records) = bytes
             .split_first_chunk::<8>()
             .ok_or("remembered ids: missing")?;
         let len = u64::from_le_bytes(*len) as usize;
-        if records.len() != len.saturating_mul(RECORD) {
+        if records.len() != len.saturating_mul(layout.record()) {
             return Err("remembered ids: truncated".into());
         }
         let mut seen = FxHashMap::default();
         seen.reserve(len);
-        for r in records.chunks_exact(RECORD) {
-            let id = u128::from_le_bytes(r[..16].try_into().expect("16 bytes"));
-            let day = i32::from_le_bytes(r[16..20].try_into().expect("4 bytes"));
-            let partition = i32::from_le_bytes(r[20..24].try_into().expect("4 bytes"));
-            let arrival = u64::from_le_bytes(r[24..].try_into().expect("8 bytes"));
+        for r in records.chunks_exact(layout.record()) {
+            let (id, rest) = r.split_first_chunk::<16>().expect("16 bytes");
+            let (day, rest) = rest.split_first_chunk::<4>().expect("4 bytes");
+            let (partition, arrival) = match layout {
+                Layout::WithPartition => {
+                    let (p, rest) = rest.split_first_chunk::<4>().expect("4 bytes");
+                    (i32::from_le_bytes(*p), rest)
+                }
+                Layout::NoPartition => (UNKNOWN_PARTITION, rest),
+            };
+            let arrival = u64::from_le_bytes(arrival.try_into().expect("8 bytes"));
             seen.insert(
-                id,
+                u128::from_le_bytes(*id),
                 Seen {
-                    day,
+                    day: i32::from_le_bytes(*day),
                     partition,
                     arrival,
                 },
@@ -235,12 +257,12 @@ mod packed_ids {
 /// an upgrade keeps its checkpointed state.
 mod v5 {
     use rustc_hash::FxHashMap;
-    use serde::{Deserialize, Serialize};
+    use serde::Deserialize;
 
-    use super::{Seen, Source, UNKNOWN_PARTITION, activity, user::UserState};
+    use super::{Seen, Source, activity, user::UserState};
 
     /// The state's fields in format 5's order.
-    #[derive(Serialize, Deserialize)]
+    #[derive(Deserialize)]
     pub struct State {
         pub newest_day: Option<i32>,
         pub folded_to: Option<i32>,
@@ -253,7 +275,7 @@ mod v5 {
     impl State {
         /// Every partition the users came from starts at the one newest day
         /// and window format 5 had; the remembered ids' partitions are not
-        /// known ([`UNKNOWN_PARTITION`]).
+        /// known ([`super::UNKNOWN_PARTITION`], from [`super::packed_ids`]).
         pub fn upgrade(self, seen: FxHashMap<u128, Seen>) -> super::State {
             let mut partitions: Vec<i32> = self.users.iter().map(|u| u.partition).collect();
             partitions.sort_unstable();
@@ -270,7 +292,6 @@ mod v5 {
                 None => Vec::new(),
             };
             super::State {
-                newest_day: self.newest_day,
                 sources,
                 seen,
                 arrivals: self.arrivals,
@@ -279,46 +300,6 @@ mod v5 {
                 activity: self.activity,
                 index: Default::default(),
             }
-        }
-    }
-
-    /// Format 5's remembered ids: 28-byte records (id hash, day, arrival).
-    pub fn read_ids(bytes: &[u8]) -> Result<FxHashMap<u128, Seen>, String> {
-        const RECORD: usize = 28;
-        let (len, records) = bytes
-            .split_first_chunk::<8>()
-            .ok_or("remembered ids: missing")?;
-        let len = u64::from_le_bytes(*len) as usize;
-        if records.len() != len.saturating_mul(RECORD) {
-            return Err("remembered ids: truncated".into());
-        }
-        let mut seen = FxHashMap::default();
-        seen.reserve(len);
-        for r in records.chunks_exact(RECORD) {
-            let id = u128::from_le_bytes(r[..16].try_into().expect("16 bytes"));
-            let day = i32::from_le_bytes(r[16..20].try_into().expect("4 bytes"));
-            let arrival = u64::from_le_bytes(r[20..].try_into().expect("8 bytes"));
-            let partition = UNKNOWN_PARTITION;
-            seen.insert(
-                id,
-                Seen {
-                    day,
-                    partition,
-                    arrival,
-                },
-            );
-        }
-        Ok(seen)
-    }
-
-    /// Format 5's records, for the test that restores one.
-    #[cfg(test)]
-    pub fn write_ids(seen: &FxHashMap<u128, Seen>, out: &mut Vec<u8>) {
-        out.extend_from_slice(&(seen.len() as u64).to_le_bytes());
-        for (id, s) in seen {
-            out.extend_from_slice(&id.to_le_bytes());
-            out.extend_from_slice(&s.day.to_le_bytes());
-            out.extend_from_slice(&s.arrival.to_le_bytes());
         }
     }
 }
@@ -356,7 +337,7 @@ impl Engine {
 
     /// The newest event day accepted so far, from any source.
     pub fn newest_day(&self) -> Option<i32> {
-        self.state.newest_day
+        self.state.sources.iter().map(|s| s.newest).max()
     }
 
     /// The newest event day accepted from source `partition` (-1: a file), the
@@ -474,9 +455,6 @@ impl Engine {
         });
         let newest = &mut st.sources[source].newest;
         *newest = (*newest).max(day);
-        if st.newest_day.is_none_or(|n| day > n) {
-            st.newest_day = Some(day);
-        }
         let key = OrderKey::new(ts, e.event_id());
         st.activity.add(day, key, keys.user, e);
 
@@ -640,33 +618,24 @@ impl Engine {
         if st.users.len() != before {
             st.index = Index::rebuild(st.users.iter().map(|u| u.key as u64));
         }
-        let slowest = st.sources.iter().map(|s| s.newest).min();
-        let forget = |partition: i32| {
-            if partition == UNKNOWN_PARTITION {
-                return slowest.map_or(i32::MIN, |n| n - self.cfg.dedup_days);
-            }
-            moved
-                .iter()
-                .find(|(p, _)| *p == partition)
-                .map_or(i32::MIN, |(_, w)| w + lateness - self.cfg.dedup_days)
-        };
-        let recent_from = st.arrivals.saturating_sub(self.cfg.dedup_recent);
-        if let [(partition, _)] = moved[..] {
-            // one source moved (always, for a file): no lookup per id
-            let forget_before = forget(partition);
-            let unknown_before = forget(UNKNOWN_PARTITION);
-            st.seen.retain(|_, s| {
-                s.arrival > recent_from
-                    || match s.partition {
-                        p if p == partition => s.day >= forget_before,
-                        UNKNOWN_PARTITION => s.day >= unknown_before,
-                        _ => true,
-                    }
-            });
-        } else {
-            st.seen
-                .retain(|_, s| s.day >= forget(s.partition) || s.arrival > recent_from);
+        // the day before which each moved source's ids are forgotten; ids of
+        // unknown partition (format 5) once every source is past them
+        let dedup = self.cfg.dedup_days;
+        let mut forget: Vec<(i32, i32)> = moved
+            .iter()
+            .map(|&(p, w)| (p, w + lateness - dedup))
+            .collect();
+        if let Some(slowest) = st.sources.iter().map(|s| s.newest).min() {
+            forget.push((UNKNOWN_PARTITION, slowest - dedup));
         }
+        let recent_from = st.arrivals.saturating_sub(self.cfg.dedup_recent);
+        st.seen.retain(|_, s| {
+            s.arrival > recent_from
+                || forget
+                    .iter()
+                    .find(|(p, _)| *p == s.partition)
+                    .is_none_or(|&(_, before)| s.day >= before)
+        });
     }
 
     /// The whole state, to be restored by [`Engine::restore`] under the same profile.
@@ -687,7 +656,11 @@ impl Engine {
         buf.reserve(4096 + self.state.seen.len() * 32 + self.state.users.len() * 2048);
         let out = postcard::to_extend(&header, buf).expect("header serializes");
         let mut out = postcard::to_extend(&self.state, out).expect("state serializes");
-        packed_ids::write(&self.state.seen, &mut out);
+        packed_ids::write(
+            &self.state.seen,
+            &mut out,
+            packed_ids::Layout::WithPartition,
+        );
         out
     }
 
@@ -711,12 +684,14 @@ impl Engine {
         let mut state = if header.format == 5 {
             let (old, ids): (v5::State, &[u8]) =
                 postcard::take_from_bytes(rest).map_err(corrupt)?;
-            let seen = v5::read_ids(ids).map_err(RestoreError::Corrupt)?;
+            let seen = packed_ids::read(ids, packed_ids::Layout::NoPartition)
+                .map_err(RestoreError::Corrupt)?;
             old.upgrade(seen)
         } else {
             let (mut state, ids): (State, &[u8]) =
                 postcard::take_from_bytes(rest).map_err(corrupt)?;
-            state.seen = packed_ids::read(ids).map_err(RestoreError::Corrupt)?;
+            state.seen = packed_ids::read(ids, packed_ids::Layout::WithPartition)
+                .map_err(RestoreError::Corrupt)?;
             state
         };
         for u in &mut state.users {
@@ -764,7 +739,6 @@ impl Engine {
                 st.seen.entry(id).or_insert(seen);
             }
         }
-        st.newest_day = st.newest_day.max(theirs.newest_day);
         // the partitions taken over come with their newest day and window
         for s in theirs.sources {
             if !partitions.contains(&s.partition) {

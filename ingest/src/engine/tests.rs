@@ -510,26 +510,43 @@ fn duplicates_and_late_events() {
     );
 }
 
+/// An engine that forgets remembered ids by event time only (no count of
+/// recent arrivals kept), so that tests see the forgetting.
+fn forgetting_by_event_time(profile: &Profile) -> Engine {
+    let cfg = EngineConfig {
+        dedup_recent: 0,
+        ..EngineConfig::default()
+    };
+    Engine::new(profile, cfg)
+}
+
+/// Feeds the compact event `spec` (numbered `n`) as read from `partition`.
+fn feed(engine: &mut Engine, n: usize, spec: &str, partition: i32) -> Outcome {
+    let line = ev(n, spec);
+    engine.process_from(&decode(line.as_bytes(), NOW).unwrap(), partition)
+}
+
+/// The sum of all of `user`'s points.
+fn points_of(sums: &Sums, user: &str) -> i64 {
+    sums.scores
+        .iter()
+        .filter(|((_, u, _), _)| u == user)
+        .map(|(_, p)| p)
+        .sum()
+}
+
 /// Lateness, folding and forgetting go by each source partition's own newest
 /// day: a partition read a month behind another loses nothing, its own late
 /// events are still late, and its remembered ids outlive the other's progress.
 #[test]
 fn lateness_is_per_source_partition() {
     let profile = zhejiang();
-    let cfg = EngineConfig {
-        dedup_recent: 0,
-        ..EngineConfig::default()
-    };
-    let mut engine = Engine::new(&profile, cfg);
+    let mut engine = forgetting_by_event_time(&profile);
     let mut sums = Sums::default();
-    let one = |engine: &mut Engine, n: usize, spec: &str, partition: i32| {
-        let line = ev(n, spec);
-        engine.process_from(&decode(line.as_bytes(), NOW).unwrap(), partition)
-    };
     // partition 1: a month of t1's logins, flushed (folded) as it goes
     for (i, d) in day_range(1, 30, "11").iter().enumerate() {
         assert!(matches!(
-            one(&mut engine, 100 + i, &format!("{d} t1 login"), 1),
+            feed(&mut engine, 100 + i, &format!("{d} t1 login"), 1),
             Outcome::Accepted { .. }
         ));
         engine.flush(&mut sums);
@@ -537,11 +554,11 @@ fn lateness_is_per_source_partition() {
     // an event for t1 from another partition (keys not by scored user) is
     // late before the window t1's state was folded to, not scored into it
     assert_eq!(
-        one(&mut engine, 150, "2026-11-05 t1 login", 2),
+        feed(&mut engine, 150, "2026-11-05 t1 login", 2),
         Outcome::Late
     );
     assert!(matches!(
-        one(&mut engine, 151, "2026-11-28 t1 login", 2),
+        feed(&mut engine, 151, "2026-11-28 t1 login", 2),
         Outcome::Accepted { .. }
     ));
     // partition 0 starts at the beginning of the month: nothing is late
@@ -553,7 +570,7 @@ fn lateness_is_per_source_partition() {
     ));
     for (i, d) in day_range(2, 6, "11").iter().enumerate() {
         assert!(matches!(
-            one(&mut engine, 200 + i, &format!("{d} t0 login"), 0),
+            feed(&mut engine, 200 + i, &format!("{d} t0 login"), 0),
             Outcome::Accepted { .. }
         ));
         engine.flush(&mut sums);
@@ -565,11 +582,11 @@ fn lateness_is_per_source_partition() {
     );
     // its own late events are late, by its own newest day (the 6th)
     assert_eq!(
-        one(&mut engine, 300, "2026-11-02 t0 login", 0),
+        feed(&mut engine, 300, "2026-11-02 t0 login", 0),
         Outcome::Late
     );
     assert!(matches!(
-        one(&mut engine, 301, "2026-11-03 t0 login", 0),
+        feed(&mut engine, 301, "2026-11-03 t0 login", 0),
         Outcome::Accepted { .. }
     ));
     // the 1st's id is still remembered within partition 0's 7 days of
@@ -579,49 +596,22 @@ fn lateness_is_per_source_partition() {
     assert_eq!(engine.process_from(&first, 0), Outcome::Duplicate);
     // ...and forgotten once partition 0 itself has moved on
     for (i, d) in day_range(7, 20, "11").iter().enumerate() {
-        one(&mut engine, 400 + i, &format!("{d} t0 login"), 0);
+        feed(&mut engine, 400 + i, &format!("{d} t0 login"), 0);
         engine.flush(&mut sums);
     }
     assert_eq!(engine.process_from(&first, 0), Outcome::Late);
     engine.flush(&mut sums);
     // every login scored, streaks included, as if each partition were alone
-    let t0: i64 = sums
-        .scores
-        .iter()
-        .filter(|((_, u, _), _)| u == "t0")
-        .map(|(_, p)| p)
-        .sum();
-    let t1: i64 = sums
-        .scores
-        .iter()
-        .filter(|((_, u, _), _)| u == "t1")
-        .map(|(_, p)| p)
-        .sum();
-    let alone = |specs: Vec<String>| {
+    let alone = |user: &str, to: u32| {
+        let specs: Vec<String> = day_range(1, to, "11")
+            .iter()
+            .map(|d| format!("{d} {user} login"))
+            .collect();
         let specs: Vec<&str> = specs.iter().map(String::as_str).collect();
-        run(&profile, &lines(&specs), 1)
-            .scores
-            .values()
-            .sum::<i64>()
+        points_of(&run(&profile, &lines(&specs), 1), user)
     };
-    assert_eq!(
-        t1,
-        alone(
-            day_range(1, 30, "11")
-                .iter()
-                .map(|d| format!("{d} t1 login"))
-                .collect()
-        )
-    );
-    assert_eq!(
-        t0,
-        alone(
-            day_range(1, 20, "11")
-                .iter()
-                .map(|d| format!("{d} t0 login"))
-                .collect()
-        )
-    );
+    assert_eq!(points_of(&sums, "t1"), alone("t1", 30));
+    assert_eq!(points_of(&sums, "t0"), alone("t0", 20));
 }
 
 /// A checkpoint written before sources had a newest day each (format 5)
@@ -630,15 +620,10 @@ fn lateness_is_per_source_partition() {
 #[test]
 fn a_format_5_snapshot_restores() {
     let profile = zhejiang();
-    // ids forgotten by event time only, so that forgetting is compared too
-    let cfg = EngineConfig {
-        dedup_recent: 0,
-        ..EngineConfig::default()
-    };
-    let mut engine = Engine::new(&profile, cfg);
+    // so that forgetting is compared too
+    let mut engine = forgetting_by_event_time(&profile);
     let login = |engine: &mut Engine, n: usize, day: u32| {
-        let line = ev(n, &format!("2026-11-{day:02} t1 login"));
-        engine.process_from(&decode(line.as_bytes(), NOW).unwrap(), 1)
+        feed(engine, n, &format!("2026-11-{day:02} t1 login"), 1)
     };
     let mut sums = Sums::default();
     for day in 1..=10 {
@@ -652,10 +637,10 @@ fn a_format_5_snapshot_restores() {
         profile: profile.name.clone(),
         cfg: engine.cfg,
     };
-    let folded_to = st.sources[0].folded_to;
+    let (newest_day, folded_to) = (engine.newest_day(), st.sources[0].folded_to);
     let mut old = postcard::to_stdvec(&header).unwrap();
     let fields = (
-        &st.newest_day,
+        &newest_day,
         &folded_to,
         &st.arrivals,
         &st.users,
@@ -663,7 +648,7 @@ fn a_format_5_snapshot_restores() {
         &st.activity,
     );
     old = postcard::to_extend(&fields, old).unwrap();
-    v5::write_ids(&st.seen, &mut old);
+    packed_ids::write(&st.seen, &mut old, packed_ids::Layout::NoPartition);
     let mut restored = Engine::restore(&profile, &old).unwrap();
     assert_eq!(restored.newest_day_of(1), engine.newest_day_of(1));
     assert_eq!(login(&mut restored, 9, 9), Outcome::Duplicate);

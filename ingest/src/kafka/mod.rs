@@ -776,8 +776,8 @@ const MAX_BYTES: usize = 8 << 20;
 
 /// Polls batches of messages, each tagged with the rebalance count it was read
 /// under, and hands them to the scoring thread (an empty one after every
-/// `IDLE_POLL` without messages, so that checkpoints come on time), until `stop` or until the
-/// scoring thread ends.
+/// `IDLE_POLL` without messages, so that checkpoints come on time), until
+/// `stop` or until the scoring thread ends.
 fn poll_batches(
     consumer: &BaseConsumer<Ctx>,
     stop: &AtomicBool,
