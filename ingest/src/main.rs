@@ -129,6 +129,12 @@ fn try_main() -> Result<()> {
         }
     };
     init_logs(&args.log_format);
+    // the service stops cleanly on a signal from its first moments: a SIGTERM
+    // while it loads the profile or connects must not kill it uncheckpointed
+    let stop = Arc::new(AtomicBool::new(false));
+    if args.brokers.is_some() {
+        watch_signals(Arc::clone(&stop));
+    }
     let started = Instant::now();
     let profile = Profile::load(&args.profile)?;
     let cfg = EngineConfig {
@@ -162,8 +168,6 @@ fn try_main() -> Result<()> {
             connect_timeout: args.connect_timeout,
             partitions: args.partitions.clone().map(|p| p.0),
         };
-        let stop = Arc::new(AtomicBool::new(false));
-        watch_signals(Arc::clone(&stop));
         let counts = kafka::run(opts, profile, cfg, &args.lake, metrics, stop)?;
         tracing::info!("stopped: {}", counts.summary());
         return Ok(());
@@ -262,8 +266,9 @@ fn init_logs(format: &str) {
     }
 }
 
-/// Sets `stop` on SIGINT or SIGTERM.
+/// Sets `stop` on SIGINT or SIGTERM. Returns once the handlers are in place.
 fn watch_signals(stop: Arc<AtomicBool>) {
+    let (ready, watching) = std::sync::mpsc::channel();
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
@@ -275,6 +280,7 @@ fn watch_signals(stop: Arc<AtomicBool>) {
                 use tokio::signal::unix::{SignalKind, signal};
                 let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
                 let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+                let _ = ready.send(());
                 tokio::select! {
                     _ = term.recv() => tracing::info!("SIGTERM"),
                     _ = int.recv() => tracing::info!("SIGINT"),
@@ -283,4 +289,6 @@ fn watch_signals(stop: Arc<AtomicBool>) {
             stop.store(true, Ordering::Relaxed);
         })
         .expect("spawn the signal thread");
+    // the thread panics (and the channel closes) if it cannot install them
+    watching.recv().expect("the signal handlers are installed");
 }

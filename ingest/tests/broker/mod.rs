@@ -333,6 +333,8 @@ pub fn keyed_lines(path: &Path) -> Vec<(Vec<u8>, Vec<u8>)> {
 pub struct Service {
     pub child: Child,
     pub log: PathBuf,
+    /// The length of the log when this instance started: its lines follow.
+    log_from: u64,
 }
 
 pub struct ServiceArgs<'a> {
@@ -351,6 +353,7 @@ impl Service {
             .append(true)
             .open(log)
             .unwrap();
+        let log_from = out.metadata().unwrap().len();
         let child = Command::new(env!("CARGO_BIN_EXE_huoyue-ingest"))
             .arg("--lake")
             .arg(a.lake)
@@ -376,11 +379,29 @@ impl Service {
         Service {
             child,
             log: log.to_owned(),
+            log_from,
         }
     }
 
-    /// SIGTERM, then the exit status (fails after `within`).
+    /// Waits (up to `within`) until this instance says it is consuming, or has
+    /// exited: a process signalled in its first milliseconds, before it
+    /// installs its handlers, dies of the signal, as any program does.
+    fn wait_running(&mut self, within: Duration) {
+        let started = Instant::now();
+        while started.elapsed() < within && self.exited().is_none() {
+            let log = std::fs::read(&self.log).unwrap_or_default();
+            let own = log.get(self.log_from as usize..).unwrap_or_default();
+            if own.windows(9).any(|w| w == b"consuming") {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGTERM once the instance is running, then the exit status (fails after
+    /// `within`).
     pub fn terminate(mut self, within: Duration) -> ExitStatus {
+        self.wait_running(within);
         signal(self.child.id(), "TERM");
         let started = Instant::now();
         loop {
