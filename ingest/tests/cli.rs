@@ -227,3 +227,86 @@ fn bad_flags_and_setups_get_one_line() {
         assert!(stderr_line(&o).contains("not writable"));
     }
 }
+
+/// Runs `scripts/reference_scores.py` on a lake: a second, plain implementation
+/// of the rules compares its sums with the lake's `daily_scores`.
+fn reference_agrees(lake: &str) {
+    let o = Command::new("python3")
+        .arg(manifest_dir().join("../scripts/reference_scores.py"))
+        .arg(lake)
+        .output()
+        .expect("python3 runs");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "the reference disagrees:\n{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(out.contains("; 0 differences"), "{out}");
+}
+
+/// The engine against `scripts/reference_scores.py` on events crowded onto a
+/// few users, resources and tasks (`scripts/fuzz_events.py`): in any order
+/// under a lateness that admits everything, and nearly in order under the
+/// default lateness with small flushes (windows folding, late events
+/// rejected: the reference scores what the lake accepted). The reference
+/// agrees with the conformance case too.
+#[test]
+fn the_engine_agrees_with_a_plain_reference_on_crowded_random_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("conformance");
+    let events = conformance().join("events.ndjson");
+    let o = ingest(&[
+        "--lake",
+        conf.to_str().unwrap(),
+        "--file",
+        events.to_str().unwrap(),
+    ]);
+    assert!(o.status.success());
+    reference_agrees(conf.to_str().unwrap());
+
+    let cases: [(&str, &[&str], &[&str]); 4] = [
+        ("41", &["7000"], &["--lateness", "400d"]),
+        (
+            "42",
+            &["4000"],
+            &["--lateness", "400d", "--flush-rows", "300"],
+        ),
+        (
+            "43",
+            &["7000", "--jitter-hours", "30"],
+            &["--flush-rows", "500"],
+        ),
+        (
+            "44",
+            &["5000", "--jitter-hours", "100"],
+            &["--flush-rows", "200"],
+        ),
+    ];
+    for (seed, fuzz, flags) in cases {
+        let input = dir.path().join(format!("fuzz-{seed}.ndjson"));
+        let fuzzed = Command::new("python3")
+            .arg(manifest_dir().join("../scripts/fuzz_events.py"))
+            .arg(seed)
+            .args(fuzz)
+            .output()
+            .expect("python3 runs");
+        assert!(
+            fuzzed.status.success(),
+            "{}",
+            String::from_utf8_lossy(&fuzzed.stderr)
+        );
+        std::fs::write(&input, &fuzzed.stdout).unwrap();
+        let lake = dir.path().join(format!("lake-{seed}"));
+        let mut args = vec![
+            "--lake",
+            lake.to_str().unwrap(),
+            "--file",
+            input.to_str().unwrap(),
+        ];
+        args.extend(flags);
+        let o = ingest(&args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        reference_agrees(lake.to_str().unwrap());
+    }
+}
