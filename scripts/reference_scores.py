@@ -5,7 +5,8 @@
 It reads the events a lake accepted (its `events` table, with DuckDB), sorts
 them once in the spec's order (ts, then event_id as bytes), scores them rule by
 rule with plain dictionaries, and compares every (day, user_id, rule) sum with
-the lake's `daily_scores`. It shares no code and no design with the engine
+the lake's `daily_scores`, and every (day, user_id) count with its
+`daily_activity` (lake.md). It shares no code and no design with the engine
 (no windows, no folding, no snapshots): what it computes is the spec's pure
 function of the set of events. Validation and de-duplication are not its
 business: the conformance case checks those.
@@ -129,6 +130,36 @@ def score(rows):
     return {k: v for k, v in pts.items() if v != 0}
 
 
+DEEP = {"space_op", "teach", "task_publish", "interaction", "app_use"}
+
+
+def activity(rows):
+    """(day, actor) -> [logins, deep actions, registers, events]."""
+    out = collections.defaultdict(lambda: [0, 0, 0, 0])
+    for r in rows:
+        c = out[(day_of(r[0]), r[2])]
+        action = r[4]
+        c[0] += action == "login"
+        c[1] += action in DEEP
+        c[2] += action == "register"
+        c[3] += 1
+    return {k: tuple(v) for k, v in out.items()}
+
+
+def lake_activity(lake):
+    con = duckdb.connect()
+    rows = con.execute(
+        f"""
+        SELECT CAST(day AS DATE) - DATE '1970-01-01', user_id, CAST(SUM(logins) AS BIGINT),
+               CAST(SUM(deep_actions) AS BIGINT), CAST(SUM(registers) AS BIGINT),
+               CAST(SUM(events) AS BIGINT)
+        FROM read_parquet('{lake}/daily_activity/*/*.parquet', hive_partitioning = true)
+        GROUP BY ALL
+        """
+    ).fetchall()
+    return {(d, u): tuple(c) for d, u, *c in rows}
+
+
 def lake_scores(lake):
     con = duckdb.connect()
     rows = con.execute(
@@ -143,16 +174,23 @@ def lake_scores(lake):
 
 def main() -> None:
     lake = sys.argv[1]
-    want = score(events(lake))
+    rows = events(lake)
+    want = score(rows)
     got = lake_scores(lake)
     diffs = sorted(k for k in want.keys() | got.keys() if want.get(k) != got.get(k))
     for d, u, r in diffs[:50]:
         print(f"day {d} user {u} rule {r}: reference {want.get((d, u, r))}, lake {got.get((d, u, r))}")
+    counts, lake_counts = activity(rows), lake_activity(lake)
+    activity_diffs = sorted(k for k in counts.keys() | lake_counts.keys() if counts.get(k) != lake_counts.get(k))
+    for d, u in activity_diffs[:50]:
+        print(f"day {d} user {u} activity: reference {counts.get((d, u))}, lake {lake_counts.get((d, u))}")
+    diffs += activity_diffs
     by_rule = collections.Counter()
     for k, v in want.items():
         by_rule[k[2]] += v
     print(f"{len(want)} non-zero keys, {sum(want.values())} points "
-          f"({', '.join(f'{r} {p}' for r, p in sorted(by_rule.items()))}); {len(diffs)} differences")
+          f"({', '.join(f'{r} {p}' for r, p in sorted(by_rule.items()))}), "
+          f"{len(counts)} activity rows; {len(diffs)} differences")
     sys.exit(1 if diffs else 0)
 
 
