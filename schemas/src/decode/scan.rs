@@ -27,9 +27,23 @@ const MAX_DIGITS: usize = 18;
 
 /// Reads the slots of an event object in the common shape, or `None` if the text is
 /// anything unusual (then serde_json must read it).
+#[cfg(test)]
 pub(super) fn scan(text: &str) -> Option<RawEvent<'_>> {
-    let mut s = Scanner { text, pos: 0 };
     let mut raw = RawEvent::default();
+    scan_into(text, &mut raw).map(|_| raw)
+}
+
+/// [`scan`] into slots the caller holds (all absent), so that the slots are
+/// not moved on their way to validation. `Some(true)` when it read an array:
+/// otherwise the slots own no memory (borrowed strings, numbers). On `None`
+/// they hold whatever was read before the scanner gave up.
+#[inline]
+pub(super) fn scan_into<'a>(text: &'a str, raw: &mut RawEvent<'a>) -> Option<bool> {
+    let mut s = Scanner {
+        text,
+        pos: 0,
+        arrays: false,
+    };
     s.skip_whitespace();
     s.expect(b'{')?;
     s.skip_whitespace();
@@ -44,7 +58,12 @@ pub(super) fn scan(text: &str) -> Option<RawEvent<'_>> {
             s.skip_whitespace();
             let value = s.value(0)?;
             if let Some(slot) = raw.slot(Key::of(key)) {
-                *slot = value;
+                if matches!(slot, Val::Absent) {
+                    // the usual case, a key read once: nothing to drop
+                    std::mem::forget(std::mem::replace(slot, value));
+                } else {
+                    *slot = value;
+                }
             }
             s.skip_whitespace();
             match s.bump()? {
@@ -55,7 +74,7 @@ pub(super) fn scan(text: &str) -> Option<RawEvent<'_>> {
         }
     }
     s.skip_whitespace();
-    (s.pos == text.len()).then_some(raw)
+    (s.pos == text.len()).then_some(s.arrays)
 }
 
 /// A position in the text. It only ever stops on an ASCII byte or at the end, so
@@ -63,6 +82,8 @@ pub(super) fn scan(text: &str) -> Option<RawEvent<'_>> {
 struct Scanner<'a> {
     text: &'a str,
     pos: usize,
+    /// An array was read (the only value that owns memory).
+    arrays: bool,
 }
 
 impl<'a> Scanner<'a> {
@@ -158,6 +179,7 @@ impl<'a> Scanner<'a> {
         if depth > MAX_DEPTH {
             return None;
         }
+        self.arrays = true;
         let mut values = Vec::new();
         self.skip_whitespace();
         if self.peek() == Some(b']') {
