@@ -631,6 +631,56 @@ fn a_missing_topic_is_a_one_line_error() {
     assert!(last.contains("topic \"nope\" does not exist"), "{err}");
 }
 
+/// Started while no broker answers, the service retries; a SIGTERM then
+/// stops it at once, exit 0, instead of after `--connect-timeout`.
+#[test]
+fn a_signal_while_no_broker_answers_stops_it_cleanly() {
+    let lake = tempfile::tempdir().unwrap();
+    let log = lake.path().join("ingest.log");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_huoyue-ingest"))
+        .arg("--lake")
+        .arg(lake.path())
+        .args(["--brokers", &format!("127.0.0.1:{}", broker::free_port())])
+        .args(["--topic", "t", "--connect-timeout", "120s"])
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let logs = || std::fs::read_to_string(&log).unwrap_or_default();
+    let started = std::time::Instant::now();
+    while !logs().contains("not answering") {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no retry logged: {}",
+            logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let sent = std::time::Instant::now();
+    let ok = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            sent.elapsed() < Duration::from_secs(15),
+            "still retrying 15 s after SIGTERM: {}",
+            logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}: {}", logs());
+    assert!(
+        logs().contains("stopped before the brokers answered"),
+        "{}",
+        logs()
+    );
+}
+
 #[test]
 fn a_bad_kafka_setting_is_a_one_line_error() {
     let lake = tempfile::tempdir().unwrap();

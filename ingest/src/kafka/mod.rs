@@ -948,8 +948,9 @@ fn client_config(opts: &KafkaOptions, defaults: &[(&str, &str)]) -> ClientConfig
     cfg
 }
 
-/// Waits for the brokers to answer and checks that the topics exist.
-fn check_topics(opts: &KafkaOptions) -> Result<(), ServiceError> {
+/// Waits for the brokers to answer and checks that the topics exist; `false`
+/// when `stop` was set while it waited.
+fn check_topics(opts: &KafkaOptions, stop: &AtomicBool) -> Result<bool, ServiceError> {
     let probe: BaseConsumer = client_config(opts, &[])
         .create()
         .map_err(|e| ServiceError::Config(e.to_string()))?;
@@ -969,7 +970,7 @@ fn check_topics(opts: &KafkaOptions) -> Result<(), ServiceError> {
                 if !has(&opts.dlq_topic) {
                     return Err(ServiceError::NoDlqTopic(opts.dlq_topic.clone()));
                 }
-                return Ok(());
+                return Ok(true);
             }
             Err(e) => {
                 if started.elapsed() >= opts.connect_timeout {
@@ -984,7 +985,13 @@ fn check_topics(opts: &KafkaOptions) -> Result<(), ServiceError> {
                     opts.brokers,
                     delay.as_millis()
                 );
-                std::thread::sleep(delay);
+                let until = Instant::now() + delay;
+                while Instant::now() < until {
+                    if stop.load(Ordering::Relaxed) {
+                        return Ok(false);
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
                 delay = (delay * 2).min(Duration::from_secs(5));
             }
         }
@@ -1029,7 +1036,11 @@ pub fn run(
         })
         .map_err(|e| ServiceError::Config(e.to_string()))?;
     let producer = Arc::new(producer);
-    check_topics(&opts)?;
+    if !check_topics(&opts, &stop)? {
+        // nothing read, nothing to checkpoint
+        tracing::info!("stopped before the brokers answered");
+        return Ok(Counts::default());
+    }
 
     // this instance's last checkpoint: restore, roll forward, clean up
     let ckpt_dir = checkpoint::dir(lake, &opts.group, &opts.topic);
