@@ -18,7 +18,7 @@ use arrow::array::{BooleanArray, RecordBatch, UInt32Array};
 use arrow::compute::{filter_record_batch, take_record_batch};
 use arrow::datatypes::SchemaRef;
 use parquet::arrow::ArrowWriter;
-use parquet::basic::Compression;
+use parquet::basic::{Compression, Encoding};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
 use super::LakeError;
@@ -242,7 +242,7 @@ impl Drop for Encoder {
     }
 }
 
-/// The writer settings: plain Parquet that DuckDB and Spark read, Snappy,
+/// The writer settings: Parquet that DuckDB and Spark read, Snappy,
 /// statistics.
 pub fn writer_properties() -> WriterProperties {
     WriterProperties::builder()
@@ -257,6 +257,15 @@ pub fn writer_properties() -> WriterProperties {
         .set_column_dictionary_enabled("event_id".into(), false)
         .set_column_dictionary_enabled("ts".into(), false)
         .set_column_dictionary_enabled("offset".into(), false)
+        // instants in nearly ascending order and line or message offsets in
+        // ascending order: delta-encoded, they need no compression (1.4% of
+        // a 15-school month's ingest instructions, and its `events` files 19%
+        // smaller, than plain and Snappy; DuckDB, DataFusion, Arrow and Spark
+        // 3.3 or later read the encoding)
+        .set_column_encoding("ts".into(), Encoding::DELTA_BINARY_PACKED)
+        .set_column_compression("ts".into(), Compression::UNCOMPRESSED)
+        .set_column_encoding("offset".into(), Encoding::DELTA_BINARY_PACKED)
+        .set_column_compression("offset".into(), Compression::UNCOMPRESSED)
         .set_column_dictionary_enabled("raw".into(), false)
         // ids of users, resources, lessons and tasks repeat little within a
         // file: interning them cost about 8% of the encoders' time for no
