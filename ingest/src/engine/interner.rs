@@ -7,11 +7,6 @@ pub fn hash64(s: &str) -> u64 {
     xxhash_rust::xxh3::xxh3_64(s.as_bytes())
 }
 
-/// Hash of a (day, key) pair.
-pub fn hash_day(day: i32, key: u128) -> u64 {
-    (key as u64) ^ (day as u32 as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
-}
-
 /// Maps keys to dense `u32` ids; the key itself lives with the caller's value, so
 /// the table holds only (hash, id) and the caller says how to compare.
 #[derive(Default, Clone)]
