@@ -164,6 +164,70 @@ fn conformance_case_through_four_partitions_under_the_default_lateness() {
     conformance_case(4);
 }
 
+/// Crowded random events (`scripts/fuzz_events.py`, nearly in order) through
+/// four partitions, produced in slices, under the default lateness and 200 ms
+/// flushes: the lake's
+/// scores and activity counts are the plain reference implementation's
+/// (`scripts/reference_scores.py`) for the events it accepted, so the
+/// per-partition windows fold and forget exactly.
+#[test]
+fn crowded_random_events_through_four_partitions_match_the_reference() {
+    let broker = setup(4);
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("fuzz.ndjson");
+    let fuzzed = std::process::Command::new("python3")
+        .arg(manifest_dir().join("../scripts/fuzz_events.py"))
+        .args(["45", "6000", "--jitter-hours", "30"])
+        .output()
+        .expect("python3 runs");
+    assert!(
+        fuzzed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fuzzed.stderr)
+    );
+    std::fs::write(&input, &fuzzed.stdout).unwrap();
+    let messages = keyed_lines(&input);
+    let total = messages.len();
+    // in 40 slices, so that the windows move flush after flush
+    let producer = produce_slowly(&broker, messages, 40, Duration::from_millis(100));
+    let lake = dir.path().join("lake");
+    let log = dir.path().join("ingest.log");
+    let args = ServiceArgs {
+        lake: &lake,
+        broker: &broker,
+        topic: TOPIC,
+        group: "g",
+        instance: "one",
+        extra: ["--flush-interval", "200ms", "--partitions", "all"]
+            .map(String::from)
+            .to_vec(),
+    };
+    let svc = Service::start(&args, &log);
+    let logs = || std::fs::read_to_string(&log).unwrap_or_default();
+    producer.join().unwrap();
+    caught_up(&lake, total, Duration::from_secs(90), &logs);
+    let rounds = logs().matches("checkpoint ").count();
+    assert!(
+        rounds >= 10,
+        "{rounds} checkpoints: the windows hardly moved\n{}",
+        logs()
+    );
+    let status = svc.terminate(Duration::from_secs(15));
+    assert!(status.success(), "exit {status:?}: {}", logs());
+    assert_eq!(event_rows(&lake).len(), total, "every event accepted");
+    let check = std::process::Command::new("python3")
+        .arg(manifest_dir().join("../scripts/reference_scores.py"))
+        .arg(&lake)
+        .output()
+        .expect("python3 runs");
+    let out = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        check.status.success() && out.contains("; 0 differences"),
+        "the reference disagrees:\n{out}{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+}
+
 fn conformance_case(partitions: i32) {
     let broker = setup(partitions);
     let input = conformance().join("events.ndjson");
