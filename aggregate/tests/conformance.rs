@@ -558,6 +558,20 @@ fn monthly_tables_match_the_independent_implementation() {
         "expected_school_monthly_2026-09.csv",
         "school_id",
     );
+    // scripts/reference_monthly.py, the second implementation any lake can be
+    // checked with, agrees here too (so it stays true to the spec)
+    let check = std::process::Command::new("python3")
+        .arg(manifest_dir().join("../scripts/reference_monthly.py"))
+        .arg(lake)
+        .arg("2026-09")
+        .output()
+        .expect("python3 runs");
+    let out = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        check.status.success() && out.contains("; 0 differences"),
+        "reference_monthly.py (needs DuckDB: scripts/test installs it):\n{out}{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
 
     // The report of the conformance county, against the checked-in snapshot
     // (UPDATE_SNAPSHOTS=1 rewrites it).
