@@ -6,12 +6,18 @@ instant or after its 30 days, identical timestamps broken by event_id, streaks
 across a month's end. For checking the engine against
 scripts/reference_scores.py; not realistic data (huoyue-gen makes that).
 
-usage: fuzz_events.py SEED N [--jitter-hours H]
+usage: fuzz_events.py SEED N [--jitter-hours H] [--dims DIR]
   prints N events as NDJSON. Arrival order is the events' time order moved by
-  up to H hours (default: shuffled completely).
+  up to H hours (default: shuffled completely). With --dims, writes rosters
+  for them to DIR (schools.csv, users.csv) with the monthly job's edges: a
+  teacher and some students missing from the roster, a school without
+  users, a student base of 0, two counties, demo and regular schools; users
+  then state another school now and then, and some students register.
 """
 import argparse
+import csv
 import json
+import os
 import random
 from datetime import datetime, timedelta, timezone
 
@@ -25,6 +31,7 @@ def main() -> None:
     ap.add_argument("seed", type=int)
     ap.add_argument("n", type=int)
     ap.add_argument("--jitter-hours", type=float)
+    ap.add_argument("--dims")
     a = ap.parse_args()
     rnd = random.Random(a.seed)
     teachers = [f"t{i}" for i in range(6)]
@@ -96,6 +103,8 @@ def main() -> None:
         elif action == "app_use":
             e["app_id"] = rnd.choice(["mingshi", "jidi", "jiaoyan", "weike", "xueke", "foo"])
         events.append((t, e))
+    if a.dims:
+        add_schools(events, crowd, role_of, a.dims, random.Random(a.seed + 1))
     if a.jitter_hours is None:
         rnd.shuffle(events)
     else:
@@ -103,6 +112,42 @@ def main() -> None:
         events.sort(key=lambda te: te[0].timestamp() + rnd.uniform(0, j))
     for _, e in events:
         print(json.dumps(e, separators=(",", ":")))
+
+
+SCHOOLS = [  # school_id, name, county_code, county_name, category, student_base
+    ("3300000001", "一中", "331081", "瑞安市", "demo", "40"),
+    ("3300000002", "二中", "331081", "瑞安市", "regular", "0"),
+    ("3300000003", "三小", "331082", "乐清市", "regular", "25"),
+    ("3300000004", "四小", "331082", "乐清市", "demo", "10"),  # no users at all
+]
+
+
+def add_schools(events, users, role_of, dims, rnd):
+    """Gives every user a home school among the first three, moves some events
+    to another school and turns some student logins into registrations, and
+    writes the rosters (leaving out teacher t5 and every tenth student)."""
+    home = {u: SCHOOLS[i % 3][0] for i, u in enumerate(users)}
+    for _, e in events:
+        e["school_id"] = home[e["user_id"]]
+        if rnd.random() < 0.05:
+            e["school_id"] = rnd.choice(SCHOOLS)[0]
+        if e["role"] == "student" and e["action"] == "login" and rnd.random() < 0.2:
+            e["action"] = "register"
+        if "owner_id" in e:
+            e["owner_school_id"] = home[e["owner_id"]]
+    os.makedirs(dims, exist_ok=True)
+    with open(os.path.join(dims, "schools.csv"), "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["school_id", "name", "county_code", "county_name", "city_code", "category", "student_base"])
+        for sid, name, code, county, category, base in SCHOOLS:
+            w.writerow([sid, name, code, county, "330300", category, base])
+    with open(os.path.join(dims, "users.csv"), "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["user_id", "school_id", "role", "name"])
+        for i, u in enumerate(users):
+            if u == "t5" or (role_of[u] == "student" and i % 10 == 0):
+                continue
+            w.writerow([u, home[u], role_of[u], f"用户{u}"])
 
 
 if __name__ == "__main__":

@@ -540,6 +540,44 @@ fn compare(lake: &Path, table: &str, expected: &str, key: &str) {
     );
 }
 
+/// Random events over rosters with the monthly job's edges
+/// (`scripts/fuzz_events.py --dims`: a teacher and students missing from the
+/// roster, a school without users, a student base of 0, two counties, users
+/// stating another school), ingested, then August and September built: both
+/// months' tables equal `scripts/reference_monthly.py`'s.
+#[test]
+fn monthly_tables_of_random_events_match_the_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let fuzzed = std::process::Command::new("python3")
+        .arg(manifest_dir().join("../scripts/fuzz_events.py"))
+        .args(["51", "8000", "--jitter-hours", "30", "--dims"])
+        .arg(lake.join("dims"))
+        .output()
+        .expect("python3 runs");
+    assert!(
+        fuzzed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fuzzed.stderr)
+    );
+    common::ingest(&lake, fuzzed.stdout);
+    for month in ["2026-08", "2026-09"] {
+        monthly(&lake, month);
+        let check = std::process::Command::new("python3")
+            .arg(manifest_dir().join("../scripts/reference_monthly.py"))
+            .arg(&lake)
+            .arg(month)
+            .output()
+            .expect("python3 runs");
+        let out = String::from_utf8_lossy(&check.stdout);
+        assert!(
+            check.status.success() && out.contains("; 0 differences"),
+            "{month}:\n{out}{}",
+            String::from_utf8_lossy(&check.stderr)
+        );
+    }
+}
+
 #[test]
 fn monthly_tables_match_the_independent_implementation() {
     let dir = tempfile::tempdir().unwrap();

@@ -7,7 +7,7 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
-use std::io::{Cursor, ErrorKind};
+use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,14 +16,11 @@ use datafusion::arrow::array::{AsArray, Int64Array, StringArray};
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use huoyue_aggregate::month::Month;
 use huoyue_aggregate::rescore::{self, RescoreOptions};
-use huoyue_ingest::engine::{Engine, EngineConfig};
-use huoyue_ingest::lake_writer::LakeWriter;
-use huoyue_ingest::pipeline::Pipeline;
-use huoyue_ingest::pipeline::file::{FileOptions, run_file};
+use huoyue_ingest::engine::EngineConfig;
 use huoyue_schemas::{DEFAULT_PROFILE, Profile};
 use indicatif::ProgressBar;
 
-use common::{manifest_dir, run_bin};
+use common::{ingest, manifest_dir, run_bin};
 
 /// (day, user_id, rule) → (points, events), summed over the delta rows.
 type Sums = BTreeMap<(String, String, String), (i64, i64)>;
@@ -34,26 +31,6 @@ fn conformance_events() -> Vec<u8> {
 
 /// Runs the ingest's file mode over `ndjson` into `lake`, with small chunks
 /// and flushes so that the stream writes many delta files and corrections.
-fn ingest(lake: &Path, ndjson: Vec<u8>) {
-    let profile = Profile::builtin(DEFAULT_PROFILE).unwrap();
-    let engine = Engine::new(&profile, EngineConfig::default());
-    let writer = LakeWriter::open(lake, "test-ingest").unwrap();
-    let mut pipeline = Pipeline::new(engine, writer);
-    let opts = FileOptions {
-        chunk_bytes: 64 << 10,
-        flush_rows: 2_000,
-        decoders: 2,
-        ..FileOptions::default()
-    };
-    run_file(
-        &mut pipeline,
-        Box::new(Cursor::new(ndjson)),
-        "events.ndjson",
-        opts,
-    )
-    .unwrap();
-}
-
 fn rescore(lake: &Path, month: &str) -> rescore::RescoreSummary {
     let opts = RescoreOptions {
         lake: lake.to_path_buf(),

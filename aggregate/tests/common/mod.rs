@@ -452,3 +452,31 @@ pub fn manifest_dir() -> PathBuf {
         std::env::var_os("CARGO_MANIFEST_DIR").expect("run by cargo test: CARGO_MANIFEST_DIR"),
     )
 }
+
+/// Ingests NDJSON into `lake` with the ingest's file mode (the same engine and
+/// writer as `huoyue-ingest --file`), in small chunks and flushes.
+pub fn ingest(lake: &Path, ndjson: Vec<u8>) {
+    use huoyue_ingest::engine::{Engine, EngineConfig};
+    use huoyue_ingest::lake_writer::LakeWriter;
+    use huoyue_ingest::pipeline::Pipeline;
+    use huoyue_ingest::pipeline::file::{FileOptions, run_file};
+    use huoyue_schemas::{DEFAULT_PROFILE, Profile};
+
+    let profile = Profile::builtin(DEFAULT_PROFILE).unwrap();
+    let engine = Engine::new(&profile, EngineConfig::default());
+    let writer = LakeWriter::open(lake, "test-ingest").unwrap();
+    let mut pipeline = Pipeline::new(engine, writer);
+    let opts = FileOptions {
+        chunk_bytes: 64 << 10,
+        flush_rows: 2_000,
+        decoders: 2,
+        ..FileOptions::default()
+    };
+    run_file(
+        &mut pipeline,
+        Box::new(std::io::Cursor::new(ndjson)),
+        "events.ndjson",
+        opts,
+    )
+    .unwrap();
+}
