@@ -549,12 +549,18 @@ fn compare(lake: &Path, table: &str, expected: &str, key: &str) {
 fn monthly_tables_of_random_events_match_the_reference() {
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path().join("lake");
-    let fuzzed = std::process::Command::new("python3")
-        .arg(manifest_dir().join("../scripts/fuzz_events.py"))
-        .args(["51", "8000", "--jitter-hours", "30", "--dims"])
-        .arg(lake.join("dims"))
-        .output()
-        .expect("python3 runs");
+    let dims = lake.join("dims");
+    let fuzzed = script(
+        "fuzz_events.py",
+        &[
+            "51",
+            "8000",
+            "--jitter-hours",
+            "30",
+            "--dims",
+            dims.to_str().unwrap(),
+        ],
+    );
     assert!(
         fuzzed.status.success(),
         "{}",
@@ -563,19 +569,20 @@ fn monthly_tables_of_random_events_match_the_reference() {
     common::ingest(&lake, fuzzed.stdout);
     for month in ["2026-08", "2026-09"] {
         monthly(&lake, month);
-        let check = std::process::Command::new("python3")
-            .arg(manifest_dir().join("../scripts/reference_monthly.py"))
-            .arg(&lake)
-            .arg(month)
-            .output()
-            .expect("python3 runs");
-        let out = String::from_utf8_lossy(&check.stdout);
-        assert!(
-            check.status.success() && out.contains("; 0 differences"),
-            "{month}:\n{out}{}",
-            String::from_utf8_lossy(&check.stderr)
-        );
+        assert_monthly_reference_agrees(&lake, month);
     }
+}
+
+/// `scripts/reference_monthly.py`, a second, plain implementation of the
+/// monthly tables, finds the tables the job wrote for `month` in `lake`.
+fn assert_monthly_reference_agrees(lake: &Path, month: &str) {
+    let o = script("reference_monthly.py", &[lake.to_str().unwrap(), month]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success() && out.contains("; 0 differences"),
+        "{month}:\n{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 #[test]
@@ -598,18 +605,7 @@ fn monthly_tables_match_the_independent_implementation() {
     );
     // scripts/reference_monthly.py, the second implementation any lake can be
     // checked with, agrees here too (so it stays true to the spec)
-    let check = std::process::Command::new("python3")
-        .arg(manifest_dir().join("../scripts/reference_monthly.py"))
-        .arg(lake)
-        .arg("2026-09")
-        .output()
-        .expect("python3 runs");
-    let out = String::from_utf8_lossy(&check.stdout);
-    assert!(
-        check.status.success() && out.contains("; 0 differences"),
-        "reference_monthly.py (needs DuckDB: scripts/test installs it):\n{out}{}",
-        String::from_utf8_lossy(&check.stderr)
-    );
+    assert_monthly_reference_agrees(lake, "2026-09");
 
     // The report of the conformance county, against the checked-in snapshot
     // (UPDATE_SNAPSHOTS=1 rewrites it).

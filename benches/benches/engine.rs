@@ -7,7 +7,7 @@ use std::hint::black_box;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 use huoyue_benches::r#gen::{GenConfig, LineKind, for_each_line};
-use huoyue_ingest::engine::{ActivityRow, DeltaSink, Engine, EngineConfig};
+use huoyue_ingest::engine::{ActivityRow, DeltaSink, Engine, EngineConfig, FILE_SOURCE};
 use huoyue_ingest::pipeline::{DecodedChunk, Span, decode_chunk, sub_chunk};
 use huoyue_schemas::columns::EventRows;
 use huoyue_schemas::profile::Profile;
@@ -58,7 +58,7 @@ fn run_engine(profile: &Profile, chunks: &[DecodedChunk]) -> Engine {
         engine.process_rows(
             &rows,
             &c.keys,
-            |_| -1,
+            |_| FILE_SOURCE,
             |_, _, outcome| {
                 black_box(outcome);
             },

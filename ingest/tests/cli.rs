@@ -34,11 +34,7 @@ fn conformance_through_the_binary_read_back_by_duckdb() {
     );
     assert_eq!(summary.lines().count(), 1);
 
-    let check = Command::new("python3")
-        .arg(manifest_dir().join("../scripts/lake_check.py"))
-        .arg(lake_s)
-        .output()
-        .expect("python3 runs");
+    let check = script("lake_check.py", &[lake_s]);
     assert!(
         check.status.success(),
         "lake_check.py (needs DuckDB: scripts/test installs it): {}",
@@ -228,23 +224,6 @@ fn bad_flags_and_setups_get_one_line() {
     }
 }
 
-/// Runs `scripts/reference_scores.py` on a lake: a second, plain implementation
-/// of the rules compares its sums with the lake's `daily_scores`.
-fn reference_agrees(lake: &str) {
-    let o = Command::new("python3")
-        .arg(manifest_dir().join("../scripts/reference_scores.py"))
-        .arg(lake)
-        .output()
-        .expect("python3 runs");
-    let out = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        o.status.success(),
-        "the reference disagrees:\n{out}{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    assert!(out.contains("; 0 differences"), "{out}");
-}
-
 /// The engine against `scripts/reference_scores.py` on events crowded onto a
 /// few users, resources and tasks (`scripts/fuzz_events.py`): in any order
 /// under a lateness that admits everything, and nearly in order under the
@@ -263,40 +242,28 @@ fn the_engine_agrees_with_a_plain_reference_on_crowded_random_events() {
         events.to_str().unwrap(),
     ]);
     assert!(o.status.success());
-    reference_agrees(conf.to_str().unwrap());
+    assert_reference_agrees(&conf);
 
-    let cases: [(&str, &[&str], &[&str]); 4] = [
-        ("41", &["7000"], &["--lateness", "400d"]),
+    // (scripts/fuzz_events.py's seed and arguments, huoyue-ingest's flags)
+    let cases: [(&[&str], &[&str]); 4] = [
+        (&["41", "7000"], &["--lateness", "400d"]),
         (
-            "42",
-            &["4000"],
+            &["42", "4000"],
             &["--lateness", "400d", "--flush-rows", "300"],
         ),
         (
-            "43",
-            &["7000", "--jitter-hours", "30"],
+            &["43", "7000", "--jitter-hours", "30"],
             &["--flush-rows", "500"],
         ),
         (
-            "44",
-            &["5000", "--jitter-hours", "100"],
+            &["44", "5000", "--jitter-hours", "100"],
             &["--flush-rows", "200"],
         ),
     ];
-    for (seed, fuzz, flags) in cases {
+    for (fuzz, flags) in cases {
+        let seed = fuzz[0];
         let input = dir.path().join(format!("fuzz-{seed}.ndjson"));
-        let fuzzed = Command::new("python3")
-            .arg(manifest_dir().join("../scripts/fuzz_events.py"))
-            .arg(seed)
-            .args(fuzz)
-            .output()
-            .expect("python3 runs");
-        assert!(
-            fuzzed.status.success(),
-            "{}",
-            String::from_utf8_lossy(&fuzzed.stderr)
-        );
-        std::fs::write(&input, &fuzzed.stdout).unwrap();
+        std::fs::write(&input, fuzz_events(fuzz)).unwrap();
         let lake = dir.path().join(format!("lake-{seed}"));
         let mut args = vec![
             "--lake",
@@ -307,6 +274,6 @@ fn the_engine_agrees_with_a_plain_reference_on_crowded_random_events() {
         args.extend(flags);
         let o = ingest(&args);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        reference_agrees(lake.to_str().unwrap());
+        assert_reference_agrees(&lake);
     }
 }

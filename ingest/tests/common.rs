@@ -157,3 +157,32 @@ pub fn manifest_dir() -> PathBuf {
         std::env::var_os("CARGO_MANIFEST_DIR").expect("run by cargo test: CARGO_MANIFEST_DIR"),
     )
 }
+
+/// Runs `python3 scripts/NAME ARGS…` of this repository (the checks that need
+/// DuckDB: scripts/test installs it).
+pub fn script<S: AsRef<std::ffi::OsStr>>(name: &str, args: &[S]) -> std::process::Output {
+    std::process::Command::new("python3")
+        .arg(manifest_dir().join("../scripts").join(name))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("python3 scripts/{name}: {e}"))
+}
+
+/// The events `scripts/fuzz_events.py ARGS…` writes, as NDJSON.
+pub fn fuzz_events(args: &[&str]) -> Vec<u8> {
+    let o = script("fuzz_events.py", args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    o.stdout
+}
+
+/// `scripts/reference_scores.py`, a second, plain implementation of the
+/// rules, finds the same scores and activity counts as the lake at `lake`.
+pub fn assert_reference_agrees(lake: &Path) {
+    let o = script("reference_scores.py", &[lake]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success() && out.contains("; 0 differences"),
+        "the reference disagrees:\n{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}

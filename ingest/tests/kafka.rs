@@ -175,17 +175,7 @@ fn crowded_random_events_through_four_partitions_match_the_reference() {
     let broker = setup(4);
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("fuzz.ndjson");
-    let fuzzed = std::process::Command::new("python3")
-        .arg(manifest_dir().join("../scripts/fuzz_events.py"))
-        .args(["45", "6000", "--jitter-hours", "30"])
-        .output()
-        .expect("python3 runs");
-    assert!(
-        fuzzed.status.success(),
-        "{}",
-        String::from_utf8_lossy(&fuzzed.stderr)
-    );
-    std::fs::write(&input, &fuzzed.stdout).unwrap();
+    std::fs::write(&input, fuzz_events(&["45", "6000", "--jitter-hours", "30"])).unwrap();
     let messages = keyed_lines(&input);
     let total = messages.len();
     // in 40 slices, so that the windows move flush after flush
@@ -215,17 +205,7 @@ fn crowded_random_events_through_four_partitions_match_the_reference() {
     let status = svc.terminate(Duration::from_secs(15));
     assert!(status.success(), "exit {status:?}: {}", logs());
     assert_eq!(event_rows(&lake).len(), total, "every event accepted");
-    let check = std::process::Command::new("python3")
-        .arg(manifest_dir().join("../scripts/reference_scores.py"))
-        .arg(&lake)
-        .output()
-        .expect("python3 runs");
-    let out = String::from_utf8_lossy(&check.stdout);
-    assert!(
-        check.status.success() && out.contains("; 0 differences"),
-        "the reference disagrees:\n{out}{}",
-        String::from_utf8_lossy(&check.stderr)
-    );
+    assert_reference_agrees(&lake);
 }
 
 fn conformance_case(partitions: i32) {

@@ -480,3 +480,13 @@ pub fn ingest(lake: &Path, ndjson: Vec<u8>) {
     )
     .unwrap();
 }
+
+/// Runs `python3 scripts/NAME ARGS…` of this repository (the checks that need
+/// DuckDB: scripts/test installs it).
+pub fn script(name: &str, args: &[&str]) -> std::process::Output {
+    Command::new("python3")
+        .arg(manifest_dir().join("../scripts").join(name))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("python3 scripts/{name}: {e}"))
+}

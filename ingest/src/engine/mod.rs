@@ -106,7 +106,7 @@ pub trait DeltaSink {
 #[derive(Default, Serialize, Deserialize)]
 struct State {
     /// Each source partition's newest day and window (a few entries: one per
-    /// Kafka partition read, or one, `-1`, for a file).
+    /// Kafka partition read, or one, [`FILE_SOURCE`], for a file).
     sources: Vec<Source>,
     /// Hash of each remembered event id, with its day, source partition and
     /// arrival number. (Stored after the rest of a snapshot, see [`packed_ids`].)
@@ -121,7 +121,11 @@ struct State {
     index: Index,
 }
 
-/// One source partition of events: a Kafka partition, or `-1` for a file.
+/// The source partition of events read from a file (or any source that is
+/// not Kafka).
+pub const FILE_SOURCE: i32 = -1;
+
+/// One source partition of events: a Kafka partition, or [`FILE_SOURCE`].
 ///
 /// Lateness is measured per source: a partition is one ordered stream, and
 /// the service reads partitions at different speeds (catching up, librdkafka
@@ -340,7 +344,7 @@ impl Engine {
         self.state.sources.iter().map(|s| s.newest).max()
     }
 
-    /// The newest event day accepted from source `partition` (-1: a file), the
+    /// The newest event day accepted from source `partition` ([`FILE_SOURCE`]: a file), the
     /// day lateness is measured from for its events.
     pub fn newest_day_of(&self, partition: i32) -> Option<i32> {
         self.state.newest_of(partition)
@@ -353,10 +357,10 @@ impl Engine {
 
     /// Takes one valid event.
     pub fn process(&mut self, e: &Event<'_>) -> Outcome {
-        self.process_from(e, -1)
+        self.process_from(e, FILE_SOURCE)
     }
 
-    /// Takes one valid event read from Kafka partition `partition` (-1: not Kafka).
+    /// Takes one valid event read from Kafka partition `partition` ([`FILE_SOURCE`]: not Kafka).
     pub fn process_from(&mut self, e: &Event<'_>, partition: i32) -> Outcome {
         self.process_keyed(e, &EventKeys::of(e), partition)
     }

@@ -526,6 +526,31 @@ fn feed(engine: &mut Engine, n: usize, spec: &str, partition: i32) -> Outcome {
     engine.process_from(&decode(line.as_bytes(), NOW).unwrap(), partition)
 }
 
+/// Feeds `user`'s login on each of `days` from `partition` (event ids from
+/// `first_id` on), flushing after each day; each must be accepted.
+fn login_daily(
+    engine: &mut Engine,
+    sums: &mut Sums,
+    first_id: usize,
+    days: &[String],
+    user: &str,
+    partition: i32,
+) {
+    for (i, d) in days.iter().enumerate() {
+        let outcome = feed(
+            engine,
+            first_id + i,
+            &format!("{d} {user} login"),
+            partition,
+        );
+        assert!(
+            matches!(outcome, Outcome::Accepted { .. }),
+            "{d}: {outcome:?}"
+        );
+        engine.flush(sums);
+    }
+}
+
 /// The sum of all of `user`'s points.
 fn points_of(sums: &Sums, user: &str) -> i64 {
     sums.scores
@@ -544,13 +569,14 @@ fn lateness_is_per_source_partition() {
     let mut engine = forgetting_by_event_time(&profile);
     let mut sums = Sums::default();
     // partition 1: a month of t1's logins, flushed (folded) as it goes
-    for (i, d) in day_range(1, 30, "11").iter().enumerate() {
-        assert!(matches!(
-            feed(&mut engine, 100 + i, &format!("{d} t1 login"), 1),
-            Outcome::Accepted { .. }
-        ));
-        engine.flush(&mut sums);
-    }
+    login_daily(
+        &mut engine,
+        &mut sums,
+        100,
+        &day_range(1, 30, "11"),
+        "t1",
+        1,
+    );
     // an event for t1 from another partition (keys not by scored user) is
     // late before the window t1's state was folded to, not scored into it
     assert_eq!(
@@ -568,13 +594,7 @@ fn lateness_is_per_source_partition() {
         engine.process_from(&first, 0),
         Outcome::Accepted { .. }
     ));
-    for (i, d) in day_range(2, 6, "11").iter().enumerate() {
-        assert!(matches!(
-            feed(&mut engine, 200 + i, &format!("{d} t0 login"), 0),
-            Outcome::Accepted { .. }
-        ));
-        engine.flush(&mut sums);
-    }
+    login_daily(&mut engine, &mut sums, 200, &day_range(2, 6, "11"), "t0", 0);
     let sixth = parse_rfc3339("2026-11-06T10:00:00+08:00").unwrap();
     assert_eq!(
         engine.newest_day_of(0),
@@ -595,10 +615,14 @@ fn lateness_is_per_source_partition() {
     let mut engine = Engine::restore(&profile, &snap).unwrap();
     assert_eq!(engine.process_from(&first, 0), Outcome::Duplicate);
     // ...and forgotten once partition 0 itself has moved on
-    for (i, d) in day_range(7, 20, "11").iter().enumerate() {
-        feed(&mut engine, 400 + i, &format!("{d} t0 login"), 0);
-        engine.flush(&mut sums);
-    }
+    login_daily(
+        &mut engine,
+        &mut sums,
+        400,
+        &day_range(7, 20, "11"),
+        "t0",
+        0,
+    );
     assert_eq!(engine.process_from(&first, 0), Outcome::Late);
     engine.flush(&mut sums);
     // every login scored, streaks included, as if each partition were alone

@@ -98,7 +98,7 @@ pub struct UserState {
     pub dirty_rules: u64,
     /// Whether the user is on the engine's list for the next flush.
     pub queued: bool,
-    /// The Kafka partition the user's latest scoring event came from (-1 for
+    /// The Kafka partition the user's latest scoring event came from ([`super::FILE_SOURCE`] for
     /// files): a rebalance hands a partition's users to its new owner.
     pub partition: i32,
 }
@@ -115,7 +115,7 @@ impl UserState {
             pending: Vec::new(),
             dirty_rules: 0,
             queued: false,
-            partition: -1,
+            partition: super::FILE_SOURCE,
         }
     }
 

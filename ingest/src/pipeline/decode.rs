@@ -8,7 +8,7 @@ use huoyue_schemas::columns::{EventBatchBuilder, Lineage};
 use huoyue_schemas::decode;
 use huoyue_schemas::reason::Reason;
 
-use crate::engine::EventKeys;
+use crate::engine::{EventKeys, FILE_SOURCE};
 
 /// Where one message's bytes are in a chunk, and where it came from.
 #[derive(Clone, Copy, Debug)]
@@ -17,6 +17,14 @@ pub struct Span {
     pub end: usize,
     pub partition: Option<i32>,
     pub offset: Option<i64>,
+}
+
+impl Span {
+    /// The engine's source partition of the message: its Kafka partition, or
+    /// [`FILE_SOURCE`].
+    pub fn source(&self) -> i32 {
+        self.partition.unwrap_or(FILE_SOURCE)
+    }
 }
 
 /// A message that failed validation.

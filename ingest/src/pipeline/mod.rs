@@ -263,7 +263,7 @@ impl Pipeline {
         self.engine.process_rows(
             &rows,
             &chunk.keys,
-            |i| spans[i].partition.unwrap_or(-1),
+            |i| spans[i].source(),
             |engine, i, outcome| match outcome {
                 Outcome::Accepted { day } => {
                     counts.valid += 1;
@@ -273,7 +273,7 @@ impl Pipeline {
                 Outcome::Late => {
                     let span = spans[i];
                     let newest = engine
-                        .newest_day_of(span.partition.unwrap_or(-1))
+                        .newest_day_of(span.source())
                         .map(huoyue_schemas::time::format_day)
                         .unwrap_or_default();
                     let mut detail = format!(

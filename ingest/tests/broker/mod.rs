@@ -391,7 +391,8 @@ impl Service {
         while started.elapsed() < within && self.exited().is_none() {
             let log = std::fs::read(&self.log).unwrap_or_default();
             let own = log.get(self.log_from as usize..).unwrap_or_default();
-            if own.windows(9).any(|w| w == b"consuming") {
+            let said = b"consuming";
+            if own.windows(said.len()).any(|w| w == said) {
                 return;
             }
             std::thread::sleep(Duration::from_millis(20));
