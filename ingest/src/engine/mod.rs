@@ -108,6 +108,11 @@ struct State {
     /// Each source partition's newest day and window (a few entries: one per
     /// Kafka partition read, or one, [`FILE_SOURCE`], for a file).
     sources: Vec<Source>,
+    /// Where in `sources` the last event's source was: consecutive events
+    /// mostly share a source (a Kafka batch holds runs of one partition).
+    /// Only a hint, checked before use.
+    #[serde(skip)]
+    last_source: usize,
     /// Hash of each remembered event id, with its day, source partition and
     /// arrival number. (Stored after the rest of a snapshot, see [`packed_ids`].)
     #[serde(skip)]
@@ -160,6 +165,17 @@ impl State {
             .find(|s| s.partition == partition)
             .map(|s| s.newest)
     }
+}
+
+/// Where `partition` is in `sources`, if it is there, trying `last` (the
+/// last answer, updated) first.
+fn source_index(sources: &[Source], last: &mut usize, partition: i32) -> Option<usize> {
+    if sources.get(*last).is_some_and(|s| s.partition == partition) {
+        return Some(*last);
+    }
+    let i = sources.iter().position(|s| s.partition == partition)?;
+    *last = i;
+    Some(i)
 }
 
 /// The scoring engine.
@@ -297,6 +313,7 @@ mod v5 {
             };
             super::State {
                 sources,
+                last_source: 0,
                 seen,
                 arrivals: self.arrivals,
                 users: self.users,
@@ -409,7 +426,7 @@ impl Engine {
             Entry::Occupied(_) => return Outcome::Duplicate,
             Entry::Vacant(slot) => slot,
         };
-        let source = st.sources.iter().position(|s| s.partition == partition);
+        let source = source_index(&st.sources, &mut st.last_source, partition);
         if source.is_some_and(|i| day < st.sources[i].newest - self.cfg.lateness_days) {
             return Outcome::Late;
         }

@@ -248,8 +248,9 @@ impl Pipeline {
         self.writer.buffered_rows()
     }
 
-    /// Scores a decoded chunk and buffers its rows.
-    pub fn apply(&mut self, chunk: DecodedChunk) {
+    /// Scores a decoded chunk and buffers its rows; gives back the chunk's
+    /// bytes (copied where needed), for the caller to reuse.
+    pub fn apply(&mut self, chunk: DecodedChunk) -> Vec<u8> {
         let off = self.engine.offset_seconds();
         let ingest_day = day_of(chunk.decoded_at, off);
         let rows = EventRows::new(&chunk.batch).expect("decoded chunks have the events schema");
@@ -339,6 +340,7 @@ impl Pipeline {
                 });
             }
         }
+        chunk.data
     }
 
     /// Hands the engine's deltas and the buffered rows to the writer's encoder.
