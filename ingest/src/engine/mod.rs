@@ -801,6 +801,14 @@ impl Engine {
         released
     }
 
+    /// Makes room for about `ids` more remembered event ids at once, when the
+    /// caller knows roughly how many events come (file mode: from the file's
+    /// size). The id table otherwise doubles as it fills, moving every id
+    /// into fresh memory at each step.
+    pub fn reserve_ids(&mut self, ids: usize) {
+        self.state.seen.reserve(ids);
+    }
+
     /// Sizes of the state, for metrics and the benchmark.
     pub fn stats(&self) -> EngineStats {
         let st = &self.state;
