@@ -169,6 +169,7 @@ impl State {
 
 /// Where `partition` is in `sources`, if it is there, trying `last` (the
 /// last answer, updated) first.
+#[inline]
 fn source_index(sources: &[Source], last: &mut usize, partition: i32) -> Option<usize> {
     if sources.get(*last).is_some_and(|s| s.partition == partition) {
         return Some(*last);
