@@ -212,10 +212,11 @@ fn try_main() -> Result<()> {
     Ok(())
 }
 
-/// How many event ids to make room for before reading a file of `bytes`:
-/// a low guess (lines of 256 bytes; generated events average about 185), so
-/// that the table is never larger than the events need, and no more than a
-/// flush holds (ids older than the window are forgotten at each flush).
+/// How many event ids to make room for before reading a file of `bytes`: a
+/// guess of one event per 256 bytes, low for events like the generator's
+/// (about 185 bytes a line), so that the table is seldom larger than the
+/// events need; and no more than a flush holds (ids older than the window
+/// are forgotten at each flush).
 fn expected_ids(bytes: u64, flush_rows: usize) -> usize {
     usize::try_from(bytes / 256)
         .unwrap_or(usize::MAX)
