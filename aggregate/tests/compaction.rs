@@ -364,30 +364,8 @@ fn compaction_races_a_writer_and_a_reader() {
 /// Runs the ingest's file mode (its library, as `huoyue-ingest --file` runs
 /// it) over the conformance events into `lake`, flushing often.
 fn ingest_conformance(lake: &Path, chunk_bytes: usize, flush_rows: usize) {
-    use huoyue_ingest::engine::{Engine, EngineConfig};
-    use huoyue_ingest::lake_writer::LakeWriter;
-    use huoyue_ingest::pipeline::Pipeline;
-    use huoyue_ingest::pipeline::file::{FileOptions, run_file};
-    use huoyue_schemas::{DEFAULT_PROFILE, Profile};
     let events = fs::read(manifest_dir().join("../testdata/conformance/events.ndjson")).unwrap();
-    let profile = Profile::builtin(DEFAULT_PROFILE).unwrap();
-    let mut pipeline = Pipeline::new(
-        Engine::new(&profile, EngineConfig::default()),
-        LakeWriter::open(lake, "race").unwrap(),
-    );
-    let opts = FileOptions {
-        chunk_bytes,
-        flush_rows,
-        decoders: 1,
-        ..FileOptions::default()
-    };
-    run_file(
-        &mut pipeline,
-        Box::new(std::io::Cursor::new(events)),
-        "events.ndjson",
-        opts,
-    )
-    .unwrap();
+    ingest_with(lake, events, chunk_bytes, flush_rows, 1);
 }
 
 /// Σ per key over every `day=` folder of a table, keyed by "day|key".

@@ -77,7 +77,7 @@ fn bench(c: &mut Criterion) {
     let chunks: Vec<DecodedChunk> = spans
         .chunks(65_536)
         .map(|s| {
-            let (bytes, rebased) = sub_chunk(&data, s);
+            let (bytes, rebased) = sub_chunk(&data, s, Vec::new());
             decode_chunk(bytes, &rebased, "bench".into(), NOW)
         })
         .collect();

@@ -456,6 +456,18 @@ pub fn manifest_dir() -> PathBuf {
 /// Ingests NDJSON into `lake` with the ingest's file mode (the same engine and
 /// writer as `huoyue-ingest --file`), in small chunks and flushes.
 pub fn ingest(lake: &Path, ndjson: Vec<u8>) {
+    ingest_with(lake, ndjson, 64 << 10, 2_000, 2);
+}
+
+/// [`ingest`] in chunks of `chunk_bytes`, flushing every `flush_rows` rows,
+/// on `decoders` decoder threads.
+pub fn ingest_with(
+    lake: &Path,
+    ndjson: Vec<u8>,
+    chunk_bytes: usize,
+    flush_rows: usize,
+    decoders: usize,
+) {
     use huoyue_ingest::engine::{Engine, EngineConfig};
     use huoyue_ingest::lake_writer::LakeWriter;
     use huoyue_ingest::pipeline::Pipeline;
@@ -467,9 +479,9 @@ pub fn ingest(lake: &Path, ndjson: Vec<u8>) {
     let writer = LakeWriter::open(lake, "test-ingest").unwrap();
     let mut pipeline = Pipeline::new(engine, writer);
     let opts = FileOptions {
-        chunk_bytes: 64 << 10,
-        flush_rows: 2_000,
-        decoders: 2,
+        chunk_bytes,
+        flush_rows,
+        decoders,
         ..FileOptions::default()
     };
     run_file(

@@ -3,9 +3,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::interner::Index;
-use super::key128;
 use super::order::OrderKey;
 use super::user::SchoolId;
+use super::{find_from_last, key128};
 use huoyue_schemas::event::{Action, EventView, Role};
 
 /// A `daily_activity` row as handed to a [`super::DeltaSink`].
@@ -76,19 +76,16 @@ impl DayIndex {
     const FREE: i32 = i32::MIN;
 
     fn day(&mut self, day: i32) -> &mut Index {
-        if self.days.get(self.last).is_none_or(|(d, _)| *d != day) {
-            self.last = match self.days.iter().position(|(d, _)| *d == day) {
-                Some(i) => i,
-                None => match self.days.iter().position(|(d, _)| *d == Self::FREE) {
-                    Some(i) => {
-                        self.days[i].0 = day;
-                        i
-                    }
-                    None => {
-                        self.days.push((day, Index::default()));
-                        self.days.len() - 1
-                    }
-                },
+        if find_from_last(&self.days, &mut self.last, |(d, _)| *d == day).is_none() {
+            self.last = match self.days.iter().position(|(d, _)| *d == Self::FREE) {
+                Some(i) => {
+                    self.days[i].0 = day;
+                    i
+                }
+                None => {
+                    self.days.push((day, Index::default()));
+                    self.days.len() - 1
+                }
             };
         }
         &mut self.days[self.last].1

@@ -167,14 +167,15 @@ impl State {
     }
 }
 
-/// Where `partition` is in `sources`, if it is there, trying `last` (the
-/// last answer, updated) first.
+/// Where the first item of `items` that `is` picks is, trying `last` first
+/// and setting it to the answer: for short lists where consecutive lookups
+/// mostly want the same item (a source partition, an activity day).
 #[inline]
-fn source_index(sources: &[Source], last: &mut usize, partition: i32) -> Option<usize> {
-    if sources.get(*last).is_some_and(|s| s.partition == partition) {
+fn find_from_last<T>(items: &[T], last: &mut usize, is: impl Fn(&T) -> bool) -> Option<usize> {
+    if items.get(*last).is_some_and(&is) {
         return Some(*last);
     }
-    let i = sources.iter().position(|s| s.partition == partition)?;
+    let i = items.iter().position(is)?;
     *last = i;
     Some(i)
 }
@@ -427,7 +428,9 @@ impl Engine {
             Entry::Occupied(_) => return Outcome::Duplicate,
             Entry::Vacant(slot) => slot,
         };
-        let source = source_index(&st.sources, &mut st.last_source, partition);
+        let source = find_from_last(&st.sources, &mut st.last_source, |s| {
+            s.partition == partition
+        });
         if source.is_some_and(|i| day < st.sources[i].newest - self.cfg.lateness_days) {
             return Outcome::Late;
         }

@@ -199,6 +199,8 @@ struct Service {
     dlq_failures: u64,
     /// The last stored checkpoint's snapshot buffer, for the next snapshot.
     spare_snapshot: Vec<u8>,
+    /// Buffers of scored chunks, for the next ones ([`decode_parallel`]).
+    spare_bytes: Vec<Vec<u8>>,
     metrics: Metrics,
     /// An error raised inside a rebalance callback, for the main loop.
     failed: Option<ServiceError>,
@@ -402,7 +404,12 @@ impl Service {
             }
         }
         self.decoding = Some(Decoding {
-            parts: decode_parallel(&mut self.pending, &self.opts.topic, now_micros()),
+            parts: decode_parallel(
+                &mut self.pending,
+                &mut self.spare_bytes,
+                &self.opts.topic,
+                now_micros(),
+            ),
             marks,
         });
     }
@@ -430,7 +437,10 @@ impl Service {
                     }
                 }
             }
-            self.pipeline.apply(chunk);
+            let bytes = self.pipeline.apply(chunk);
+            if self.spare_bytes.len() < SPARE_BUFFERS {
+                self.spare_bytes.push(bytes);
+            }
         }
         self.dirty = true;
         self.metrics.observe(self.pipeline.counts());
@@ -885,13 +895,18 @@ fn score_batches(
     Ok(())
 }
 
+/// Chunk buffers kept for reuse: the parts of a batch being decoded and
+/// those of the batch before.
+const SPARE_BUFFERS: usize = 8;
+
 /// Starts decoding the messages of `pending` in parts on one thread per core
 /// (decoding is the costliest step before the engine); join the parts in
-/// order. `pending` is left empty; when its messages were copied into parts,
-/// it keeps its buffers for the poll thread to fill again (fresh ones cost a
-/// page fault per 4 KiB).
+/// order. The parts are copied into `spares` (buffers of chunks already
+/// scored) where there are any: fresh ones cost a page fault per 4 KiB.
+/// `pending` is left empty, with buffers to be filled again.
 fn decode_parallel(
     pending: &mut Pending,
+    spares: &mut Vec<Vec<u8>>,
     source: &str,
     now: i64,
 ) -> Vec<std::thread::JoinHandle<DecodedChunk>> {
@@ -907,6 +922,8 @@ fn decode_parallel(
     };
     if workers < 2 || pending.spans.len() < 4096 {
         let Pending { data, spans } = std::mem::take(pending);
+        pending.data = spares.pop().unwrap_or_default();
+        pending.data.clear();
         return vec![spawn(data, spans)];
     }
     let per = pending.spans.len().div_ceil(workers);
@@ -914,7 +931,7 @@ fn decode_parallel(
         .spans
         .chunks(per)
         .map(|part| {
-            let (bytes, rebased) = sub_chunk(&pending.data, part);
+            let (bytes, rebased) = sub_chunk(&pending.data, part, spares.pop().unwrap_or_default());
             spawn(bytes, rebased)
         })
         .collect();
@@ -1159,6 +1176,7 @@ pub fn run(
         producer: Arc::clone(&producer),
         dlq_failures: 0,
         spare_snapshot: Vec::new(),
+        spare_bytes: Vec::new(),
         metrics: metrics.clone(),
         failed: None,
     };

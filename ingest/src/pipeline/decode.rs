@@ -97,12 +97,14 @@ pub fn decode_chunk(data: Vec<u8>, spans: &[Span], source: String, now: i64) -> 
     }
 }
 
-/// The bytes of a consecutive run of `spans` of `data`, copied out, with the
-/// spans rebased onto the copy: a part of a chunk that decodes on its own.
-pub fn sub_chunk(data: &[u8], spans: &[Span]) -> (Vec<u8>, Vec<Span>) {
-    let (mut bytes, mut rebased) = (Vec::new(), Vec::with_capacity(spans.len()));
-    append_spans(data, spans, &mut bytes, &mut rebased);
-    (bytes, rebased)
+/// The bytes of a consecutive run of `spans` of `data`, copied into `buf`
+/// (emptied first: a spare buffer is reused), with the spans rebased onto the
+/// copy: a part of a chunk that decodes on its own.
+pub fn sub_chunk(data: &[u8], spans: &[Span], mut buf: Vec<u8>) -> (Vec<u8>, Vec<Span>) {
+    buf.clear();
+    let mut rebased = Vec::with_capacity(spans.len());
+    append_spans(data, spans, &mut buf, &mut rebased);
+    (buf, rebased)
 }
 
 /// Appends the bytes of a consecutive run of `spans` of `data` to `out` (one

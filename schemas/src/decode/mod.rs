@@ -293,17 +293,12 @@ fn id<'a>(v: Val<'a>, field: &str) -> Result<Cow<'a, str>, Rejection> {
 }
 
 fn check_id(s: &str, field: &str) -> Result<(), Rejection> {
-    let ascii = s.is_ascii();
-    let n = if ascii {
-        s.len()
-    } else {
-        s.chars().take(65).count()
-    };
+    let n = char_len(s, 64);
     if n == 0 || n > 64 {
         return Err(bad(field, "must be 1 to 64 characters"));
     }
     // the ASCII control characters are those below 0x20 and 0x7f
-    let control = if ascii {
+    let control = if s.is_ascii() {
         s.bytes().any(|b| b < 0x20 || b == 0x7f)
     } else {
         s.chars().any(char::is_control)
