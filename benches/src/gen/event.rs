@@ -209,8 +209,8 @@ pub const APPS: [&str; 9] = [
 /// How many of [`APPS`] are in the `zhejiang-2018` list.
 pub const SCORED_APPS: usize = 5;
 
-/// Marks an event number as one of a malformed line (`bad-<n>`, never
-/// colliding with the `ev-<n>` of a real event).
+/// Marks an event number as one of a malformed line (`bad-<YYYYMM>-<n>`,
+/// never colliding with the `ev-<YYYYMM>-<n>` of a real event).
 pub const BAD_SEQ: u64 = 1 << 63;
 
 /// One event. The meaning of `n1`, `n2`, `a`, `b`, `other` and `aux_us`
@@ -232,7 +232,7 @@ pub const BAD_SEQ: u64 = 1 << 63;
 pub struct Event {
     /// The instant, µs since the epoch (already truncated to `style`).
     pub ts_us: i64,
-    /// The event number: `event_id` is `ev-<seq>`.
+    /// The event number of its month: `event_id` is `ev-<YYYYMM>-<seq>`.
     pub seq: u64,
     /// `published_at` of a `task_progress`.
     pub aux_us: i64,
@@ -317,6 +317,8 @@ impl Event {
             } else {
                 w.buf.extend_from_slice(b"ev-");
             }
+            push_u64(w.buf, u64::from(roster.month()));
+            w.buf.push(b'-');
             push_u64(w.buf, self.seq & !BAD_SEQ);
             w.buf.push(b'"');
         }
@@ -672,7 +674,7 @@ mod tests {
         login.client = Client::Mobile;
         assert_eq!(
             json(&r, &login, Mutation::None),
-            r#"{"event_id":"ev-1","ts":"2026-11-03T08:15:30+08:00","user_id":"t0000-007","role":"teacher","school_id":"3303810001","action":"login","client":"mobile"}"#
+            r#"{"event_id":"ev-202611-1","ts":"2026-11-03T08:15:30+08:00","user_id":"t0000-007","role":"teacher","school_id":"3303810001","action":"login","client":"mobile"}"#
         );
         let mut ri = Event::new(
             Action::ResourceInteract,
@@ -686,7 +688,7 @@ mod tests {
         ri.a = 0;
         assert_eq!(
             json(&r, &ri, Mutation::None),
-            r#"{"event_id":"ev-2","ts":"2026-11-03T00:15:30.250Z","user_id":"s0001-0042","role":"student","school_id":"3303810002","action":"resource_interact","resource_id":"r-t0000-007-3","owner_id":"t0000-007","owner_school_id":"3303810001","op":"download"}"#
+            r#"{"event_id":"ev-202611-2","ts":"2026-11-03T00:15:30.250Z","user_id":"s0001-0042","role":"student","school_id":"3303810002","action":"resource_interact","resource_id":"r-t0000-007-3","owner_id":"t0000-007","owner_school_id":"3303810001","op":"download"}"#
         );
         let mut key = Vec::new();
         ri.write_key(&r, &mut key);
@@ -701,7 +703,7 @@ mod tests {
         tp.a = 1;
         assert_eq!(
             json(&r, &tp, Mutation::None),
-            r#"{"event_id":"ev-3","ts":"2026-11-03T08:15:30+08:00","user_id":"s0001-0042","role":"student","school_id":"3303810002","action":"task_progress","task_id":"task-t0000-007-20261102-1","owner_id":"t0000-007","owner_school_id":"3303810001","published_at":"2026-11-02T23:15:30Z","status":"completed"}"#
+            r#"{"event_id":"ev-202611-3","ts":"2026-11-03T08:15:30+08:00","user_id":"s0001-0042","role":"student","school_id":"3303810002","action":"task_progress","task_id":"task-t0000-007-20261102-1","owner_id":"t0000-007","owner_school_id":"3303810001","published_at":"2026-11-02T23:15:30Z","status":"completed"}"#
         );
         let mut pu = Event::new(Action::ProfileUpdate, t, TS, TsStyle::China);
         pu.seq = 4;

@@ -98,6 +98,9 @@ pub struct CountyInfo {
 #[derive(Clone, Debug)]
 pub struct Roster {
     seed: u64,
+    /// The generated month as `YYYYMM`, part of every `event_id`, so that
+    /// the months of one county can go into one lake.
+    month: u32,
     counties: Vec<CountyInfo>,
     schools: Vec<School>,
 }
@@ -197,9 +200,15 @@ impl Roster {
         }
         Ok(Roster {
             seed: cfg.seed,
+            month: cfg.year as u32 * 100 + cfg.month,
             counties,
             schools,
         })
+    }
+
+    /// The generated month, `YYYYMM`.
+    pub fn month(&self) -> u32 {
+        self.month
     }
 
     /// The counties.
