@@ -18,8 +18,9 @@ pub struct Task {
     pub progress: Vec<(u64, i64)>,
     /// The publish day it qualified for, if it has.
     pub qualified_day: Option<i32>,
-    /// Qualified with its first event frozen: nothing can change it any more, so its
-    /// progress is forgotten and only the fact is kept.
+    /// Nothing can change it any more, so its progress is forgotten and its
+    /// events are ignored: it qualified with its first event frozen, or its
+    /// window is over (then it is kept for one more window, see [`Tasks::fold`]).
     #[serde(default)]
     pub sealed: bool,
     pub dirty: bool,
@@ -104,11 +105,26 @@ impl Tasks {
     /// Forgets what can no longer change: tasks whose window ended before
     /// `window_start`, the progress of tasks whose first event is frozen, and day
     /// counts older than any task could still correct.
+    ///
+    /// A task whose window ended is sealed for one more window before it is
+    /// forgotten. Its later events count for nothing (they are after its
+    /// window: an earlier one would be late), but were it forgotten at once,
+    /// the next would start the task anew with that event's `published_at`,
+    /// and the sums would depend on when the state was folded. Producers that
+    /// send one `published_at` per task never see a difference; for others
+    /// the scores are exact while a task's events come within two windows of
+    /// its publish instant.
     pub fn fold(&mut self, p: TaskParams, window_start: i32, keep_days_from: i32) {
         self.tasks.retain(|_, t| {
             let last_day = day_of(t.published_at.saturating_add(p.window), p.offset_seconds);
             if last_day < window_start {
-                return false;
+                let forget_after = day_of(
+                    t.published_at.saturating_add(p.window.saturating_mul(2)),
+                    p.offset_seconds,
+                );
+                t.sealed = true;
+                t.progress = Vec::new();
+                return forget_after >= window_start;
             }
             if day_of(t.first.ts, p.offset_seconds) < window_start {
                 if t.qualified_day.is_some() {

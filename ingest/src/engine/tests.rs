@@ -510,6 +510,43 @@ fn duplicates_and_late_events() {
     );
 }
 
+/// A task's publish instant is the `published_at` of its first event in
+/// order, even when later events state another, long after its window ended:
+/// whether the state was folded between them changes nothing.
+#[test]
+fn a_task_past_its_window_does_not_start_again() {
+    let mut specs = vec![progress(
+        "K1",
+        0,
+        "2026-10-01T10:00:00+08:00",
+        "2026-10-01T09:00:00+08:00",
+    )];
+    // the window moves on past 31 Oct, the end of K1's
+    for d in 2..=31 {
+        specs.push(format!("2026-10-{d:02} T login"));
+    }
+    // 12 students read K1 on 6 Nov, stating it was published on 5 Nov
+    for s in 1..=12 {
+        specs.push(progress(
+            "K1",
+            s,
+            "2026-11-06T10:00:00+08:00",
+            "2026-11-05T10:00:00+08:00",
+        ));
+    }
+    let specs: Vec<&str> = specs.iter().map(String::as_str).collect();
+    let events = lines(&specs);
+    for batch in [1, 7, usize::MAX] {
+        let sums = run(&zhejiang(), &events, batch);
+        let task: Vec<_> = sums
+            .lines()
+            .into_iter()
+            .filter(|l| l.contains(" task "))
+            .collect();
+        assert!(task.is_empty(), "flushed every {batch}: {task:?}");
+    }
+}
+
 /// An engine that forgets remembered ids by event time only (no count of
 /// recent arrivals kept), so that tests see the forgetting.
 fn forgetting_by_event_time(profile: &Profile) -> Engine {
