@@ -34,8 +34,8 @@ use rdkafka::message::Message;
 
 use huoyue_benches::r#gen::GenConfig;
 use huoyue_benches::kafka::{produce, producer, send};
+use huoyue_ingest::checkpoint::{self, Checkpoint};
 use huoyue_ingest::engine::EngineConfig;
-use huoyue_ingest::kafka::checkpoint::{self, Checkpoint};
 use huoyue_ingest::kafka::{KafkaOptions, run};
 use huoyue_ingest::metrics::Metrics;
 use huoyue_schemas::profile::Profile;

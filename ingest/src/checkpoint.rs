@@ -1,7 +1,8 @@
 //! Checkpoints: the Kafka offsets, the engine's state and the files written,
 //! committed together (lake.md, guarantee 2).
 //!
-//! One file per instance, `LAKE/_checkpoints/<group>/<topic>/<instance>.ckpt`,
+//! One file per instance, `LAKE/_checkpoints/<group>/<topic>/<instance>.ckpt`
+//! (file mode's: `LAKE/_checkpoints/file/state.ckpt`, without offsets),
 //! replaced atomically (temporary name, fsync, rename, fsync the folder). A flush
 //! leaves its Parquet files *staged* under hidden temporary names; the checkpoint
 //! lists them; only after the checkpoint is durable are they renamed to their
@@ -17,6 +18,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use huoyue_schemas::profile::Profile;
+
+use crate::engine::{Engine, EngineConfig, RestoreError};
 use crate::lake_writer::publish::{publish_staged, sync_dir};
 
 /// Threads that publish a checkpoint's files (see [`Checkpoint::roll_forward`]).
@@ -263,6 +267,25 @@ pub fn remove_unlisted(
         }
     }
     Ok(removed)
+}
+
+/// The engine of a checkpoint. It keeps the allowed lateness it was built
+/// with: its state before the window is final, so a longer lateness could not
+/// be honoured, and a changed `cfg` is only reported.
+pub fn restore_engine(
+    profile: &Profile,
+    snapshot: &[u8],
+    cfg: EngineConfig,
+) -> Result<Engine, RestoreError> {
+    let engine = Engine::restore(profile, snapshot)?;
+    let kept = engine.config().lateness_days;
+    if kept != cfg.lateness_days {
+        tracing::warn!(
+            "the restored state keeps its allowed lateness of {kept} days, not {} (a new lake starts with the new lateness)",
+            cfg.lateness_days
+        );
+    }
+    Ok(engine)
 }
 
 /// `path` relative to `lake`, as a string for a checkpoint.

@@ -12,12 +12,12 @@ use huoyue_ingest::cli::{parse_days, parse_duration};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use huoyue_ingest::engine::{Engine, EngineConfig};
+use huoyue_ingest::engine::EngineConfig;
 use huoyue_ingest::kafka::{self, KafkaOptions};
 use huoyue_ingest::lake_writer::LakeWriter;
 use huoyue_ingest::metrics::Metrics;
 use huoyue_ingest::pipeline::Pipeline;
-use huoyue_ingest::pipeline::file::{FileOptions, now_micros, run_file};
+use huoyue_ingest::pipeline::file::{FILE_PREFIX, FileOptions, FileState, now_micros, run_file};
 use huoyue_schemas::profile::{DEFAULT_PROFILE, Profile};
 
 /// Scores education-platform usage events into a Parquet lake.
@@ -176,9 +176,10 @@ fn try_main() -> Result<()> {
         .file
         .clone()
         .expect("clap requires --file or --brokers");
-    let mut engine = Engine::new(&profile, cfg);
-    let prefix = format!("file-{}-{}", now_micros(), std::process::id());
-    let writer = LakeWriter::open(&args.lake, &prefix)?;
+    let prefix = format!("{FILE_PREFIX}{}-{}", now_micros(), std::process::id());
+    let writer = LakeWriter::open(&args.lake, &prefix)?.stage_only();
+    let state = FileState::open(&args.lake)?;
+    let mut engine = state.engine(&profile, cfg)?;
     let (input, source): (Box<dyn std::io::Read + Send>, String) = if file.as_os_str() == "-" {
         (Box::new(std::io::stdin()), "stdin".to_owned())
     } else {
@@ -199,7 +200,8 @@ fn try_main() -> Result<()> {
         flush_rows: args.flush_rows,
         ..FileOptions::default()
     };
-    run_file(&mut pipeline, input, &source, opts)?;
+    let files = run_file(&mut pipeline, input, &source, opts)?;
+    state.commit(&pipeline, &files, &source)?;
     metrics.observe(pipeline.counts());
     let secs = started.elapsed().as_secs_f64();
     let counts = pipeline.counts();

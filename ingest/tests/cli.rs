@@ -277,3 +277,259 @@ fn the_engine_agrees_with_a_plain_reference_on_crowded_random_events() {
         assert_reference_agrees(&lake);
     }
 }
+
+/// The published Parquet files of a lake's ingest tables, relative to it.
+fn published(lake: &std::path::Path) -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    for table in huoyue_schemas::lake::INGEST_TABLES {
+        let Ok(days) = std::fs::read_dir(lake.join(table)) else {
+            continue;
+        };
+        for day in days.flatten() {
+            for f in std::fs::read_dir(day.path()).unwrap().flatten() {
+                let name = f.file_name().to_string_lossy().into_owned();
+                if name.ends_with(".parquet") {
+                    out.insert(format!(
+                        "{table}/{}/{name}",
+                        day.file_name().to_string_lossy()
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Staged files (`.….tmp`) left in a lake's ingest tables.
+fn staged(lake: &std::path::Path) -> usize {
+    huoyue_schemas::lake::INGEST_TABLES
+        .iter()
+        .filter_map(|t| std::fs::read_dir(lake.join(t)).ok())
+        .flat_map(|days| days.flatten())
+        .flat_map(|day| std::fs::read_dir(day.path()).unwrap().flatten())
+        .filter(|f| f.file_name().to_string_lossy().ends_with(".tmp"))
+        .count()
+}
+
+/// The lines of `bytes` cut into `parts` consecutive pieces.
+fn split_lines(bytes: &[u8], parts: usize) -> Vec<Vec<u8>> {
+    let lines: Vec<&[u8]> = bytes.split_inclusive(|&b| b == b'\n').collect();
+    lines
+        .chunks(lines.len().div_ceil(parts))
+        .map(|c| c.concat())
+        .collect()
+}
+
+/// The file runs of a lake are one stream: a month's events given as three
+/// files one after another score exactly as in one run (streaks, caps and the
+/// resources' lifetime caps go on across the files), and the reference
+/// agrees. Without the state carried over, the second and third runs start
+/// from nothing and thousands of sums differ.
+#[test]
+fn consecutive_file_runs_are_one_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let all = fuzz_events(&["51", "6000", "--jitter-hours", "20"]);
+    let whole = dir.path().join("whole.ndjson");
+    std::fs::write(&whole, &all).unwrap();
+    let one = dir.path().join("one-run");
+    let o = ingest(&[
+        "--lake",
+        one.to_str().unwrap(),
+        "--file",
+        whole.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    let three = dir.path().join("three-runs");
+    for (i, part) in split_lines(&all, 3).iter().enumerate() {
+        let input = dir.path().join(format!("part-{i}.ndjson"));
+        std::fs::write(&input, part).unwrap();
+        let o = ingest(&[
+            "--lake",
+            three.to_str().unwrap(),
+            "--file",
+            input.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    assert_scores_eq(&score_sums(&three), &score_sums(&one));
+    assert_eq!(
+        string_column(&three, "events", "event_id"),
+        string_column(&one, "events", "event_id")
+    );
+    assert_reference_agrees(&three);
+}
+
+/// Ingesting a file again counts nothing twice: its events are duplicates
+/// of the first run's. Its malformed lines are rejected again (each reading
+/// of them is kept).
+#[test]
+fn a_file_ingested_again_counts_nothing_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let events = conformance().join("events.ndjson");
+    let args = [
+        "--lake",
+        lake.to_str().unwrap(),
+        "--file",
+        events.to_str().unwrap(),
+    ];
+    assert!(ingest(&args).status.success());
+    let o = ingest(&args);
+    assert!(o.status.success());
+    let summary = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        summary.starts_with("read 12474, valid 0, duplicates 12425, rejected 49"),
+        "{summary}"
+    );
+    assert_eq!(score_sums(&lake), expected_scores());
+    assert_eq!(row_count(&lake, "events"), 12309);
+    assert_eq!(row_count(&lake, "rejected"), 98);
+}
+
+/// A run killed before its end leaves the lake and the state as they were:
+/// its staged files are never published and the next run removes them; run
+/// again, the file gives the lake of an uninterrupted run.
+#[test]
+fn a_killed_file_run_leaves_the_lake_as_it_was() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let lake_s = lake.to_str().unwrap();
+    let all = std::fs::read(conformance().join("events.ndjson")).unwrap();
+    let parts = split_lines(&all, 2);
+    let first = dir.path().join("first.ndjson");
+    let second = dir.path().join("second.ndjson");
+    std::fs::write(&first, &parts[0]).unwrap();
+    std::fs::write(&second, &parts[1]).unwrap();
+    assert!(
+        ingest(&["--lake", lake_s, "--file", first.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let before = published(&lake);
+    let state = file_state(&lake);
+    let ckpt_before = std::fs::read(&state).unwrap();
+
+    // the second file through standard input, then empty lines to fill the
+    // reader's first chunk, small flushes: once files are staged, the run is
+    // killed with its input still open
+    let mut child = Command::new(env!("CARGO_BIN_EXE_huoyue-ingest"))
+        .args([
+            "--lake",
+            lake_s,
+            "--file",
+            "-",
+            "--flush-rows",
+            "200",
+            "--flush-interval",
+            "50ms",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(&parts[1]).unwrap();
+    stdin.write_all(&vec![b'\n'; 5 << 20]).unwrap();
+    stdin.flush().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while staged(&lake) == 0 {
+        assert!(std::time::Instant::now() < deadline, "no file staged");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    drop(stdin);
+    assert_eq!(published(&lake), before, "a killed run published files");
+    assert_eq!(
+        std::fs::read(&state).unwrap(),
+        ckpt_before,
+        "a killed run changed the state"
+    );
+
+    assert!(
+        ingest(&["--lake", lake_s, "--file", second.to_str().unwrap()])
+            .status
+            .success()
+    );
+    assert_eq!(
+        staged(&lake),
+        0,
+        "the killed run's staged files are removed"
+    );
+    assert_eq!(score_sums(&lake), expected_scores());
+    assert_eq!(row_count(&lake, "events"), 12309);
+    assert_eq!(row_count(&lake, "rejected"), 49);
+}
+
+/// The file-mode checkpoint of a lake.
+fn file_state(lake: &std::path::Path) -> std::path::PathBuf {
+    huoyue_ingest::pipeline::file::state_dir(lake).join("state.ckpt")
+}
+
+/// One file run at a time per lake; a lake's state is kept under one profile.
+#[test]
+fn a_second_run_or_another_profile_gets_one_line() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let lake_s = lake.to_str().unwrap();
+    let events = conformance().join("events.ndjson");
+    let events = events.to_str().unwrap();
+
+    let mut running = Command::new(env!("CARGO_BIN_EXE_huoyue-ingest"))
+        .args(["--lake", lake_s, "--file", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = running.stdin.take().unwrap();
+    stdin.write_all(b"{\"not\": \"an event\"}\n").unwrap();
+    stdin.flush().unwrap();
+    // wait until the first run holds the lake's file-mode lock
+    let lock = huoyue_ingest::pipeline::file::state_dir(&lake).join(".lock");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::fs::File::open(&lock).is_ok_and(|f| f.try_lock().is_ok()) || !lock.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first run took no lock"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let o = ingest(&["--lake", lake_s, "--file", events]);
+    assert!(!o.status.success());
+    let line = stderr_line(&o);
+    assert!(
+        line.contains("another file run is writing to this lake"),
+        "{line}"
+    );
+    drop(stdin);
+    let first = running.wait_with_output().unwrap();
+    assert!(first.status.success());
+    assert!(String::from_utf8_lossy(&first.stdout).starts_with("read 1, valid 0"));
+
+    let renamed = dir.path().join("renamed.toml");
+    let builtin =
+        std::fs::read_to_string(manifest_dir().join("../schemas/profiles/zhejiang-2018.toml"))
+            .unwrap();
+    std::fs::write(
+        &renamed,
+        builtin.replacen("name = \"zhejiang-2018\"", "name = \"renamed\"", 1),
+    )
+    .unwrap();
+    let o = ingest(&[
+        "--lake",
+        lake_s,
+        "--file",
+        events,
+        "--profile",
+        renamed.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    let line = stderr_line(&o);
+    assert!(
+        line.contains("state.ckpt") && line.contains("renamed") && line.contains("zhejiang-2018"),
+        "{line}"
+    );
+}

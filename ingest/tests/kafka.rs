@@ -537,11 +537,11 @@ fn wait_holdings(
     ok: impl Fn(&BTreeMap<String, usize>) -> bool,
     logs: &TwoLogs,
 ) {
-    let dir = huoyue_ingest::kafka::checkpoint::dir(lake, "g", TOPIC);
+    let dir = huoyue_ingest::checkpoint::dir(lake, "g", TOPIC);
     let started = Instant::now();
     loop {
         let holdings: BTreeMap<String, usize> =
-            huoyue_ingest::kafka::checkpoint::Checkpoint::load_all(&dir)
+            huoyue_ingest::checkpoint::Checkpoint::load_all(&dir)
                 .unwrap()
                 .iter()
                 .map(|c| (c.instance.clone(), c.partitions.len()))

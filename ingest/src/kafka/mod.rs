@@ -19,8 +19,6 @@
 //! if another instance wrote that checkpoint, the users of that partition are
 //! taken over from its engine state ([`Engine::absorb`]).
 
-pub mod checkpoint;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -41,13 +39,13 @@ use rdkafka::types::RDKafkaRespErr;
 use huoyue_schemas::lake;
 use huoyue_schemas::profile::Profile;
 
+use crate::checkpoint::{self, Checkpoint, Mark};
 use crate::engine::{Engine, EngineConfig};
 use crate::lake_writer::{LakeWriter, WrittenFile};
 use crate::metrics::{Metrics, files_by_table};
 use crate::pipeline::decode::append_spans;
 use crate::pipeline::file::now_micros;
 use crate::pipeline::{Counts, DecodedChunk, Pipeline, Span, decode_chunk, sub_chunk};
-use checkpoint::{Checkpoint, Mark};
 
 /// How the service reads, flushes and identifies itself.
 #[derive(Clone, Debug)]
@@ -1073,7 +1071,7 @@ pub fn run(
                 published = rolled,
                 "restored checkpoint"
             );
-            Engine::restore(&profile, &c.engine)?
+            checkpoint::restore_engine(&profile, &c.engine, engine_cfg)?
         }
         None => Engine::new(&profile, engine_cfg),
     };

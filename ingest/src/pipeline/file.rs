@@ -3,15 +3,29 @@
 //! A reader thread cuts the input into chunks at line ends, decoder threads decode
 //! them in parallel, and the calling thread feeds them in order to the pipeline;
 //! the lake writer encodes on its own thread.
+//!
+//! The file runs of a lake are one stream ([`FileState`]): each run starts from
+//! the engine state the last one left (streaks, lifetime caps, remembered ids
+//! and the lateness window go on across files), and a run is atomic. Its files
+//! stay staged until its end, when they and the engine state become one
+//! checkpoint, `LAKE/_checkpoints/file/state.ckpt`, and are published; a run
+//! that fails leaves the lake and the state as they were.
 
+use std::fs::File;
 use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use huoyue_schemas::lake::INGEST_TABLES;
+use huoyue_schemas::profile::Profile;
+
 use super::decode::{Span, decode_chunk, line_spans};
 use super::{DecodedChunk, Pipeline};
-use crate::lake_writer::LakeError;
+use crate::checkpoint::{self, Checkpoint, CheckpointError, restore_engine};
+use crate::engine::{Engine, EngineConfig, RestoreError};
+use crate::lake_writer::{LakeError, WrittenFile};
 
 /// How a file run flushes.
 #[derive(Clone, Copy, Debug)]
@@ -56,6 +70,128 @@ pub enum FileError {
     },
     #[error(transparent)]
     Lake(#[from] LakeError),
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    #[error("cannot use the file-mode state {path}: {error}")]
+    Restore { path: String, error: RestoreError },
+    #[error("another file run is writing to this lake (it holds {path})")]
+    Busy { path: String },
+    #[error("cannot open {path}: {error}")]
+    Lock { path: String, error: std::io::Error },
+}
+
+/// Where the file runs of `lake` keep their checkpoint.
+pub fn state_dir(lake: &Path) -> PathBuf {
+    lake.join(checkpoint::CHECKPOINTS).join("file")
+}
+
+/// The checkpoint's instance name (`state.ckpt`).
+const STATE: &str = "state";
+
+/// The start of every file run's file names (`file-<run>-<pid>-…`).
+pub const FILE_PREFIX: &str = "file-";
+
+/// A lake's file-mode state, held for one run: the lock that keeps other
+/// file runs out of the lake, and the checkpoint the last run left.
+pub struct FileState {
+    lake: PathBuf,
+    last: Option<Checkpoint>,
+    /// Locked while this value lives (released when the file is closed).
+    _lock: File,
+}
+
+impl FileState {
+    /// Takes the lake's file-mode lock, publishes the files the last run's
+    /// checkpoint lists (a run that stopped between its checkpoint and their
+    /// publication) and removes what a run that failed before its checkpoint
+    /// staged.
+    pub fn open(lake: &Path) -> Result<FileState, FileError> {
+        let dir = state_dir(lake);
+        let lock_path = dir.join(crate::lake_writer::publish::LOCK_FILE);
+        let lock_err = |error| FileError::Lock {
+            path: lock_path.display().to_string(),
+            error,
+        };
+        std::fs::create_dir_all(&dir).map_err(lock_err)?;
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(lock_err)?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(FileError::Busy {
+                    path: lock_path.display().to_string(),
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(lock_err(e)),
+        }
+        let last = Checkpoint::load_all(&dir)?
+            .into_iter()
+            .find(|c| c.instance == STATE);
+        if let Some(c) = &last {
+            c.roll_forward(lake)?;
+        }
+        let keep = last.as_ref().map(|c| c.staged.clone()).unwrap_or_default();
+        checkpoint::remove_unlisted(lake, INGEST_TABLES, FILE_PREFIX, &keep).map_err(|source| {
+            CheckpointError::Publish {
+                path: lake.display().to_string(),
+                source,
+            }
+        })?;
+        Ok(FileState {
+            lake: lake.to_owned(),
+            last,
+            _lock: lock,
+        })
+    }
+
+    /// The engine the last run left, or a new one if this is the lake's
+    /// first file run.
+    pub fn engine(&self, profile: &Profile, cfg: EngineConfig) -> Result<Engine, FileError> {
+        match &self.last {
+            Some(c) => {
+                restore_engine(profile, &c.engine, cfg).map_err(|error| FileError::Restore {
+                    path: state_dir(&self.lake)
+                        .join(format!("{STATE}.ckpt"))
+                        .display()
+                        .to_string(),
+                    error,
+                })
+            }
+            None => Ok(Engine::new(profile, cfg)),
+        }
+    }
+
+    /// Ends a run: the files it wrote (staged) and the engine's state become
+    /// the lake's checkpoint, then the files are published.
+    pub fn commit(
+        self,
+        pipeline: &Pipeline,
+        files: &[WrittenFile],
+        source: &str,
+    ) -> Result<(), FileError> {
+        let mut ckpt = Checkpoint::new(STATE, source);
+        ckpt.seq = self.last.as_ref().map_or(1, |c| c.seq + 1);
+        ckpt.written_at = now_micros();
+        ckpt.staged = files
+            .iter()
+            .filter_map(|f| {
+                f.staged.as_ref().map(|s| {
+                    (
+                        checkpoint::relative(&self.lake, s),
+                        checkpoint::relative(&self.lake, &f.path),
+                    )
+                })
+            })
+            .collect();
+        ckpt.engine = pipeline.engine().snapshot();
+        ckpt.store(&state_dir(&self.lake))?;
+        ckpt.roll_forward(&self.lake)?;
+        Ok(())
+    }
 }
 
 struct RawChunk {
@@ -65,13 +201,13 @@ struct RawChunk {
 }
 
 /// Runs `input` (named `source` in the lake's lineage) through the pipeline to its
-/// end, flushing and syncing everything before returning.
+/// end, flushing and syncing everything before returning the files written.
 pub fn run_file(
     pipeline: &mut Pipeline,
     input: Box<dyn Read + Send>,
     source: &str,
     opts: FileOptions,
-) -> Result<(), FileError> {
+) -> Result<Vec<WrittenFile>, FileError> {
     let (raw_tx, raw_rx) = sync_channel::<RawChunk>(opts.decoders * 2);
     let (dec_tx, dec_rx) = sync_channel::<(u64, DecodedChunk)>(opts.decoders * 2);
     // chunk buffers go back to the reader once scored: a fresh 4 MiB buffer
@@ -97,8 +233,7 @@ pub fn run_file(
         Ok(())
     })?;
     pipeline.flush()?;
-    pipeline.sync()?;
-    Ok(())
+    Ok(pipeline.sync()?)
 }
 
 fn read_chunks(

@@ -21,7 +21,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 
-use huoyue_ingest::kafka::checkpoint::Checkpoint;
+use huoyue_ingest::checkpoint::Checkpoint;
 
 /// The broker binary.
 pub fn broker_bin() -> PathBuf {
@@ -445,7 +445,7 @@ pub fn wait_caught_up(
     within: Duration,
     logs: &dyn Fn() -> String,
 ) {
-    let dir = huoyue_ingest::kafka::checkpoint::dir(lake, group, topic);
+    let dir = huoyue_ingest::checkpoint::dir(lake, group, topic);
     let started = Instant::now();
     loop {
         let mut at: BTreeMap<i32, (u64, i64)> = BTreeMap::new();
