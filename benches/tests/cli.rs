@@ -127,3 +127,35 @@ fn writes_the_three_files_and_a_summary() {
     }
     std::fs::remove_dir_all(&out).unwrap();
 }
+
+/// A month not over yet is generated, with a note that an ingest run now
+/// rejects its events after tomorrow (`future_timestamp`); a past one is not.
+#[test]
+fn a_month_not_over_yet_gets_a_note() {
+    let note = "is not over yet";
+    for (month, expected) in [("2099-01", true), ("2025-01", false)] {
+        let out = tmp(month);
+        let o = bin()
+            .args([
+                "--month",
+                month,
+                "--schools",
+                "1",
+                "--teachers-per-school",
+                "3",
+            ])
+            .args([
+                "--students-per-school",
+                "10",
+                "--out",
+                out.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{month}");
+        let err = String::from_utf8(o.stderr).unwrap();
+        assert_eq!(err.contains(note), expected, "{month}: {err}");
+        assert!(out.join("events.ndjson").exists());
+        let _ = std::fs::remove_dir_all(&out);
+    }
+}

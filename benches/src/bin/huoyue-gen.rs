@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Result, anyhow};
 use clap::Parser;
 use clap::error::ErrorKind;
-use huoyue_benches::r#gen::{GenConfig, generate, parse_month};
+use huoyue_benches::r#gen::{GenConfig, generate, month_end_us, parse_month};
 use huoyue_benches::kafka::produce;
 
 /// Synthetic, realistic usage events of a provincial education cloud
@@ -121,6 +121,7 @@ fn try_main() -> Result<()> {
         activity: args.activity,
     };
     cfg.validate().map_err(|e| anyhow!(e))?;
+    warn_if_future(year, month);
     if let (Some(brokers), Some(topic)) = (&args.brokers, &args.topic) {
         let mut settings = Vec::new();
         for s in &args.settings {
@@ -140,6 +141,20 @@ fn try_main() -> Result<()> {
     let stats = generate(&cfg, out)?;
     eprintln!("huoyue-gen: {stats}");
     Ok(())
+}
+
+/// Says so when the month ends after tomorrow: an ingest run now rejects
+/// events more than a day ahead of its clock (`future_timestamp`, events.md).
+fn warn_if_future(year: i64, month: u32) {
+    let now_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64);
+    let tomorrow_us = now_us + 86_400_000_000;
+    if month_end_us(year, month) > tomorrow_us {
+        eprintln!(
+            "huoyue-gen: note: {year}-{month:02} is not over yet; an ingest run today rejects its events after tomorrow as future_timestamp"
+        );
+    }
 }
 
 fn main() -> ExitCode {

@@ -52,6 +52,11 @@ pub fn china_day_start_us(day: i64) -> i64 {
     (day * SECS_PER_DAY - CHINA_OFFSET_SECS) * US_PER_SEC
 }
 
+/// The instant (µs) at which month `m` of year `y` ends in China time.
+pub fn month_end_us(y: i64, m: u32) -> i64 {
+    china_day_start_us(days_from_civil(y, m, 1) + i64::from(days_in_month(y, m)))
+}
+
 /// A fixed-date public holiday on which schools are closed: New Year's Day,
 /// Labour Day (1–5 May) and National Day week (1–7 October). Spring Festival
 /// moves with the lunar calendar and the summer break with the province, so

@@ -86,7 +86,7 @@ mod simulate;
 mod stats;
 mod stream;
 
-pub use calendar::parse_month;
+pub use calendar::{month_end_us, parse_month};
 pub use config::GenConfig;
 pub use event::{Action, Role, UserRef};
 pub use malformed::MalformedKind;
