@@ -215,15 +215,21 @@ pub fn run_file(
     let (spare_tx, spare_rx) = sync_channel::<Vec<u8>>(opts.decoders * 4 + 2);
     let raw_rx = Arc::new(Mutex::new(raw_rx));
     std::thread::scope(|s| -> Result<(), FileError> {
-        let reader = s.spawn({
-            let source = source.to_owned();
-            move || read_chunks(input, &source, opts.chunk_bytes, raw_tx, spare_rx)
-        });
-        for _ in 0..opts.decoders {
+        let reader = std::thread::Builder::new()
+            .name("file-reader".into())
+            .spawn_scoped(s, {
+                let source = source.to_owned();
+                move || read_chunks(input, &source, opts.chunk_bytes, raw_tx, spare_rx)
+            })
+            .expect("spawn the reader thread");
+        for i in 0..opts.decoders {
             let raw_rx = Arc::clone(&raw_rx);
             let dec_tx = dec_tx.clone();
             let source = source.to_owned();
-            s.spawn(move || decode_loop(&raw_rx, &dec_tx, &source));
+            std::thread::Builder::new()
+                .name(format!("decoder-{i}"))
+                .spawn_scoped(s, move || decode_loop(&raw_rx, &dec_tx, &source))
+                .expect("spawn a decoder thread");
         }
         drop(dec_tx);
         let fed = feed_in_order(pipeline, dec_rx, spare_tx, opts);
