@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use huoyue_schemas::profile::Profile;
 
 use crate::engine::{Engine, EngineConfig, RestoreError};
+use crate::lake_writer::WrittenFile;
 use crate::lake_writer::publish::{publish_staged, sync_dir};
 
 /// Threads that publish a checkpoint's files (see [`Checkpoint::roll_forward`]).
@@ -35,6 +36,12 @@ const MAGIC_1: &[u8; 8] = b"HYCKPT01";
 /// Layout 2: the postcard body without the engine snapshot, then the snapshot's
 /// bytes as they are (no per-byte encoding of a large state).
 const MAGIC_2: &[u8; 8] = b"HYCKPT02";
+/// Layout 3 (written now): the snapshot's bytes, then the postcard body, so
+/// that the snapshot (large) can be written and synced before the body (the
+/// files of the flush) is known ([`Checkpoint::begin`]).
+const MAGIC_3: &[u8; 8] = b"HYCKPT03";
+/// Magic, the body's length, the checksum of everything after the header.
+const HEADER: usize = 24;
 
 /// Where a partition is: the next offset to read, and the generation of the
 /// partition's state (it grows by one each time the partition changes hands,
@@ -105,46 +112,43 @@ impl Checkpoint {
         }
     }
 
-    /// `MAGIC_2`, the body's length, the checksum of body and snapshot, the
-    /// body, the snapshot.
-    fn header_and_body(&self) -> (Vec<u8>, Vec<u8>) {
-        let body = postcard::to_stdvec(self).expect("a checkpoint serializes");
-        let mut sum = xxhash_rust::xxh3::Xxh3::new();
-        sum.update(&body);
-        sum.update(&self.engine);
-        let mut header = Vec::with_capacity(24);
-        header.extend_from_slice(MAGIC_2);
-        header.extend_from_slice(&(body.len() as u64).to_le_bytes());
-        header.extend_from_slice(&sum.digest().to_le_bytes());
-        (header, body)
-    }
-
     fn decode(path: &Path, bytes: &[u8]) -> Result<Checkpoint, CheckpointError> {
         let corrupt = |why: &str| CheckpointError::Corrupt {
             path: path.display().to_string(),
             why: why.to_owned(),
         };
-        if bytes.len() < 24 || (&bytes[..8] != MAGIC_1 && &bytes[..8] != MAGIC_2) {
+        if bytes.len() < HEADER {
             return Err(corrupt("not a huoyue checkpoint"));
         }
+        let layout = match &bytes[..8] {
+            m if m == MAGIC_1 => 1,
+            m if m == MAGIC_2 => 2,
+            m if m == MAGIC_3 => 3,
+            _ => return Err(corrupt("not a huoyue checkpoint")),
+        };
         let len = u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes")) as usize;
         let sum = u64::from_le_bytes(bytes[16..24].try_into().expect("8 bytes"));
-        let rest = &bytes[24..];
-        let layout_1 = &bytes[..8] == MAGIC_1;
-        if rest.len() < len || (layout_1 && rest.len() != len) {
+        let rest = &bytes[HEADER..];
+        if rest.len() < len || (layout == 1 && rest.len() != len) {
             return Err(corrupt("truncated"));
         }
         if xxhash_rust::xxh3::xxh3_64(rest) != sum {
             return Err(corrupt("checksum mismatch"));
         }
-        // the body's fields, then the snapshot: in layout 1 postcard-encoded
-        // as the body's last field, in layout 2 as raw bytes
+        // layout 1: the body, the snapshot postcard-encoded as its last
+        // field; layout 2: the body, the snapshot's bytes; layout 3: the
+        // snapshot's bytes, the body
+        let (engine, body) = match layout {
+            3 => rest.split_at(rest.len() - len),
+            _ => (&[][..], rest),
+        };
         let (mut c, tail): (Checkpoint, &[u8]) =
-            postcard::take_from_bytes(rest).map_err(|e| corrupt(&e.to_string()))?;
-        c.engine = if layout_1 {
-            postcard::from_bytes(tail).map_err(|e| corrupt(&e.to_string()))?
-        } else {
-            tail.to_vec()
+            postcard::take_from_bytes(body).map_err(|e| corrupt(&e.to_string()))?;
+        c.engine = match layout {
+            1 => postcard::from_bytes(tail).map_err(|e| corrupt(&e.to_string()))?,
+            2 => tail.to_vec(),
+            _ if tail.is_empty() => engine.to_vec(),
+            _ => return Err(corrupt("bytes after the body")),
         };
         if c.format != FORMAT {
             return Err(corrupt(&format!("unknown format {}", c.format)));
@@ -154,22 +158,33 @@ impl Checkpoint {
 
     /// Writes this checkpoint as `dir/<instance>.ckpt`, atomically and durably.
     pub fn store(&self, dir: &Path) -> Result<(), CheckpointError> {
-        let dest = dir.join(format!("{}.ckpt", self.instance));
-        let tmp = dir.join(format!(".{}.ckpt.tmp", self.instance));
+        Checkpoint::begin(dir, &self.instance, &self.engine)?.finish(self)
+    }
+
+    /// Begins `dir/<instance>.ckpt`: writes the engine snapshot into its
+    /// temporary file and syncs it, so that [`Begun::finish`], once the rest
+    /// is known, has only a few bytes left to write.
+    pub fn begin(dir: &Path, instance: &str, engine: &[u8]) -> Result<Begun, CheckpointError> {
+        let dest = dir.join(format!("{instance}.ckpt"));
+        let tmp = dir.join(format!(".{instance}.ckpt.tmp"));
         let err = |source| CheckpointError::Write {
             path: dest.display().to_string(),
             source,
         };
         std::fs::create_dir_all(dir).map_err(err)?;
-        let (header, body) = self.header_and_body();
-        let mut f = File::create(&tmp).map_err(err)?;
-        f.write_all(&header).map_err(err)?;
-        f.write_all(&body).map_err(err)?;
-        f.write_all(&self.engine).map_err(err)?;
-        f.sync_all().map_err(err)?;
-        drop(f);
-        std::fs::rename(&tmp, &dest).map_err(err)?;
-        sync_dir(dir).map_err(err)
+        let mut file = File::create(&tmp).map_err(err)?;
+        file.write_all(&[0; HEADER]).map_err(err)?;
+        file.write_all(engine).map_err(err)?;
+        file.sync_data().map_err(err)?;
+        let mut sum = xxhash_rust::xxh3::Xxh3::new();
+        sum.update(engine);
+        Ok(Begun {
+            dir: dir.to_owned(),
+            dest,
+            tmp,
+            file,
+            sum,
+        })
     }
 
     /// Every instance's checkpoint in `dir` (none if the folder does not exist).
@@ -288,6 +303,54 @@ pub fn restore_engine(
     Ok(engine)
 }
 
+/// A checkpoint whose snapshot is written ([`Checkpoint::begin`]).
+pub struct Begun {
+    dir: PathBuf,
+    dest: PathBuf,
+    tmp: PathBuf,
+    file: File,
+    /// Of what follows the header so far.
+    sum: xxhash_rust::xxh3::Xxh3,
+}
+
+impl Begun {
+    /// Completes the checkpoint with `ckpt`'s other fields (its `engine` is
+    /// the snapshot begun with; it is not written again): appends the body,
+    /// writes the header, syncs, and renames the file to its name.
+    pub fn finish(mut self, ckpt: &Checkpoint) -> Result<(), CheckpointError> {
+        use std::os::unix::fs::FileExt;
+        let err = |source| CheckpointError::Write {
+            path: self.dest.display().to_string(),
+            source,
+        };
+        let body = postcard::to_stdvec(ckpt).expect("a checkpoint serializes");
+        self.file.write_all(&body).map_err(err)?;
+        self.sum.update(&body);
+        let mut header = Vec::with_capacity(HEADER);
+        header.extend_from_slice(MAGIC_3);
+        header.extend_from_slice(&(body.len() as u64).to_le_bytes());
+        header.extend_from_slice(&self.sum.digest().to_le_bytes());
+        self.file.write_all_at(&header, 0).map_err(err)?;
+        self.file.sync_all().map_err(err)?;
+        drop(self.file);
+        std::fs::rename(&self.tmp, &self.dest).map_err(err)?;
+        sync_dir(&self.dir).map_err(err)
+    }
+}
+
+/// The (staged, final) names of `files` that are staged, relative to `lake`,
+/// for [`Checkpoint::staged`].
+pub fn staged(lake: &Path, files: &[WrittenFile]) -> Vec<(String, String)> {
+    files
+        .iter()
+        .filter_map(|f| {
+            f.staged
+                .as_ref()
+                .map(|s| (relative(lake, s), relative(lake, &f.path)))
+        })
+        .collect()
+}
+
 /// `path` relative to `lake`, as a string for a checkpoint.
 pub fn relative(lake: &Path, path: &Path) -> String {
     path.strip_prefix(lake)
@@ -356,6 +419,46 @@ mod tests {
         assert_eq!(all[0].partitions[&0].offset, 9);
         assert_eq!(all[0].staged, old.staged);
         assert_eq!(all[0].engine, vec![4, 5, 6]);
+    }
+
+    #[test]
+    fn a_layout_2_checkpoint_still_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut old = Checkpoint::new("a", "events");
+        old.seq = 8;
+        old.staged = vec![("s".into(), "d".into())];
+        // layout 2: the body, then the snapshot's bytes
+        let mut rest = postcard::to_stdvec(&old).unwrap();
+        let body_len = rest.len();
+        rest.extend_from_slice(&[4, 5, 6]);
+        let mut bytes = MAGIC_2.to_vec();
+        bytes.extend_from_slice(&(body_len as u64).to_le_bytes());
+        bytes.extend_from_slice(&xxhash_rust::xxh3::xxh3_64(&rest).to_le_bytes());
+        bytes.extend_from_slice(&rest);
+        std::fs::write(dir.path().join("a.ckpt"), &bytes).unwrap();
+        let all = Checkpoint::load_all(dir.path()).unwrap();
+        assert_eq!(all[0].seq, 8);
+        assert_eq!(all[0].staged, old.staged);
+        assert_eq!(all[0].engine, vec![4, 5, 6]);
+    }
+
+    /// A checkpoint begun with its snapshot and finished with the rest loads
+    /// whole; one begun and never finished is not a checkpoint.
+    #[test]
+    fn begun_then_finished() {
+        let dir = tempfile::tempdir().unwrap();
+        let begun = Checkpoint::begin(dir.path(), "a", &[9; 100]).unwrap();
+        assert!(Checkpoint::load_all(dir.path()).unwrap().is_empty());
+        let mut c = Checkpoint::new("a", "events");
+        c.seq = 2;
+        c.staged = vec![("x".into(), "y".into())];
+        begun.finish(&c).unwrap();
+        let all = Checkpoint::load_all(dir.path()).unwrap();
+        assert_eq!(all.len(), 1);
+        assert_eq!((all[0].seq, &all[0].staged), (2, &c.staged));
+        assert_eq!(all[0].engine, vec![9; 100]);
+        let bytes = std::fs::read(dir.path().join("a.ckpt")).unwrap();
+        assert_eq!(&bytes[..8], MAGIC_3);
     }
 
     #[test]

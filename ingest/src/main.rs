@@ -17,7 +17,7 @@ use huoyue_ingest::kafka::{self, KafkaOptions};
 use huoyue_ingest::lake_writer::LakeWriter;
 use huoyue_ingest::metrics::Metrics;
 use huoyue_ingest::pipeline::Pipeline;
-use huoyue_ingest::pipeline::file::{FILE_PREFIX, FileOptions, FileState, now_micros, run_file};
+use huoyue_ingest::pipeline::file::{FILE_PREFIX, FileOptions, FileState, now_micros};
 use huoyue_schemas::profile::{DEFAULT_PROFILE, Profile};
 
 /// Scores education-platform usage events into a Parquet lake.
@@ -200,8 +200,7 @@ fn try_main() -> Result<()> {
         flush_rows: args.flush_rows,
         ..FileOptions::default()
     };
-    let files = run_file(&mut pipeline, input, &source, opts)?;
-    state.commit(&pipeline, &files, &source)?;
+    state.run(&mut pipeline, input, &source, opts)?;
     metrics.observe(pipeline.counts());
     let secs = started.elapsed().as_secs_f64();
     let counts = pipeline.counts();
@@ -211,6 +210,9 @@ fn try_main() -> Result<()> {
         secs,
         counts.read as f64 / secs.max(1e-9)
     );
+    // everything is written and committed: the process ends now, and freeing
+    // the engine's state first (a month's ids and users) would only delay it
+    std::mem::forget(pipeline);
     Ok(())
 }
 

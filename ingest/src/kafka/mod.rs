@@ -672,17 +672,7 @@ impl Service {
                     let _span = span.entered();
                     let t = Instant::now();
                     ckpt.written_at = now_micros();
-                    ckpt.staged = files
-                        .iter()
-                        .filter_map(|f| {
-                            f.staged.as_ref().map(|s| {
-                                (
-                                    checkpoint::relative(&lake, s),
-                                    checkpoint::relative(&lake, &f.path),
-                                )
-                            })
-                        })
-                        .collect();
+                    ckpt.staged = checkpoint::staged(&lake, &files);
                     ckpt.store(&dir)?;
                     let stored_ms = t.elapsed().as_millis() as u64;
                     ckpt.roll_forward(&lake)?;

@@ -165,30 +165,28 @@ impl FileState {
         }
     }
 
-    /// Ends a run: the files it wrote (staged) and the engine's state become
-    /// the lake's checkpoint, then the files are published.
-    pub fn commit(
+    /// Runs `input` (named `source`) through the pipeline as [`run_file`]
+    /// does, then ends the run: the files it wrote (staged) and the engine's
+    /// state become the lake's checkpoint, and the files are published. The
+    /// snapshot is written while the encoders finish the last files.
+    pub fn run(
         self,
-        pipeline: &Pipeline,
-        files: &[WrittenFile],
+        pipeline: &mut Pipeline,
+        input: Box<dyn Read + Send>,
         source: &str,
+        opts: FileOptions,
     ) -> Result<(), FileError> {
-        let mut ckpt = Checkpoint::new(STATE, source);
-        ckpt.seq = self.last.as_ref().map_or(1, |c| c.seq + 1);
-        ckpt.written_at = now_micros();
-        ckpt.staged = files
-            .iter()
-            .filter_map(|f| {
-                f.staged.as_ref().map(|s| {
-                    (
-                        checkpoint::relative(&self.lake, s),
-                        checkpoint::relative(&self.lake, &f.path),
-                    )
-                })
-            })
-            .collect();
-        ckpt.engine = pipeline.engine().snapshot();
-        ckpt.store(&state_dir(&self.lake))?;
+        feed_file(pipeline, input, source, opts)?;
+        let dir = state_dir(&self.lake);
+        let begun = Checkpoint::begin(&dir, STATE, &pipeline.engine().snapshot())?;
+        let files = pipeline.sync()?;
+        let ckpt = Checkpoint {
+            seq: self.last.as_ref().map_or(1, |c| c.seq + 1),
+            written_at: now_micros(),
+            staged: checkpoint::staged(&self.lake, &files),
+            ..Checkpoint::new(STATE, source)
+        };
+        begun.finish(&ckpt)?;
         ckpt.roll_forward(&self.lake)?;
         Ok(())
     }
@@ -208,6 +206,17 @@ pub fn run_file(
     source: &str,
     opts: FileOptions,
 ) -> Result<Vec<WrittenFile>, FileError> {
+    feed_file(pipeline, input, source, opts)?;
+    Ok(pipeline.sync()?)
+}
+
+/// [`run_file`] up to its last flush: its files may still be being written.
+fn feed_file(
+    pipeline: &mut Pipeline,
+    input: Box<dyn Read + Send>,
+    source: &str,
+    opts: FileOptions,
+) -> Result<(), FileError> {
     let (raw_tx, raw_rx) = sync_channel::<RawChunk>(opts.decoders * 2);
     let (dec_tx, dec_rx) = sync_channel::<(u64, DecodedChunk)>(opts.decoders * 2);
     // chunk buffers go back to the reader once scored: a fresh 4 MiB buffer
@@ -239,7 +248,7 @@ pub fn run_file(
         Ok(())
     })?;
     pipeline.flush()?;
-    Ok(pipeline.sync()?)
+    Ok(())
 }
 
 fn read_chunks(
