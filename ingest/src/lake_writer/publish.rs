@@ -21,13 +21,27 @@ pub struct PartitionLock {
 impl PartitionLock {
     /// Blocks until the folder's lock is ours.
     pub fn acquire(dir: &Path) -> io::Result<PartitionLock> {
-        let file = OpenOptions::new()
+        let file = Self::open(dir)?;
+        file.lock()?;
+        Ok(PartitionLock { file })
+    }
+
+    /// The folder's lock if nobody holds it, else `None`.
+    pub fn try_acquire(dir: &Path) -> io::Result<Option<PartitionLock>> {
+        let file = Self::open(dir)?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(PartitionLock { file })),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(e),
+        }
+    }
+
+    fn open(dir: &Path) -> io::Result<File> {
+        OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
-            .open(dir.join(LOCK_FILE))?;
-        file.lock()?;
-        Ok(PartitionLock { file })
+            .open(dir.join(LOCK_FILE))
     }
 }
 

@@ -11,7 +11,6 @@
 //! checkpoint, `LAKE/_checkpoints/file/state.ckpt`, and are published; a run
 //! that fails leaves the lake and the state as they were.
 
-use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
@@ -25,6 +24,7 @@ use super::decode::{Span, decode_chunk, line_spans};
 use super::{DecodedChunk, Pipeline};
 use crate::checkpoint::{self, Checkpoint, CheckpointError, restore_engine};
 use crate::engine::{Engine, EngineConfig, RestoreError};
+use crate::lake_writer::publish::{LOCK_FILE, PartitionLock};
 use crate::lake_writer::{LakeError, WrittenFile};
 
 /// How a file run flushes.
@@ -76,8 +76,10 @@ pub enum FileError {
     Restore { path: String, error: RestoreError },
     #[error("another file run is writing to this lake (it holds {path})")]
     Busy { path: String },
-    #[error("cannot open {path}: {error}")]
+    #[error("cannot lock {path}: {error}")]
     Lock { path: String, error: std::io::Error },
+    #[error("cannot remove the staged files of a failed run from {path}: {error}")]
+    Clean { path: String, error: std::io::Error },
 }
 
 /// Where the file runs of `lake` keep their checkpoint.
@@ -96,8 +98,8 @@ pub const FILE_PREFIX: &str = "file-";
 pub struct FileState {
     lake: PathBuf,
     last: Option<Checkpoint>,
-    /// Locked while this value lives (released when the file is closed).
-    _lock: File,
+    /// Held while this value lives.
+    _lock: PartitionLock,
 }
 
 impl FileState {
@@ -107,27 +109,14 @@ impl FileState {
     /// staged.
     pub fn open(lake: &Path) -> Result<FileState, FileError> {
         let dir = state_dir(lake);
-        let lock_path = dir.join(crate::lake_writer::publish::LOCK_FILE);
-        let lock_err = |error| FileError::Lock {
-            path: lock_path.display().to_string(),
-            error,
-        };
-        std::fs::create_dir_all(&dir).map_err(lock_err)?;
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(lock_err)?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(FileError::Busy {
-                    path: lock_path.display().to_string(),
-                });
-            }
-            Err(std::fs::TryLockError::Error(e)) => return Err(lock_err(e)),
-        }
+        let lock_path = dir.join(LOCK_FILE).display().to_string();
+        let lock = std::fs::create_dir_all(&dir)
+            .and_then(|()| PartitionLock::try_acquire(&dir))
+            .map_err(|error| FileError::Lock {
+                path: lock_path.clone(),
+                error,
+            })?
+            .ok_or(FileError::Busy { path: lock_path })?;
         let last = Checkpoint::load_all(&dir)?
             .into_iter()
             .find(|c| c.instance == STATE);
@@ -135,10 +124,10 @@ impl FileState {
             c.roll_forward(lake)?;
         }
         let keep = last.as_ref().map(|c| c.staged.clone()).unwrap_or_default();
-        checkpoint::remove_unlisted(lake, INGEST_TABLES, FILE_PREFIX, &keep).map_err(|source| {
-            CheckpointError::Publish {
+        checkpoint::remove_unlisted(lake, INGEST_TABLES, FILE_PREFIX, &keep).map_err(|error| {
+            FileError::Clean {
                 path: lake.display().to_string(),
-                source,
+                error,
             }
         })?;
         Ok(FileState {
