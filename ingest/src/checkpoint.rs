@@ -158,13 +158,22 @@ impl Checkpoint {
 
     /// Writes this checkpoint as `dir/<instance>.ckpt`, atomically and durably.
     pub fn store(&self, dir: &Path) -> Result<(), CheckpointError> {
-        Checkpoint::begin(dir, &self.instance, &self.engine)?.finish(self)
+        Checkpoint::write_snapshot(dir, &self.instance, &self.engine, false)?.finish(self)
     }
 
     /// Begins `dir/<instance>.ckpt`: writes the engine snapshot into its
     /// temporary file and syncs it, so that [`Begun::finish`], once the rest
-    /// is known, has only a few bytes left to write.
+    /// is known, has only a few bytes left to write and sync.
     pub fn begin(dir: &Path, instance: &str, engine: &[u8]) -> Result<Begun, CheckpointError> {
+        Checkpoint::write_snapshot(dir, instance, engine, true)
+    }
+
+    fn write_snapshot(
+        dir: &Path,
+        instance: &str,
+        engine: &[u8],
+        sync: bool,
+    ) -> Result<Begun, CheckpointError> {
         let dest = dir.join(format!("{instance}.ckpt"));
         let tmp = dir.join(format!(".{instance}.ckpt.tmp"));
         let err = |source| CheckpointError::Write {
@@ -175,7 +184,9 @@ impl Checkpoint {
         let mut file = File::create(&tmp).map_err(err)?;
         file.write_all(&[0; HEADER]).map_err(err)?;
         file.write_all(engine).map_err(err)?;
-        file.sync_data().map_err(err)?;
+        if sync {
+            file.sync_data().map_err(err)?;
+        }
         let mut sum = xxhash_rust::xxh3::Xxh3::new();
         sum.update(engine);
         Ok(Begun {
