@@ -57,6 +57,7 @@ pub struct Mark {
 pub struct Checkpoint {
     pub format: u32,
     pub instance: String,
+    /// The topic (file mode: the last run's input, as in `events.source`).
     pub topic: String,
     /// Grows by one per checkpoint of this instance.
     pub seq: u64,
@@ -66,7 +67,7 @@ pub struct Checkpoint {
     pub partitions: BTreeMap<i32, Mark>,
     /// Files to publish: (staged, final), relative to the lake.
     pub staged: Vec<(String, String)>,
-    /// The engine snapshot (stored after the rest, as raw bytes).
+    /// The engine snapshot (stored as raw bytes, before the rest).
     #[serde(skip)]
     pub engine: Vec<u8>,
 }
