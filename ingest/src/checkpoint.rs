@@ -159,20 +159,26 @@ impl Checkpoint {
 
     /// Writes this checkpoint as `dir/<instance>.ckpt`, atomically and durably.
     pub fn store(&self, dir: &Path) -> Result<(), CheckpointError> {
-        Checkpoint::write_snapshot(dir, &self.instance, &self.engine, false)?.finish(self)
+        Checkpoint::write_snapshot(dir, &self.instance, |w| w.write_all(&self.engine), false)?
+            .finish(self)
     }
 
-    /// Begins `dir/<instance>.ckpt`: writes the engine snapshot into its
-    /// temporary file and syncs it, so that [`Begun::finish`], once the rest
-    /// is known, has only a few bytes left to write and sync.
-    pub fn begin(dir: &Path, instance: &str, engine: &[u8]) -> Result<Begun, CheckpointError> {
-        Checkpoint::write_snapshot(dir, instance, engine, true)
+    /// Begins `dir/<instance>.ckpt`: `snapshot` writes the engine snapshot
+    /// into its temporary file, which is then synced, so that
+    /// [`Begun::finish`], once the rest is known, has only a few bytes left to
+    /// write and sync.
+    pub fn begin(
+        dir: &Path,
+        instance: &str,
+        snapshot: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+    ) -> Result<Begun, CheckpointError> {
+        Checkpoint::write_snapshot(dir, instance, snapshot, true)
     }
 
     fn write_snapshot(
         dir: &Path,
         instance: &str,
-        engine: &[u8],
+        snapshot: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
         sync: bool,
     ) -> Result<Begun, CheckpointError> {
         let dest = dir.join(format!("{instance}.ckpt"));
@@ -184,12 +190,16 @@ impl Checkpoint {
         std::fs::create_dir_all(dir).map_err(err)?;
         let mut file = File::create(&tmp).map_err(err)?;
         file.write_all(&[0; HEADER]).map_err(err)?;
-        file.write_all(engine).map_err(err)?;
+        let mut out = Summed {
+            out: std::io::BufWriter::with_capacity(1 << 20, file),
+            sum: xxhash_rust::xxh3::Xxh3::new(),
+        };
+        snapshot(&mut out).map_err(err)?;
+        let Summed { out, sum } = out;
+        let file = out.into_inner().map_err(|e| err(e.into_error()))?;
         if sync {
             file.sync_data().map_err(err)?;
         }
-        let mut sum = xxhash_rust::xxh3::Xxh3::new();
-        sum.update(engine);
         Ok(Begun {
             dir: dir.to_owned(),
             dest,
@@ -313,6 +323,24 @@ pub fn restore_engine(
         );
     }
     Ok(engine)
+}
+
+/// A writer that keeps the checksum of what went through it.
+struct Summed<W> {
+    out: W,
+    sum: xxhash_rust::xxh3::Xxh3,
+}
+
+impl<W: Write> Write for Summed<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.out.write(buf)?;
+        self.sum.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
 }
 
 /// A checkpoint whose snapshot is written ([`Checkpoint::begin`]).
@@ -459,7 +487,7 @@ mod tests {
     #[test]
     fn begun_then_finished() {
         let dir = tempfile::tempdir().unwrap();
-        let begun = Checkpoint::begin(dir.path(), "a", &[9; 100]).unwrap();
+        let begun = Checkpoint::begin(dir.path(), "a", |w| w.write_all(&[9; 100])).unwrap();
         assert!(Checkpoint::load_all(dir.path()).unwrap().is_empty());
         let mut c = Checkpoint::new("a", "events");
         c.seq = 2;

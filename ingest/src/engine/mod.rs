@@ -228,17 +228,27 @@ mod packed_ids {
         }
     }
 
-    pub fn write(seen: &FxHashMap<u128, Seen>, out: &mut Vec<u8>, layout: Layout) {
-        out.reserve(8 + seen.len() * layout.record());
-        out.extend_from_slice(&(seen.len() as u64).to_le_bytes());
+    pub fn write(
+        seen: &FxHashMap<u128, Seen>,
+        out: &mut (impl std::io::Write + ?Sized),
+        layout: Layout,
+    ) -> std::io::Result<()> {
+        out.write_all(&(seen.len() as u64).to_le_bytes())?;
+        // records are gathered into blocks, not written one by one
+        let mut block = Vec::with_capacity(2048 * layout.record());
         for (id, s) in seen {
-            out.extend_from_slice(&id.to_le_bytes());
-            out.extend_from_slice(&s.day.to_le_bytes());
+            block.extend_from_slice(&id.to_le_bytes());
+            block.extend_from_slice(&s.day.to_le_bytes());
             if layout == Layout::WithPartition {
-                out.extend_from_slice(&s.partition.to_le_bytes());
+                block.extend_from_slice(&s.partition.to_le_bytes());
             }
-            out.extend_from_slice(&s.arrival.to_le_bytes());
+            block.extend_from_slice(&s.arrival.to_le_bytes());
+            if block.len() == block.capacity() {
+                out.write_all(&block)?;
+                block.clear();
+            }
         }
+        out.write_all(&block)
     }
 
     pub fn read(bytes: &[u8], layout: Layout) -> Result<FxHashMap<u128, Seen>, String> {
@@ -672,21 +682,23 @@ impl Engine {
     /// earlier snapshot is already mapped, where a fresh one of many megabytes
     /// costs a page fault per 4 KiB.
     pub fn snapshot_into(&self, mut buf: Vec<u8>) -> Vec<u8> {
+        buf.clear();
+        buf.reserve(4096 + self.state.seen.len() * 32 + self.state.users.len() * 2048);
+        self.snapshot_to(&mut buf).expect("a Vec takes every byte");
+        buf
+    }
+
+    /// [`Engine::snapshot`] written to `out` as it is made, without a copy
+    /// of the whole state in memory.
+    pub fn snapshot_to(&self, out: &mut (impl std::io::Write + ?Sized)) -> std::io::Result<()> {
         let header = SnapshotHeader {
             format: SNAPSHOT_FORMAT,
             profile: self.profile_name.clone(),
             cfg: self.cfg,
         };
-        buf.clear();
-        buf.reserve(4096 + self.state.seen.len() * 32 + self.state.users.len() * 2048);
-        let out = postcard::to_extend(&header, buf).expect("header serializes");
-        let mut out = postcard::to_extend(&self.state, out).expect("state serializes");
-        packed_ids::write(
-            &self.state.seen,
-            &mut out,
-            packed_ids::Layout::WithPartition,
-        );
-        out
+        postcard::to_io(&header, &mut *out).map_err(std::io::Error::other)?;
+        postcard::to_io(&self.state, &mut *out).map_err(std::io::Error::other)?;
+        packed_ids::write(&self.state.seen, out, packed_ids::Layout::WithPartition)
     }
 
     /// An engine in the state a snapshot recorded.

@@ -709,7 +709,7 @@ fn a_format_5_snapshot_restores() {
         &st.activity,
     );
     old = postcard::to_extend(&fields, old).unwrap();
-    packed_ids::write(&st.seen, &mut old, packed_ids::Layout::NoPartition);
+    packed_ids::write(&st.seen, &mut old, packed_ids::Layout::NoPartition).unwrap();
     let mut restored = Engine::restore(&profile, &old).unwrap();
     assert_eq!(restored.newest_day_of(1), engine.newest_day_of(1));
     assert_eq!(login(&mut restored, 9, 9), Outcome::Duplicate);

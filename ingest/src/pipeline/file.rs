@@ -167,7 +167,8 @@ impl FileState {
     ) -> Result<(), FileError> {
         feed_file(pipeline, input, source, opts)?;
         let dir = state_dir(&self.lake);
-        let begun = Checkpoint::begin(&dir, STATE, &pipeline.engine().snapshot())?;
+        let engine = pipeline.engine();
+        let begun = Checkpoint::begin(&dir, STATE, |w| engine.snapshot_to(w))?;
         let files = pipeline.sync()?;
         let ckpt = Checkpoint {
             seq: self.last.as_ref().map_or(1, |c| c.seq + 1),
