@@ -532,4 +532,21 @@ fn a_second_run_or_another_profile_gets_one_line() {
         line.contains("state.ckpt") && line.contains("renamed") && line.contains("zhejiang-2018"),
         "{line}"
     );
+
+    // the same name with a rule taken out: refused in one line, no panic
+    let edited = dir.path().join("edited.toml");
+    let start = builtin.find("[[rule]]\nid = \"login\"").unwrap();
+    let end = start + 8 + builtin[start + 8..].find("[[rule]]").unwrap();
+    std::fs::write(&edited, format!("{}{}", &builtin[..start], &builtin[end..])).unwrap();
+    let o = ingest(&[
+        "--lake",
+        lake_s,
+        "--file",
+        events,
+        "--profile",
+        edited.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let line = stderr_line(&o);
+    assert!(line.contains("another version of profile"), "{line}");
 }

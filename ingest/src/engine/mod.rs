@@ -185,6 +185,8 @@ pub struct Engine {
     rules: Rules,
     cfg: EngineConfig,
     profile_name: String,
+    /// [`Profile::rule_shape`], recorded in snapshots.
+    rule_shape: Vec<String>,
     state: State,
 }
 
@@ -198,9 +200,10 @@ struct SnapshotHeader {
 /// 3: `OrderKey` ids as four big-endian words. 4: the remembered ids packed.
 /// 5: the activity roll-up's user ids in one buffer, its school ids and the
 /// users' inline. 6: the newest day and window per source partition, and each
-/// remembered id's partition.
+/// remembered id's partition. 7: the profile's rule shape
+/// ([`Profile::rule_shape`]) after the header, checked at restore.
 /// (The users' and activity rows' [`key128`] keys are derived at restore.)
-const SNAPSHOT_FORMAT: u32 = 6;
+const SNAPSHOT_FORMAT: u32 = 7;
 
 /// The remembered event ids as fixed-width little-endian records (id hash,
 /// day, partition, arrival: 32 bytes; format 5 had no partition: 28) after the
@@ -348,6 +351,14 @@ pub enum RestoreError {
     Corrupt(String),
     #[error("engine snapshot was taken under profile {found:?}, not {expected:?}")]
     Profile { found: String, expected: String },
+    #[error(
+        "engine snapshot was taken under another version of profile {profile:?}: its rules were {found}, now {expected} (a profile that keeps its name must keep its rules' ids, kinds, actions and order; their parameters may change)"
+    )]
+    Rules {
+        profile: String,
+        found: String,
+        expected: String,
+    },
 }
 
 impl Engine {
@@ -360,6 +371,7 @@ impl Engine {
             rules: Rules::compile(profile),
             cfg,
             profile_name: profile.name.clone(),
+            rule_shape: profile.rule_shape(),
             state: State::default(),
         }
     }
@@ -697,6 +709,7 @@ impl Engine {
             cfg: self.cfg,
         };
         postcard::to_io(&header, &mut *out).map_err(std::io::Error::other)?;
+        postcard::to_io(&self.rule_shape, &mut *out).map_err(std::io::Error::other)?;
         postcard::to_io(&self.state, &mut *out).map_err(std::io::Error::other)?;
         packed_ids::write(&self.state.seen, out, packed_ids::Layout::WithPartition)
     }
@@ -705,7 +718,7 @@ impl Engine {
     pub fn restore(profile: &Profile, bytes: &[u8]) -> Result<Engine, RestoreError> {
         let (header, rest): (SnapshotHeader, &[u8]) =
             postcard::take_from_bytes(bytes).map_err(|e| RestoreError::Corrupt(e.to_string()))?;
-        if header.format != SNAPSHOT_FORMAT && header.format != 5 {
+        if !(5..=SNAPSHOT_FORMAT).contains(&header.format) {
             return Err(RestoreError::Corrupt(format!(
                 "unknown format {}",
                 header.format
@@ -718,6 +731,22 @@ impl Engine {
             });
         }
         let corrupt = |e: postcard::Error| RestoreError::Corrupt(e.to_string());
+        // formats 5 and 6 did not record the shape: taken as the profile's
+        let rest = if header.format >= 7 {
+            let (shape, rest): (Vec<String>, &[u8]) =
+                postcard::take_from_bytes(rest).map_err(corrupt)?;
+            let expected = profile.rule_shape();
+            if shape != expected {
+                return Err(RestoreError::Rules {
+                    profile: profile.name.clone(),
+                    found: shape.join(", "),
+                    expected: expected.join(", "),
+                });
+            }
+            rest
+        } else {
+            rest
+        };
         let mut state = if header.format == 5 {
             let (old, ids): (v5::State, &[u8]) =
                 postcard::take_from_bytes(rest).map_err(corrupt)?;

@@ -730,6 +730,54 @@ fn a_format_5_snapshot_restores() {
     assert_eq!(again.stats().remembered_ids, engine.stats().remembered_ids);
 }
 
+/// A profile that keeps its name may change its rules' parameters under a
+/// kept state, not the rules themselves: a state is refused by a profile whose
+/// rules differ, with both lists named. A format-6 snapshot (no rules
+/// recorded) still restores.
+#[test]
+fn a_state_is_restored_only_under_rules_of_its_shape() {
+    let profile = zhejiang();
+    let mut engine = Engine::new(&profile, EngineConfig::default());
+    engine.process(&decode(ev(1, "2026-11-03 T teach lesson_id=L1").as_bytes(), NOW).unwrap());
+    let snap = engine.snapshot();
+
+    let mut fewer = profile.clone();
+    fewer.rules.remove(0);
+    let err = Engine::restore(&fewer, &snap)
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(
+        err.contains("login:daily_streak:login, profile:") && err.contains("now profile:"),
+        "{err}"
+    );
+
+    let mut cap = profile.clone();
+    for r in &mut cap.rules {
+        if let huoyue_schemas::profile::RuleKind::PerEvent { daily_cap, .. } = &mut r.kind {
+            *daily_cap = Some(15);
+        }
+    }
+    assert!(Engine::restore(&cap, &snap).is_ok());
+
+    // format 6: the header, then the state, without the rules
+    let header = SnapshotHeader {
+        format: 6,
+        profile: profile.name.clone(),
+        cfg: engine.cfg,
+    };
+    let mut old = postcard::to_stdvec(&header).unwrap();
+    old = postcard::to_extend(&engine.state, old).unwrap();
+    packed_ids::write(
+        &engine.state.seen,
+        &mut old,
+        packed_ids::Layout::WithPartition,
+    )
+    .unwrap();
+    let restored = Engine::restore(&profile, &old).unwrap();
+    assert_eq!(restored.stats().remembered_ids, 1);
+}
+
 #[test]
 fn snapshot_restore_round_trips() {
     let specs: Vec<String> = day_range(1, 12, "11")

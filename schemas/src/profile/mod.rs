@@ -125,7 +125,33 @@ pub struct Tier {
     pub points: i64,
 }
 
+impl RuleKind {
+    /// The kind as a profile file names it (`kind = "daily_streak"`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            RuleKind::DailyStreak { .. } => "daily_streak",
+            RuleKind::PerEvent { .. } => "per_event",
+            RuleKind::OnceWhenComplete { .. } => "once_when_complete",
+            RuleKind::DistinctPair { .. } => "distinct_pair",
+            RuleKind::ReviewLevels { .. } => "review_levels",
+            RuleKind::ThresholdDistinct { .. } => "threshold_distinct",
+            RuleKind::DailyDistinctTiers { .. } => "daily_distinct_tiers",
+            RuleKind::DailyDistinctItems { .. } => "daily_distinct_items",
+        }
+    }
+}
+
 impl Profile {
+    /// What the engine's state is laid out by: each rule's id, kind and action,
+    /// in order (`login:daily_streak:login`). Its parameters may change under
+    /// the same state; these may not.
+    pub fn rule_shape(&self) -> Vec<String> {
+        self.rules
+            .iter()
+            .map(|r| format!("{}:{}:{}", r.id, r.kind.name(), r.action.as_str()))
+            .collect()
+    }
+
     /// The built-in profile `name`.
     pub fn builtin(name: &str) -> Result<Profile, ProfileError> {
         let (_, text) = BUILTIN
