@@ -162,7 +162,13 @@ fn bad_flags_and_setups_get_one_line() {
         "/nonexistent/profile.toml",
     ]);
     assert!(!o.status.success());
-    assert!(stderr_line(&o).contains("/nonexistent/profile.toml"));
+    let line = stderr_line(&o);
+    assert!(line.contains("/nonexistent/profile.toml"), "{line}");
+    assert_eq!(
+        line.matches("os error").count(),
+        1,
+        "the cause once: {line}"
+    );
 
     let o = ingest(&[
         "--lake",
