@@ -60,7 +60,7 @@ pub enum QueryError {
 
     // ---- the lake ----
     /// The lake directory does not exist (or is not a directory).
-    #[error("lake directory {} does not exist", .0.display())]
+    #[error("lake directory {} does not exist or is not a directory", .0.display())]
     LakeMissing(PathBuf),
     /// A file of the lake or a roster could not be read or is malformed.
     #[error("lake: {0}")]

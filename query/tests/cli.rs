@@ -180,7 +180,7 @@ fn bad_flag_and_missing_lake_are_one_line() {
     assert_eq!(output.status.code(), Some(1));
     assert_eq!(
         assert_one_error_line(&output),
-        "error: lake directory /nonexistent/huoyue-lake does not exist"
+        "error: lake directory /nonexistent/huoyue-lake does not exist or is not a directory"
     );
 
     let output = run(&[
@@ -193,7 +193,7 @@ fn bad_flag_and_missing_lake_are_one_line() {
     assert_eq!(output.status.code(), Some(1));
     assert_eq!(
         assert_one_error_line(&output),
-        "error: lake directory /nonexistent/huoyue-lake does not exist"
+        "error: lake directory /nonexistent/huoyue-lake does not exist or is not a directory"
     );
 
     let output = run(&["--help"]);

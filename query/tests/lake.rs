@@ -368,7 +368,7 @@ async fn a_missing_lake_is_named() {
     let error = Lake::open("/nonexistent/huoyue-lake", QueryConfig::default()).unwrap_err();
     assert_eq!(
         error.to_string(),
-        "lake directory /nonexistent/huoyue-lake does not exist"
+        "lake directory /nonexistent/huoyue-lake does not exist or is not a directory"
     );
     let ctx = session(&QueryConfig::default());
     assert!(matches!(
