@@ -185,24 +185,30 @@ fn try_main() -> Result<()> {
         .file
         .clone()
         .expect("clap requires --file or --brokers");
+    // the input first: a wrong path fails before the lake is touched
+    let (input, source, bytes): (Box<dyn std::io::Read + Send>, String, Option<u64>) =
+        if file.as_os_str() == "-" {
+            (Box::new(std::io::stdin()), "stdin".to_owned(), None)
+        } else {
+            let f = std::fs::File::open(&file)
+                .with_context(|| format!("cannot open {}", file.display()))?;
+            let meta = f.metadata().ok();
+            if meta.as_ref().is_some_and(|m| m.is_dir()) {
+                anyhow::bail!("{} is a folder, not an NDJSON file", file.display());
+            }
+            let name = file.file_name().map_or_else(
+                || file.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            );
+            (Box::new(f), name, meta.map(|m| m.len()))
+        };
     let prefix = format!("{FILE_PREFIX}{}-{}", now_micros(), std::process::id());
     let writer = LakeWriter::open(&args.lake, &prefix)?.stage_only();
     let state = FileState::open(&args.lake)?;
     let mut engine = state.engine(&profile, cfg)?;
-    let (input, source): (Box<dyn std::io::Read + Send>, String) = if file.as_os_str() == "-" {
-        (Box::new(std::io::stdin()), "stdin".to_owned())
-    } else {
-        let f = std::fs::File::open(&file)
-            .with_context(|| format!("cannot open {}", file.display()))?;
-        if let Ok(meta) = f.metadata() {
-            engine.reserve_ids(expected_ids(meta.len(), args.flush_rows));
-        }
-        let name = file.file_name().map_or_else(
-            || file.display().to_string(),
-            |n| n.to_string_lossy().into_owned(),
-        );
-        (Box::new(f), name)
-    };
+    if let Some(bytes) = bytes {
+        engine.reserve_ids(expected_ids(bytes, args.flush_rows));
+    }
     let mut pipeline = Pipeline::new(engine, writer);
     let opts = FileOptions {
         flush_interval: args.flush_interval,

@@ -201,6 +201,16 @@ fn bad_flags_and_setups_get_one_line() {
     let o = ingest(&["--lake", lake, "--file", "/nonexistent/events.ndjson"]);
     assert!(!o.status.success());
     assert!(stderr_line(&o).contains("/nonexistent/events.ndjson"));
+    // a folder as the input, named as such; the lake is not touched
+    let folder = dir.path().to_str().unwrap();
+    let o = ingest(&["--lake", lake, "--file", folder]);
+    assert!(!o.status.success());
+    let line = stderr_line(&o);
+    assert!(
+        line.contains(folder) && line.contains("is a folder"),
+        "{line}"
+    );
+    assert!(!std::path::Path::new(lake).exists());
 
     let o = ingest(&["--lake", lake, "--file", events, "--lateness", "36h"]);
     assert!(!o.status.success());
