@@ -1055,13 +1055,14 @@ pub fn run(
     let engine = match &own {
         Some(c) => {
             let rolled = c.roll_forward(lake)?;
+            let engine = checkpoint::restore_engine(&profile, &c.engine, engine_cfg)?;
             tracing::info!(
                 seq = c.seq,
                 partitions = ?c.partitions.keys().collect::<Vec<_>>(),
                 published = rolled,
                 "restored checkpoint"
             );
-            checkpoint::restore_engine(&profile, &c.engine, engine_cfg)?
+            engine
         }
         None => Engine::new(&profile, engine_cfg),
     };
