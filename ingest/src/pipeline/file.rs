@@ -138,11 +138,12 @@ impl FileState {
     }
 
     /// The engine the last run left, or a new one if this is the lake's
-    /// first file run.
-    pub fn engine(&self, profile: &Profile, cfg: EngineConfig) -> Result<Engine, FileError> {
-        match &self.last {
+    /// first file run. (The snapshot's bytes are let go once restored.)
+    pub fn engine(&mut self, profile: &Profile, cfg: EngineConfig) -> Result<Engine, FileError> {
+        match &mut self.last {
             Some(c) => {
-                restore_engine(profile, &c.engine, cfg).map_err(|error| FileError::Restore {
+                let snapshot = std::mem::take(&mut c.engine);
+                restore_engine(profile, &snapshot, cfg).map_err(|error| FileError::Restore {
                     path: state_dir(&self.lake)
                         .join(format!("{STATE}.ckpt"))
                         .display()
