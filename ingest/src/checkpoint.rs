@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use huoyue_schemas::lake::INGEST_TABLES;
 use huoyue_schemas::profile::Profile;
 
 use crate::engine::{Engine, EngineConfig, RestoreError};
@@ -92,6 +93,71 @@ pub enum CheckpointError {
         path: String,
         source: std::io::Error,
     },
+    #[error("cannot use checkpoint {path}: {error}")]
+    Restore { path: String, error: RestoreError },
+    #[error("cannot remove the files staged after the last checkpoint from {path}: {error}")]
+    Clean { path: String, error: std::io::Error },
+}
+
+/// Where an instance (a Kafka service replica, or a lake's file runs) starts
+/// again: the engine its last checkpoint holds, or a new one.
+pub struct Resumed {
+    pub engine: Engine,
+    /// That checkpoint, without its snapshot's bytes.
+    pub last: Option<Checkpoint>,
+    /// Files the checkpoint listed and that were published now.
+    pub published: usize,
+    /// Files staged after it (by a run that stopped before its next
+    /// checkpoint), removed.
+    pub removed: usize,
+}
+
+/// Resumes the instance `instance` whose checkpoints are in `dir` and whose
+/// file names start with `prefix`: publishes the files its last checkpoint
+/// lists (a stop between the checkpoint and their publication), restores the
+/// engine from it ([`restore_engine`]), and removes the files it staged after
+/// it. With no checkpoint, a new engine under `profile` and `cfg`.
+pub fn resume(
+    lake: &Path,
+    dir: &Path,
+    instance: &str,
+    prefix: &str,
+    profile: &Profile,
+    cfg: EngineConfig,
+) -> Result<Resumed, CheckpointError> {
+    let mut last = Checkpoint::load_all(dir)?
+        .into_iter()
+        .find(|c| c.instance == instance);
+    let (engine, published) = match &mut last {
+        Some(c) => {
+            let published = c.roll_forward(lake)?;
+            let snapshot = std::mem::take(&mut c.engine);
+            let engine = restore_engine(profile, &snapshot, cfg).map_err(|error| {
+                CheckpointError::Restore {
+                    path: dir.join(format!("{instance}.ckpt")).display().to_string(),
+                    error,
+                }
+            })?;
+            (engine, published)
+        }
+        None => (Engine::new(profile, cfg), 0),
+    };
+    let keep = last
+        .as_ref()
+        .map(|c| c.staged.as_slice())
+        .unwrap_or_default();
+    let removed = remove_unlisted(lake, INGEST_TABLES, prefix, keep).map_err(|error| {
+        CheckpointError::Clean {
+            path: lake.display().to_string(),
+            error,
+        }
+    })?;
+    Ok(Resumed {
+        engine,
+        last,
+        published,
+        removed,
+    })
 }
 
 /// The checkpoint folder of a group and topic.

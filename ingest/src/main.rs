@@ -204,8 +204,7 @@ fn try_main() -> Result<()> {
         };
     let prefix = format!("{FILE_PREFIX}{}-{}", now_micros(), std::process::id());
     let writer = LakeWriter::open(&args.lake, &prefix)?.stage_only();
-    let mut state = FileState::open(&args.lake)?;
-    let mut engine = state.engine(&profile, cfg)?;
+    let (state, mut engine) = FileState::open(&args.lake, &profile, cfg)?;
     if let Some(bytes) = bytes {
         engine.reserve_ids(expected_ids(bytes, args.flush_rows));
     }

@@ -14,6 +14,20 @@ fn ingest(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// `huoyue-ingest --lake LAKE --file INPUT EXTRA…`, which must succeed.
+fn ingest_ok(lake: &std::path::Path, input: &std::path::Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "--lake",
+        lake.to_str().unwrap(),
+        "--file",
+        input.to_str().unwrap(),
+    ];
+    args.extend(extra);
+    let o = ingest(&args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    o
+}
+
 fn stderr_line(o: &Output) -> String {
     let s = String::from_utf8_lossy(&o.stderr).trim_end().to_owned();
     assert_eq!(s.lines().count(), 1, "one line on stderr: {s:?}");
@@ -25,8 +39,7 @@ fn conformance_through_the_binary_read_back_by_duckdb() {
     let lake = tempfile::tempdir().unwrap();
     let lake_s = lake.path().to_str().unwrap();
     let events = conformance().join("events.ndjson");
-    let o = ingest(&["--lake", lake_s, "--file", events.to_str().unwrap()]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = ingest_ok(lake.path(), &events, &[]);
     let summary = String::from_utf8_lossy(&o.stdout);
     assert!(
         summary.starts_with("read 12474, valid 12309, duplicates 116, rejected 49"),
@@ -72,13 +85,7 @@ fn bad_input_is_rejected_and_kept_never_a_crash() {
     data.extend_from_slice(br#"{"event_id": "bad-1", "ts": "#); // truncated last line, no newline
     std::fs::write(&input, &data).unwrap();
     let lake = dir.path().join("lake");
-    let o = ingest(&[
-        "--lake",
-        lake.to_str().unwrap(),
-        "--file",
-        input.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = ingest_ok(&lake, &input, &[]);
     let summary = String::from_utf8_lossy(&o.stdout);
     assert!(
         summary.starts_with(
@@ -251,13 +258,7 @@ fn the_engine_agrees_with_a_plain_reference_on_crowded_random_events() {
     let dir = tempfile::tempdir().unwrap();
     let conf = dir.path().join("conformance");
     let events = conformance().join("events.ndjson");
-    let o = ingest(&[
-        "--lake",
-        conf.to_str().unwrap(),
-        "--file",
-        events.to_str().unwrap(),
-    ]);
-    assert!(o.status.success());
+    ingest_ok(&conf, &events, &[]);
     assert_reference_agrees(&conf);
 
     // (scripts/fuzz_events.py's seed and arguments, huoyue-ingest's flags)
@@ -281,15 +282,7 @@ fn the_engine_agrees_with_a_plain_reference_on_crowded_random_events() {
         let input = dir.path().join(format!("fuzz-{seed}.ndjson"));
         std::fs::write(&input, fuzz_events(fuzz)).unwrap();
         let lake = dir.path().join(format!("lake-{seed}"));
-        let mut args = vec![
-            "--lake",
-            lake.to_str().unwrap(),
-            "--file",
-            input.to_str().unwrap(),
-        ];
-        args.extend(flags);
-        let o = ingest(&args);
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        ingest_ok(&lake, &input, flags);
         assert_reference_agrees(&lake);
     }
 }
@@ -348,25 +341,13 @@ fn consecutive_file_runs_are_one_stream() {
     let whole = dir.path().join("whole.ndjson");
     std::fs::write(&whole, &all).unwrap();
     let one = dir.path().join("one-run");
-    let o = ingest(&[
-        "--lake",
-        one.to_str().unwrap(),
-        "--file",
-        whole.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    ingest_ok(&one, &whole, &[]);
 
     let three = dir.path().join("three-runs");
     for (i, part) in split_lines(&all, 3).iter().enumerate() {
         let input = dir.path().join(format!("part-{i}.ndjson"));
         std::fs::write(&input, part).unwrap();
-        let o = ingest(&[
-            "--lake",
-            three.to_str().unwrap(),
-            "--file",
-            input.to_str().unwrap(),
-        ]);
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        ingest_ok(&three, &input, &[]);
     }
     assert_scores_eq(&score_sums(&three), &score_sums(&one));
     assert_eq!(
@@ -384,15 +365,8 @@ fn a_file_ingested_again_counts_nothing_twice() {
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path().join("lake");
     let events = conformance().join("events.ndjson");
-    let args = [
-        "--lake",
-        lake.to_str().unwrap(),
-        "--file",
-        events.to_str().unwrap(),
-    ];
-    assert!(ingest(&args).status.success());
-    let o = ingest(&args);
-    assert!(o.status.success());
+    ingest_ok(&lake, &events, &[]);
+    let o = ingest_ok(&lake, &events, &[]);
     let summary = String::from_utf8_lossy(&o.stdout);
     assert!(
         summary.starts_with("read 12474, valid 0, duplicates 12425, rejected 49"),
@@ -418,11 +392,7 @@ fn a_killed_file_run_leaves_the_lake_as_it_was() {
     let second = dir.path().join("second.ndjson");
     std::fs::write(&first, &parts[0]).unwrap();
     std::fs::write(&second, &parts[1]).unwrap();
-    assert!(
-        ingest(&["--lake", lake_s, "--file", first.to_str().unwrap()])
-            .status
-            .success()
-    );
+    ingest_ok(&lake, &first, &[]);
     let before = published(&lake);
     let state = file_state(&lake);
     let ckpt_before = std::fs::read(&state).unwrap();
@@ -464,11 +434,7 @@ fn a_killed_file_run_leaves_the_lake_as_it_was() {
         "a killed run changed the state"
     );
 
-    assert!(
-        ingest(&["--lake", lake_s, "--file", second.to_str().unwrap()])
-            .status
-            .success()
-    );
+    ingest_ok(&lake, &second, &[]);
     assert_eq!(
         staged(&lake),
         0,

@@ -36,7 +36,6 @@ use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaRespErr;
 
-use huoyue_schemas::lake;
 use huoyue_schemas::profile::Profile;
 
 use crate::checkpoint::{self, Checkpoint, Mark};
@@ -1047,38 +1046,35 @@ pub fn run(
         return Ok(Counts::default());
     }
 
-    // this instance's last checkpoint: restore, roll forward, clean up
+    // this instance's last checkpoint: roll forward, restore, clean up
+    let prefix = format!("k_{}_", opts.instance);
     let ckpt_dir = checkpoint::dir(lake, &opts.group, &opts.topic);
-    let own = Checkpoint::load_all(&ckpt_dir)?
-        .into_iter()
-        .find(|c| c.instance == opts.instance);
-    let engine = match &own {
-        Some(c) => {
-            let rolled = c.roll_forward(lake)?;
-            let engine = checkpoint::restore_engine(&profile, &c.engine, engine_cfg)?;
-            tracing::info!(
-                seq = c.seq,
-                partitions = ?c.partitions.keys().collect::<Vec<_>>(),
-                published = rolled,
-                "restored checkpoint"
-            );
-            engine
-        }
-        None => Engine::new(&profile, engine_cfg),
-    };
-    let keep = own.as_ref().map(|c| c.staged.clone()).unwrap_or_default();
-    let removed = checkpoint::remove_unlisted(
+    let resumed = checkpoint::resume(
         lake,
-        lake::INGEST_TABLES,
-        &format!("k_{}_", opts.instance),
-        &keep,
-    )
-    .map_err(|e| ServiceError::Other(format!("cannot clean staged files: {e}")))?;
-    if removed > 0 {
-        tracing::info!(removed, "removed files written after the last checkpoint");
+        &ckpt_dir,
+        &opts.instance,
+        &prefix,
+        &profile,
+        engine_cfg,
+    )?;
+    if let Some(c) = &resumed.last {
+        tracing::info!(
+            seq = c.seq,
+            partitions = ?c.partitions.keys().collect::<Vec<_>>(),
+            published = resumed.published,
+            "restored checkpoint"
+        );
     }
+    if resumed.removed > 0 {
+        tracing::info!(
+            removed = resumed.removed,
+            "removed files written after the last checkpoint"
+        );
+    }
+    let seq = resumed.last.as_ref().map_or(0, |c| c.seq);
+    let engine = resumed.engine;
     let run_id = now_micros();
-    let writer = LakeWriter::open(lake, &format!("k_{}_{run_id}", opts.instance))?.stage_only();
+    let writer = LakeWriter::open(lake, &format!("{prefix}{run_id}"))?.stage_only();
     let mut pipeline = Pipeline::new(engine, writer);
     {
         let producer = Arc::clone(&producer);
@@ -1148,7 +1144,6 @@ pub fn run(
             m.dlq_messages.inc();
         }));
     }
-    let seq = own.as_ref().map_or(0, |c| c.seq);
     let service = Service {
         opts: opts.clone(),
         lake: lake.to_owned(),

@@ -17,13 +17,12 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use huoyue_schemas::lake::INGEST_TABLES;
 use huoyue_schemas::profile::Profile;
 
 use super::decode::{Span, decode_chunk, line_spans};
 use super::{DecodedChunk, Pipeline};
-use crate::checkpoint::{self, Checkpoint, CheckpointError, restore_engine};
-use crate::engine::{Engine, EngineConfig, RestoreError};
+use crate::checkpoint::{self, Checkpoint, CheckpointError};
+use crate::engine::{Engine, EngineConfig};
 use crate::lake_writer::publish::{LOCK_FILE, PartitionLock};
 use crate::lake_writer::{LakeError, WrittenFile};
 
@@ -72,14 +71,10 @@ pub enum FileError {
     Lake(#[from] LakeError),
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
-    #[error("cannot use the file-mode state {path}: {error}")]
-    Restore { path: String, error: RestoreError },
     #[error("another file run is writing to this lake (it holds {path})")]
     Busy { path: String },
     #[error("cannot lock {path}: {error}")]
     Lock { path: String, error: std::io::Error },
-    #[error("cannot remove the staged files of a failed run from {path}: {error}")]
-    Clean { path: String, error: std::io::Error },
 }
 
 /// Where the file runs of `lake` keep their checkpoint.
@@ -103,11 +98,14 @@ pub struct FileState {
 }
 
 impl FileState {
-    /// Takes the lake's file-mode lock, publishes the files the last run's
-    /// checkpoint lists (a run that stopped between its checkpoint and their
-    /// publication) and removes what a run that failed before its checkpoint
-    /// staged.
-    pub fn open(lake: &Path) -> Result<FileState, FileError> {
+    /// Takes the lake's file-mode lock and resumes from the last run's
+    /// checkpoint ([`checkpoint::resume`]): the engine it left, or a new one
+    /// under `profile` and `cfg` for the lake's first file run.
+    pub fn open(
+        lake: &Path,
+        profile: &Profile,
+        cfg: EngineConfig,
+    ) -> Result<(FileState, Engine), FileError> {
         let dir = state_dir(lake);
         let lock_path = dir.join(LOCK_FILE).display().to_string();
         let lock = std::fs::create_dir_all(&dir)
@@ -117,42 +115,13 @@ impl FileState {
                 error,
             })?
             .ok_or(FileError::Busy { path: lock_path })?;
-        let last = Checkpoint::load_all(&dir)?
-            .into_iter()
-            .find(|c| c.instance == STATE);
-        if let Some(c) = &last {
-            c.roll_forward(lake)?;
-        }
-        let keep = last.as_ref().map(|c| c.staged.clone()).unwrap_or_default();
-        checkpoint::remove_unlisted(lake, INGEST_TABLES, FILE_PREFIX, &keep).map_err(|error| {
-            FileError::Clean {
-                path: lake.display().to_string(),
-                error,
-            }
-        })?;
-        Ok(FileState {
+        let resumed = checkpoint::resume(lake, &dir, STATE, FILE_PREFIX, profile, cfg)?;
+        let state = FileState {
             lake: lake.to_owned(),
-            last,
+            last: resumed.last,
             _lock: lock,
-        })
-    }
-
-    /// The engine the last run left, or a new one if this is the lake's
-    /// first file run. (The snapshot's bytes are let go once restored.)
-    pub fn engine(&mut self, profile: &Profile, cfg: EngineConfig) -> Result<Engine, FileError> {
-        match &mut self.last {
-            Some(c) => {
-                let snapshot = std::mem::take(&mut c.engine);
-                restore_engine(profile, &snapshot, cfg).map_err(|error| FileError::Restore {
-                    path: state_dir(&self.lake)
-                        .join(format!("{STATE}.ckpt"))
-                        .display()
-                        .to_string(),
-                    error,
-                })
-            }
-            None => Ok(Engine::new(profile, cfg)),
-        }
+        };
+        Ok((state, resumed.engine))
     }
 
     /// Runs `input` (named `source`) through the pipeline as [`run_file`]
