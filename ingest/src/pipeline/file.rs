@@ -92,7 +92,8 @@ pub const FILE_PREFIX: &str = "file-";
 /// file runs out of the lake, and the checkpoint the last run left.
 pub struct FileState {
     lake: PathBuf,
-    last: Option<Checkpoint>,
+    /// The number of the last run's checkpoint (0: none).
+    last_seq: u64,
     /// Held while this value lives.
     _lock: PartitionLock,
 }
@@ -118,7 +119,7 @@ impl FileState {
         let resumed = checkpoint::resume(lake, &dir, STATE, FILE_PREFIX, profile, cfg)?;
         let state = FileState {
             lake: lake.to_owned(),
-            last: resumed.last,
+            last_seq: resumed.last.map_or(0, |c| c.seq),
             _lock: lock,
         };
         Ok((state, resumed.engine))
@@ -141,7 +142,7 @@ impl FileState {
         let begun = Checkpoint::begin(&dir, STATE, |w| engine.snapshot_to(w))?;
         let files = pipeline.sync()?;
         let ckpt = Checkpoint {
-            seq: self.last.as_ref().map_or(1, |c| c.seq + 1),
+            seq: self.last_seq + 1,
             written_at: now_micros(),
             staged: checkpoint::staged(&self.lake, &files),
             ..Checkpoint::new(STATE, source)
