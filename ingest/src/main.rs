@@ -16,8 +16,8 @@ use huoyue_ingest::engine::EngineConfig;
 use huoyue_ingest::kafka::{self, KafkaOptions};
 use huoyue_ingest::lake_writer::LakeWriter;
 use huoyue_ingest::metrics::Metrics;
-use huoyue_ingest::pipeline::Pipeline;
 use huoyue_ingest::pipeline::file::{FILE_PREFIX, FileOptions, FileState, now_micros};
+use huoyue_ingest::pipeline::{Counts, Pipeline};
 use huoyue_schemas::profile::{DEFAULT_PROFILE, Profile};
 
 /// Scores education-platform usage events into a Parquet lake.
@@ -214,7 +214,27 @@ fn try_main() -> Result<()> {
         flush_rows: args.flush_rows,
         ..FileOptions::default()
     };
-    state.run(&mut pipeline, input, &source, opts)?;
+    // a long run says how far it is at each flush (every --flush-interval)
+    let mut progress = |counts: &Counts, fed: u64| {
+        metrics.observe(counts);
+        let share = bytes.map_or_else(String::new, |total| {
+            format!(
+                " of {:.1} MB ({:.0}%)",
+                total as f64 / 1e6,
+                100.0 * fed as f64 / total.max(1) as f64
+            )
+        });
+        tracing::info!(
+            "{:.1} MB{share} scored: {} lines, {} valid, {} duplicates, {} rejected, {:.0} lines/s",
+            fed as f64 / 1e6,
+            counts.read,
+            counts.valid,
+            counts.duplicates,
+            counts.rejected_total(),
+            counts.read as f64 / started.elapsed().as_secs_f64().max(1e-9)
+        );
+    };
+    state.run(&mut pipeline, input, &source, opts, &mut progress)?;
     metrics.observe(pipeline.counts());
     let secs = started.elapsed().as_secs_f64();
     let counts = pipeline.counts();

@@ -377,6 +377,48 @@ fn a_file_ingested_again_counts_nothing_twice() {
     assert_eq!(row_count(&lake, "rejected"), 98);
 }
 
+/// A run says how far it is at each flush (every `--flush-interval`): bytes
+/// scored of the file's size and the counts so far, on standard error; the
+/// summary alone stays on standard output.
+#[test]
+fn a_long_run_reports_its_progress() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("three.ndjson");
+    let one = std::fs::read(conformance().join("events.ndjson")).unwrap();
+    // three 4 MiB chunks or so: a flush after each with a 1 ms interval
+    std::fs::write(&input, one.repeat(3)).unwrap();
+    let o = ingest_ok(
+        &dir.path().join("lake"),
+        &input,
+        &["--flush-interval", "1ms"],
+    );
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.starts_with("read 37422, valid 12309, duplicates 24966, rejected 147"),
+        "{stdout}"
+    );
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    let lines: Vec<(f64, u64)> = stderr
+        .lines()
+        .filter(|l| l.contains(" scored: "))
+        .map(|l| {
+            // "… 4.2 MB of 8.9 MB (47%) scored: 16875 lines, …"
+            let mb = l.split(" MB of ").next().unwrap();
+            let mb: f64 = mb.rsplit(' ').next().unwrap().parse().unwrap();
+            assert!(l.contains(" of 8.9 MB ("), "{l}");
+            let read = l.split(" scored: ").nth(1).unwrap();
+            let read: u64 = read.split(' ').next().unwrap().parse().unwrap();
+            (mb, read)
+        })
+        .collect();
+    assert!(lines.len() >= 2, "progress lines: {stderr}");
+    assert!(
+        lines.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 < w[1].1),
+        "{lines:?}"
+    );
+    assert_eq!(lines.last().unwrap().1, 37422, "{lines:?}");
+}
+
 /// A run killed before its end leaves the lake and the state as they were:
 /// its staged files are never published and the next run removes them; run
 /// again, the file gives the lake of an uninterrupted run.

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use huoyue_schemas::profile::Profile;
 
 use super::decode::{Span, decode_chunk, line_spans};
-use super::{DecodedChunk, Pipeline};
+use super::{Counts, DecodedChunk, Pipeline};
 use crate::checkpoint::{self, Checkpoint, CheckpointError};
 use crate::engine::{Engine, EngineConfig};
 use crate::lake_writer::publish::{LOCK_FILE, PartitionLock};
@@ -129,14 +129,18 @@ impl FileState {
     /// does, then ends the run: the files it wrote (staged) and the engine's
     /// state become the lake's checkpoint, and the files are published. The
     /// snapshot is written while the encoders finish the last files.
+    /// `progress` gets the counts and the input bytes scored after each flush
+    /// that comes while the input is read (every `flush_interval` or
+    /// `flush_rows`).
     pub fn run(
         self,
         pipeline: &mut Pipeline,
         input: Box<dyn Read + Send>,
         source: &str,
         opts: FileOptions,
+        progress: &mut dyn FnMut(&Counts, u64),
     ) -> Result<(), FileError> {
-        feed_file(pipeline, input, source, opts)?;
+        feed_file(pipeline, input, source, opts, progress)?;
         let dir = state_dir(&self.lake);
         let engine = pipeline.engine();
         let begun = Checkpoint::begin(&dir, STATE, |w| engine.snapshot_to(w))?;
@@ -167,7 +171,7 @@ pub fn run_file(
     source: &str,
     opts: FileOptions,
 ) -> Result<Vec<WrittenFile>, FileError> {
-    feed_file(pipeline, input, source, opts)?;
+    feed_file(pipeline, input, source, opts, &mut |_, _| {})?;
     Ok(pipeline.sync()?)
 }
 
@@ -177,6 +181,7 @@ fn feed_file(
     input: Box<dyn Read + Send>,
     source: &str,
     opts: FileOptions,
+    progress: &mut dyn FnMut(&Counts, u64),
 ) -> Result<(), FileError> {
     let (raw_tx, raw_rx) = sync_channel::<RawChunk>(opts.decoders * 2);
     let (dec_tx, dec_rx) = sync_channel::<(u64, DecodedChunk)>(opts.decoders * 2);
@@ -202,7 +207,7 @@ fn feed_file(
                 .expect("spawn a decoder thread");
         }
         drop(dec_tx);
-        let fed = feed_in_order(pipeline, dec_rx, spare_tx, opts);
+        let fed = feed_in_order(pipeline, dec_rx, spare_tx, opts, progress);
         let read = reader.join().expect("reader thread");
         fed?;
         read?;
@@ -297,21 +302,26 @@ fn feed_in_order(
     rx: Receiver<(u64, DecodedChunk)>,
     spare: SyncSender<Vec<u8>>,
     opts: FileOptions,
+    progress: &mut dyn FnMut(&Counts, u64),
 ) -> Result<(), FileError> {
     let mut next = 0u64;
+    let mut fed_bytes = 0u64;
     let mut waiting: std::collections::BTreeMap<u64, DecodedChunk> = Default::default();
     let mut last_flush = Instant::now();
     for (seq, chunk) in rx {
         waiting.insert(seq, chunk);
         while let Some(chunk) = waiting.remove(&next) {
+            let buf = pipeline.apply(chunk);
+            fed_bytes += buf.len() as u64;
             // the reader may have ended: then the buffer is just dropped
-            let _ = spare.try_send(pipeline.apply(chunk));
+            let _ = spare.try_send(buf);
             next += 1;
             if pipeline.buffered_rows() >= opts.flush_rows
                 || last_flush.elapsed() >= opts.flush_interval
             {
                 pipeline.flush()?;
                 last_flush = Instant::now();
+                progress(pipeline.counts(), fed_bytes);
             }
         }
     }
