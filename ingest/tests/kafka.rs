@@ -659,6 +659,99 @@ fn a_member_joining_and_a_member_killed_rebalance_without_loss() {
     assert_same_as_file_mode(lake.path(), &input);
 }
 
+/// An instance is a static member of its group (`group.instance.id` is its
+/// `--instance-id`). SIGKILLed and started again, it gets its partitions back
+/// at once, not when the broker expires its old session (45 s here); a second
+/// process with its id on the same lake is refused in one line; one with its
+/// id elsewhere fences it, and the fenced one exits 1 in one line.
+#[test]
+fn a_restarted_member_takes_its_partitions_back_at_once_and_a_twin_is_stopped() {
+    let broker = setup(4);
+    let input = conformance().join("events.ndjson");
+    let messages = keyed_lines(&input);
+    let (first, second) = messages.split_at(messages.len() / 2);
+    broker.produce(TOPIC, first);
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let two = TwoLogs::new(dir.path());
+    let logs = || two.text();
+    // the broker's default session, not the tests' short one
+    let long_session = ["-X", "session.timeout.ms=45000"];
+    let args = group_args(&lake, &broker, "a", &long_session);
+    let a = Service::start(&args, &two.a);
+    caught_up(&lake, first.len(), Duration::from_secs(90), &logs);
+
+    // a second process with the same id on the same lake
+    let twin = std::process::Command::new(env!("CARGO_BIN_EXE_huoyue-ingest"))
+        .arg("--lake")
+        .arg(&lake)
+        .args(["--brokers", &broker.addr(), "--topic", TOPIC])
+        .args(["--group", "g", "--instance-id", "a"])
+        .output()
+        .unwrap();
+    assert_eq!(twin.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&twin.stderr);
+    assert!(
+        err.trim_end()
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .starts_with("error: another process with --instance-id a is consuming into this lake"),
+        "{err}"
+    );
+
+    a.kill();
+    broker.produce(TOPIC, second);
+    let restarted = Instant::now();
+    let a = Service::start(&args, &two.a);
+    let assigned = || {
+        logs()
+            .matches("partitions assigned partitions=[0, 1, 2, 3]")
+            .count()
+    };
+    while assigned() < 2 {
+        assert!(
+            restarted.elapsed() < Duration::from_secs(40),
+            "the restarted member waited for its old session to expire\n{}",
+            logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    caught_up(&lake, messages.len(), Duration::from_secs(90), &logs);
+
+    // the same id on another lake: the broker fences the first
+    let elsewhere = dir.path().join("elsewhere");
+    let mut b = Service::start(&group_args(&elsewhere, &broker, "a", &long_session), &two.b);
+    let started = Instant::now();
+    let mut a = a;
+    let status = loop {
+        if let Some(s) = a.exited() {
+            break s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(40),
+            "the fenced member went on\n{}",
+            logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(status.code(), Some(1), "{}", logs());
+    let a_log = std::fs::read_to_string(&two.a).unwrap();
+    assert!(
+        a_log
+            .trim_end()
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .starts_with("error: Kafka client stopped for good: "),
+        "{a_log}"
+    );
+    assert!(b.exited().is_none(), "{}", logs());
+    assert!(b.terminate(Duration::from_secs(20)).success(), "{}", logs());
+
+    assert_same_as_file_mode(&lake, &input);
+}
+
 #[test]
 fn a_missing_topic_is_a_one_line_error() {
     let broker = Broker::start();

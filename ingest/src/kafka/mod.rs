@@ -34,12 +34,13 @@ use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
-use rdkafka::types::RDKafkaRespErr;
+use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
 
 use huoyue_schemas::profile::Profile;
 
 use crate::checkpoint::{self, Checkpoint, Mark};
 use crate::engine::{Engine, EngineConfig};
+use crate::lake_writer::publish::PartitionLock;
 use crate::lake_writer::{LakeWriter, WrittenFile};
 use crate::metrics::{Metrics, files_by_table};
 use crate::pipeline::decode::append_spans;
@@ -89,6 +90,14 @@ pub enum ServiceError {
     Lake(#[from] crate::lake_writer::LakeError),
     #[error(transparent)]
     Restore(#[from] crate::engine::RestoreError),
+    #[error(
+        "another process with --instance-id {instance} is consuming into this lake (it holds {path}); each instance needs its own id"
+    )]
+    Busy { instance: String, path: String },
+    #[error(
+        "Kafka client stopped for good: {reason} (is another instance running with --instance-id {instance}? each needs its own)"
+    )]
+    Fatal { reason: String, instance: String },
     #[error("{0}")]
     Other(String),
 }
@@ -213,6 +222,16 @@ struct Ctx {
     /// Grows at every rebalance: messages polled before one are dropped (the
     /// new assignment reads them again from the checkpointed offsets).
     rebalances: AtomicU64,
+    /// A fatal client error's reason: the service stops without another
+    /// checkpoint.
+    fatal: Mutex<Option<String>>,
+}
+
+impl Ctx {
+    /// Whether the client met a fatal error (it can do nothing more).
+    fn is_fatal(&self) -> bool {
+        self.fatal.lock().expect("fatal error").is_some()
+    }
 }
 
 impl ClientContext for Ctx {
@@ -229,6 +248,17 @@ impl ClientContext for Ctx {
 
     fn error(&self, error: KafkaError, reason: &str) {
         self.metrics.kafka_errors.inc();
+        if matches!(
+            error.rdkafka_error_code(),
+            Some(RDKafkaErrorCode::Fatal | RDKafkaErrorCode::FencedInstanceId)
+        ) {
+            // the client is unusable (a static member fenced by another
+            // with the same group.instance.id): the service stops
+            tracing::error!("Kafka: {reason}");
+            let mut fatal = self.fatal.lock().expect("fatal error");
+            fatal.get_or_insert_with(|| reason.to_owned());
+            return;
+        }
         self.broker_down.store(true, Ordering::Relaxed);
         if self.errors.ready() {
             tracing::warn!(
@@ -783,6 +813,9 @@ fn poll_batches(
     worker: &std::thread::ScopedJoinHandle<'_, Result<(), ServiceError>>,
 ) {
     while !stop.load(Ordering::Relaxed) && !worker.is_finished() {
+        if consumer.context().is_fatal() {
+            return;
+        }
         let mut batch = spare.try_recv().unwrap_or_default();
         batch.clear();
         let mut timeout = IDLE_POLL;
@@ -810,7 +843,7 @@ fn poll_batches(
                 }
                 Some(Err(e)) => {
                     consumer.context().metrics.kafka_errors.inc();
-                    if consumer.context().errors.ready() {
+                    if !consumer.context().is_fatal() && consumer.context().errors.ready() {
                         tracing::warn!("Kafka: {e} (retrying)");
                     }
                     break;
@@ -1013,23 +1046,39 @@ pub fn run(
     stop: Arc<AtomicBool>,
 ) -> Result<Counts, ServiceError> {
     check_instance(&opts.instance)?;
+    // one process per instance id: a second would share the checkpoint
+    let ckpt_dir = checkpoint::dir(lake, &opts.group, &opts.topic);
+    let lock_path = ckpt_dir.join(format!("{}.lock", opts.instance));
+    let _instance_lock = std::fs::create_dir_all(&ckpt_dir)
+        .and_then(|()| PartitionLock::try_acquire_file(&lock_path))
+        .map_err(|e| ServiceError::Other(format!("cannot lock {}: {e}", lock_path.display())))?
+        .ok_or_else(|| ServiceError::Busy {
+            instance: opts.instance.clone(),
+            path: lock_path.display().to_string(),
+        })?;
+
     let consumer_id = format!("huoyue-ingest-{}", opts.instance);
-    let cfg = client_config(
-        &opts,
-        &[
-            ("group.id", &opts.group),
-            ("client.id", &consumer_id),
-            ("enable.auto.commit", "false"),
-            ("enable.auto.offset.store", "false"),
-            ("auto.offset.reset", "earliest"),
-            ("statistics.interval.ms", "5000"),
-            ("fetch.max.bytes", "52428800"),
-            ("max.partition.fetch.bytes", "4194304"),
-            // a full prefetch queue postpones the next fetch by this much
-            // (librdkafka's 1 s default starves a consumer catching up)
-            ("fetch.queue.backoff.ms", "20"),
-        ],
-    );
+    let mut defaults = vec![
+        ("group.id", opts.group.as_str()),
+        ("client.id", &consumer_id),
+        ("enable.auto.commit", "false"),
+        ("enable.auto.offset.store", "false"),
+        ("auto.offset.reset", "earliest"),
+        ("statistics.interval.ms", "5000"),
+        ("fetch.max.bytes", "52428800"),
+        ("max.partition.fetch.bytes", "4194304"),
+        // a full prefetch queue postpones the next fetch by this much
+        // (librdkafka's 1 s default starves a consumer catching up)
+        ("fetch.queue.backoff.ms", "20"),
+    ];
+    if opts.partitions.is_none() {
+        // a static member of the group: restarted (after a crash too), the
+        // instance gets its partitions back at once instead of after the
+        // broker expires its old session, and a second instance with the
+        // same id is fenced instead of sharing its checkpoint
+        defaults.push(("group.instance.id", &opts.instance));
+    }
+    let cfg = client_config(&opts, &defaults);
     let producer_id = format!("huoyue-ingest-{}-dlq", opts.instance);
     let pcfg = client_config(&opts, &[("client.id", &producer_id), ("linger.ms", "20")]);
     let producer: ThreadedProducer<DlqContext> = pcfg
@@ -1048,7 +1097,6 @@ pub fn run(
 
     // this instance's last checkpoint: roll forward, restore, clean up
     let prefix = format!("k_{}_", opts.instance);
-    let ckpt_dir = checkpoint::dir(lake, &opts.group, &opts.topic);
     let resumed = checkpoint::resume(
         lake,
         &ckpt_dir,
@@ -1127,10 +1175,7 @@ pub fn run(
                         producer.context().queued.fetch_add(1, Ordering::Relaxed);
                         break;
                     }
-                    Err((
-                        KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull),
-                        rec,
-                    )) => {
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), rec)) => {
                         record = rec;
                         std::thread::sleep(Duration::from_millis(10));
                     }
@@ -1171,6 +1216,7 @@ pub fn run(
         errors: Throttle::new(Duration::from_secs(10)),
         broker_down: AtomicBool::new(false),
         rebalances: AtomicU64::new(0),
+        fatal: Mutex::new(None),
     };
     let consumer: BaseConsumer<Ctx> = cfg
         .create_with_context(ctx)
@@ -1238,6 +1284,14 @@ pub fn run(
             .join()
             .unwrap_or_else(|_| Err(ServiceError::Other("the scoring thread panicked".into())))
     });
+    if let Some(reason) = consumer.context().fatal.lock().expect("fatal error").take() {
+        // like a crash: the next start (or the instance that fenced this
+        // one) goes on from the last checkpoint
+        return Err(ServiceError::Fatal {
+            reason,
+            instance: opts.instance.clone(),
+        });
+    }
     let counts = {
         let mut guard = consumer.context().service.lock().expect("service");
         let svc = guard.as_mut().expect("service present");

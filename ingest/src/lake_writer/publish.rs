@@ -28,7 +28,17 @@ impl PartitionLock {
 
     /// The folder's lock if nobody holds it, else `None`.
     pub fn try_acquire(dir: &Path) -> io::Result<Option<PartitionLock>> {
-        let file = Self::open(dir)?;
+        Self::try_acquire_file(&dir.join(LOCK_FILE))
+    }
+
+    /// The lock of the file `path` (created if missing) if nobody holds it,
+    /// else `None`.
+    pub fn try_acquire_file(path: &Path) -> io::Result<Option<PartitionLock>> {
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)?;
         match file.try_lock() {
             Ok(()) => Ok(Some(PartitionLock { file })),
             Err(std::fs::TryLockError::WouldBlock) => Ok(None),
