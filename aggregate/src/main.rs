@@ -123,6 +123,7 @@ fn try_main(cli: Cli) -> anyhow::Result<()> {
         } => {
             let month = Month::parse(&month)?;
             let profile_info = rules::profile(&profile)?;
+            let rules_of_profile = rule_list.is_none();
             let rule_ids = match rule_list {
                 Some(list) => rules::parse_rule_list(&list)?,
                 None => profile_info.rule_ids,
@@ -131,6 +132,7 @@ fn try_main(cli: Cli) -> anyhow::Result<()> {
                 lake: lake.clone(),
                 month,
                 rules: rule_ids,
+                rules_of_profile,
                 platform,
                 rules_title: profile_info.title,
             };

@@ -119,6 +119,46 @@ fn assert_nothing_written(lake: &Path) {
     }
 }
 
+/// A month scored under another profile than the one given: its rules'
+/// points would be in `points` and in no `points_<rule>` column, so the
+/// job refuses in one line naming them, and writes nothing. With `--rules`
+/// (a choice of columns) the other rules only count in `points`.
+#[test]
+fn a_month_scored_under_rules_the_profile_lacks_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path();
+    golden_lake(lake);
+    let lake_s = lake.to_str().unwrap();
+    let profile = dir.path().join("logins-only.toml");
+    fs::write(
+        &profile,
+        "name = \"logins-only\"\ntitle = \"t\"\ntimezone = \"+08:00\"\nscored_role = \"teacher\"\n\n\
+         [[rule]]\nid = \"login\"\nkind = \"daily_streak\"\naction = \"login\"\npoints = 1\n\
+         streak_days = 7\nstreak_points = 2\n",
+    )
+    .unwrap();
+    let err = fails(&[
+        "monthly",
+        "--lake",
+        lake_s,
+        "--month",
+        "2026-11",
+        "--profile",
+        profile.to_str().unwrap(),
+    ]);
+    assert!(
+        err.starts_with(
+            "huoyue-aggregate: daily_scores of 2026-11 has points of rules the profile does not list: app, interaction, profile, resource_spread, resource_submit, space_use, task, teach (its rules: login); the month was scored under another profile"
+        ),
+        "{err}"
+    );
+    assert_nothing_written(lake);
+    let (ok, _, err) = run_bin(&[
+        "monthly", "--lake", lake_s, "--month", "2026-11", "--rules", "login",
+    ]);
+    assert!(ok, "{err}");
+}
+
 #[test]
 fn a_month_without_data_is_an_error() {
     let dir = tempfile::tempdir().unwrap();

@@ -599,6 +599,39 @@ fn school_facts(batches: &[RecordBatch]) -> Result<Vec<SchoolFacts>> {
 }
 
 /// Finds a `user_id` listed twice in the `users` roster, if any.
+/// The rule ids of the month's `daily_scores` rows that `rules` does not
+/// list (at most ten, in order): points no `points_<rule>` column would show,
+/// the mark of a month scored under another profile.
+pub async fn unlisted_rules(
+    ctx: &SessionContext,
+    month: Month,
+    rules: &[String],
+) -> Result<Vec<String>> {
+    let listed: Vec<String> = rules.iter().map(|r| quote_lit(r)).collect();
+    let not_listed = if listed.is_empty() {
+        String::new()
+    } else {
+        format!(" AND rule NOT IN ({})", listed.join(", "))
+    };
+    let batches = collect(
+        ctx,
+        &format!(
+            "SELECT DISTINCT rule FROM daily_scores \
+             WHERE day BETWEEN DATE '{}' AND DATE '{}'{not_listed} ORDER BY rule LIMIT 10",
+            month.first_day(),
+            month.last_day()
+        ),
+    )
+    .await?;
+    let mut out = Vec::new();
+    for b in batches {
+        let a = cast(b.column(0), &DataType::Utf8)?;
+        let a = a.as_any().downcast_ref::<StringArray>().expect("utf8");
+        out.extend(a.iter().flatten().map(str::to_owned));
+    }
+    Ok(out)
+}
+
 pub async fn duplicate_user(ctx: &SessionContext) -> Result<Option<String>> {
     let batches = collect(
         ctx,

@@ -26,6 +26,10 @@ pub struct MonthlyOptions {
     pub month: Month,
     /// Rule ids of the profile, in profile order (`points_<rule>` columns).
     pub rules: Vec<String>,
+    /// Whether `rules` are the profile's own (not a `--rules` choice of
+    /// columns): then the month's rows of any other rule mean it was scored
+    /// under another profile, and the job refuses.
+    pub rules_of_profile: bool,
     /// The platform's name in report titles.
     pub platform: String,
     /// The rule profile's title, cited in the reports when known.
@@ -76,11 +80,28 @@ pub async fn run(opts: &MonthlyOptions) -> Result<MonthlySummary> {
     tracing::debug!(phase = "rosters", elapsed = ?t0.elapsed(), "monthly");
     lake::register_rosters(&ctx, &rosters)?;
     // the input checks run beside the computation; their verdict comes first
-    let (dup, has_data, result) = tokio::join!(
+    let (dup, has_data, unlisted, result) = tokio::join!(
         compute::duplicate_user(&ctx),
         compute::month_has_data(&ctx, opts.month),
+        async {
+            if opts.rules_of_profile {
+                compute::unlisted_rules(&ctx, opts.month, &opts.rules).await
+            } else {
+                Ok(Vec::new())
+            }
+        },
         compute::finish(&ctx, opts.month, &opts.rules, started),
     );
+    let unlisted = unlisted?;
+    if !unlisted.is_empty() {
+        return Err(AggregateError::Profile(format!(
+            "daily_scores of {} has points of rules the profile does not list: {} (its rules: {}); \
+             the month was scored under another profile: pass that one with --profile",
+            opts.month,
+            unlisted.join(", "),
+            opts.rules.join(", ")
+        )));
+    }
     if let Some(dup) = dup? {
         return Err(AggregateError::Roster(format!(
             "{}: user_id {dup} appears more than once",
