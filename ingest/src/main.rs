@@ -84,9 +84,20 @@ struct Args {
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     flush_interval: Duration,
     /// Also write files once this many rows are buffered (bounds memory).
-    #[arg(long, value_name = "ROWS", default_value_t = 2_000_000)]
-    flush_rows: usize,
+    /// Default: 500000 for a file, 2000000 in Kafka mode.
+    #[arg(long, value_name = "ROWS")]
+    flush_rows: Option<usize>,
 }
+
+/// `--flush-rows` in file mode unless given: smaller flushes keep a run's
+/// memory lower (a 1.34M-line month: 440 MB instead of 590 MB) and its last
+/// flush shorter, at the cost of more, smaller files until compaction.
+const FILE_FLUSH_ROWS: usize = 500_000;
+
+/// `--flush-rows` in Kafka mode unless given: the service flushes every
+/// `--flush-interval` anyway, and each flush writes a checkpoint of the whole
+/// engine state, so the size bound only matters when catching up.
+const KAFKA_FLUSH_ROWS: usize = 2_000_000;
 
 fn main() -> ExitCode {
     match try_main() {
@@ -172,7 +183,7 @@ fn try_main() -> Result<()> {
             group: args.group.clone(),
             instance: args.instance_id.clone().unwrap_or_else(hostname),
             flush_interval: args.flush_interval,
-            flush_rows: args.flush_rows,
+            flush_rows: args.flush_rows.unwrap_or(KAFKA_FLUSH_ROWS),
             settings: args.settings.clone(),
             connect_timeout: args.connect_timeout,
             partitions: args.partitions.clone().map(|p| p.0),
@@ -206,12 +217,12 @@ fn try_main() -> Result<()> {
     let writer = LakeWriter::open(&args.lake, &prefix)?.stage_only();
     let (state, mut engine) = FileState::open(&args.lake, &profile, cfg)?;
     if let Some(bytes) = bytes {
-        engine.reserve_ids(expected_ids(bytes, args.flush_rows));
+        engine.reserve_ids(expected_ids(bytes, engine.config().dedup_recent));
     }
     let mut pipeline = Pipeline::new(engine, writer);
     let opts = FileOptions {
         flush_interval: args.flush_interval,
-        flush_rows: args.flush_rows,
+        flush_rows: args.flush_rows.unwrap_or(FILE_FLUSH_ROWS),
         ..FileOptions::default()
     };
     // a long run says how far it is at each flush (every --flush-interval)
@@ -253,12 +264,10 @@ fn try_main() -> Result<()> {
 /// How many event ids to make room for before reading a file of `bytes`: a
 /// guess of one event per 256 bytes, low for events like the generator's
 /// (about 185 bytes a line), so that the table is seldom larger than the
-/// events need; and no more than a flush holds (ids older than the window
-/// are forgotten at each flush).
-fn expected_ids(bytes: u64, flush_rows: usize) -> usize {
-    usize::try_from(bytes / 256)
-        .unwrap_or(usize::MAX)
-        .min(flush_rows)
+/// events need; and no more than the engine keeps whatever their event time
+/// (`recent`: the ids of older arrivals are forgotten once past the window).
+fn expected_ids(bytes: u64, recent: u64) -> usize {
+    usize::try_from((bytes / 256).min(recent)).unwrap_or(usize::MAX)
 }
 
 /// `--partitions`: empty for `all`.

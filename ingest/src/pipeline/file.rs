@@ -43,7 +43,7 @@ impl Default for FileOptions {
     fn default() -> Self {
         FileOptions {
             flush_interval: Duration::from_secs(10),
-            flush_rows: 2_000_000,
+            flush_rows: 500_000,
             decoders: std::thread::available_parallelism()
                 .map_or(2, |n| n.get())
                 .clamp(1, 4),
