@@ -86,7 +86,14 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match huoyue_ingest::cli::parse_args::<Cli>() {
+        Ok(Some(cli)) => cli,
+        Ok(None) => return ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("huoyue-aggregate: {e}");
+            return ExitCode::from(2);
+        }
+    };
     match try_main(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

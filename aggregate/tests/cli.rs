@@ -159,6 +159,18 @@ fn a_month_scored_under_rules_the_profile_lacks_is_an_error() {
     assert!(ok, "{err}");
 }
 
+/// A bad or missing flag is one line naming it (`fails` checks the one line).
+#[test]
+fn bad_flags_get_one_line_naming_them() {
+    let err = fails(&["monthly", "--lake", "x"]);
+    assert_eq!(
+        err,
+        "huoyue-aggregate: the following required arguments were not provided: --month <YYYY-MM> (see --help)"
+    );
+    let err = fails(&["compact", "--lake", "x", "--frobnicate"]);
+    assert!(err.contains("'--frobnicate'"), "{err}");
+}
+
 #[test]
 fn a_month_without_data_is_an_error() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,6 +1,34 @@
-//! Command-line values: durations like `10s` and `3d`.
+//! Command-line values (durations like `10s` and `3d`) and the one-line
+//! form of a command-line error, shared by the binaries.
 
 use std::time::Duration;
+
+/// Parses the command line into `T`: `Ok(None)` when help or the version
+/// was asked for (and printed, exit status 0), `Err` with a one-line message
+/// naming the problem (clap's first paragraph: the error and, for missing
+/// arguments, their names) otherwise.
+pub fn parse_args<T: clap::Parser>() -> Result<Option<T>, String> {
+    use clap::error::ErrorKind;
+    match T::try_parse() {
+        Ok(args) => Ok(Some(args)),
+        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
+            let _ = e.print();
+            Ok(None)
+        }
+        // no subcommand given: the help, on stderr, exit status 2
+        Err(e) if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => e.exit(),
+        Err(e) => Err(error_line(&e.render().to_string())),
+    }
+}
+
+/// The first paragraph of a rendered clap error on one line, without its
+/// `error: ` prefix, with a pointer to `--help`.
+fn error_line(rendered: &str) -> String {
+    let paragraph = rendered.split("\n\n").next().unwrap_or(rendered);
+    let words = paragraph.split_whitespace().collect::<Vec<_>>().join(" ");
+    let message = words.strip_prefix("error: ").unwrap_or(&words);
+    format!("{message} (see --help)")
+}
 
 /// Parses `500ms`, `10s`, `5m`, `2h`, `3d` (a bare number is seconds).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -47,6 +75,12 @@ mod tests {
         assert_eq!(parse_days("3d"), Ok(3));
         assert!(parse_days("36h").is_err());
         assert!(parse_duration("ten").is_err());
+        assert_eq!(
+            super::error_line(
+                "error: the following required arguments were not provided:\n  --month <YYYY-MM>\n\nUsage: x --month <YYYY-MM>\n\nFor more information, try '--help'.\n"
+            ),
+            "the following required arguments were not provided: --month <YYYY-MM> (see --help)"
+        );
         assert!(parse_duration("10y").is_err());
     }
 }

@@ -127,26 +127,8 @@ fn one_line(e: &anyhow::Error) -> String {
 }
 
 fn try_main() -> Result<()> {
-    let args = match Args::try_parse() {
-        Ok(a) => a,
-        Err(e)
-            if matches!(
-                e.kind(),
-                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
-            ) =>
-        {
-            e.exit()
-        }
-        Err(e) => {
-            let msg = e.render().to_string();
-            let first = msg
-                .lines()
-                .next()
-                .unwrap_or("bad arguments")
-                .trim_start_matches("error: ")
-                .to_owned();
-            anyhow::bail!("{first} (see --help)");
-        }
+    let Some(args) = huoyue_ingest::cli::parse_args::<Args>().map_err(anyhow::Error::msg)? else {
+        return Ok(());
     };
     init_logs(&args.log_format);
     // the service stops cleanly on a signal from its first moments: a SIGTERM

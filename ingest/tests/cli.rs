@@ -160,6 +160,12 @@ fn bad_flags_and_setups_get_one_line() {
     assert!(!o.status.success());
     assert!(stderr_line(&o).contains("--frobnicate"));
 
+    // a missing argument is named
+    let o = ingest(&["--file", events]);
+    assert!(!o.status.success());
+    let line = stderr_line(&o);
+    assert!(line.contains("not provided: --lake <DIR>"), "{line}");
+
     let o = ingest(&[
         "--lake",
         lake,
