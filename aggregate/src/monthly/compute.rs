@@ -598,7 +598,6 @@ fn school_facts(batches: &[RecordBatch]) -> Result<Vec<SchoolFacts>> {
     Ok(out)
 }
 
-/// Finds a `user_id` listed twice in the `users` roster, if any.
 /// The rule ids of the month's `daily_scores` rows that `rules` does not
 /// list (at most ten, in order): points no `points_<rule>` column would show,
 /// the mark of a month scored under another profile.
@@ -632,6 +631,7 @@ pub async fn unlisted_rules(
     Ok(out)
 }
 
+/// Finds a `user_id` listed twice in the `users` roster, if any.
 pub async fn duplicate_user(ctx: &SessionContext) -> Result<Option<String>> {
     let batches = collect(
         ctx,

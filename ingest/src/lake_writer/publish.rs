@@ -21,7 +21,7 @@ pub struct PartitionLock {
 impl PartitionLock {
     /// Blocks until the folder's lock is ours.
     pub fn acquire(dir: &Path) -> io::Result<PartitionLock> {
-        let file = Self::open(dir)?;
+        let file = Self::open(&dir.join(LOCK_FILE))?;
         file.lock()?;
         Ok(PartitionLock { file })
     }
@@ -34,11 +34,7 @@ impl PartitionLock {
     /// The lock of the file `path` (created if missing) if nobody holds it,
     /// else `None`.
     pub fn try_acquire_file(path: &Path) -> io::Result<Option<PartitionLock>> {
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(path)?;
+        let file = Self::open(path)?;
         match file.try_lock() {
             Ok(()) => Ok(Some(PartitionLock { file })),
             Err(std::fs::TryLockError::WouldBlock) => Ok(None),
@@ -46,12 +42,12 @@ impl PartitionLock {
         }
     }
 
-    fn open(dir: &Path) -> io::Result<File> {
+    fn open(path: &Path) -> io::Result<File> {
         OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
-            .open(dir.join(LOCK_FILE))
+            .open(path)
     }
 }
 
