@@ -16,7 +16,7 @@ use huoyue_ingest::engine::EngineConfig;
 use huoyue_ingest::kafka::{self, KafkaOptions};
 use huoyue_ingest::lake_writer::LakeWriter;
 use huoyue_ingest::metrics::Metrics;
-use huoyue_ingest::pipeline::file::{FILE_PREFIX, FileOptions, FileState, now_micros};
+use huoyue_ingest::pipeline::file::{FILE_PREFIX, FileError, FileOptions, FileState, now_micros};
 use huoyue_ingest::pipeline::{Counts, Pipeline};
 use huoyue_schemas::profile::{DEFAULT_PROFILE, Profile};
 
@@ -102,6 +102,12 @@ const KAFKA_FLUSH_ROWS: usize = 2_000_000;
 fn main() -> ExitCode {
     match try_main() {
         Ok(()) => ExitCode::SUCCESS,
+        // a file run stopped by SIGINT or SIGTERM: the shell's status for a
+        // program ended by SIGINT
+        Err(e) if matches!(e.downcast_ref(), Some(FileError::Interrupted)) => {
+            eprintln!("{e}");
+            ExitCode::from(130)
+        }
         Err(e) => {
             eprintln!("error: {}", one_line(&e));
             ExitCode::FAILURE
@@ -132,11 +138,10 @@ fn try_main() -> Result<()> {
     };
     init_logs(&args.log_format);
     // the service stops cleanly on a signal from its first moments: a SIGTERM
-    // while it loads the profile or connects must not kill it uncheckpointed
+    // while it loads the profile or connects must not kill it uncheckpointed;
+    // a file run stops while it reads, removing what it staged
     let stop = Arc::new(AtomicBool::new(false));
-    if args.brokers.is_some() {
-        watch_signals(Arc::clone(&stop));
-    }
+    watch_signals(Arc::clone(&stop));
     let started = Instant::now();
     let profile = Profile::load(&args.profile)?;
     let cfg = EngineConfig {
@@ -227,7 +232,7 @@ fn try_main() -> Result<()> {
             counts.read as f64 / started.elapsed().as_secs_f64().max(1e-9)
         );
     };
-    state.run(&mut pipeline, input, &source, opts, &mut progress)?;
+    state.run(&mut pipeline, input, &source, opts, &mut progress, &stop)?;
     metrics.observe(pipeline.counts());
     let secs = started.elapsed().as_secs_f64();
     let counts = pipeline.counts();

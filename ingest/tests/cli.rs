@@ -432,10 +432,8 @@ fn a_long_run_reports_its_progress() {
 /// again, the file gives the lake of an uninterrupted run.
 #[test]
 fn a_killed_file_run_leaves_the_lake_as_it_was() {
-    use std::io::Write;
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path().join("lake");
-    let lake_s = lake.to_str().unwrap();
     let all = std::fs::read(conformance().join("events.ndjson")).unwrap();
     let parts = split_lines(&all, 2);
     let first = dir.path().join("first.ndjson");
@@ -447,33 +445,7 @@ fn a_killed_file_run_leaves_the_lake_as_it_was() {
     let state = file_state(&lake);
     let ckpt_before = std::fs::read(&state).unwrap();
 
-    // the second file through standard input, then empty lines to fill the
-    // reader's first chunk, small flushes: once files are staged, the run is
-    // killed with its input still open
-    let mut child = Command::new(env!("CARGO_BIN_EXE_huoyue-ingest"))
-        .args([
-            "--lake",
-            lake_s,
-            "--file",
-            "-",
-            "--flush-rows",
-            "200",
-            "--flush-interval",
-            "50ms",
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(&parts[1]).unwrap();
-    stdin.write_all(&vec![b'\n'; 5 << 20]).unwrap();
-    stdin.flush().unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while staged(&lake) == 0 {
-        assert!(std::time::Instant::now() < deadline, "no file staged");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let (mut child, stdin) = staging_run(&lake, &parts[1], &dir.path().join("killed.log"));
     child.kill().unwrap();
     child.wait().unwrap();
     drop(stdin);
@@ -493,6 +465,81 @@ fn a_killed_file_run_leaves_the_lake_as_it_was() {
     assert_eq!(score_sums(&lake), expected_scores());
     assert_eq!(row_count(&lake, "events"), 12309);
     assert_eq!(row_count(&lake, "rejected"), 49);
+}
+
+/// `huoyue-ingest --file -` on `lake`, fed `input` then empty lines to
+/// fill the reader's first chunk, with small flushes, its stderr to `log`;
+/// returned once it has staged files, its input still open.
+fn staging_run(
+    lake: &std::path::Path,
+    input: &[u8],
+    log: &std::path::Path,
+) -> (std::process::Child, std::process::ChildStdin) {
+    use std::io::Write;
+    assert_eq!(staged(lake), 0);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_huoyue-ingest"))
+        .arg("--lake")
+        .arg(lake)
+        .args([
+            "--file",
+            "-",
+            "--flush-rows",
+            "200",
+            "--flush-interval",
+            "50ms",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input).unwrap();
+    stdin.write_all(&vec![b'\n'; 5 << 20]).unwrap();
+    stdin.flush().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while staged(lake) == 0 {
+        assert!(std::time::Instant::now() < deadline, "no file staged");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    (child, stdin)
+}
+
+/// A run stopped by SIGINT while it reads says so in one line, exits 130
+/// and removes what it staged: the lake and the state are as they were.
+#[test]
+fn an_interrupted_file_run_says_so_and_leaves_the_lake_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let all = std::fs::read(conformance().join("events.ndjson")).unwrap();
+    let parts = split_lines(&all, 2);
+    let first = dir.path().join("first.ndjson");
+    std::fs::write(&first, &parts[0]).unwrap();
+    ingest_ok(&lake, &first, &[]);
+    let before = published(&lake);
+    let ckpt_before = std::fs::read(file_state(&lake)).unwrap();
+
+    let log = dir.path().join("interrupted.log");
+    let (mut child, stdin) = staging_run(&lake, &parts[1], &log);
+    let ok = Command::new("kill")
+        .arg("-INT")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    // it stops although its input is still open
+    let status = child.wait().unwrap();
+    drop(stdin);
+    let err = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(status.code(), Some(130), "{err}");
+    assert_eq!(
+        err.trim_end().lines().last().unwrap_or_default(),
+        "interrupted: nothing of this run was published; the lake and its state are as they were before it"
+    );
+    assert_eq!(staged(&lake), 0, "its staged files are removed");
+    assert_eq!(published(&lake), before);
+    assert_eq!(std::fs::read(file_state(&lake)).unwrap(), ckpt_before);
 }
 
 /// The file-mode checkpoint of a lake.

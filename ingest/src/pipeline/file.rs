@@ -13,7 +13,8 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -71,6 +72,10 @@ pub enum FileError {
     Lake(#[from] LakeError),
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
+    #[error(
+        "interrupted: nothing of this run was published; the lake and its state are as they were before it"
+    )]
+    Interrupted,
     #[error("another file run is writing to this lake (it holds {path})")]
     Busy { path: String },
     #[error("cannot lock {path}: {error}")]
@@ -131,7 +136,9 @@ impl FileState {
     /// snapshot is written while the encoders finish the last files.
     /// `progress` gets the counts and the input bytes scored after each flush
     /// that comes while the input is read (every `flush_interval` or
-    /// `flush_rows`).
+    /// `flush_rows`). Once `stop` is set (a signal) while the input is read,
+    /// the run ends with [`FileError::Interrupted`], having removed what it
+    /// staged.
     pub fn run(
         self,
         pipeline: &mut Pipeline,
@@ -139,8 +146,21 @@ impl FileState {
         source: &str,
         opts: FileOptions,
         progress: &mut dyn FnMut(&Counts, u64),
+        stop: &AtomicBool,
     ) -> Result<(), FileError> {
-        feed_file(pipeline, input, source, opts, progress)?;
+        match feed_file(pipeline, input, source, opts, progress, stop) {
+            Err(FileError::Interrupted) => {
+                // the files this run staged go; the lake and the state stay
+                // as they were (a file still open is removed with the writer)
+                for f in pipeline.sync()? {
+                    if let Some(staged) = f.staged {
+                        let _ = std::fs::remove_file(staged);
+                    }
+                }
+                return Err(FileError::Interrupted);
+            }
+            r => r?,
+        }
         let dir = state_dir(&self.lake);
         let engine = pipeline.engine();
         let begun = Checkpoint::begin(&dir, STATE, |w| engine.snapshot_to(w))?;
@@ -171,17 +191,28 @@ pub fn run_file(
     source: &str,
     opts: FileOptions,
 ) -> Result<Vec<WrittenFile>, FileError> {
-    feed_file(pipeline, input, source, opts, &mut |_, _| {})?;
+    feed_file(
+        pipeline,
+        input,
+        source,
+        opts,
+        &mut |_, _| {},
+        &AtomicBool::new(false),
+    )?;
     Ok(pipeline.sync()?)
 }
 
 /// [`run_file`] up to its last flush: its files may still be being written.
+/// Ends early with [`FileError::Interrupted`] once `stop` is set; the reader
+/// and decoder threads are then left behind (the reader may be waiting for
+/// input that never comes), for the process to end.
 fn feed_file(
     pipeline: &mut Pipeline,
     input: Box<dyn Read + Send>,
     source: &str,
     opts: FileOptions,
     progress: &mut dyn FnMut(&Counts, u64),
+    stop: &AtomicBool,
 ) -> Result<(), FileError> {
     let (raw_tx, raw_rx) = sync_channel::<RawChunk>(opts.decoders * 2);
     let (dec_tx, dec_rx) = sync_channel::<(u64, DecodedChunk)>(opts.decoders * 2);
@@ -189,30 +220,30 @@ fn feed_file(
     // per chunk costs a page fault per 4 KiB
     let (spare_tx, spare_rx) = sync_channel::<Vec<u8>>(opts.decoders * 4 + 2);
     let raw_rx = Arc::new(Mutex::new(raw_rx));
-    std::thread::scope(|s| -> Result<(), FileError> {
-        let reader = std::thread::Builder::new()
-            .name("file-reader".into())
-            .spawn_scoped(s, {
-                let source = source.to_owned();
-                move || read_chunks(input, &source, opts.chunk_bytes, raw_tx, spare_rx)
-            })
-            .expect("spawn the reader thread");
-        for i in 0..opts.decoders {
+    let reader = std::thread::Builder::new()
+        .name("file-reader".into())
+        .spawn({
+            let source = source.to_owned();
+            move || read_chunks(input, &source, opts.chunk_bytes, raw_tx, spare_rx)
+        })
+        .expect("spawn the reader thread");
+    let decoders: Vec<_> = (0..opts.decoders)
+        .map(|i| {
             let raw_rx = Arc::clone(&raw_rx);
             let dec_tx = dec_tx.clone();
             let source = source.to_owned();
             std::thread::Builder::new()
                 .name(format!("decoder-{i}"))
-                .spawn_scoped(s, move || decode_loop(&raw_rx, &dec_tx, &source))
-                .expect("spawn a decoder thread");
-        }
-        drop(dec_tx);
-        let fed = feed_in_order(pipeline, dec_rx, spare_tx, opts, progress);
-        let read = reader.join().expect("reader thread");
-        fed?;
-        read?;
-        Ok(())
-    })?;
+                .spawn(move || decode_loop(&raw_rx, &dec_tx, &source))
+                .expect("spawn a decoder thread")
+        })
+        .collect();
+    drop(dec_tx);
+    feed_in_order(pipeline, dec_rx, spare_tx, opts, progress, stop)?;
+    reader.join().expect("reader thread")?;
+    for d in decoders {
+        d.join().expect("decoder thread");
+    }
     pipeline.flush()?;
     Ok(())
 }
@@ -303,12 +334,23 @@ fn feed_in_order(
     spare: SyncSender<Vec<u8>>,
     opts: FileOptions,
     progress: &mut dyn FnMut(&Counts, u64),
+    stop: &AtomicBool,
 ) -> Result<(), FileError> {
     let mut next = 0u64;
     let mut fed_bytes = 0u64;
     let mut waiting: std::collections::BTreeMap<u64, DecodedChunk> = Default::default();
     let mut last_flush = Instant::now();
-    for (seq, chunk) in rx {
+    loop {
+        // a stop is noticed within 100 ms, also while the input is silent
+        let (seq, chunk) = match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(c) => c,
+            Err(RecvTimeoutError::Timeout) if !stop.load(Ordering::Relaxed) => continue,
+            Err(RecvTimeoutError::Timeout) => return Err(FileError::Interrupted),
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        if stop.load(Ordering::Relaxed) {
+            return Err(FileError::Interrupted);
+        }
         waiting.insert(seq, chunk);
         while let Some(chunk) = waiting.remove(&next) {
             let buf = pipeline.apply(chunk);
