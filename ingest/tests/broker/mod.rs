@@ -435,6 +435,16 @@ impl Service {
     }
 }
 
+/// A service a failing test leaves behind is killed, not left running.
+impl Drop for Service {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 /// Waits until the checkpoints of `group` in `lake` together have read
 /// `messages` messages of `topic` (offsets of a fresh topic count from 0).
 pub fn wait_caught_up(
