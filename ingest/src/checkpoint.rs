@@ -23,7 +23,7 @@ use huoyue_schemas::profile::Profile;
 
 use crate::engine::{Engine, EngineConfig, RestoreError};
 use crate::lake_writer::WrittenFile;
-use crate::lake_writer::publish::{publish_staged, sync_dir};
+use crate::lake_writer::publish::{PartitionLock, publish_staged, sync_dir};
 
 /// Threads that publish a checkpoint's files (see [`Checkpoint::roll_forward`]).
 const PUBLISH_THREADS: usize = 8;
@@ -158,6 +158,19 @@ pub fn resume(
         published,
         removed,
     })
+}
+
+/// The lock file that keeps a second process of `instance` away from its
+/// checkpoint in `dir` (a Kafka replica, or a lake's file runs).
+pub fn instance_lock(dir: &Path, instance: &str) -> PathBuf {
+    dir.join(format!("{instance}.lock"))
+}
+
+/// Takes [`instance_lock`], creating `dir`: `None` while another process
+/// holds it. Held until the value is dropped (or the process ends).
+pub fn lock_instance(dir: &Path, instance: &str) -> std::io::Result<Option<PartitionLock>> {
+    std::fs::create_dir_all(dir)?;
+    PartitionLock::try_acquire_file(&instance_lock(dir, instance))
 }
 
 /// The checkpoint folder of a group and topic.

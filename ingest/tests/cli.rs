@@ -433,19 +433,12 @@ fn a_long_run_reports_its_progress() {
 #[test]
 fn a_killed_file_run_leaves_the_lake_as_it_was() {
     let dir = tempfile::tempdir().unwrap();
-    let lake = dir.path().join("lake");
-    let all = std::fs::read(conformance().join("events.ndjson")).unwrap();
-    let parts = split_lines(&all, 2);
-    let first = dir.path().join("first.ndjson");
-    let second = dir.path().join("second.ndjson");
-    std::fs::write(&first, &parts[0]).unwrap();
-    std::fs::write(&second, &parts[1]).unwrap();
-    ingest_ok(&lake, &first, &[]);
+    let (lake, second) = first_half_ingested(dir.path());
     let before = published(&lake);
     let state = file_state(&lake);
     let ckpt_before = std::fs::read(&state).unwrap();
 
-    let (mut child, stdin) = staging_run(&lake, &parts[1], &dir.path().join("killed.log"));
+    let (mut child, stdin) = staging_run(&lake, &second, &dir.path().join("killed.log"));
     child.kill().unwrap();
     child.wait().unwrap();
     drop(stdin);
@@ -456,7 +449,9 @@ fn a_killed_file_run_leaves_the_lake_as_it_was() {
         "a killed run changed the state"
     );
 
-    ingest_ok(&lake, &second, &[]);
+    let second_file = dir.path().join("second.ndjson");
+    std::fs::write(&second_file, &second).unwrap();
+    ingest_ok(&lake, &second_file, &[]);
     assert_eq!(
         staged(&lake),
         0,
@@ -465,6 +460,18 @@ fn a_killed_file_run_leaves_the_lake_as_it_was() {
     assert_eq!(score_sums(&lake), expected_scores());
     assert_eq!(row_count(&lake, "events"), 12309);
     assert_eq!(row_count(&lake, "rejected"), 49);
+}
+
+/// `dir/lake` with the first half of the conformance case ingested; the
+/// second half's lines.
+fn first_half_ingested(dir: &std::path::Path) -> (std::path::PathBuf, Vec<u8>) {
+    let lake = dir.join("lake");
+    let all = std::fs::read(conformance().join("events.ndjson")).unwrap();
+    let mut parts = split_lines(&all, 2);
+    let first = dir.join("first.ndjson");
+    std::fs::write(&first, &parts[0]).unwrap();
+    ingest_ok(&lake, &first, &[]);
+    (lake, parts.pop().unwrap())
 }
 
 /// `huoyue-ingest --file -` on `lake`, fed `input` then empty lines to
@@ -510,17 +517,12 @@ fn staging_run(
 #[test]
 fn an_interrupted_file_run_says_so_and_leaves_the_lake_as_it_was() {
     let dir = tempfile::tempdir().unwrap();
-    let lake = dir.path().join("lake");
-    let all = std::fs::read(conformance().join("events.ndjson")).unwrap();
-    let parts = split_lines(&all, 2);
-    let first = dir.path().join("first.ndjson");
-    std::fs::write(&first, &parts[0]).unwrap();
-    ingest_ok(&lake, &first, &[]);
+    let (lake, second) = first_half_ingested(dir.path());
     let before = published(&lake);
     let ckpt_before = std::fs::read(file_state(&lake)).unwrap();
 
     let log = dir.path().join("interrupted.log");
-    let (mut child, stdin) = staging_run(&lake, &parts[1], &log);
+    let (mut child, stdin) = staging_run(&lake, &second, &log);
     let ok = Command::new("kill")
         .arg("-INT")
         .arg(child.id().to_string())
@@ -567,7 +569,10 @@ fn a_second_run_or_another_profile_gets_one_line() {
     stdin.write_all(b"{\"not\": \"an event\"}\n").unwrap();
     stdin.flush().unwrap();
     // wait until the first run holds the lake's file-mode lock
-    let lock = huoyue_ingest::pipeline::file::state_dir(&lake).join(".lock");
+    let lock = huoyue_ingest::checkpoint::instance_lock(
+        &huoyue_ingest::pipeline::file::state_dir(&lake),
+        huoyue_ingest::pipeline::file::STATE,
+    );
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while std::fs::File::open(&lock).is_ok_and(|f| f.try_lock().is_ok()) || !lock.exists() {
         assert!(

@@ -208,6 +208,19 @@ fn crowded_random_events_through_four_partitions_match_the_reference() {
     assert_reference_agrees(&lake);
 }
 
+/// A message: its key and payload.
+type Keyed = (Vec<u8>, Vec<u8>);
+
+/// A four-partition broker with the first half (by count) of the
+/// conformance case's keyed messages produced; the input and all messages.
+fn first_half_produced() -> (Broker, PathBuf, Vec<Keyed>) {
+    let broker = setup(4);
+    let input = conformance().join("events.ndjson");
+    let messages = keyed_lines(&input);
+    broker.produce(TOPIC, &messages[..messages.len() / 2]);
+    (broker, input, messages)
+}
+
 fn conformance_case(partitions: i32) {
     let broker = setup(partitions);
     let input = conformance().join("events.ndjson");
@@ -445,11 +458,8 @@ fn sigkill_at_random_moments_loses_and_doubles_nothing() {
 
 #[test]
 fn a_broker_outage_mid_run_loses_and_doubles_nothing() {
-    let broker = setup(4);
-    let input = conformance().join("events.ndjson");
-    let messages = keyed_lines(&input);
-    let (first, second) = messages.split_at(messages.len() / 2);
-    broker.produce(TOPIC, first);
+    let (broker, input, messages) = first_half_produced();
+    let second = &messages[messages.len() / 2..];
     let lake = tempfile::tempdir().unwrap();
     let log = lake.path().join("ingest.log");
     let logs = || std::fs::read_to_string(&log).unwrap_or_default();
@@ -467,7 +477,12 @@ fn a_broker_outage_mid_run_loses_and_doubles_nothing() {
         ],
     };
     let mut svc = Service::start(&args, &log);
-    caught_up(lake.path(), first.len(), Duration::from_secs(60), &logs);
+    caught_up(
+        lake.path(),
+        messages.len() / 2,
+        Duration::from_secs(60),
+        &logs,
+    );
     broker.pause();
     std::thread::sleep(Duration::from_secs(8));
     assert!(
@@ -611,12 +626,9 @@ fn two_instances_in_one_group_split_the_partitions_and_write_the_same_lake() {
 /// rest over once the broker expires A's session. The lake is file mode's.
 #[test]
 fn a_member_joining_and_a_member_killed_rebalance_without_loss() {
-    let broker = setup(4);
-    let input = conformance().join("events.ndjson");
-    let messages = keyed_lines(&input);
+    let (broker, input, messages) = first_half_produced();
     let total = messages.len();
     let (first, second) = messages.split_at(total / 2);
-    broker.produce(TOPIC, first);
     let lake = tempfile::tempdir().unwrap();
     let two = TwoLogs::new(lake.path());
     let logs = || two.text();
@@ -666,11 +678,8 @@ fn a_member_joining_and_a_member_killed_rebalance_without_loss() {
 /// id elsewhere fences it, and the fenced one exits 1 in one line.
 #[test]
 fn a_restarted_member_takes_its_partitions_back_at_once_and_a_twin_is_stopped() {
-    let broker = setup(4);
-    let input = conformance().join("events.ndjson");
-    let messages = keyed_lines(&input);
+    let (broker, input, messages) = first_half_produced();
     let (first, second) = messages.split_at(messages.len() / 2);
-    broker.produce(TOPIC, first);
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path().join("lake");
     let two = TwoLogs::new(dir.path());

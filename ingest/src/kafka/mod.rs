@@ -40,7 +40,6 @@ use huoyue_schemas::profile::Profile;
 
 use crate::checkpoint::{self, Checkpoint, Mark};
 use crate::engine::{Engine, EngineConfig};
-use crate::lake_writer::publish::PartitionLock;
 use crate::lake_writer::{LakeWriter, WrittenFile};
 use crate::metrics::{Metrics, files_by_table};
 use crate::pipeline::decode::append_spans;
@@ -1048,9 +1047,8 @@ pub fn run(
     check_instance(&opts.instance)?;
     // one process per instance id: a second would share the checkpoint
     let ckpt_dir = checkpoint::dir(lake, &opts.group, &opts.topic);
-    let lock_path = ckpt_dir.join(format!("{}.lock", opts.instance));
-    let _instance_lock = std::fs::create_dir_all(&ckpt_dir)
-        .and_then(|()| PartitionLock::try_acquire_file(&lock_path))
+    let lock_path = checkpoint::instance_lock(&ckpt_dir, &opts.instance);
+    let _instance_lock = checkpoint::lock_instance(&ckpt_dir, &opts.instance)
         .map_err(|e| ServiceError::Other(format!("cannot lock {}: {e}", lock_path.display())))?
         .ok_or_else(|| ServiceError::Busy {
             instance: opts.instance.clone(),

@@ -13,7 +13,8 @@ use std::path::Path;
 /// The lock file of a partition folder.
 pub const LOCK_FILE: &str = ".lock";
 
-/// Holds the exclusive lock of a partition folder until dropped.
+/// Holds an exclusive `flock` until dropped: a partition folder's `.lock`, or
+/// another lock file ([`PartitionLock::try_acquire_file`]).
 pub struct PartitionLock {
     file: File,
 }
@@ -24,11 +25,6 @@ impl PartitionLock {
         let file = Self::open(&dir.join(LOCK_FILE))?;
         file.lock()?;
         Ok(PartitionLock { file })
-    }
-
-    /// The folder's lock if nobody holds it, else `None`.
-    pub fn try_acquire(dir: &Path) -> io::Result<Option<PartitionLock>> {
-        Self::try_acquire_file(&dir.join(LOCK_FILE))
     }
 
     /// The lock of the file `path` (created if missing) if nobody holds it,

@@ -24,7 +24,7 @@ use super::decode::{Span, decode_chunk, line_spans};
 use super::{Counts, DecodedChunk, Pipeline};
 use crate::checkpoint::{self, Checkpoint, CheckpointError};
 use crate::engine::{Engine, EngineConfig};
-use crate::lake_writer::publish::{LOCK_FILE, PartitionLock};
+use crate::lake_writer::publish::PartitionLock;
 use crate::lake_writer::{LakeError, WrittenFile};
 
 /// How a file run flushes.
@@ -87,8 +87,8 @@ pub fn state_dir(lake: &Path) -> PathBuf {
     lake.join(checkpoint::CHECKPOINTS).join("file")
 }
 
-/// The checkpoint's instance name (`state.ckpt`).
-const STATE: &str = "state";
+/// The checkpoint's instance name (`state.ckpt`, locked by `state.lock`).
+pub const STATE: &str = "state";
 
 /// The start of every file run's file names (`file-<run>-<pid>-…`).
 pub const FILE_PREFIX: &str = "file-";
@@ -113,9 +113,8 @@ impl FileState {
         cfg: EngineConfig,
     ) -> Result<(FileState, Engine), FileError> {
         let dir = state_dir(lake);
-        let lock_path = dir.join(LOCK_FILE).display().to_string();
-        let lock = std::fs::create_dir_all(&dir)
-            .and_then(|()| PartitionLock::try_acquire(&dir))
+        let lock_path = checkpoint::instance_lock(&dir, STATE).display().to_string();
+        let lock = checkpoint::lock_instance(&dir, STATE)
             .map_err(|error| FileError::Lock {
                 path: lock_path.clone(),
                 error,
