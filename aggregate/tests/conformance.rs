@@ -13,14 +13,10 @@
 mod common;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use common::*;
 use serde_json::Value;
-
-fn conformance_dir() -> PathBuf {
-    manifest_dir().join("../testdata/conformance")
-}
 
 // --- time ---------------------------------------------------------------------
 
@@ -473,71 +469,23 @@ fn build_lake(lake: &Path) {
     }
 }
 
-fn parse_csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
-    let text = std::fs::read_to_string(path).unwrap();
-    let mut lines = text.lines();
-    let header = lines
-        .next()
-        .unwrap()
-        .split(',')
-        .map(str::to_string)
-        .collect();
-    let rows = lines
-        .map(|l| l.split(',').map(str::to_string).collect())
-        .collect();
-    (header, rows)
-}
-
-const FLOAT_COLUMNS: [&str; 8] = [
-    "avg_points",
-    "active_ratio",
-    "daily_active_rate",
-    "target_rate",
-    "rate_gap",
-    "avg_daily_logins",
-    "deep_index",
-    "registration_rate",
-];
-
 fn compare(lake: &Path, table: &str, expected: &str, key: &str) {
     let got = read_month(lake, table, "2026-09");
-    let (header, rows) = parse_csv(&conformance_dir().join(expected));
-    assert_eq!(got.num_rows(), rows.len(), "{table} rows");
-    let key_idx = header.iter().position(|h| h == key).unwrap();
-    let mut by_key: HashMap<String, usize> = HashMap::new();
-    for r in 0..got.num_rows() {
-        by_key.insert(cell(&got, key, r), r);
-    }
-    let mut mismatches = Vec::new();
-    for want in &rows {
-        let r = *by_key
-            .get(&want[key_idx])
-            .unwrap_or_else(|| panic!("{table}: no row {}", want[key_idx]));
-        for (c, col) in header.iter().enumerate() {
-            let w = &want[c];
-            if FLOAT_COLUMNS.contains(&col.as_str()) {
-                let g = float(&got, col, r);
-                let ok = match (g, w.is_empty()) {
-                    (None, true) => true,
-                    (Some(g), false) => (g - w.parse::<f64>().unwrap()).abs() <= 1e-9,
-                    _ => false,
-                };
-                if !ok {
-                    mismatches.push(format!("{} {col}: got {g:?}, want {w}", want[key_idx]));
-                }
-            } else {
-                let g = cell(&got, col, r);
-                if &g != w {
-                    mismatches.push(format!("{} {col}: got {g:?}, want {w:?}", want[key_idx]));
-                }
-            }
-        }
-    }
-    assert!(
-        mismatches.is_empty(),
-        "{table} differs:\n{}",
-        mismatches.join("\n")
-    );
+    let columns: Vec<String> = got
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    let rows: Vec<HashMap<String, String>> = (0..got.num_rows())
+        .map(|r| {
+            columns
+                .iter()
+                .map(|c| (c.clone(), cell(&got, c, r)))
+                .collect()
+        })
+        .collect();
+    assert_rows_match(table, &rows, &conformance_dir().join(expected), key);
 }
 
 /// Random events over rosters with the monthly job's edges

@@ -140,6 +140,90 @@ pub fn cell(batch: &RecordBatch, col: &str, row: usize) -> String {
     panic!("column {col} has unexpected type {}", a.data_type())
 }
 
+/// The conformance case (testdata/conformance/).
+pub fn conformance_dir() -> PathBuf {
+    manifest_dir().join("../testdata/conformance")
+}
+
+/// A CSV without quoting (the conformance case's expected tables): header, rows.
+pub fn parse_csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
+    let text = fs::read_to_string(path).unwrap();
+    let mut lines = text.lines();
+    let header = lines
+        .next()
+        .unwrap()
+        .split(',')
+        .map(str::to_string)
+        .collect();
+    let rows = lines
+        .map(|l| l.split(',').map(str::to_string).collect())
+        .collect();
+    (header, rows)
+}
+
+/// The monthly tables' float columns, compared to 1e-9.
+pub const FLOAT_COLUMNS: [&str; 8] = [
+    "avg_points",
+    "active_ratio",
+    "daily_active_rate",
+    "target_rate",
+    "rate_gap",
+    "avg_daily_logins",
+    "deep_index",
+    "registration_rate",
+];
+
+/// Asserts that `got` (a monthly table's rows, each cell as text the way
+/// [`cell`] writes it: null → "") holds exactly the rows of the `expected` CSV,
+/// found by their `key` column; floats to 1e-9, every other cell as text.
+pub fn assert_rows_match(
+    table: &str,
+    got: &[std::collections::HashMap<String, String>],
+    expected: &Path,
+    key: &str,
+) {
+    let (header, rows) = parse_csv(expected);
+    assert_eq!(got.len(), rows.len(), "{table} rows");
+    let key_idx = header.iter().position(|h| h == key).unwrap();
+    let by_key: std::collections::HashMap<&str, usize> = got
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r[key].as_str(), i))
+        .collect();
+    let mut mismatches = Vec::new();
+    for want in &rows {
+        let r = &got[*by_key
+            .get(want[key_idx].as_str())
+            .unwrap_or_else(|| panic!("{table}: no row {}", want[key_idx]))];
+        for (c, col) in header.iter().enumerate() {
+            let (g, w) = (
+                r.get(col)
+                    .unwrap_or_else(|| panic!("{table}: no column {col}")),
+                &want[c],
+            );
+            let same = if FLOAT_COLUMNS.contains(&col.as_str()) {
+                match (g.is_empty(), w.is_empty()) {
+                    (true, true) => true,
+                    (false, false) => {
+                        (g.parse::<f64>().unwrap() - w.parse::<f64>().unwrap()).abs() <= 1e-9
+                    }
+                    _ => false,
+                }
+            } else {
+                g == w
+            };
+            if !same {
+                mismatches.push(format!("{} {col}: got {g:?}, want {w:?}", want[key_idx]));
+            }
+        }
+    }
+    assert!(
+        mismatches.is_empty(),
+        "{table} differs:\n{}",
+        mismatches.join("\n")
+    );
+}
+
 /// A float cell (None when null).
 pub fn float(batch: &RecordBatch, col: &str, row: usize) -> Option<f64> {
     let a = batch.column_by_name(col).unwrap();
