@@ -1,7 +1,9 @@
 //! Conformance: the monthly tables of testdata/conformance/ (computed by an
 //! independent implementation) reproduced from a lake built in the test.
 //!
-//! Until the ingest can write the lake, the test derives it:
+//! The monthly job is checked here on a lake derived from the case (so that a
+//! fault of the ingest cannot hide in it; tests/spark.rs checks the same tables
+//! on the lake the ingest writes, read back by Spark):
 //! * `daily_scores` from `expected_daily_scores.csv` (the points), with each
 //!   row's school from the events, and the points split into several delta
 //!   rows over two files;

@@ -1,8 +1,9 @@
 //! The lake read back by Apache Spark (scripts/spark_check.py: pyspark in
 //! local mode, its default vectorized Parquet reader): every table the ingest,
 //! compaction and the monthly job write, with the values of the conformance
-//! case. DuckDB reads the same lake in the ingest's tests; this is the second
-//! reader lake.md names.
+//! case: the whole chain from its events to its expected monthly tables.
+//! DuckDB reads the ingest's lake in the ingest's tests; Spark is the second
+//! reader the lake is promised to.
 
 mod common;
 
