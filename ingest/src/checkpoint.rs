@@ -97,6 +97,14 @@ pub enum CheckpointError {
     Restore { path: String, error: RestoreError },
     #[error("cannot remove the files staged after the last checkpoint from {path}: {error}")]
     Clean { path: String, error: std::io::Error },
+    /// The checkpoint is in place under its name, but its folder could not be
+    /// synced: it holds unless the machine loses power before the folder is
+    /// written, so what it lists must stay.
+    #[error("checkpoint {path} written, but its folder could not be synced: {source}")]
+    SyncDir {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 /// Where an instance (a Kafka service replica, or a lake's file runs) starts
@@ -267,25 +275,35 @@ impl Checkpoint {
             source,
         };
         std::fs::create_dir_all(dir).map_err(err)?;
-        let mut file = File::create(&tmp).map_err(err)?;
-        file.write_all(&[0; HEADER]).map_err(err)?;
-        let mut out = Summed {
-            out: std::io::BufWriter::with_capacity(1 << 20, file),
-            sum: xxhash_rust::xxh3::Xxh3::new(),
-        };
-        snapshot(&mut out).map_err(err)?;
-        let Summed { out, sum } = out;
-        let file = out.into_inner().map_err(|e| err(e.into_error()))?;
-        if sync {
-            file.sync_data().map_err(err)?;
+        let written = (|| {
+            let mut file = File::create(&tmp)?;
+            file.write_all(&[0; HEADER])?;
+            let mut out = Summed {
+                out: std::io::BufWriter::with_capacity(1 << 20, file),
+                sum: xxhash_rust::xxh3::Xxh3::new(),
+            };
+            snapshot(&mut out)?;
+            let Summed { out, sum } = out;
+            let file = out.into_inner().map_err(|e| e.into_error())?;
+            if sync {
+                file.sync_data()?;
+            }
+            Ok((file, sum))
+        })();
+        match written {
+            Ok((file, sum)) => Ok(Begun {
+                dir: dir.to_owned(),
+                dest,
+                tmp,
+                file,
+                sum,
+            }),
+            Err(source) => {
+                // a full disk stays full of a checkpoint that will never be
+                let _ = std::fs::remove_file(&tmp);
+                Err(err(source))
+            }
         }
-        Ok(Begun {
-            dir: dir.to_owned(),
-            dest,
-            tmp,
-            file,
-            sum,
-        })
     }
 
     /// Every instance's checkpoint in `dir` (none if the folder does not exist).
@@ -435,25 +453,36 @@ pub struct Begun {
 impl Begun {
     /// Completes the checkpoint with `ckpt`'s other fields (its `engine` is
     /// the snapshot begun with; it is not written again): appends the body,
-    /// writes the header, syncs, and renames the file to its name.
+    /// writes the header, syncs, and renames the file to its name. On an
+    /// error before the rename, the last checkpoint is still the one in place
+    /// and the temporary file is removed; after it, the error is
+    /// [`CheckpointError::SyncDir`].
     pub fn finish(mut self, ckpt: &Checkpoint) -> Result<(), CheckpointError> {
         use std::os::unix::fs::FileExt;
-        let err = |source| CheckpointError::Write {
-            path: self.dest.display().to_string(),
+        let path = || self.dest.display().to_string();
+        let written = (|| {
+            let body = postcard::to_stdvec(ckpt).expect("a checkpoint serializes");
+            self.file.write_all(&body)?;
+            self.sum.update(&body);
+            let mut header = Vec::with_capacity(HEADER);
+            header.extend_from_slice(MAGIC_3);
+            header.extend_from_slice(&(body.len() as u64).to_le_bytes());
+            header.extend_from_slice(&self.sum.digest().to_le_bytes());
+            self.file.write_all_at(&header, 0)?;
+            self.file.sync_all()?;
+            std::fs::rename(&self.tmp, &self.dest)
+        })();
+        if let Err(source) = written {
+            let _ = std::fs::remove_file(&self.tmp);
+            return Err(CheckpointError::Write {
+                path: path(),
+                source,
+            });
+        }
+        sync_dir(&self.dir).map_err(|source| CheckpointError::SyncDir {
+            path: path(),
             source,
-        };
-        let body = postcard::to_stdvec(ckpt).expect("a checkpoint serializes");
-        self.file.write_all(&body).map_err(err)?;
-        self.sum.update(&body);
-        let mut header = Vec::with_capacity(HEADER);
-        header.extend_from_slice(MAGIC_3);
-        header.extend_from_slice(&(body.len() as u64).to_le_bytes());
-        header.extend_from_slice(&self.sum.digest().to_le_bytes());
-        self.file.write_all_at(&header, 0).map_err(err)?;
-        self.file.sync_all().map_err(err)?;
-        drop(self.file);
-        std::fs::rename(&self.tmp, &self.dest).map_err(err)?;
-        sync_dir(&self.dir).map_err(err)
+        })
     }
 }
 

@@ -544,6 +544,47 @@ fn an_interrupted_file_run_says_so_and_leaves_the_lake_as_it_was() {
     assert_eq!(std::fs::read(file_state(&lake)).unwrap(), ckpt_before);
 }
 
+/// A run that fails before its checkpoint is in place removes what it staged
+/// and says that nothing of it was published: here the checkpoint's
+/// temporary name is taken by a folder (a full disk fails the same way, with
+/// "No space left on device"). Once that is mended, the same file gives the
+/// lake of an uninterrupted run.
+#[test]
+fn a_run_that_cannot_write_its_checkpoint_publishes_nothing_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let (lake, second) = first_half_ingested(dir.path());
+    let before = published(&lake);
+    let state = file_state(&lake);
+    let ckpt_before = std::fs::read(&state).unwrap();
+    let obstacle = state.with_file_name(".state.ckpt.tmp");
+    std::fs::create_dir(&obstacle).unwrap();
+
+    let second_file = dir.path().join("second.ndjson");
+    std::fs::write(&second_file, &second).unwrap();
+    let (lake_s, second_s) = (lake.to_str().unwrap(), second_file.to_str().unwrap());
+    // small flushes: files are staged all along the run
+    let o = ingest(&["--lake", lake_s, "--file", second_s, "--flush-rows", "200"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    let last = err.trim_end().lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("error: cannot write checkpoint ")
+            && last.ends_with(
+                "; nothing of this run was published: the lake and its state are as they were before it"
+            ),
+        "{err}"
+    );
+    assert_eq!(staged(&lake), 0, "its staged files are removed");
+    assert_eq!(published(&lake), before);
+    assert_eq!(std::fs::read(&state).unwrap(), ckpt_before);
+
+    std::fs::remove_dir(&obstacle).unwrap();
+    ingest_ok(&lake, &second_file, &[]);
+    assert_eq!(score_sums(&lake), expected_scores());
+    assert_eq!(row_count(&lake, "events"), 12309);
+    assert_eq!(row_count(&lake, "rejected"), 49);
+}
+
 /// The file-mode checkpoint of a lake.
 fn file_state(lake: &std::path::Path) -> std::path::PathBuf {
     huoyue_ingest::pipeline::file::state_dir(lake).join("state.ckpt")

@@ -190,6 +190,32 @@ pub struct Engine {
     state: State,
 }
 
+/// `postcard::to_io` that reports the writer's own error (a full disk, say):
+/// postcard turns any I/O error into "the serialize buffer is full".
+fn to_io<T: Serialize>(value: &T, out: &mut (impl std::io::Write + ?Sized)) -> std::io::Result<()> {
+    struct KeepError<'a, W: ?Sized> {
+        out: &'a mut W,
+        error: Option<std::io::Error>,
+    }
+    impl<W: std::io::Write + ?Sized> std::io::Write for KeepError<'_, W> {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.out.write(buf).map_err(|e| {
+                let kind = e.kind();
+                self.error.get_or_insert(e);
+                kind.into()
+            })
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            self.out.flush()
+        }
+    }
+    let mut w = KeepError { out, error: None };
+    match postcard::to_io(value, &mut w) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(w.error.take().unwrap_or_else(|| std::io::Error::other(e))),
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 struct SnapshotHeader {
     format: u32,
@@ -708,9 +734,9 @@ impl Engine {
             profile: self.profile_name.clone(),
             cfg: self.cfg,
         };
-        postcard::to_io(&header, &mut *out).map_err(std::io::Error::other)?;
-        postcard::to_io(&self.rule_shape, &mut *out).map_err(std::io::Error::other)?;
-        postcard::to_io(&self.state, &mut *out).map_err(std::io::Error::other)?;
+        to_io(&header, out)?;
+        to_io(&self.rule_shape, out)?;
+        to_io(&self.state, out)?;
         packed_ids::write(&self.state.seen, out, packed_ids::Layout::WithPartition)
     }
 

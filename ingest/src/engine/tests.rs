@@ -936,3 +936,21 @@ fn absorb_moves_a_partitions_users_to_their_new_owner() {
         "the test data need the lifetime state"
     );
 }
+
+/// A snapshot written to a full disk reports the disk's error (postcard alone
+/// reports any writer's error as "the serialize buffer is full").
+#[test]
+fn a_snapshot_to_a_full_disk_says_so() {
+    struct Full;
+    impl std::io::Write for Full {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::ErrorKind::StorageFull.into())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let engine = Engine::new(&zhejiang(), EngineConfig::default());
+    let e = engine.snapshot_to(&mut Full).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::StorageFull, "{e}");
+}

@@ -100,6 +100,11 @@ impl LakeWriter {
         &self.root
     }
 
+    /// What starts the name of every file this writer writes.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     /// Adds `events` rows of one day: to the day's open file of this flush,
     /// opened if need be. Waits while the encoders are far behind.
     /// Only the rows `keep` selects are added; the selection is made on an

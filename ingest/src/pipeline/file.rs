@@ -18,6 +18,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use huoyue_schemas::lake::INGEST_TABLES;
 use huoyue_schemas::profile::Profile;
 
 use super::decode::{Span, decode_chunk, line_spans};
@@ -76,6 +77,11 @@ pub enum FileError {
         "interrupted: nothing of this run was published; the lake and its state are as they were before it"
     )]
     Interrupted,
+    /// A run that failed before its checkpoint: what it staged was removed.
+    #[error(
+        "{0}; nothing of this run was published: the lake and its state are as they were before it"
+    )]
+    NotPublished(Box<FileError>),
     #[error("another file run is writing to this lake (it holds {path})")]
     Busy { path: String },
     #[error("cannot lock {path}: {error}")]
@@ -136,8 +142,10 @@ impl FileState {
     /// `progress` gets the counts and the input bytes scored after each flush
     /// that comes while the input is read (every `flush_interval` or
     /// `flush_rows`). Once `stop` is set (a signal) while the input is read,
-    /// the run ends with [`FileError::Interrupted`], having removed what it
-    /// staged.
+    /// the run ends with [`FileError::Interrupted`]. A run that stops before
+    /// its checkpoint is in place, interrupted or failed (a full disk, an
+    /// unreadable input), removes what it staged: the lake and its state stay
+    /// as they were, and the error says so ([`FileError::NotPublished`]).
     pub fn run(
         self,
         pipeline: &mut Pipeline,
@@ -147,19 +155,34 @@ impl FileState {
         progress: &mut dyn FnMut(&Counts, u64),
         stop: &AtomicBool,
     ) -> Result<(), FileError> {
-        match feed_file(pipeline, input, source, opts, progress, stop) {
-            Err(FileError::Interrupted) => {
-                // the files this run staged go; the lake and the state stay
-                // as they were (a file still open is removed with the writer)
-                for f in pipeline.sync()? {
-                    if let Some(staged) = f.staged {
-                        let _ = std::fs::remove_file(staged);
-                    }
-                }
-                return Err(FileError::Interrupted);
+        let ckpt = match feed_file(pipeline, input, source, opts, progress, stop)
+            .and_then(|()| self.checkpoint(pipeline, source))
+        {
+            Ok(ckpt) => ckpt,
+            // in place: what it lists is published by the next run if not now
+            Err(e @ FileError::Checkpoint(CheckpointError::SyncDir { .. })) => return Err(e),
+            Err(e) => {
+                // the encoders finish what they were given, then every file
+                // this run staged goes (one still open goes with the writer)
+                let _ = pipeline.sync();
+                let _ = checkpoint::remove_unlisted(
+                    &self.lake,
+                    INGEST_TABLES,
+                    pipeline.file_prefix(),
+                    &[],
+                );
+                return Err(match e {
+                    FileError::Interrupted => e,
+                    e => FileError::NotPublished(Box::new(e)),
+                });
             }
-            r => r?,
-        }
+        };
+        ckpt.roll_forward(&self.lake)?;
+        Ok(())
+    }
+
+    /// Writes the run's checkpoint: the engine's state and the files staged.
+    fn checkpoint(&self, pipeline: &mut Pipeline, source: &str) -> Result<Checkpoint, FileError> {
         let dir = state_dir(&self.lake);
         let engine = pipeline.engine();
         let begun = Checkpoint::begin(&dir, STATE, |w| engine.snapshot_to(w))?;
@@ -171,8 +194,7 @@ impl FileState {
             ..Checkpoint::new(STATE, source)
         };
         begun.finish(&ckpt)?;
-        ckpt.roll_forward(&self.lake)?;
-        Ok(())
+        Ok(ckpt)
     }
 }
 

@@ -239,6 +239,11 @@ impl Pipeline {
         &self.engine
     }
 
+    /// What starts the name of every file this pipeline writes.
+    pub fn file_prefix(&self) -> &str {
+        self.writer.prefix()
+    }
+
     pub fn counts(&self) -> &Counts {
         &self.counts
     }
