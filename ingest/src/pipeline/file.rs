@@ -165,12 +165,8 @@ impl FileState {
                 // the encoders finish what they were given, then every file
                 // this run staged goes (one still open goes with the writer)
                 let _ = pipeline.sync();
-                let _ = checkpoint::remove_unlisted(
-                    &self.lake,
-                    INGEST_TABLES,
-                    pipeline.file_prefix(),
-                    &[],
-                );
+                let own = format!("{}-", pipeline.file_prefix());
+                let _ = checkpoint::remove_unlisted(&self.lake, INGEST_TABLES, &own, &[]);
                 return Err(match e {
                     FileError::Interrupted => e,
                     e => FileError::NotPublished(Box::new(e)),
