@@ -224,7 +224,10 @@ pub async fn compact_partition(
     let inputs: Vec<PathBuf> = snapshot.iter().map(|n| dir.join(n)).collect();
     if let Err(e) = merge(table, &inputs, &scratch.join(&out_name)).await {
         let _ = fs::remove_dir_all(&scratch);
-        return Err(e);
+        return Err(AggregateError::During {
+            context: format!("compacting {} (left as it was)", dir.display()),
+            source: Box::new(e),
+        });
     }
 
     let lock = PartitionLock::acquire(&dir).context(|| format!("locking {}", dir.display()))?;

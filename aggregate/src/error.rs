@@ -61,6 +61,16 @@ pub enum AggregateError {
         #[source]
         source: std::io::Error,
     },
+    /// Another error, with what was being done (the partition being
+    /// compacted, say).
+    #[error("{context}: {source}")]
+    During {
+        /// What was being done, naming the path.
+        context: String,
+        /// The cause.
+        #[source]
+        source: Box<AggregateError>,
+    },
     /// DataFusion failed (planning or execution).
     #[error("query failed: {0}")]
     DataFusion(#[from] datafusion::error::DataFusionError),
