@@ -103,6 +103,33 @@ fn monthly_is_idempotent_and_leaves_other_months_alone() {
     assert_eq!(cell(&t, "points", t5), "10");
 }
 
+/// A run that fails while writing its outputs (here `reports` is a file; a
+/// full disk fails the same way, on any of them) leaves the month's published
+/// tables as they were and removes the ones it had written.
+#[test]
+fn a_monthly_run_that_fails_writing_leaves_the_month_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path();
+    golden_lake(lake);
+    monthly(lake, "2026-11");
+    let tables = ["teacher_monthly", "school_monthly"];
+    let before: Vec<_> = tables.iter().map(|t| snapshot(&lake.join(t))).collect();
+    fs::remove_dir_all(lake.join("reports")).unwrap();
+    fs::write(lake.join("reports"), b"").unwrap();
+
+    let err = fails(&[
+        "monthly",
+        "--lake",
+        lake.to_str().unwrap(),
+        "--month",
+        "2026-11",
+    ]);
+    assert!(err.contains("reports"), "{err}");
+    for (t, before) in tables.iter().zip(&before) {
+        assert!(&snapshot(&lake.join(t)) == before, "{t} changed");
+    }
+}
+
 /// Runs the binary expecting failure; checks the message is one line and
 /// returns it.
 fn fails(args: &[&str]) -> String {

@@ -131,24 +131,40 @@ pub async fn run(opts: &MonthlyOptions) -> Result<MonthlySummary> {
     tracing::debug!(phase = "reports built", elapsed = ?t0.elapsed(), "monthly");
     let _lock = lock_lake(lake_dir)?;
     let month = opts.month.to_string();
+    // (scratch, target) of each output, written in full before any replaces
     let mut staged: Vec<(PathBuf, PathBuf)> = Vec::new();
-    for (table, batch) in [
-        ("teacher_monthly", &result.teacher_monthly),
-        ("school_monthly", &result.school_monthly),
-    ] {
-        let (scratch, target) = scratch_for(&lake_dir.join(table), &format!("month={month}"))?;
-        write::parquet(&scratch.join("part-00000.parquet"), batch)?;
-        staged.push((scratch, target));
-    }
-    let (scratch, target) = scratch_for(&lake_dir.join("reports"), &month)?;
-    for (code, report) in &counties {
-        write_report(&scratch.join(folder_name(code)), report)?;
-    }
-    write_report(&scratch.join("province"), &province)?;
-    staged.push((scratch, target));
-
-    for (scratch, _) in &staged {
-        fsync_tree(scratch).context(|| format!("syncing {}", scratch.display()))?;
+    let written = (|| {
+        for (table, batch) in [
+            ("teacher_monthly", &result.teacher_monthly),
+            ("school_monthly", &result.school_monthly),
+        ] {
+            staged.push(scratch_for(
+                &lake_dir.join(table),
+                &format!("month={month}"),
+            )?);
+            write::parquet(
+                &staged[staged.len() - 1].0.join("part-00000.parquet"),
+                batch,
+            )?;
+        }
+        staged.push(scratch_for(&lake_dir.join("reports"), &month)?);
+        let scratch = &staged[staged.len() - 1].0;
+        for (code, report) in &counties {
+            write_report(&scratch.join(folder_name(code)), report)?;
+        }
+        write_report(&scratch.join("province"), &province)?;
+        for (scratch, _) in &staged {
+            fsync_tree(scratch).context(|| format!("syncing {}", scratch.display()))?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = written {
+        // the month's published outputs are untouched; a full disk is not
+        // left full of the unfinished ones
+        for (scratch, _) in &staged {
+            let _ = std::fs::remove_dir_all(scratch);
+        }
+        return Err(e);
     }
     for (scratch, target) in &staged {
         replace_dir(scratch, target)
