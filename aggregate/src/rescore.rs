@@ -607,14 +607,18 @@ fn stage_and_swap(
             let old = snapshot.get(&day).unwrap_or(&empty);
             let file_name = compacted_name(old).replacen("compacted-", "rescore-", 1);
             let path = scratch.join(file_name);
-            let file = File::create(&path).context(|| format!("creating {}", path.display()))?;
-            let batch = day_batch(rows)?;
-            let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(writer_properties()))?;
-            writer.write(&batch)?;
-            writer
-                .into_inner()?
-                .sync_all()
-                .context(|| format!("syncing {}", path.display()))?;
+            let written = (|| {
+                let file = File::create(&path).context(|| "creating".into())?;
+                let batch = day_batch(rows)?;
+                let mut writer =
+                    ArrowWriter::try_new(file, batch.schema(), Some(writer_properties()))?;
+                writer.write(&batch)?;
+                writer.into_inner()?.sync_all().context(|| "syncing".into())
+            })();
+            written.map_err(|e: AggregateError| AggregateError::During {
+                context: format!("writing {} (nothing was replaced)", path.display()),
+                source: Box::new(e),
+            })?;
         }
         fsync_tree(&scratch).context(|| format!("syncing {}", scratch.display()))?;
         progress.inc(1);
