@@ -36,9 +36,13 @@ def text(v) -> str:
 
 def main() -> None:
     lake, month = sys.argv[1], sys.argv[2]
+    # local only: no dependence on the machine's host name resolving
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     spark = (
         SparkSession.builder.master("local[2]")
         .appName("huoyue-spark-check")
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.driver.bindAddress", "127.0.0.1")
         .config("spark.ui.enabled", "false")
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.shuffle.partitions", "4")
