@@ -117,17 +117,22 @@ fn a_monthly_run_that_fails_writing_leaves_the_month_as_it_was() {
     fs::remove_dir_all(lake.join("reports")).unwrap();
     fs::write(lake.join("reports"), b"").unwrap();
 
-    let err = fails(&[
-        "monthly",
-        "--lake",
-        lake.to_str().unwrap(),
-        "--month",
-        "2026-11",
-    ]);
+    let err = monthly_fails(lake, "2026-11");
     assert!(err.contains("reports"), "{err}");
     for (t, before) in tables.iter().zip(&before) {
         assert!(&snapshot(&lake.join(t)) == before, "{t} changed");
     }
+}
+
+/// `monthly --lake LAKE --month MONTH`, expected to fail: its one line.
+fn monthly_fails(lake: &Path, month: &str) -> String {
+    fails(&[
+        "monthly",
+        "--lake",
+        lake.to_str().unwrap(),
+        "--month",
+        month,
+    ])
 }
 
 /// Runs the binary expecting failure; checks the message is one line and
@@ -203,13 +208,7 @@ fn a_month_without_data_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path();
     golden_lake(lake);
-    let err = fails(&[
-        "monthly",
-        "--lake",
-        lake.to_str().unwrap(),
-        "--month",
-        "2026-08",
-    ]);
+    let err = monthly_fails(lake, "2026-08");
     assert_eq!(
         err,
         format!(
@@ -230,13 +229,7 @@ fn a_roster_missing_a_column_is_an_error() {
         "user_id,school_id,name\nt1,3300000001,张一\n",
     )
     .unwrap();
-    let err = fails(&[
-        "monthly",
-        "--lake",
-        lake.to_str().unwrap(),
-        "--month",
-        "2026-11",
-    ]);
+    let err = monthly_fails(lake, "2026-11");
     assert!(err.contains("users.csv: missing column role"), "{err}");
     assert_nothing_written(lake);
 
@@ -247,13 +240,7 @@ fn a_roster_missing_a_column_is_an_error() {
         schools.replace("student_base", "students"),
     )
     .unwrap();
-    let err = fails(&[
-        "monthly",
-        "--lake",
-        lake.to_str().unwrap(),
-        "--month",
-        "2026-11",
-    ]);
+    let err = monthly_fails(lake, "2026-11");
     assert!(
         err.contains("schools.csv: missing column student_base"),
         "{err}"
@@ -272,13 +259,7 @@ fn a_school_id_that_is_not_ten_digits_names_the_line() {
         schools.replace("3300000002,乙校", "330000002,乙校"),
     )
     .unwrap();
-    let err = fails(&[
-        "monthly",
-        "--lake",
-        lake.to_str().unwrap(),
-        "--month",
-        "2026-11",
-    ]);
+    let err = monthly_fails(lake, "2026-11");
     assert!(
         err.contains("schools.csv line 3: school_id \"330000002\" is not 10 digits"),
         "{err}"
@@ -292,13 +273,7 @@ fn a_school_id_that_is_not_ten_digits_names_the_line() {
         users.replace("t4,3300000002", "t4,33000000AB"),
     )
     .unwrap();
-    let err = fails(&[
-        "monthly",
-        "--lake",
-        lake.to_str().unwrap(),
-        "--month",
-        "2026-11",
-    ]);
+    let err = monthly_fails(lake, "2026-11");
     assert!(
         err.contains("users.csv line 7: school_id \"33000000AB\" is not 10 digits"),
         "{err}"
@@ -310,24 +285,12 @@ fn a_school_id_that_is_not_ten_digits_names_the_line() {
 fn a_missing_lake_and_a_bad_month_are_errors() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("no-such-lake");
-    let err = fails(&[
-        "monthly",
-        "--lake",
-        missing.to_str().unwrap(),
-        "--month",
-        "2026-11",
-    ]);
+    let err = monthly_fails(&missing, "2026-11");
     assert!(err.contains("does not exist"), "{err}");
     assert!(!missing.exists());
 
     golden_lake(dir.path());
-    let err = fails(&[
-        "monthly",
-        "--lake",
-        dir.path().to_str().unwrap(),
-        "--month",
-        "2026-13",
-    ]);
+    let err = monthly_fails(dir.path(), "2026-13");
     assert!(err.contains("invalid month \"2026-13\""), "{err}");
     assert_nothing_written(dir.path());
 

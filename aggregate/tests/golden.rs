@@ -206,16 +206,6 @@ fn school_monthly_matches_hand_computed_values() {
         "rank_points",
         "rank_active_rate",
     ];
-    let float_cols = [
-        "avg_points",
-        "active_ratio",
-        "daily_active_rate",
-        "target_rate",
-        "rate_gap",
-        "avg_daily_logins",
-        "deep_index",
-        "registration_rate",
-    ];
     for r in 0..4 {
         for (c, col) in text_cols.iter().enumerate() {
             assert_eq!(
@@ -233,7 +223,7 @@ fn school_monthly_matches_hand_computed_values() {
                 text[r][0]
             );
         }
-        for (c, col) in float_cols.iter().enumerate() {
+        for (c, col) in FLOAT_COLUMNS.iter().enumerate() {
             let got = float(&s, col, r);
             match (got, floats[r][c]) {
                 (Some(g), Some(w)) => assert!(

@@ -434,19 +434,16 @@ fn a_long_run_reports_its_progress() {
 fn a_killed_file_run_leaves_the_lake_as_it_was() {
     let dir = tempfile::tempdir().unwrap();
     let (lake, second) = first_half_ingested(dir.path());
-    let before = published(&lake);
-    let state = file_state(&lake);
-    let ckpt_before = std::fs::read(&state).unwrap();
+    let before = published_and_state(&lake);
 
     let (mut child, stdin) = staging_run(&lake, &second, &dir.path().join("killed.log"));
     child.kill().unwrap();
     child.wait().unwrap();
     drop(stdin);
-    assert_eq!(published(&lake), before, "a killed run published files");
     assert_eq!(
-        std::fs::read(&state).unwrap(),
-        ckpt_before,
-        "a killed run changed the state"
+        published_and_state(&lake),
+        before,
+        "a killed run published files or changed the state"
     );
 
     let second_file = dir.path().join("second.ndjson");
@@ -457,9 +454,21 @@ fn a_killed_file_run_leaves_the_lake_as_it_was() {
         0,
         "the killed run's staged files are removed"
     );
-    assert_eq!(score_sums(&lake), expected_scores());
-    assert_eq!(row_count(&lake, "events"), 12309);
-    assert_eq!(row_count(&lake, "rejected"), 49);
+    assert_is_the_whole_case(&lake);
+}
+
+/// A lake's published files and its file-mode state: what a run that
+/// publishes nothing leaves as it was.
+fn published_and_state(lake: &std::path::Path) -> (std::collections::BTreeSet<String>, Vec<u8>) {
+    (published(lake), std::fs::read(file_state(lake)).unwrap())
+}
+
+/// The lake holds the whole conformance case: its scores, events and
+/// rejections.
+fn assert_is_the_whole_case(lake: &std::path::Path) {
+    assert_eq!(score_sums(lake), expected_scores());
+    assert_eq!(row_count(lake, "events"), 12309);
+    assert_eq!(row_count(lake, "rejected"), 49);
 }
 
 /// `dir/lake` with the first half of the conformance case ingested; the
@@ -518,8 +527,7 @@ fn staging_run(
 fn an_interrupted_file_run_says_so_and_leaves_the_lake_as_it_was() {
     let dir = tempfile::tempdir().unwrap();
     let (lake, second) = first_half_ingested(dir.path());
-    let before = published(&lake);
-    let ckpt_before = std::fs::read(file_state(&lake)).unwrap();
+    let before = published_and_state(&lake);
 
     let log = dir.path().join("interrupted.log");
     let (mut child, stdin) = staging_run(&lake, &second, &log);
@@ -540,8 +548,7 @@ fn an_interrupted_file_run_says_so_and_leaves_the_lake_as_it_was() {
         "interrupted: nothing of this run was published; the lake and its state are as they were before it"
     );
     assert_eq!(staged(&lake), 0, "its staged files are removed");
-    assert_eq!(published(&lake), before);
-    assert_eq!(std::fs::read(file_state(&lake)).unwrap(), ckpt_before);
+    assert_eq!(published_and_state(&lake), before);
 }
 
 /// A run that fails before its checkpoint is in place removes what it staged
@@ -553,10 +560,8 @@ fn an_interrupted_file_run_says_so_and_leaves_the_lake_as_it_was() {
 fn a_run_that_cannot_write_its_checkpoint_publishes_nothing_and_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let (lake, second) = first_half_ingested(dir.path());
-    let before = published(&lake);
-    let state = file_state(&lake);
-    let ckpt_before = std::fs::read(&state).unwrap();
-    let obstacle = state.with_file_name(".state.ckpt.tmp");
+    let before = published_and_state(&lake);
+    let obstacle = file_state(&lake).with_file_name(".state.ckpt.tmp");
     std::fs::create_dir(&obstacle).unwrap();
 
     let second_file = dir.path().join("second.ndjson");
@@ -575,14 +580,11 @@ fn a_run_that_cannot_write_its_checkpoint_publishes_nothing_and_says_so() {
         "{err}"
     );
     assert_eq!(staged(&lake), 0, "its staged files are removed");
-    assert_eq!(published(&lake), before);
-    assert_eq!(std::fs::read(&state).unwrap(), ckpt_before);
+    assert_eq!(published_and_state(&lake), before);
 
     std::fs::remove_dir(&obstacle).unwrap();
     ingest_ok(&lake, &second_file, &[]);
-    assert_eq!(score_sums(&lake), expected_scores());
-    assert_eq!(row_count(&lake, "events"), 12309);
-    assert_eq!(row_count(&lake, "rejected"), 49);
+    assert_is_the_whole_case(&lake);
 }
 
 /// The file-mode checkpoint of a lake.

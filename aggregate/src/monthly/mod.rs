@@ -138,17 +138,12 @@ pub async fn run(opts: &MonthlyOptions) -> Result<MonthlySummary> {
             ("teacher_monthly", &result.teacher_monthly),
             ("school_monthly", &result.school_monthly),
         ] {
-            staged.push(scratch_for(
-                &lake_dir.join(table),
-                &format!("month={month}"),
-            )?);
-            write::parquet(
-                &staged[staged.len() - 1].0.join("part-00000.parquet"),
-                batch,
-            )?;
+            let (scratch, target) = scratch_for(&lake_dir.join(table), &format!("month={month}"))?;
+            staged.push((scratch.clone(), target));
+            write::parquet(&scratch.join("part-00000.parquet"), batch)?;
         }
-        staged.push(scratch_for(&lake_dir.join("reports"), &month)?);
-        let scratch = &staged[staged.len() - 1].0;
+        let (scratch, target) = scratch_for(&lake_dir.join("reports"), &month)?;
+        staged.push((scratch.clone(), target));
         for (code, report) in &counties {
             write_report(&scratch.join(folder_name(code)), report)?;
         }

@@ -199,14 +199,24 @@ fn to_io<T: Serialize>(value: &T, out: &mut (impl std::io::Write + ?Sized)) -> s
     }
     impl<W: std::io::Write + ?Sized> std::io::Write for KeepError<'_, W> {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.out.write(buf).map_err(|e| {
-                let kind = e.kind();
-                self.error.get_or_insert(e);
-                kind.into()
-            })
+            let r = self.out.write(buf);
+            r.map_err(|e| self.keep(e))
+        }
+        // postcard writes each value with `write_all`: the writer's own, not
+        // the default loop over `write`
+        fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+            let r = self.out.write_all(buf);
+            r.map_err(|e| self.keep(e))
         }
         fn flush(&mut self) -> std::io::Result<()> {
             self.out.flush()
+        }
+    }
+    impl<W: ?Sized> KeepError<'_, W> {
+        fn keep(&mut self, e: std::io::Error) -> std::io::Error {
+            let kind = e.kind();
+            self.error.get_or_insert(e);
+            kind.into()
         }
     }
     let mut w = KeepError { out, error: None };
