@@ -9,6 +9,14 @@ pub const MICROS_PER_DAY: i64 = 86_400_000_000;
 /// Microseconds in one second.
 pub const MICROS_PER_SECOND: i64 = 1_000_000;
 
+/// The instants an event may state (`ts`, `published_at`): those whose day is
+/// within the years 1–9999 in every time zone a profile can have (offsets up
+/// to ±23:59), from 0001-01-02T00:00:00Z up to, not including,
+/// 9999-12-31T00:00:00Z. A day outside those years has no `day=YYYY-MM-DD`
+/// partition name that readers parse, nor a Spark date.
+pub const EVENT_INSTANTS: std::ops::Range<i64> =
+    -719_161 * MICROS_PER_DAY..2_932_896 * MICROS_PER_DAY;
+
 /// Parses an RFC 3339 timestamp with a mandatory offset (`Z` or `±HH:MM`) and an
 /// optional fraction, into microseconds since the epoch. Digits of the fraction past
 /// the sixth are truncated. Returns `None` for anything else (no offset, a space
@@ -207,6 +215,18 @@ mod tests {
             assert_eq!(parse_rfc3339(s), None, "{s}");
         }
         assert!(parse_rfc3339("2028-02-29T10:00:00Z").is_some());
+        // the bounds of what an event may state are those days, UTC
+        let (first, end) = (EVENT_INSTANTS.start, EVENT_INSTANTS.end);
+        assert_eq!(Some(first), parse_rfc3339("0001-01-02T00:00:00Z"));
+        assert_eq!(Some(end), parse_rfc3339("9999-12-31T00:00:00Z"));
+        assert_eq!(
+            i64::from(day_of(first, -(23 * 3600 + 59 * 60))),
+            days_from_civil(1, 1, 1)
+        );
+        assert_eq!(
+            i64::from(day_of(end - 1, 23 * 3600 + 59 * 60)),
+            days_from_civil(9999, 12, 31)
+        );
     }
 
     #[test]

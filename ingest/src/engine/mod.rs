@@ -632,11 +632,14 @@ impl Engine {
                         continue;
                     };
                     let student = (kinds.role == *counted_role).then(|| (hash64(e.user_id()), ts));
-                    if let Life::Tasks(tasks) = user.life(r, || Life::Tasks(task::Tasks::default()))
-                    {
-                        tasks.observe(hash64(task), key, published_at, student);
-                    }
-                    user.add_pending(day_of(published_at, off), r);
+                    // the event counts on the task's publish day, where its points go
+                    let publish = match user.life(r, || Life::Tasks(task::Tasks::default())) {
+                        Life::Tasks(tasks) => {
+                            tasks.observe(hash64(task), key, published_at, student)
+                        }
+                        _ => published_at,
+                    };
+                    user.add_pending(day_of(publish, off), r);
                     continue;
                 }
             }

@@ -44,13 +44,15 @@ pub struct TaskParams {
 
 impl Tasks {
     /// Records a progress event; `student` is `Some` when its actor counts.
+    /// Returns the task's publish instant (its first event's `published_at`,
+    /// which need not be this event's).
     pub fn observe(
         &mut self,
         task: u64,
         key: OrderKey,
         published_at: i64,
         student: Option<(u64, i64)>,
-    ) {
+    ) -> i64 {
         let t = self.tasks.entry(task).or_insert_with(|| Task {
             first: key,
             published_at,
@@ -60,7 +62,7 @@ impl Tasks {
             dirty: false,
         });
         if t.sealed {
-            return;
+            return t.published_at;
         }
         if key < t.first {
             t.first = key;
@@ -73,6 +75,7 @@ impl Tasks {
             t.dirty = true;
             self.dirty.push(task);
         }
+        t.published_at
     }
 
     /// Re-decides every task touched since the last call; returns whether any

@@ -10,24 +10,17 @@ use huoyue_schemas::time::{day_of, format_day, parse_rfc3339};
 #[derive(Default, Debug)]
 pub(crate) struct Sums {
     pub scores: BTreeMap<(String, String, String), i64>,
+    /// `events` per (day, user, rule), summed.
+    pub events: BTreeMap<(String, String, String), i64>,
     pub rows: usize,
     pub activity: BTreeMap<(String, String), [i64; 4]>,
 }
 
 impl DeltaSink for Sums {
-    fn score(
-        &mut self,
-        day: i32,
-        user: &str,
-        _school: &str,
-        rule: &str,
-        points: i64,
-        _events: i64,
-    ) {
-        *self
-            .scores
-            .entry((format_day(day), user.to_owned(), rule.to_owned()))
-            .or_default() += points;
+    fn score(&mut self, day: i32, user: &str, _school: &str, rule: &str, points: i64, events: i64) {
+        let key = (format_day(day), user.to_owned(), rule.to_owned());
+        *self.events.entry(key.clone()).or_default() += events;
+        *self.scores.entry(key).or_default() += points;
         self.rows += 1;
     }
     fn activity(&mut self, r: &ActivityRow<'_>) {
@@ -377,6 +370,35 @@ fn a_task_correction_lands_on_an_old_publish_day() {
         sums.scores[&("2026-11-01".into(), "T".into(), "task".into())],
         5
     );
+}
+
+/// A task's events count on its publish day, where its points go, even when
+/// one states another `published_at` (a far one made a row, and a partition,
+/// on its own day).
+#[test]
+fn a_tasks_events_count_on_its_publish_day() {
+    let published = "2026-11-01T10:00:00+08:00";
+    let mut specs = Vec::new();
+    for s in 0..9 {
+        specs.push(progress("K1", s, "2026-11-02T10:00:00+08:00", published));
+    }
+    specs.push(progress(
+        "K1",
+        9,
+        "2026-11-03T10:00:00+08:00",
+        "9999-12-30T10:00:00+08:00",
+    ));
+    let specs: Vec<&str> = specs.iter().map(String::as_str).collect();
+    for batch in [1, usize::MAX] {
+        let sums = run(&zhejiang(), &lines(&specs), batch);
+        let task_rows: Vec<_> = sums.events.keys().filter(|k| k.2 == "task").collect();
+        assert_eq!(
+            task_rows,
+            [&("2026-11-01".into(), "T".into(), "task".into())]
+        );
+        assert_eq!(sums.events[task_rows[0]], 10);
+        assert_eq!(sums.lines(), ["2026-11-01 T task 5"]);
+    }
 }
 
 #[test]

@@ -18,12 +18,13 @@ mod differential;
 use std::borrow::Cow;
 use std::fmt;
 use std::mem::take;
+use std::ops::Range;
 
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use crate::event::{Action, Client, Event, Extra, Role};
 use crate::reason::{Reason, Rejection};
-use crate::time::{MICROS_PER_SECOND, parse_rfc3339};
+use crate::time::{EVENT_INSTANTS, MICROS_PER_SECOND, parse_rfc3339};
 
 /// The largest message accepted, in bytes (events.md: at most 64 KiB).
 pub const MAX_EVENT_BYTES: usize = 64 * 1024;
@@ -352,10 +353,20 @@ fn check_one_of(s: &str, field: &str, allowed: &[&str]) -> Result<(), Rejection>
     }
 }
 
-fn timestamp(v: Val<'_>, field: &str) -> Result<i64, Rejection> {
+/// A required RFC 3339 field whose instant must lie in `within`.
+fn timestamp(v: Val<'_>, field: &str, within: Range<i64>) -> Result<i64, Rejection> {
     let s = required(v, field)?;
-    parse_rfc3339(&s)
-        .ok_or_else(|| Rejection::new(Reason::BadTimestamp, format!("{field}: {s:.40}")))
+    match parse_rfc3339(&s) {
+        Some(t) if within.contains(&t) => Ok(t),
+        Some(_) => Err(Rejection::new(
+            Reason::BadTimestamp,
+            format!("{field}: {s:.40} is outside the years 0001-9999"),
+        )),
+        None => Err(Rejection::new(
+            Reason::BadTimestamp,
+            format!("{field}: {s:.40}"),
+        )),
+    }
 }
 
 /// The values of the enumerated fields, as events.md lists them.
@@ -386,7 +397,9 @@ impl<'a> RawEvent<'a> {
                 "must be 1 to 64 characters of [A-Za-z0-9._:-]",
             ));
         }
-        let ts = timestamp(take(&mut self.ts), "ts")?;
+        // (a `ts` past the years 0001-9999 is in the future: `future_timestamp`
+        // says so once the rest is checked)
+        let ts = timestamp(take(&mut self.ts), "ts", EVENT_INSTANTS.start..i64::MAX)?;
         let user_id = id(take(&mut self.user_id), "user_id")?;
         let role = required(take(&mut self.role), "role")?;
         let role = Role::from_str(&role)
@@ -457,7 +470,11 @@ impl<'a> RawEvent<'a> {
                 x.owner_id = Some(id(take(&mut self.owner_id), "owner_id")?);
                 x.owner_school_id =
                     Some(school(take(&mut self.owner_school_id), "owner_school_id")?);
-                x.published_at = Some(timestamp(take(&mut self.published_at), "published_at")?);
+                x.published_at = Some(timestamp(
+                    take(&mut self.published_at),
+                    "published_at",
+                    EVENT_INSTANTS,
+                )?);
                 x.status = Some(one_of(take(&mut self.status), "status", STATUSES)?);
             }
             Action::Interaction => {
@@ -610,6 +627,20 @@ mod tests {
             reason(&LOGIN.replace("2026-11-03T08:15:30+08:00", "2099-01-01T00:00:00+08:00")).0,
             Reason::FutureTimestamp
         );
+        // days outside the years 0001-9999 in some time zone: no partition holds them
+        assert_eq!(
+            reason(&LOGIN.replace("2026-11-03T08:15:30+08:00", "0000-12-31T23:00:00Z")).0,
+            Reason::BadTimestamp
+        );
+        assert_eq!(
+            reason(&LOGIN.replace("2026-11-03T08:15:30+08:00", "0001-01-01T12:00:00Z")).0,
+            Reason::BadTimestamp
+        );
+        // the far future is the future
+        assert_eq!(
+            reason(&LOGIN.replace("2026-11-03T08:15:30+08:00", "9999-12-31T23:59:59-23:59")).0,
+            Reason::FutureTimestamp
+        );
     }
 
     #[test]
@@ -651,6 +682,18 @@ mod tests {
         assert_eq!(
             ok(
                 r#""action":"task_progress","task_id":"k","owner_id":"t","owner_school_id":"3333000001","published_at":"2026-11-01T08:00:00Z","status":"read""#
+            ),
+            Ok(())
+        );
+        for far in ["9999-12-31T23:59:59-23:59", "0000-01-01T00:00:00+23:59"] {
+            let task = format!(
+                r#""action":"task_progress","task_id":"k","owner_id":"t","owner_school_id":"3333000001","published_at":"{far}","status":"read""#
+            );
+            assert_eq!(ok(&task), Err(Reason::BadTimestamp), "{far}");
+        }
+        assert_eq!(
+            ok(
+                r#""action":"task_progress","task_id":"k","owner_id":"t","owner_school_id":"3333000001","published_at":"9999-12-30T23:59:59Z","status":"read""#
             ),
             Ok(())
         );
