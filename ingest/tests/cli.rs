@@ -483,6 +483,28 @@ fn first_half_ingested(dir: &std::path::Path) -> (std::path::PathBuf, Vec<u8>) {
     (lake, parts.pop().unwrap())
 }
 
+/// Compaction (or a rescore) may merge the files the last run published
+/// while its checkpoint still lists them: the next run, which rolls that
+/// checkpoint forward first, goes on. (It failed, for good, naming a file
+/// compaction had merged.)
+#[test]
+fn a_run_after_compaction_merged_the_last_runs_files_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let (lake, second) = first_half_ingested(dir.path());
+    // what compaction does to the published files of each partition: the
+    // same rows under another name
+    let files = published(&lake);
+    assert!(files.len() > 10, "{files:?}");
+    for f in &files {
+        let (day, name) = f.rsplit_once('/').unwrap();
+        std::fs::rename(lake.join(f), lake.join(day).join(format!("compacted-{name}"))).unwrap();
+    }
+    let input = dir.path().join("second.ndjson");
+    std::fs::write(&input, second).unwrap();
+    ingest_ok(&lake, &input, &[]);
+    assert_is_the_whole_case(&lake);
+}
+
 /// `huoyue-ingest --file -` on `lake`, fed `input` then empty lines to
 /// fill the reader's first chunk, with small flushes, its stderr to `log`;
 /// returned once it has staged files, its input still open.

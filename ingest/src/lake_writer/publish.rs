@@ -70,11 +70,15 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
 }
 
 /// Publishes a staged file: renames `tmp` to `dest` under the folder's lock.
-/// Idempotent: when `tmp` is gone and `dest` exists, it was published before
-/// (a restart rolling a checkpoint forward).
+/// Idempotent: when `tmp` is gone, it was published before (a restart rolling
+/// a checkpoint forward). `dest` may be gone too: compaction merges published
+/// files and a rescore replaces them. (A staged file is fsynced before a
+/// checkpoint lists it, and only publishing takes it away: compaction carries
+/// writers' temporary files over to the folder it swaps in, and a rescore
+/// gives up while one waits.)
 pub fn publish_staged(tmp: &Path, dest: &Path) -> io::Result<()> {
     match publish_file(tmp, dest) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound && dest.exists() => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound && !tmp.exists() => Ok(()),
         r => r,
     }
 }
