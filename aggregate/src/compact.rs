@@ -12,7 +12,9 @@
 //!    there is nothing to do.
 //! 2. Without holding the partition lock (this is the long part), write the
 //!    summed rows of `S` as one fsynced file into the scratch folder
-//!    `<table>/.compact-day=D/`.
+//!    `LAKE/.scratch/<table>/compact-day=D/` (outside the table: a reader
+//!    globbing the table's files never sees it). Scratch folders a crashed
+//!    run left there are removed first.
 //! 3. Take the partition lock (`P/.lock`): from now on no file can be
 //!    published into `P`. List `P` again: files published since step 1 (`N`)
 //!    and temporary files of writers in flight are hard-linked into the
@@ -55,7 +57,10 @@ use crate::error::{AggregateError, IoContext, Result};
 use crate::month::{Day, Month};
 use crate::monthly::tables::conform;
 use crate::monthly::write::writer_properties;
-use crate::swap::{LOCK_FILE, PartitionLock, exchange, link_lock, lock_table, sync_dir};
+use crate::swap::{
+    LOCK_FILE, PartitionLock, exchange, link_lock, lock_table, parent_dir, remove_leftovers,
+    scratch_root, sync_dir,
+};
 
 /// How long compaction waits after the swap, still holding the locks, before
 /// carrying over temporary files created in the old folder (a file creation
@@ -212,12 +217,11 @@ pub async fn compact_partition(
     if snapshot.len() < 2 {
         return Ok(PartitionOutcome::Skipped);
     }
-    let scratch = table_dir.join(format!(".compact-{partition}"));
-    if scratch.exists() {
-        // Left by a crashed run: either an unfinished replacement or an old
-        // folder already swapped out; both are garbage.
-        fs::remove_dir_all(&scratch).context(|| format!("removing {}", scratch.display()))?;
-    }
+    remove_leftovers(table_dir)
+        .context(|| format!("removing the scratch folders of {}", table_dir.display()))?;
+    let scratch = scratch_root(table_dir)
+        .context(|| format!("creating the scratch folder of {}", table_dir.display()))?
+        .join(format!("compact-{partition}"));
     fs::create_dir(&scratch).context(|| format!("creating {}", scratch.display()))?;
 
     let out_name = compacted_name(&snapshot);
@@ -245,6 +249,7 @@ pub async fn compact_partition(
     exchange(&dir, &scratch)
         .context(|| format!("swapping {} and {}", dir.display(), scratch.display()))?;
     sync_dir(table_dir).context(|| format!("syncing {}", table_dir.display()))?;
+    sync_dir(parent_dir(&scratch)).context(|| format!("syncing {}", scratch.display()))?;
     // `scratch` now holds the old files. Writers' temporary files created
     // there around the swap move over before anyone can publish them; the
     // grace period lets a create that resolved the old folder just before

@@ -26,8 +26,9 @@
 //! 1. Everything is computed before anything is written. The day folders'
 //!    data files are noted (the snapshot).
 //! 2. Under the table's swap lock (`daily_scores/.compact.lock`, shared with
-//!    compaction), each day's new file is written into a hidden scratch folder
-//!    `daily_scores/.rescore-day=D/` and the scratch folders are fsynced.
+//!    compaction), each day's new file is written into a scratch folder
+//!    `LAKE/.scratch/daily_scores/rescore-day=D/` (outside the table; those a
+//!    crashed run left are removed first) and the scratch folders are fsynced.
 //! 3. The partition lock of every day of the month is taken, in day order. If
 //!    a day's data files differ from the snapshot, a writer's temporary file
 //!    is waiting in it, or the `events` files fed are no longer exactly the
@@ -71,7 +72,10 @@ use crate::compact::{SWAP_GRACE, compacted_name, link_others, parquet_files};
 use crate::error::{AggregateError, IoContext, Result};
 use crate::month::Month;
 use crate::monthly::write::writer_properties;
-use crate::swap::{PartitionLock, exchange, fsync_tree, link_lock, lock_table, sync_dir};
+use crate::swap::{
+    PartitionLock, SCRATCH, exchange, fsync_tree, link_lock, lock_table, parent_dir,
+    remove_leftovers, scratch_root, sync_dir,
+};
 
 /// What `huoyue-aggregate rescore` does.
 #[derive(Debug, Clone)]
@@ -303,6 +307,7 @@ pub fn run(opts: &RescoreOptions, progress: &ProgressBar) -> Result<RescoreSumma
     };
     summary.days_replaced = replace_month(
         &table_dir,
+        &interrupted_marker(&opts.lake, &opts.month.to_string()),
         (first, last),
         &snapshot,
         &per_day,
@@ -538,8 +543,18 @@ fn day_batch(rows: &[Row]) -> Result<RecordBatch> {
 
 /// Writes the new day folders into scratch folders and swaps them in (steps
 /// 2–4 of the module documentation). Returns the number of days replaced.
+/// The file that says a rescore of `month` was interrupted while it swapped
+/// the month's days (some re-scored, some not), until a rescore of the month
+/// completes: `LAKE/.scratch/rescore-YYYY-MM.interrupted`. The monthly job
+/// refuses such a month.
+pub fn interrupted_marker(lake: &Path, month: &str) -> PathBuf {
+    lake.join(SCRATCH)
+        .join(format!("rescore-{month}.interrupted"))
+}
+
 fn replace_month(
     table_dir: &Path,
+    marker: &Path,
     (first, last): (i32, i32),
     snapshot: &BTreeMap<i32, BTreeSet<String>>,
     per_day: &BTreeMap<i32, Vec<Row>>,
@@ -549,13 +564,15 @@ fn replace_month(
     fs::create_dir_all(table_dir).context(|| format!("creating {}", table_dir.display()))?;
     let _table_lock =
         lock_table(table_dir).context(|| format!("locking {}", table_dir.display()))?;
+    remove_leftovers(table_dir)
+        .context(|| format!("removing the scratch folders of {}", table_dir.display()))?;
     // Days that get a new content: every day with rows or with a folder.
     let days: Vec<i32> = (first..=last)
         .filter(|d| per_day.contains_key(d) || snapshot.contains_key(d))
         .collect();
     let mut staged: Vec<Staged> = Vec::with_capacity(days.len());
     let result = stage_and_swap(
-        table_dir,
+        (table_dir, marker),
         &days,
         snapshot,
         per_day,
@@ -579,8 +596,9 @@ struct Staged {
     scratch: PathBuf,
 }
 
+/// `marker`: [`interrupted_marker`], present while the swaps run.
 fn stage_and_swap(
-    table_dir: &Path,
+    (table_dir, marker): (&Path, &Path),
     days: &[i32],
     snapshot: &BTreeMap<i32, BTreeSet<String>>,
     per_day: &BTreeMap<i32, Vec<Row>>,
@@ -592,11 +610,9 @@ fn stage_and_swap(
     // Step 2: every new file, fsynced, in hidden scratch folders.
     for &day in days {
         let name = format!("day={}", format_day(day));
-        let scratch = table_dir.join(format!(".rescore-{name}"));
-        if scratch.exists() {
-            // Left by a crashed run; never swapped in.
-            fs::remove_dir_all(&scratch).context(|| format!("removing {}", scratch.display()))?;
-        }
+        let scratch = scratch_root(table_dir)
+            .context(|| format!("creating the scratch folder of {}", table_dir.display()))?
+            .join(format!("rescore-{name}"));
         fs::create_dir(&scratch).context(|| format!("creating {}", scratch.display()))?;
         staged.push(Staged {
             day,
@@ -653,19 +669,44 @@ fn stage_and_swap(
     // The events read must still be all there is: an events file published
     // after the listing would have its deltas replaced without being counted.
     events_unchanged()?;
-    // Step 4: the swaps, undone if one fails.
+    // Step 4: the swaps, undone if one fails. The marker stays if they are
+    // neither all done nor all undone (a crash, a failed undo).
+    let mark = |create: bool| -> Result<()> {
+        let done = if create {
+            File::create(marker).and_then(|f| f.sync_all())
+        } else {
+            match fs::remove_file(marker) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                r => r,
+            }
+        };
+        done.and_then(|()| sync_dir(parent_dir(marker)))
+            .context(|| {
+                format!(
+                    "{} {}",
+                    if create { "creating" } else { "removing" },
+                    marker.display()
+                )
+            })
+    };
+    mark(true)?;
     for (i, s) in staged.iter().enumerate() {
         let swapped = link_lock(&s.dir, &s.scratch).and_then(|()| {
             sync_dir(&s.scratch)?;
             exchange(&s.dir, &s.scratch)
         });
         if let Err(e) = swapped {
+            let mut undone = true;
             for done in staged[..i].iter().rev() {
                 if let Err(undo) = exchange(&done.dir, &done.scratch) {
                     tracing::error!(day = %format_day(done.day), error = %undo, "cannot swap a rescored day back");
+                    undone = false;
                 }
             }
             let _ = sync_dir(table_dir);
+            if undone {
+                let _ = mark(false);
+            }
             return Err(AggregateError::Io {
                 context: format!(
                     "swapping {} (days swapped before were swapped back)",
@@ -676,6 +717,10 @@ fn stage_and_swap(
         }
     }
     sync_dir(table_dir).context(|| format!("syncing {}", table_dir.display()))?;
+    if let Some(s) = staged.first() {
+        sync_dir(parent_dir(&s.scratch)).context(|| format!("syncing {}", s.scratch.display()))?;
+    }
+    mark(false)?;
     // Temporary files that a writer created in an old folder around its swap
     // move over before the locks are released (see compaction).
     std::thread::sleep(SWAP_GRACE);

@@ -26,7 +26,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rustix::fs::{CWD, RenameFlags, renameat_with};
 
@@ -68,6 +68,65 @@ pub fn link_lock(partition: &Path, replacement: &Path) -> io::Result<()> {
     fs::hard_link(partition.join(LOCK_FILE), target)
 }
 
+/// The folder of the lake, beside the tables, under which compaction, rescore
+/// and the monthly job build the folders they swap into a table:
+/// `LAKE/.scratch/`.
+pub const SCRATCH: &str = ".scratch";
+
+/// The scratch folder of the table folder `table_dir` (`LAKE/.scratch/<table>/`),
+/// created if missing. Replacements are built there, outside every table, so a
+/// reader globbing `<table>/*/*.parquet` (DuckDB) sees neither a replacement
+/// being built nor the old files being deleted after a swap (a glob's `*`
+/// matches dot-folders too). It is on the lake's file system, so a swap is a
+/// rename.
+pub fn scratch_root(table_dir: &Path) -> io::Result<PathBuf> {
+    let table = table_dir.file_name().ok_or_else(|| {
+        io::Error::other(format!("{} is not a table folder", table_dir.display()))
+    })?;
+    let root = parent_dir(table_dir).join(SCRATCH).join(table);
+    fs::create_dir_all(&root)?;
+    Ok(root)
+}
+
+/// Removes what crashed runs left in `table_dir`'s scratch folder (an
+/// unfinished replacement, or old files already swapped out: both garbage),
+/// and the `.`-named scratch folders that releases before `LAKE/.scratch/`
+/// built inside the table. The caller holds the lock that serialises the runs
+/// building there (the table's swap lock; the monthly job's lake lock).
+/// Returns how many folders were removed.
+pub fn remove_leftovers(table_dir: &Path) -> io::Result<usize> {
+    let mut removed = 0;
+    let root = scratch_root(table_dir)?;
+    for e in fs::read_dir(&root)? {
+        let path = e?.path();
+        if path.is_dir() {
+            fs::remove_dir_all(&path)?;
+        } else {
+            fs::remove_file(&path)?;
+        }
+        removed += 1;
+    }
+    if let Ok(entries) = fs::read_dir(table_dir) {
+        for e in entries {
+            let e = e?;
+            let name = e.file_name();
+            let old = name.to_str().is_some_and(|n| {
+                [".compact-", ".rescore-", ".tmp-"]
+                    .iter()
+                    .any(|p| n.starts_with(p))
+            });
+            if old && e.file_type()?.is_dir() {
+                fs::remove_dir_all(e.path())?;
+                removed += 1;
+            }
+        }
+    }
+    if removed > 0 {
+        tracing::info!(table = %table_dir.display(), removed, "removed the scratch folders of a crashed run");
+    }
+    Ok(removed)
+}
+
 /// fsyncs a file.
 pub fn fsync_file(path: &Path) -> io::Result<()> {
     File::open(path)?.sync_all()
@@ -90,6 +149,7 @@ pub fn replace_dir(new: &Path, target: &Path) -> io::Result<()> {
         Ok(_) => {
             exchange(new, target)?;
             sync_dir(parent_dir(target))?;
+            sync_dir(parent_dir(new))?;
             fs::remove_dir_all(new)
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {

@@ -73,6 +73,18 @@ fn compaction_keeps_the_sums_and_leaves_one_file() {
     let before_activity = sums(&activity, &activity_keys, &counts);
     assert!(data_files(&scores).len() > 1 && data_files(&activity).len() > 1);
 
+    // What crashed compactions left: old files swapped out into the lake's
+    // scratch folder, and (an older release) a scratch folder inside the
+    // table, which a reader globbing `daily_scores/*/*.parquet` counted.
+    let left = [
+        lake.join(".scratch/daily_scores/compact-day=2026-11-01"),
+        lake.join("daily_scores/.compact-day=2026-11-02"),
+    ];
+    for d in &left {
+        fs::create_dir_all(d).unwrap();
+        fs::copy(&data_files(&scores)[0], d.join("old.parquet")).unwrap();
+    }
+
     let rt = runtime();
     let s = rt
         .block_on(compact::run(
@@ -82,6 +94,9 @@ fn compaction_keeps_the_sums_and_leaves_one_file() {
         ))
         .unwrap();
     assert!(s.compacted >= 1, "{s:?}");
+    for d in &left {
+        assert!(!d.exists(), "{} left", d.display());
+    }
     assert_eq!(data_files(&scores).len(), 1);
     assert_eq!(
         sums(&scores, &score_keys, &["points", "events"]),
@@ -103,11 +118,13 @@ fn compaction_keeps_the_sums_and_leaves_one_file() {
     assert!(out.0, "{}", out.2);
     assert_eq!(data_files(&activity).len(), 1);
     assert_eq!(sums(&activity, &activity_keys, &counts), before_activity);
-    // Nothing left behind but the lock file.
+    // Nothing left behind but the lock file: no scratch folder in the table
+    // (where a reader globbing its files would see it) nor in the lake's.
     let leftovers: Vec<_> = fs::read_dir(lake.join("daily_scores"))
         .unwrap()
+        .chain(fs::read_dir(lake.join(".scratch/daily_scores")).unwrap())
         .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| n.starts_with(".compact-"))
+        .filter(|n| !n.starts_with("day=") && n != ".compact.lock")
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 

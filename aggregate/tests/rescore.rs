@@ -270,6 +270,47 @@ fn late_rows(lake: &Path) -> usize {
     n
 }
 
+/// A rescore interrupted among its swaps leaves the month part re-scored: its
+/// marker makes `monthly` refuse the month, naming the command to run, until
+/// a rescore of the month completes. A completed rescore leaves no scratch.
+#[test]
+fn monthly_refuses_a_month_whose_rescore_was_interrupted() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    ingest(&lake, conformance_events());
+    let dims = manifest_dir().join("../testdata/conformance/dims");
+    fs::create_dir_all(lake.join("dims")).unwrap();
+    for f in ["schools.csv", "users.csv"] {
+        fs::copy(dims.join(f), lake.join("dims").join(f)).unwrap();
+    }
+    // what a crash among the swaps leaves
+    let marker = rescore::interrupted_marker(&lake, "2026-09");
+    fs::create_dir_all(marker.parent().unwrap()).unwrap();
+    File::create(&marker).unwrap();
+    let (ok, _, err) = run_bin(&[
+        "monthly",
+        "--lake",
+        lake.to_str().unwrap(),
+        "--month",
+        "2026-09",
+    ]);
+    assert!(!ok);
+    assert!(
+        err.contains("a rescore of 2026-09 was interrupted")
+            && err.contains("run `huoyue-aggregate rescore --month 2026-09` again"),
+        "{err}"
+    );
+    assert!(!lake.join("teacher_monthly").exists());
+
+    rescore(&lake, "2026-09");
+    assert!(!marker.exists());
+    let scratch: Vec<_> = fs::read_dir(lake.join(".scratch/daily_scores"))
+        .unwrap()
+        .collect();
+    assert!(scratch.is_empty(), "{scratch:?}");
+    common::monthly(&lake, "2026-09");
+}
+
 #[test]
 fn rescore_counts_events_that_were_late_in_the_stream() {
     let dir = tempfile::tempdir().unwrap();

@@ -14,7 +14,7 @@ pub use compute::MonthResult;
 use crate::error::{AggregateError, IoContext, Result};
 use crate::month::Month;
 use crate::report::{ReportOptions, build_reports, write_report};
-use crate::swap::{fsync_tree, replace_dir};
+use crate::swap::{fsync_tree, remove_leftovers, replace_dir, scratch_root};
 use crate::{lake, roster};
 
 /// What `huoyue-aggregate monthly` does.
@@ -58,6 +58,14 @@ pub async fn run(opts: &MonthlyOptions) -> Result<MonthlySummary> {
     let lake_dir = &opts.lake;
     if !lake_dir.is_dir() {
         return Err(AggregateError::LakeNotFound(lake_dir.clone()));
+    }
+    let marker = crate::rescore::interrupted_marker(lake_dir, &opts.month.to_string());
+    if marker.exists() {
+        return Err(AggregateError::Changed(format!(
+            "a rescore of {m} was interrupted while it replaced the month's days ({}): some days are re-scored, some not; run `huoyue-aggregate rescore --month {m}` again first",
+            marker.display(),
+            m = opts.month
+        )));
     }
     let t0 = std::time::Instant::now();
     let ctx = lake::session();
@@ -130,6 +138,11 @@ pub async fn run(opts: &MonthlyOptions) -> Result<MonthlySummary> {
 
     tracing::debug!(phase = "reports built", elapsed = ?t0.elapsed(), "monthly");
     let _lock = lock_lake(lake_dir)?;
+    for table in ["teacher_monthly", "school_monthly", "reports"] {
+        let dir = lake_dir.join(table);
+        remove_leftovers(&dir)
+            .context(|| format!("removing the scratch folders of {}", dir.display()))?;
+    }
     let month = opts.month.to_string();
     // (scratch, target) of each output, written in full before any replaces
     let mut staged: Vec<(PathBuf, PathBuf)> = Vec::new();
@@ -173,14 +186,14 @@ pub async fn run(opts: &MonthlyOptions) -> Result<MonthlySummary> {
     })
 }
 
-/// A fresh scratch folder `<parent>/.tmp-<name>` (a stale one from a crashed
-/// run is removed) and the target `<parent>/<name>`.
+/// A fresh scratch folder `LAKE/.scratch/<table>/<name>` (those of crashed
+/// runs are removed first, under the lake's lock) and the target
+/// `<parent>/<name>`.
 fn scratch_for(parent: &Path, name: &str) -> Result<(PathBuf, PathBuf)> {
     std::fs::create_dir_all(parent).context(|| format!("creating {}", parent.display()))?;
-    let scratch = parent.join(format!(".tmp-{name}"));
-    if scratch.exists() {
-        std::fs::remove_dir_all(&scratch).context(|| format!("removing {}", scratch.display()))?;
-    }
+    let scratch = scratch_root(parent)
+        .context(|| format!("creating the scratch folder of {}", parent.display()))?
+        .join(name);
     std::fs::create_dir(&scratch).context(|| format!("creating {}", scratch.display()))?;
     Ok((scratch, parent.join(name)))
 }
