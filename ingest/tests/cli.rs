@@ -497,7 +497,11 @@ fn a_run_after_compaction_merged_the_last_runs_files_goes_on() {
     assert!(files.len() > 10, "{files:?}");
     for f in &files {
         let (day, name) = f.rsplit_once('/').unwrap();
-        std::fs::rename(lake.join(f), lake.join(day).join(format!("compacted-{name}"))).unwrap();
+        std::fs::rename(
+            lake.join(f),
+            lake.join(day).join(format!("compacted-{name}")),
+        )
+        .unwrap();
     }
     let input = dir.path().join("second.ndjson");
     std::fs::write(&input, second).unwrap();
