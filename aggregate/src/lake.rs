@@ -13,6 +13,7 @@ use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::error::{AggregateError, Result};
@@ -36,7 +37,14 @@ pub fn session() -> SessionContext {
     let config = SessionConfig::new()
         .set_bool("datafusion.execution.collect_statistics", false)
         .set_bool("datafusion.execution.parquet.pushdown_filters", true);
-    SessionContext::new_with_config(config)
+    // every query lists the partitions afresh: DataFusion's listing cache
+    // (on by default, for the session's life) would keep listing a file
+    // compaction swapped away, and a read again would fail again
+    let runtime = RuntimeEnvBuilder::new()
+        .with_object_list_cache_limit(0)
+        .build_arc()
+        .expect("a runtime without a memory limit");
+    SessionContext::new_with_config_rt(config, runtime)
 }
 
 /// Registers `daily_scores` and `daily_activity` of `lake` (each possibly

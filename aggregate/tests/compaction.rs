@@ -495,3 +495,62 @@ fn compaction_races_a_running_file_ingest() {
         }
     }
 }
+
+/// The monthly job reads while compaction swaps partitions (a file it listed
+/// can vanish before it opens it): it reads again from a fresh listing
+/// instead of failing. (Every run failed when compaction ran throughout.)
+#[test]
+fn monthly_reads_again_when_compaction_swaps_a_file_away() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    ingest_conformance(&lake, 16 << 10, 300);
+    let dims = manifest_dir().join("../testdata/conformance/dims");
+    fs::create_dir_all(lake.join("dims")).unwrap();
+    for f in ["schools.csv", "users.csv"] {
+        fs::copy(dims.join(f), lake.join("dims").join(f)).unwrap();
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let swaps = Arc::new(AtomicUsize::new(0));
+    let compactor = {
+        let (lake, stop, swaps) = (lake.clone(), stop.clone(), swaps.clone());
+        std::thread::spawn(move || {
+            let rt = runtime();
+            let mut n = 0u64;
+            while !stop.load(Ordering::SeqCst) {
+                for table in [CompactTable::DailyScores, CompactTable::DailyActivity] {
+                    let table_dir = lake.join(table.name());
+                    for day in Month::parse("2026-09").unwrap().each_day() {
+                        let part = format!("day={day}");
+                        let files = data_files(&table_dir.join(&part));
+                        let Some(first) = files.first() else { continue };
+                        // a new delta file (the same rows again) gives
+                        // compaction something to swap
+                        n += 1;
+                        let tmp = table_dir.join(&part).join(format!(".extra-{n}.tmp"));
+                        fs::copy(first, &tmp).unwrap();
+                        publish_file(
+                            &tmp,
+                            &table_dir.join(&part).join(format!("extra-{n}.parquet")),
+                        )
+                        .unwrap();
+                        if let PartitionOutcome::Compacted { .. } = rt
+                            .block_on(compact::compact_partition(&table_dir, &part, table))
+                            .unwrap()
+                        {
+                            swaps.fetch_add(1, Ordering::SeqCst);
+                        }
+                        // a swap every 50 ms or so: a read of the month
+                        // meets one, the read again a moment later not
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                }
+            }
+        })
+    };
+    for _ in 0..6 {
+        monthly(&lake, "2026-09");
+    }
+    stop.store(true, Ordering::SeqCst);
+    compactor.join().unwrap();
+    assert!(swaps.load(Ordering::SeqCst) > 10, "too few swaps to race");
+}

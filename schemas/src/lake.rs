@@ -17,6 +17,18 @@ pub const REJECTED: &str = "rejected";
 /// The four tables the ingest writes.
 pub const INGEST_TABLES: &[&str] = &[EVENTS, DAILY_SCORES, DAILY_ACTIVITY, REJECTED];
 
+/// Times a reader of the lake tries a read again when a file it listed
+/// vanished before it opened it ([`is_vanished_file`]).
+pub const VANISHED_FILE_RETRIES: u32 = 6;
+
+/// Whether an error message is that of a read that listed a data file which
+/// compaction or a rescore then swapped away (object_store's "Object at
+/// location … not found"). Such a read is tried again from a fresh listing:
+/// the swap keeps the sums, so the retry sees the same data under other names.
+pub fn is_vanished_file(message: &str) -> bool {
+    message.contains("Object at location") && message.contains("not found")
+}
+
 /// The partition column of the daily tables.
 pub const DAY: &str = "day";
 

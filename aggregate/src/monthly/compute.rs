@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{RecordBatch, StringArray};
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 
@@ -31,6 +31,7 @@ use super::tables::{conform, points_column, school_monthly_schema, teacher_month
 use crate::error::{AggregateError, Result};
 use crate::lake::register_batches;
 use crate::month::Month;
+use huoyue_schemas::lake::{VANISHED_FILE_RETRIES, is_vanished_file};
 
 /// A month's results: the two tables (conformed to their schemas) and the
 /// plain rows the report is made of.
@@ -65,7 +66,27 @@ fn quote_ident(s: &str) -> String {
 
 async fn collect(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>> {
     tracing::debug!(sql, "query");
-    Ok(ctx.sql(sql).await?.collect().await?)
+    Ok(query(ctx, sql).await?.1)
+}
+
+/// Runs `sql`; a read that hits a file compaction swapped away (listed, then
+/// gone) runs again, from a fresh listing, a few times with growing pauses.
+/// Compaction keeps the sums, so every step sees the same data.
+async fn query(ctx: &SessionContext, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+    let mut retries = 0;
+    loop {
+        let df = ctx.sql(sql).await?;
+        let schema = df.schema().inner().clone();
+        match df.collect().await {
+            Err(e) if retries < VANISHED_FILE_RETRIES && is_vanished_file(&e.to_string()) => {
+                retries += 1;
+                tracing::info!(retries, error = %e, "a file vanished while reading (a compaction); again");
+                // 40 ms doubling: 1.2 s in all
+                tokio::time::sleep(std::time::Duration::from_millis(20 << retries)).await;
+            }
+            r => return Ok((schema, r?)),
+        }
+    }
 }
 
 /// The single integer a `SELECT COUNT(*) AS n …` answers.
@@ -484,9 +505,7 @@ async fn registered(ctx: SessionContext, month: Month) -> Result<()> {
 async fn materialize(ctx: &SessionContext, name: &str, sql: &str) -> Result<Vec<RecordBatch>> {
     tracing::debug!(table = name, sql, "materialize");
     let t0 = std::time::Instant::now();
-    let df = ctx.sql(sql).await?;
-    let schema = df.schema().inner().clone();
-    let batches = df.collect().await?;
+    let (schema, batches) = query(ctx, sql).await?;
     tracing::debug!(table = name, elapsed = ?t0.elapsed(), "materialized");
     let schema = batches.first().map_or(schema, |b| b.schema());
     register_batches(ctx, name, schema, batches.clone())?;

@@ -16,6 +16,7 @@ use datafusion::prelude::SessionContext;
 use crate::config::{QueryConfig, session_with_runtime};
 use crate::error::QueryError;
 use crate::run::{QueryOutput, run_query};
+use huoyue_schemas::lake::{VANISHED_FILE_RETRIES, is_vanished_file};
 
 /// A function giving a declared file schema.
 type SchemaFn = fn() -> SchemaRef;
@@ -167,7 +168,22 @@ impl Lake {
     ) -> Result<QueryOutput, QueryError> {
         // Refuse before touching the lake: a refusal must not depend on it.
         crate::read_only::check_read_only(sql)?;
-        let ctx = self.session().await?;
-        run_query(&ctx, sql, max_rows).await
+        // a file that compaction swapped away between the listing and the
+        // read: again, from a fresh listing (the result is only handed out
+        // whole, so nothing was shown yet)
+        let mut retries = 0;
+        loop {
+            let ctx = self.session().await?;
+            match run_query(&ctx, sql, max_rows).await {
+                Err(QueryError::Lake(m))
+                    if is_vanished_file(&m) && retries < VANISHED_FILE_RETRIES =>
+                {
+                    retries += 1;
+                    tracing::debug!(retries, error = %m, "a file vanished during the query; again");
+                    tokio::time::sleep(std::time::Duration::from_millis(20 << retries)).await;
+                }
+                r => return r,
+            }
+        }
     }
 }
