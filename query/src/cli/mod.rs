@@ -98,11 +98,32 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     }
 }
 
+/// Stack of the threads that plan and run statements. DataFusion plans an
+/// expression by recursion, so a long `a OR b OR …` or `UNION ALL` chain
+/// (1,000 terms, 20 KB of SQL) overflowed tokio's 2 MiB and aborted the
+/// server. Address space, not memory: pages are touched only as deep as a
+/// statement goes.
+const QUERY_STACK_BYTES: usize = 256 << 20;
+
 fn runtime() -> Result<Runtime, CliError> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .thread_stack_size(QUERY_STACK_BYTES)
         .build()
         .map_err(|e| CliError::Query(QueryError::Io(format!("cannot start the runtime: {e}"))))
+}
+
+/// [`Lake::query`] on one of the runtime's threads (their stacks are
+/// [`QUERY_STACK_BYTES`]), not on the caller's.
+pub(crate) fn query_on(
+    runtime: &Runtime,
+    lake: &Lake,
+    sql: &str,
+) -> Result<crate::run::QueryOutput, QueryError> {
+    let (lake, sql) = (lake.clone(), sql.to_owned());
+    runtime
+        .block_on(runtime.spawn(async move { lake.query(&sql, None).await }))
+        .map_err(|e| QueryError::Internal(format!("query task failed: {e}")))?
 }
 
 fn one_statement(
@@ -111,7 +132,7 @@ fn one_statement(
     sql: &str,
     format: crate::format::OutputFormat,
 ) -> Result<(), CliError> {
-    let output = runtime.block_on(lake.query(sql, None))?;
+    let output = query_on(runtime, lake, sql)?;
     let mut text = Vec::new();
     write_output(&output, format, &mut text)?;
     write_stdout(&text)

@@ -126,7 +126,7 @@ fn backslash(command: &str) -> Backslash {
 /// Run one statement and print its result, or its error on one line.
 fn execute(lake: &Lake, runtime: &Runtime, sql: &str, format: OutputFormat) {
     let started = Instant::now();
-    let result = runtime.block_on(lake.query(sql, None)).and_then(|output| {
+    let result = super::query_on(runtime, lake, sql).and_then(|output| {
         let mut text = Vec::new();
         write_output(&output, format, &mut text)?;
         Ok((output.num_rows(), text))
