@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{build, corrupt_day, golden, pretty, write_teacher_monthly};
+use common::{build, corrupt_day, golden, pretty, write_teacher_monthly, write_teacher_monthly_of};
 use huoyue_query::{Lake, QueryConfig, QueryError, register_lake, run_sql, session};
 
 async fn sql(lake: &std::path::Path, statement: &str) -> Result<String, QueryError> {
@@ -257,6 +257,37 @@ async fn missing_folders_and_rosters_are_empty_tables() {
     sql(dir.path(), "SELECT day, points FROM daily_scores")
         .await
         .unwrap();
+}
+
+/// Months written under profiles with other rules have other `points_<rule>`
+/// columns: the table reads them all, the missing columns as NULL. (The
+/// merged schema kept them non-nullable and every query of the table failed.)
+#[tokio::test]
+async fn months_of_different_profiles_read_together() {
+    let fixture = build();
+    write_teacher_monthly_of(&fixture.lake(), "2026-10", &["login", "profile"]);
+    write_teacher_monthly_of(&fixture.lake(), "2026-11", &["login"]);
+    let lake = Lake::open(fixture.lake(), QueryConfig::default()).unwrap();
+    let out = lake
+        .query(
+            "SELECT month, count(*) AS n, count(points_profile) AS p, sum(points_login) AS l \
+             FROM teacher_monthly GROUP BY month ORDER BY month",
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        pretty(&out.batches),
+        golden(
+            "
+            +---------+---+---+---+
+            | month   | n | p | l |
+            +---------+---+---+---+
+            | 2026-10 | 1 | 1 | 5 |
+            | 2026-11 | 1 | 0 | 5 |
+            +---------+---+---+---+"
+        )
+    );
 }
 
 #[tokio::test]

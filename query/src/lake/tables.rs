@@ -91,12 +91,14 @@ async fn infer_file_schema(
     let state = ctx.state();
     let schema = options.infer_schema(&state, url).await?;
     // A writer that also stored the partition column in the files must not
-    // clash with the column taken from the folder name.
+    // clash with the column taken from the folder name. Every column is
+    // nullable: a month written under another profile has other
+    // `points_<rule>` columns, which read as NULL in the other months' rows.
     let fields: Vec<_> = schema
         .fields()
         .iter()
         .filter(|f| f.name() != partition)
-        .cloned()
+        .map(|f| Arc::new(f.as_ref().clone().with_nullable(true)))
         .collect();
     Ok(Arc::new(Schema::new_with_metadata(
         fields,

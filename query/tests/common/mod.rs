@@ -268,6 +268,23 @@ pub fn write_teacher_monthly(lake: &Path) {
     );
 }
 
+/// Write `teacher_monthly` of `month` with one non-nullable `points_<rule>`
+/// column per rule, as the monthly job writes them under a profile.
+pub fn write_teacher_monthly_of(lake: &Path, month: &str, rules: &[&str]) {
+    let mut columns = vec![
+        ("user_id".to_string(), strings(&["t-1001"]), false),
+        ("points".to_string(), ints(&[5]), false),
+    ];
+    for r in rules {
+        columns.push((format!("points_{r}"), ints(&[5]), false));
+    }
+    let batch = RecordBatch::try_from_iter_with_nullable(columns).unwrap();
+    write_parquet(
+        &lake.join(format!("teacher_monthly/month={month}/part-0.parquet")),
+        &batch,
+    );
+}
+
 /// Put a corrupt `.parquet` in the day=2026-11-05 folder of `daily_scores`.
 pub fn corrupt_day(lake: &Path) {
     let dir = lake.join("daily_scores/day=2026-11-05");
