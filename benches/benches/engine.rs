@@ -1,6 +1,9 @@
 //! The scoring engine alone: events/s over a generated county month, decoded ahead
 //! of time, and the engine's state bytes per active user. The decoder is measured
-//! beside it as the peer that feeds it. Run: `cargo bench -p huoyue-benches`.
+//! beside it as the peer that feeds it. The engine runs twice: growing its
+//! event-id table from empty, and with the table sized ahead for the month's
+//! events, as file mode sizes it from the input's bytes. Run: `cargo bench -p
+//! huoyue-benches`.
 
 use std::hint::black_box;
 
@@ -50,8 +53,11 @@ fn month() -> (Vec<u8>, Vec<Span>) {
 
 const NOW: i64 = 1_795_000_000_000_000;
 
-fn run_engine(profile: &Profile, chunks: &[DecodedChunk]) -> Engine {
+/// The month through a fresh engine, flushing after each chunk; `reserve`:
+/// event ids to make room for at once ([`Engine::reserve_ids`]).
+fn run_engine(profile: &Profile, chunks: &[DecodedChunk], reserve: usize) -> Engine {
     let mut engine = Engine::new(profile, EngineConfig::default());
+    engine.reserve_ids(reserve);
     let mut sink = Discard(0);
     for c in chunks {
         let rows = EventRows::new(&c.batch).unwrap();
@@ -82,7 +88,7 @@ fn bench(c: &mut Criterion) {
         })
         .collect();
 
-    let engine = run_engine(&profile, &chunks);
+    let engine = run_engine(&profile, &chunks, 0);
     let stats = engine.stats();
     eprintln!(
         "engine state after {n} events: {} scored users, {} remembered ids, {} bytes, {:.0} bytes per active user",
@@ -95,7 +101,10 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("county-month");
     g.throughput(Throughput::Elements(n));
     g.sample_size(10);
-    g.bench_function("engine", |b| b.iter(|| run_engine(&profile, &chunks)));
+    g.bench_function("engine", |b| b.iter(|| run_engine(&profile, &chunks, 0)));
+    g.bench_function("engine, id table sized ahead", |b| {
+        b.iter(|| run_engine(&profile, &chunks, n as usize))
+    });
     let snapshot = engine.snapshot();
     eprintln!("engine snapshot: {} bytes", snapshot.len());
     g.bench_function("snapshot (a checkpoint's state)", |b| {
