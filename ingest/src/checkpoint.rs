@@ -682,10 +682,23 @@ mod tests {
         }
         // a restart rolls the same checkpoint forward again: nothing changes
         assert_eq!(c.roll_forward(lake.path()).unwrap(), 30);
-        // a staged file that is gone without being published is an error
+        // a file published, then merged by compaction: its staged name and
+        // its published name are both gone, and the roll forward goes on
+        std::fs::rename(
+            lake.path().join(&c.staged[0].1),
+            lake.path()
+                .join("events/day=2026-09-01/compacted-1.parquet"),
+        )
+        .unwrap();
+        assert_eq!(c.roll_forward(lake.path()).unwrap(), 30);
+        // a staged file that cannot be published is an error naming it
+        let day = lake.path().join("events/day=2026-09-02");
+        std::fs::write(day.join(".a-99.parquet.tmp"), "99").unwrap();
+        std::fs::create_dir(day.join("a-99.parquet")).unwrap();
+        std::fs::write(day.join("a-99.parquet/x"), "a folder in the way").unwrap();
         c.staged.push((
-            "events/day=2026-09-01/.a-99.parquet.tmp".into(),
-            "events/day=2026-09-01/a-99.parquet".into(),
+            "events/day=2026-09-02/.a-99.parquet.tmp".into(),
+            "events/day=2026-09-02/a-99.parquet".into(),
         ));
         let err = c.roll_forward(lake.path()).unwrap_err().to_string();
         assert!(err.contains("a-99.parquet"), "{err}");
