@@ -203,6 +203,37 @@ fn bad_flags_get_one_line_naming_them() {
     assert!(err.contains("'--frobnicate'"), "{err}");
 }
 
+/// A 0-byte data file (a damaged disk, a copy cut short) read as a file
+/// without rows gave the month without them: the job names it instead. One
+/// in a later month does not matter to this one.
+#[test]
+fn an_empty_data_file_up_to_the_month_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path();
+    golden_lake(lake);
+    let later = lake.join("daily_scores/day=2026-12-01/empty.parquet");
+    std::fs::create_dir_all(later.parent().unwrap()).unwrap();
+    std::fs::File::create(&later).unwrap();
+    let day = lake.join("daily_activity/day=2026-11-07");
+    let damaged = std::fs::read_dir(&day)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "parquet"))
+        .unwrap();
+    std::fs::File::create(&damaged).unwrap();
+    let err = monthly_fails(lake, "2026-11");
+    assert_eq!(
+        err,
+        format!(
+            "huoyue-aggregate: {} is empty (0 bytes), not a Parquet file: restore or remove it (the month would be computed without its rows)",
+            damaged.display()
+        )
+    );
+    assert_nothing_written(lake);
+    std::fs::remove_file(&damaged).unwrap();
+    monthly(lake, "2026-11");
+}
+
 #[test]
 fn a_month_without_data_is_an_error() {
     let dir = tempfile::tempdir().unwrap();

@@ -59,6 +59,7 @@ pub async fn run(opts: &MonthlyOptions) -> Result<MonthlySummary> {
     if !lake_dir.is_dir() {
         return Err(AggregateError::LakeNotFound(lake_dir.clone()));
     }
+    refuse_empty_files(lake_dir, opts.month)?;
     let marker = crate::rescore::interrupted_marker(lake_dir, &opts.month.to_string());
     if marker.exists() {
         return Err(AggregateError::Changed(format!(
@@ -184,6 +185,43 @@ pub async fn run(opts: &MonthlyOptions) -> Result<MonthlySummary> {
         school_rows: result.school_monthly.num_rows(),
         county_reports: counties.len(),
     })
+}
+
+/// Refuses a 0-byte data file in a `daily_scores` or `daily_activity`
+/// partition up to the month's last day (what the month, its year to date and
+/// its registrations read): DataFusion reads one as a file without rows, so
+/// the month would be published without the rows it lost. The ingest never
+/// writes one (files appear whole, by rename); a damaged disk or a copy cut
+/// short does.
+fn refuse_empty_files(lake: &Path, month: Month) -> Result<()> {
+    let last = format!("day={}", month.last_day());
+    for table in ["daily_scores", "daily_activity"] {
+        let Ok(days) = std::fs::read_dir(lake.join(table)) else {
+            continue;
+        };
+        for day in days.flatten() {
+            let name = day.file_name();
+            let name = name.to_string_lossy();
+            if !name.starts_with("day=") || *name > *last {
+                continue;
+            }
+            let Ok(files) = std::fs::read_dir(day.path()) else {
+                continue;
+            };
+            for f in files.flatten() {
+                let file = f.file_name();
+                let file = file.to_string_lossy();
+                let data = file.ends_with(".parquet") && !file.starts_with(['.', '_']);
+                if data && f.metadata().is_ok_and(|m| m.len() == 0) {
+                    return Err(AggregateError::InvalidLake(format!(
+                        "{} is empty (0 bytes), not a Parquet file: restore or remove it (the month would be computed without its rows)",
+                        f.path().display()
+                    )));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A fresh scratch folder `LAKE/.scratch/<table>/<name>` (those of crashed
