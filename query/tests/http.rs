@@ -409,3 +409,29 @@ async fn limits_are_413() {
     assert_eq!(reply.status, 413, "{}", reply.text());
     assert_eq!(reply.json()["code"], "memory_limit");
 }
+
+/// A body over the limit gets a JSON error like every other (it was axum's
+/// plain text), after the token check; an empty one is `empty`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_or_empty_body_is_a_json_error() {
+    let server = start_default().await;
+    let body = format!("SELECT 1 -- {}", "x".repeat(3 << 20));
+    let (name, value) = auth();
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    let head = format!(
+        "POST /sql HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{name}: {value}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    // the server may answer and close before it has read it all
+    let _ = stream.write_all(body.as_bytes()).await;
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw).await;
+    let reply = parse_reply(&raw);
+    assert_eq!(reply.status, 413, "{}", reply.text());
+    assert_eq!(reply.json()["code"], "too_large");
+
+    let reply = post_sql(&server, None, "").await;
+    assert_eq!(reply.status, 400, "{}", reply.text());
+    assert_eq!(reply.json()["code"], "empty");
+}

@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -26,7 +27,7 @@ pub(super) async fn health() -> &'static str {
 pub(super) async fn sql(
     State(app): State<Arc<AppState>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
     if !authorized(&headers, app.config.token.as_deref()) {
         let mut response = json_error(
@@ -45,6 +46,19 @@ pub(super) async fn sql(
             "not_acceptable",
             "supported Accept types: application/json, text/csv, application/vnd.apache.arrow.stream",
         );
+    };
+    // a body over the limit (2 MB) gets a JSON error like every other
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => {
+            let status = rejection.status();
+            let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                "too_large"
+            } else {
+                "bad_request"
+            };
+            return json_error(status, code, &rejection.body_text());
+        }
     };
     let Ok(sql) = String::from_utf8(body.to_vec()) else {
         return json_error(StatusCode::BAD_REQUEST, "sql", "the body is not UTF-8");
