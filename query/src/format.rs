@@ -85,6 +85,20 @@ pub fn write_csv(output: &QueryOutput, out: &mut impl Write) -> Result<(), Query
 /// A JSON array of objects (`[{"day":"2026-11-03","points":3}, …]`), nulls
 /// written as `null`.
 pub fn write_json_objects(output: &QueryOutput, out: &mut impl Write) -> Result<(), QueryError> {
+    // an object keeps one value per key: a second column of a name would
+    // silently hide the first
+    let mut names = std::collections::HashSet::new();
+    if let Some(f) = output
+        .schema
+        .fields()
+        .iter()
+        .find(|f| !names.insert(f.name()))
+    {
+        return Err(QueryError::Sql(format!(
+            "the result has two columns named {:?}, and a JSON object keeps one: name them apart (AS …) or use --format csv",
+            f.name()
+        )));
+    }
     let mut writer = json::WriterBuilder::new()
         .with_explicit_nulls(true)
         .build::<_, json::writer::JsonArray>(&mut *out);

@@ -110,6 +110,15 @@ fn one_statement_as_csv_and_json() {
         stdout(&run(&["--lake", lake, "--format", "json", "-c", empty])).trim(),
         "[]"
     );
+    // a JSON object keeps one value per name: two columns of one name are
+    // refused, not one of them dropped
+    let twice = "SELECT s.user_id, t.user_id FROM daily_scores s JOIN daily_scores t ON s.user_id = t.user_id";
+    let err = assert_one_error_line(&run(&["--lake", lake, "--format", "json", "-c", twice]));
+    assert!(err.contains("two columns named \"user_id\""), "{err}");
+    // a statement may start with a comment (it was taken for a flag)
+    let commented = "-- the rows\nSELECT count(*) AS n FROM daily_scores";
+    let output = run(&["--lake", lake, "--format", "csv", "-c", commented]);
+    assert_eq!(stdout(&output), "n\n7\n", "{}", stderr(&output));
 }
 
 #[test]

@@ -34,7 +34,12 @@ pub struct Cli {
     pub lake: Option<PathBuf>,
 
     /// Run this one statement, print its result to stdout and exit.
-    #[arg(short = 'c', long = "command", value_name = "SQL")]
+    #[arg(
+        short = 'c',
+        long = "command",
+        value_name = "SQL",
+        allow_hyphen_values = true
+    )]
     pub sql: Option<String>,
 
     /// Output format of results.
