@@ -243,6 +243,7 @@ fn the_shell_reads_statements_until_semicolons() {
         .unwrap()
         .write_all(
             b"SELECT 'first' AS a;\n\
+              SELECT 'x;\ny' AS s; SELECT 'third' AS c;\n\
               SELEC oops;\n\
               SELECT rule,\n  SUM(points) AS total\nFROM daily_totals\nGROUP BY rule ORDER BY rule;\n\
               CREATE TABLE t (a INT);\n\
@@ -255,6 +256,9 @@ fn the_shell_reads_statements_until_semicolons() {
     let out = stdout(&output);
     let err = stderr(&output);
     assert!(out.contains("| first |"), "{out}");
+    // two statements on a line, a `;` inside a string
+    assert!(out.contains("| x;"), "{out}");
+    assert!(out.contains("| third |"), "{out}");
     assert!(out.contains("| login     | 6     |"), "{out}");
     assert!(out.contains("| space_use | 1     |"), "{out}");
     assert!(!out.contains("never"), "{out}");

@@ -74,9 +74,9 @@ pub(super) fn run(lake: &Lake, runtime: &Runtime, format: OutputFormat) -> Resul
                 }
                 buffer.push_str(&line);
                 buffer.push('\n');
-                if buffer.trim_end().ends_with(';') {
-                    let statement = buffer.trim().to_owned();
-                    buffer.clear();
+                let (statements, rest) = split_statements(&buffer);
+                buffer = rest;
+                for statement in statements {
                     let _ = editor.add_history_entry(statement.as_str());
                     execute(lake, runtime, &statement, format);
                 }
@@ -97,6 +97,59 @@ pub(super) fn run(lake: &Lake, runtime: &Runtime, format: OutputFormat) -> Resul
     }
     save(&mut editor, history.as_ref());
     Ok(())
+}
+
+/// The complete statements of `buffer` (each up to a `;` outside strings,
+/// quoted names and comments, with its `;`) and the incomplete rest (kept
+/// for the next line; leading blank lines dropped).
+fn split_statements(buffer: &str) -> (Vec<String>, String) {
+    #[derive(Clone, Copy, PartialEq)]
+    enum In {
+        Code,
+        Str,
+        Name,
+        LineComment,
+        BlockComment,
+    }
+    let mut state = In::Code;
+    let mut statements = Vec::new();
+    let mut start = 0;
+    let bytes = buffer.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let (c, next) = (bytes[i], bytes.get(i + 1).copied());
+        match state {
+            In::Code => match c {
+                b'\'' => state = In::Str,
+                b'"' => state = In::Name,
+                b'-' if next == Some(b'-') => state = In::LineComment,
+                b'/' if next == Some(b'*') => {
+                    state = In::BlockComment;
+                    i += 1;
+                }
+                b';' => {
+                    let statement = buffer[start..=i].trim();
+                    if statement != ";" {
+                        statements.push(statement.to_owned());
+                    }
+                    start = i + 1;
+                }
+                _ => {}
+            },
+            // a doubled quote inside reads as leaving and entering again
+            In::Str if c == b'\'' => state = In::Code,
+            In::Name if c == b'"' => state = In::Code,
+            In::LineComment if c == b'\n' => state = In::Code,
+            In::BlockComment if c == b'*' && next == Some(b'/') => {
+                state = In::Code;
+                i += 1;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    let rest = buffer[start..].trim_start();
+    (statements, rest.to_owned())
 }
 
 fn save(editor: &mut DefaultEditor, history: Option<&PathBuf>) {
@@ -139,5 +192,47 @@ fn execute(lake: &Lake, runtime: &Runtime, sql: &str, format: OutputFormat) {
             eprintln!("{rows} row(s) in {} s", seconds(started.elapsed()));
         }
         Err(e) => eprintln!("error: {}", one_line(&e.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_statements;
+
+    fn split(s: &str) -> (Vec<String>, String) {
+        split_statements(s)
+    }
+
+    #[test]
+    fn statements_end_at_semicolons_outside_strings_and_comments() {
+        assert_eq!(
+            split("select 1 as x; select 2 as y;\n"),
+            (
+                vec!["select 1 as x;".into(), "select 2 as y;".into()],
+                "".into()
+            )
+        );
+        assert_eq!(split("select 'a;\n"), (vec![], "select 'a;\n".into()));
+        assert_eq!(
+            split("select 'a;\nb' as s;\n"),
+            (vec!["select 'a;\nb' as s;".into()], "".into())
+        );
+        assert_eq!(
+            split("select 'it''s;' as s; select"),
+            (vec!["select 'it''s;' as s;".into()], "select".into())
+        );
+        assert_eq!(
+            split("select 1 as x /* ;\n */;\n"),
+            (vec!["select 1 as x /* ;\n */;".into()], "".into())
+        );
+        assert_eq!(
+            split("select 1 -- not the end;\n"),
+            (vec![], "select 1 -- not the end;\n".into())
+        );
+        assert_eq!(
+            split("select \"a;b\" from t;"),
+            (vec!["select \"a;b\" from t;".into()], "".into())
+        );
+        assert_eq!(split(";;\n"), (vec![], "".into()));
     }
 }
