@@ -541,8 +541,6 @@ fn day_batch(rows: &[Row]) -> Result<RecordBatch> {
     )?)
 }
 
-/// Writes the new day folders into scratch folders and swaps them in (steps
-/// 2–4 of the module documentation). Returns the number of days replaced.
 /// The file that says a rescore of `month` was interrupted while it swapped
 /// the month's days (some re-scored, some not), until a rescore of the month
 /// completes: `LAKE/.scratch/rescore-YYYY-MM.interrupted`. The monthly job
@@ -552,6 +550,8 @@ pub fn interrupted_marker(lake: &Path, month: &str) -> PathBuf {
         .join(format!("rescore-{month}.interrupted"))
 }
 
+/// Writes the new day folders into scratch folders and swaps them in (steps
+/// 2–4 of the module documentation). Returns the number of days replaced.
 fn replace_month(
     table_dir: &Path,
     marker: &Path,
