@@ -81,7 +81,7 @@ async fn query(ctx: &SessionContext, sql: &str) -> Result<(SchemaRef, Vec<Record
             Err(e) if retries < VANISHED_FILE_RETRIES && is_vanished_file(&e.to_string()) => {
                 retries += 1;
                 tracing::info!(retries, error = %e, "a file vanished while reading (a compaction); again");
-                // 40 ms doubling: 1.2 s in all
+                // 40 ms doubling: 2.5 s in all
                 tokio::time::sleep(std::time::Duration::from_millis(20 << retries)).await;
             }
             r => return Ok((schema, r?)),

@@ -51,7 +51,7 @@ pub struct MonthlySummary {
 const MONTHLY_LOCK: &str = ".monthly.lock";
 
 /// Runs the monthly job: validates the input, computes the month, writes both
-/// tables and the reports into `.`-named scratch folders, fsyncs them and
+/// tables and the reports into scratch folders (`LAKE/.scratch/`), fsyncs them and
 /// swaps each into place. Nothing is written before every input check passed
 /// and every figure is computed; other months are never touched.
 pub async fn run(opts: &MonthlyOptions) -> Result<MonthlySummary> {
