@@ -457,13 +457,19 @@ fn bad_type(path: &Path, name: &str) -> AggregateError {
     ))
 }
 
-/// All batches of a Parquet file.
+/// All batches of a Parquet file; an error names the file.
 fn read_parquet(path: &Path) -> Result<Vec<RecordBatch>> {
     let file = File::open(path).context(|| format!("opening {}", path.display()))?;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file)?
-        .with_batch_size(64 * 1024)
-        .build()?;
-    Ok(reader.collect::<std::result::Result<Vec<_>, _>>()?)
+    let read = || -> Result<Vec<RecordBatch>> {
+        let reader = ParquetRecordBatchReaderBuilder::try_new(file)?
+            .with_batch_size(64 * 1024)
+            .build()?;
+        Ok(reader.collect::<std::result::Result<Vec<_>, _>>()?)
+    };
+    read().map_err(|e| AggregateError::During {
+        context: format!("reading {} (nothing was replaced)", path.display()),
+        source: Box::new(e),
+    })
 }
 
 /// Reads a day's `events` files (and its `late` rows) and sorts the rows in

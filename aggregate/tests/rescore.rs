@@ -461,6 +461,21 @@ fn rescore_input_errors_are_one_line_and_write_nothing() {
         assert!(err.contains(message), "{args:?}: {err}");
     }
     assert_eq!(tree(lake), before);
+    // an unreadable `events` file is named
+    let damaged = lake.join("events/day=2026-09-10/damaged.parquet");
+    fs::write(&damaged, b"PAR").unwrap();
+    let (ok, _out, err) = run_bin(&["rescore", "--lake", lake_s, "--month", "2026-09"]);
+    assert!(!ok);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains(&format!(
+            "reading {} (nothing was replaced)",
+            damaged.display()
+        )),
+        "{err}"
+    );
+    fs::remove_file(&damaged).unwrap();
+    assert_eq!(tree(lake), before);
 
     let (ok, out, err) = run_bin(&["rescore", "--lake", lake_s, "--month", "2026-09"]);
     assert!(ok, "{err}");
