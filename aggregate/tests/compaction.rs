@@ -504,11 +504,7 @@ fn monthly_reads_again_when_compaction_swaps_a_file_away() {
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path().join("lake");
     ingest_conformance(&lake, 16 << 10, 300);
-    let dims = manifest_dir().join("../testdata/conformance/dims");
-    fs::create_dir_all(lake.join("dims")).unwrap();
-    for f in ["schools.csv", "users.csv"] {
-        fs::copy(dims.join(f), lake.join("dims").join(f)).unwrap();
-    }
+    common::copy_conformance_dims(&lake);
     let stop = Arc::new(AtomicBool::new(false));
     let swaps = Arc::new(AtomicUsize::new(0));
     let compactor = {

@@ -355,11 +355,7 @@ const DEEP: [&str; 5] = [
 ];
 
 fn build_lake(lake: &Path) {
-    let dims = conformance_dir().join("dims");
-    std::fs::create_dir_all(lake.join("dims")).unwrap();
-    for f in ["schools.csv", "users.csv"] {
-        std::fs::copy(dims.join(f), lake.join("dims").join(f)).unwrap();
-    }
+    copy_conformance_dims(lake);
     let events = valid_events();
 
     // daily_activity: per (day, user) the first event's role and school, and

@@ -278,11 +278,7 @@ fn monthly_refuses_a_month_whose_rescore_was_interrupted() {
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path().join("lake");
     ingest(&lake, conformance_events());
-    let dims = manifest_dir().join("../testdata/conformance/dims");
-    fs::create_dir_all(lake.join("dims")).unwrap();
-    for f in ["schools.csv", "users.csv"] {
-        fs::copy(dims.join(f), lake.join("dims").join(f)).unwrap();
-    }
+    common::copy_conformance_dims(&lake);
     // what a crash among the swaps leaves
     let marker = rescore::interrupted_marker(&lake, "2026-09");
     fs::create_dir_all(marker.parent().unwrap()).unwrap();

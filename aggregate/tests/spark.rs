@@ -57,10 +57,7 @@ fn spark_reads_every_table_with_the_conformance_values() {
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path();
     let case = conformance_dir();
-    std::fs::create_dir_all(lake.join("dims")).unwrap();
-    for f in ["schools.csv", "users.csv"] {
-        std::fs::copy(case.join("dims").join(f), lake.join("dims").join(f)).unwrap();
-    }
+    copy_conformance_dims(lake);
     ingest(lake, std::fs::read(case.join("events.ndjson")).unwrap());
     // September's files rewritten as one zstd file per day, the rest left as
     // the ingest wrote them (Snappy, delta-encoded `ts` and `offset`)

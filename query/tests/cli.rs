@@ -335,12 +335,15 @@ fn serve_listens_and_answers() {
     let health = get("GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
     assert!(health.ends_with("ok"), "{health}");
+    let post_csv = |body: &str| {
+        get(&format!(
+            "POST /sql HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer abc123\r\n\
+             Accept: text/csv\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ))
+    };
     let body = "SELECT count(*) AS n FROM daily_scores";
-    let sql = get(&format!(
-        "POST /sql HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer abc123\r\n\
-         Accept: text/csv\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    ));
+    let sql = post_csv(body);
     assert!(sql.starts_with("HTTP/1.1 200"), "{sql}");
     assert!(sql.ends_with("n\n7\n"), "{sql}");
     let denied = get(&format!(
@@ -350,12 +353,7 @@ fn serve_listens_and_answers() {
     assert!(denied.starts_with("HTTP/1.1 401"), "{denied}");
     // An analyst's long OR chain (DataFusion plans it by recursion: it
     // overflowed a 2 MiB worker stack and aborted the server).
-    let body = long_or_chain(1_500);
-    let long = get(&format!(
-        "POST /sql HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer abc123\r\n\
-         Accept: text/csv\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    ));
+    let long = post_csv(&long_or_chain(1_500));
     assert!(long.starts_with("HTTP/1.1 200"), "{long}");
     assert!(long.ends_with("n\n0\n"), "{long}");
     let health = get("GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");

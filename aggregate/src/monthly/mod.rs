@@ -59,7 +59,11 @@ pub async fn run(opts: &MonthlyOptions) -> Result<MonthlySummary> {
     if !lake_dir.is_dir() {
         return Err(AggregateError::LakeNotFound(lake_dir.clone()));
     }
-    refuse_empty_files(lake_dir, opts.month)?;
+    // a scan of every day folder up to the month: off the async threads
+    let (dir, month) = (lake_dir.clone(), opts.month);
+    tokio::task::spawn_blocking(move || refuse_empty_files(&dir, month))
+        .await
+        .map_err(|e| AggregateError::Internal(format!("empty-file check: {e}")))??;
     let marker = crate::rescore::interrupted_marker(lake_dir, &opts.month.to_string());
     if marker.exists() {
         return Err(AggregateError::Changed(format!(

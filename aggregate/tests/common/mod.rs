@@ -145,6 +145,15 @@ pub fn conformance_dir() -> PathBuf {
     manifest_dir().join("../testdata/conformance")
 }
 
+/// Copies the conformance case's rosters into `LAKE/dims/`.
+pub fn copy_conformance_dims(lake: &Path) {
+    let dims = conformance_dir().join("dims");
+    fs::create_dir_all(lake.join("dims")).unwrap();
+    for f in ["schools.csv", "users.csv"] {
+        fs::copy(dims.join(f), lake.join("dims").join(f)).unwrap();
+    }
+}
+
 /// A CSV without quoting (the conformance case's expected tables): header, rows.
 pub fn parse_csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
     let text = fs::read_to_string(path).unwrap();
