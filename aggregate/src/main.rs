@@ -10,6 +10,7 @@ use huoyue_aggregate::month::{Day, Month};
 use huoyue_aggregate::monthly::{self, MonthlyOptions};
 use huoyue_aggregate::rescore::{self, RescoreOptions};
 use huoyue_aggregate::{AggregateError, rules};
+use huoyue_ingest::cli::print_result;
 use huoyue_ingest::engine::EngineConfig;
 use huoyue_schemas::Profile;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -144,13 +145,14 @@ fn try_main(cli: Cli) -> anyhow::Result<()> {
                 rules_title: profile_info.title,
             };
             let s = runtime.block_on(monthly::run(&opts))?;
-            println!(
+            print_result(format_args!(
                 "monthly {month}: {} teacher rows, {} school rows, {} county reports and the province report written to {}",
                 s.teacher_rows,
                 s.school_rows,
                 s.county_reports,
                 lake.display()
-            );
+            ))
+            .map_err(anyhow::Error::msg)?;
         }
         Command::Compact {
             lake,
@@ -165,14 +167,15 @@ fn try_main(cli: Cli) -> anyhow::Result<()> {
                 (None, None) => CompactScope::All,
             };
             let s = runtime.block_on(compact::run(&lake, table, scope))?;
-            println!(
+            print_result(format_args!(
                 "compact {}: {} partitions compacted ({} files merged), {} skipped, {} changed meanwhile and left alone",
                 table.name(),
                 s.compacted,
                 s.files_merged,
                 s.skipped,
                 s.raced
-            );
+            ))
+            .map_err(anyhow::Error::msg)?;
         }
         Command::Rescore {
             lake,
@@ -190,10 +193,11 @@ fn try_main(cli: Cli) -> anyhow::Result<()> {
             };
             let progress = progress_bar();
             let s = rescore::run(&opts, &progress)?;
-            println!(
+            print_result(format_args!(
                 "rescore {month}: {} events and {} late rows of {} days scored ({} duplicates), {} day partitions replaced with {} rows, {} points",
                 s.events, s.late, s.days_fed, s.duplicates, s.days_replaced, s.rows, s.points
-            );
+            ))
+            .map_err(anyhow::Error::msg)?;
         }
     }
     Ok(())

@@ -30,6 +30,25 @@ fn error_line(rendered: &str) -> String {
     format!("{message} (see --help)")
 }
 
+/// Writes a command's result line to standard output. A reader that went
+/// away (a closed pipe: `| head -0`) is not an error; any other failure (a
+/// full disk) is, and its message says that the work itself is done, so
+/// that nobody runs it again to get the line.
+pub fn print_result(line: std::fmt::Arguments<'_>) -> Result<(), String> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let written = out
+        .write_fmt(line)
+        .and_then(|()| out.write_all(b"\n"))
+        .and_then(|()| out.flush());
+    match written {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(format!(
+            "done and written to the lake, but the summary could not be written to standard output: {e}"
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Parses `500ms`, `10s`, `5m`, `2h`, `3d` (a bare number is seconds).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();

@@ -16,8 +16,10 @@ use huoyue_ingest::engine::EngineConfig;
 use huoyue_ingest::kafka::{self, KafkaOptions};
 use huoyue_ingest::lake_writer::LakeWriter;
 use huoyue_ingest::metrics::Metrics;
-use huoyue_ingest::pipeline::file::{FILE_PREFIX, FileError, FileOptions, FileState, now_micros};
-use huoyue_ingest::pipeline::{Counts, Pipeline};
+use huoyue_ingest::pipeline::Pipeline;
+use huoyue_ingest::pipeline::file::{
+    FILE_PREFIX, FileError, FileOptions, FileState, Progress, now_micros,
+};
 use huoyue_schemas::profile::{DEFAULT_PROFILE, Profile};
 
 /// Scores education-platform usage events into a Parquet lake.
@@ -212,19 +214,27 @@ fn try_main() -> Result<()> {
         flush_rows: args.flush_rows.unwrap_or(FILE_FLUSH_ROWS),
         ..FileOptions::default()
     };
-    // a long run says how far it is at each flush (every --flush-interval)
-    let mut progress = |counts: &Counts, fed: u64| {
-        metrics.observe(counts);
+    // the counts follow each chunk; a long run says how far it is at each
+    // flush (every --flush-interval)
+    let mut progress = |p: Progress<'_>| {
+        metrics.observe(p.counts);
+        metrics.event_times(p.newest.as_slice());
+        let Some((took, stats)) = p.flushed else {
+            return;
+        };
+        metrics.flush_duration.observe(took.as_secs_f64());
+        metrics.engine(&stats);
+        let counts = p.counts;
         let share = bytes.map_or_else(String::new, |total| {
             format!(
                 " of {:.1} MB ({:.0}%)",
                 total as f64 / 1e6,
-                100.0 * fed as f64 / total.max(1) as f64
+                100.0 * p.fed as f64 / total.max(1) as f64
             )
         });
         tracing::info!(
             "{:.1} MB{share} scored: {} lines, {} valid, {} duplicates, {} rejected, {:.0} lines/s",
-            fed as f64 / 1e6,
+            p.fed as f64 / 1e6,
             counts.read,
             counts.valid,
             counts.duplicates,
@@ -232,16 +242,20 @@ fn try_main() -> Result<()> {
             counts.read as f64 / started.elapsed().as_secs_f64().max(1e-9)
         );
     };
-    state.run(&mut pipeline, input, &source, opts, &mut progress, &stop)?;
+    let published = state.run(&mut pipeline, input, &source, opts, &mut progress, &stop)?;
+    // (the endpoint closes with the process: a scrape may miss these)
     metrics.observe(pipeline.counts());
+    metrics.checkpointed(&published.files, published.checkpoint_secs, published.at);
+    metrics.engine(&pipeline.engine().stats());
     let secs = started.elapsed().as_secs_f64();
     let counts = pipeline.counts();
-    println!(
+    huoyue_ingest::cli::print_result(format_args!(
         "{}, {:.2} s ({:.0} events/s)",
         counts.summary(),
         secs,
         counts.read as f64 / secs.max(1e-9)
-    );
+    ))
+    .map_err(anyhow::Error::msg)?;
     // everything is written and committed: the process ends now, and freeing
     // the engine's state first (a month's ids and users) would only delay it
     std::mem::forget(pipeline);

@@ -19,6 +19,8 @@ use prometheus::{
 use huoyue_schemas::lake;
 use huoyue_schemas::reason::Reason;
 
+use crate::engine::EngineStats;
+use crate::lake_writer::WrittenFile;
 use crate::pipeline::Counts;
 
 /// The ingest's metrics.
@@ -252,6 +254,34 @@ impl Metrics {
         *seen = counts.clone();
     }
 
+    /// A checkpoint that took `secs` published `files` at `at` (µs since the epoch).
+    pub fn checkpointed(&self, files: &[WrittenFile], secs: f64, at: i64) {
+        for (table, (n, bytes, rows)) in files_by_table(files) {
+            self.files_written.with_label_values(&[table]).inc_by(n);
+            self.bytes_written.with_label_values(&[table]).inc_by(bytes);
+            self.rows_written.with_label_values(&[table]).inc_by(rows);
+        }
+        self.checkpoint_duration.observe(secs);
+        self.last_checkpoint.set(at / 1_000_000);
+    }
+
+    /// The engine's size now.
+    pub fn engine(&self, stats: &EngineStats) {
+        self.engine_state_bytes.set(stats.state_bytes as i64);
+        self.engine_users.set(stats.users as i64);
+    }
+
+    /// Events with these times (µs since the epoch) were read: the newest
+    /// event time goes up to theirs.
+    pub fn event_times(&self, times: &[i64]) {
+        if let Some(max) = times.iter().max() {
+            let secs = max / 1_000_000;
+            if secs > self.newest_event.get() {
+                self.newest_event.set(secs);
+            }
+        }
+    }
+
     /// The text exposition of every metric.
     pub fn render(&self) -> String {
         let mut buf = Vec::new();
@@ -339,9 +369,7 @@ fn answer(metrics: &Metrics, mut stream: TcpStream) -> std::io::Result<()> {
 }
 
 /// Per-table figures of published files, for the metrics.
-pub fn files_by_table(
-    files: &[crate::lake_writer::WrittenFile],
-) -> BTreeMap<&'static str, (u64, u64, u64)> {
+fn files_by_table(files: &[WrittenFile]) -> BTreeMap<&'static str, (u64, u64, u64)> {
     let mut out: BTreeMap<&'static str, (u64, u64, u64)> = BTreeMap::new();
     for f in files {
         let e = out.entry(f.table).or_default();

@@ -363,6 +363,151 @@ fn consecutive_file_runs_are_one_stream() {
     assert_reference_agrees(&three);
 }
 
+/// `zhejiang-2018` is the built-in profile even run where a file of that name
+/// is (a changed copy): the file is read only as `./zhejiang-2018`.
+#[test]
+fn a_file_named_like_the_builtin_profile_does_not_replace_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let shipped = manifest_dir().join("../schemas/profiles/zhejiang-2018.toml");
+    let changed = std::fs::read_to_string(shipped)
+        .unwrap()
+        .replace("points = 5\ndaily_cap = 10", "points = 5\ndaily_cap = 0");
+    assert!(
+        changed.contains("daily_cap = 0"),
+        "the teach rule is where it was"
+    );
+    std::fs::write(dir.path().join("zhejiang-2018"), changed).unwrap();
+    let events = conformance().join("events.ndjson");
+    let run = |lake: &str, profile: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_huoyue-ingest"))
+            .current_dir(dir.path())
+            .args(["--lake", lake, "--file", events.to_str().unwrap()])
+            .args(profile)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        score_sums(&dir.path().join(lake))
+    };
+    assert_eq!(run("default", &[]), expected_scores());
+    assert_eq!(
+        run("named", &["--profile", "zhejiang-2018"]),
+        expected_scores()
+    );
+    let file = run("file", &["--profile", "./zhejiang-2018"]);
+    assert!(
+        file.iter()
+            .all(|((_, _, rule), p)| rule != "teach" || *p == 0)
+    );
+    assert!(
+        expected_scores()
+            .iter()
+            .any(|((_, _, rule), p)| rule == "teach" && *p > 0)
+    );
+}
+
+/// A summary that cannot be written (a full disk) is a one-line error saying
+/// the run is done (its lake is published); a reader that closed its end of
+/// the pipe is no error at all.
+#[test]
+fn a_summary_that_cannot_be_written_says_the_run_is_done() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = conformance().join("events.ndjson");
+    let run = |lake: &str, stdout: std::process::Stdio| {
+        Command::new(env!("CARGO_BIN_EXE_huoyue-ingest"))
+            .args(["--lake", dir.path().join(lake).to_str().unwrap()])
+            .args(["--file", events.to_str().unwrap()])
+            .stdout(stdout)
+            .output()
+            .unwrap()
+    };
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let o = run("full", full.into());
+    assert_eq!(o.status.code(), Some(1));
+    let line = stderr_line(&o);
+    assert!(
+        line.contains("done and written to the lake") && line.contains("No space"),
+        "{line}"
+    );
+    assert_is_the_whole_case(&dir.path().join("full"));
+
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let o = run("closed", writer.into());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_is_the_whole_case(&dir.path().join("closed"));
+}
+
+/// The value of metric `name` (exactly, labels included) in a text exposition.
+fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// A file run with `--metrics-addr` keeps its metrics current while it reads:
+/// the counts after each chunk, and at each flush its duration, the engine's
+/// size and the newest event time, not only the Kafka service's.
+#[test]
+fn a_file_run_serves_its_metrics_while_it_reads() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_huoyue-ingest"))
+        .args(["--lake", dir.path().join("lake").to_str().unwrap()])
+        .args(["--file", "-", "--flush-interval", "1ms"])
+        .args(["--metrics-addr", &format!("127.0.0.1:{port}")])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // more than a 4 MiB chunk, and the input left open: the first chunk is
+    // scored while the run waits for the rest
+    let one = std::fs::read(conformance().join("events.ndjson")).unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(&one.repeat(2)).unwrap();
+    let scrape = || {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+        s.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n")
+            .ok()?;
+        let mut text = String::new();
+        s.read_to_string(&mut text).ok()?;
+        Some(text)
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let text = loop {
+        let text = scrape().unwrap_or_default();
+        if metric(&text, "huoyue_flush_duration_seconds_count").is_some_and(|n| n > 0.0) {
+            break text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no flush in the metrics: {text}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let read = metric(&text, "huoyue_events_read_total").unwrap();
+    assert!(read > 0.0 && read < 2.0 * 12474.0, "{read}");
+    assert!(metric(&text, "huoyue_engine_users").unwrap() > 0.0);
+    assert!(metric(&text, "huoyue_engine_state_bytes").unwrap() > 0.0);
+    // the conformance case is September 2026 (and a retry in October)
+    let newest = metric(&text, "huoyue_newest_event_timestamp_seconds").unwrap();
+    assert!(
+        (1_788_220_800.0..1_793_491_200.0).contains(&newest),
+        "{newest}"
+    );
+    drop(stdin);
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success());
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with("read 24948, valid 12309"));
+}
+
 /// Ingesting a file again counts nothing twice: its events are duplicates
 /// of the first run's. Its malformed lines are rejected again (each reading
 /// of them is kept).

@@ -117,7 +117,7 @@ struct State {
     /// arrival number. (Stored after the rest of a snapshot, see [`packed_ids`].)
     #[serde(skip)]
     seen: FxHashMap<u128, Seen>,
-    /// Events accepted so far.
+    /// Events whose ids were remembered so far (accepted or late).
     arrivals: u64,
     users: Vec<UserState>,
     dirty: Vec<u32>,
@@ -481,11 +481,18 @@ impl Engine {
         let st = &mut self.state;
         let id_hash = keys.id;
         // One probe of the id table: found is a duplicate, else the free slot
-        // takes the id once the event is known not to be late.
+        // takes the id, late or not: a late event was seen too, so a re-sent
+        // copy of it is a duplicate (events.md), not late again.
         let slot = match st.seen.entry(id_hash) {
             Entry::Occupied(_) => return Outcome::Duplicate,
             Entry::Vacant(slot) => slot,
         };
+        st.arrivals += 1;
+        slot.insert(Seen {
+            day,
+            partition,
+            arrival: st.arrivals,
+        });
         let source = find_from_last(&st.sources, &mut st.last_source, |s| {
             s.partition == partition
         });
@@ -530,12 +537,6 @@ impl Engine {
                 st.sources.len() - 1
             }
         };
-        st.arrivals += 1;
-        slot.insert(Seen {
-            day,
-            partition,
-            arrival: st.arrivals,
-        });
         let newest = &mut st.sources[source].newest;
         *newest = (*newest).max(day);
         let key = OrderKey::new(ts, e.event_id());

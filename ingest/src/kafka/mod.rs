@@ -25,7 +25,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use arrow::array::{Array, TimestampMicrosecondArray};
 use rdkafka::client::ClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
@@ -41,7 +40,7 @@ use huoyue_schemas::profile::Profile;
 use crate::checkpoint::{self, Checkpoint, Mark};
 use crate::engine::{Engine, EngineConfig};
 use crate::lake_writer::{LakeWriter, WrittenFile};
-use crate::metrics::{Metrics, files_by_table};
+use crate::metrics::Metrics;
 use crate::pipeline::decode::append_spans;
 use crate::pipeline::file::now_micros;
 use crate::pipeline::{Counts, DecodedChunk, Pipeline, Span, decode_chunk, sub_chunk};
@@ -450,19 +449,8 @@ impl Service {
         }
         for part in d.parts {
             let chunk = part.join().expect("a decoder thread");
-            if let Some(ts) = chunk
-                .batch
-                .column_by_name("ts")
-                .and_then(|c| c.as_any().downcast_ref::<TimestampMicrosecondArray>())
-            {
-                self.times.extend(ts.values().iter().copied());
-                if let Some(max) = ts.values().iter().max() {
-                    let secs = max / 1_000_000;
-                    if secs > self.metrics.newest_event.get() {
-                        self.metrics.newest_event.set(secs);
-                    }
-                }
-            }
+            self.times.extend_from_slice(chunk.times());
+            self.metrics.event_times(chunk.times());
             let bytes = self.pipeline.apply(chunk);
             if self.spare_bytes.len() < SPARE_BUFFERS {
                 self.spare_bytes.push(bytes);
@@ -572,32 +560,13 @@ impl Service {
             }
         };
         let visible = now_micros();
-        for (table, (n, bytes, rows)) in files_by_table(&published) {
-            self.metrics
-                .files_written
-                .with_label_values(&[table])
-                .inc_by(n);
-            self.metrics
-                .bytes_written
-                .with_label_values(&[table])
-                .inc_by(bytes);
-            self.metrics
-                .rows_written
-                .with_label_values(&[table])
-                .inc_by(rows);
-        }
+        self.metrics.checkpointed(&published, ckpt_secs, visible);
         for ts in times {
             self.metrics
                 .end_to_end_latency
                 .observe((visible - ts).max(0) as f64 / 1e6);
         }
-        self.metrics.checkpoint_duration.observe(ckpt_secs);
-        self.metrics.last_checkpoint.set(visible / 1_000_000);
-        let stats = self.pipeline.engine().stats();
-        self.metrics
-            .engine_state_bytes
-            .set(stats.state_bytes as i64);
-        self.metrics.engine_users.set(stats.users as i64);
+        self.metrics.engine(&self.pipeline.engine().stats());
         self.metrics.observe(self.pipeline.counts());
         tracing::info!(
             files = published.len(),

@@ -2,7 +2,7 @@
 //! `events`), rejections with their bytes. Runs on decoder threads; everything it
 //! returns is owned, so chunks travel between threads.
 
-use arrow::array::RecordBatch;
+use arrow::array::{Array, RecordBatch, TimestampMicrosecondArray};
 
 use huoyue_schemas::columns::{EventBatchBuilder, Lineage};
 use huoyue_schemas::decode;
@@ -52,6 +52,14 @@ pub struct DecodedChunk {
 }
 
 impl DecodedChunk {
+    /// The `ts` of its valid events, microseconds since the epoch.
+    pub fn times(&self) -> &[i64] {
+        self.batch
+            .column_by_name("ts")
+            .and_then(|c| c.as_any().downcast_ref::<TimestampMicrosecondArray>())
+            .map_or(&[], |ts| ts.values())
+    }
+
     /// Messages read.
     pub fn messages(&self) -> usize {
         self.spans.len() + self.rejected.len()

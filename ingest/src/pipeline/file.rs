@@ -24,7 +24,7 @@ use huoyue_schemas::profile::Profile;
 use super::decode::{Span, decode_chunk, line_spans};
 use super::{Counts, DecodedChunk, Pipeline};
 use crate::checkpoint::{self, Checkpoint, CheckpointError};
-use crate::engine::{Engine, EngineConfig};
+use crate::engine::{Engine, EngineConfig, EngineStats};
 use crate::lake_writer::publish::PartitionLock;
 use crate::lake_writer::{LakeError, WrittenFile};
 
@@ -52,6 +52,27 @@ impl Default for FileOptions {
             chunk_bytes: 4 << 20,
         }
     }
+}
+
+/// How far a file run is, reported after each chunk it scores.
+pub struct Progress<'a> {
+    pub counts: &'a Counts,
+    /// Input bytes scored.
+    pub fed: u64,
+    /// The newest event time of the chunk (µs since the epoch).
+    pub newest: Option<i64>,
+    /// Set when a flush followed the chunk: how long it took, and the
+    /// engine's size after it.
+    pub flushed: Option<(Duration, EngineStats)>,
+}
+
+/// A file run's end: the files it published, and its checkpoint's time.
+pub struct Published {
+    pub files: Vec<WrittenFile>,
+    /// Writing the checkpoint and publishing the files, in seconds.
+    pub checkpoint_secs: f64,
+    /// When the files were published (µs since the epoch).
+    pub at: i64,
 }
 
 /// The ingest clock: microseconds since the epoch.
@@ -139,9 +160,8 @@ impl FileState {
     /// does, then ends the run: the files it wrote (staged) and the engine's
     /// state become the lake's checkpoint, and the files are published. The
     /// snapshot is written while the encoders finish the last files.
-    /// `progress` gets the counts and the input bytes scored after each flush
-    /// that comes while the input is read (every `flush_interval` or
-    /// `flush_rows`). Once `stop` is set (a signal) while the input is read,
+    /// `progress` hears after each chunk scored (and each flush, every
+    /// `flush_interval` or `flush_rows`) while the input is read. Once `stop` is set (a signal) while the input is read,
     /// the run ends with [`FileError::Interrupted`]. A run that stops before
     /// its checkpoint is in place, interrupted or failed (a full disk, an
     /// unreadable input), removes what it staged: the lake and its state stay
@@ -152,37 +172,52 @@ impl FileState {
         input: Box<dyn Read + Send>,
         source: &str,
         opts: FileOptions,
-        progress: &mut dyn FnMut(&Counts, u64),
+        progress: &mut dyn FnMut(Progress<'_>),
         stop: &AtomicBool,
-    ) -> Result<(), FileError> {
-        let ckpt = match feed_file(pipeline, input, source, opts, progress, stop)
-            .and_then(|()| self.checkpoint(pipeline, source))
-        {
-            Ok(ckpt) => ckpt,
-            // in place: what it lists is published by the next run if not now
-            Err(e @ FileError::Checkpoint(CheckpointError::SyncDir { .. })) => return Err(e),
-            Err(e) => {
-                // the encoders finish what they were given, then every file
-                // this run staged goes (one still open goes with the writer)
-                let _ = pipeline.sync();
-                let own = format!("{}-", pipeline.file_prefix());
-                let _ = checkpoint::remove_unlisted(&self.lake, INGEST_TABLES, &own, &[]);
-                return Err(match e {
-                    FileError::Interrupted => e,
-                    e => FileError::NotPublished(Box::new(e)),
-                });
-            }
-        };
+    ) -> Result<Published, FileError> {
+        let (ckpt, files, ckpt_secs) =
+            match feed_file(pipeline, input, source, opts, progress, stop)
+                .and_then(|()| self.checkpoint(pipeline, source))
+            {
+                Ok(done) => done,
+                // in place: what it lists is published by the next run if not now
+                Err(e @ FileError::Checkpoint(CheckpointError::SyncDir { .. })) => return Err(e),
+                Err(e) => {
+                    // the encoders finish what they were given, then every file
+                    // this run staged goes (one still open goes with the writer)
+                    let _ = pipeline.sync();
+                    let own = format!("{}-", pipeline.file_prefix());
+                    let _ = checkpoint::remove_unlisted(&self.lake, INGEST_TABLES, &own, &[]);
+                    return Err(match e {
+                        FileError::Interrupted => e,
+                        e => FileError::NotPublished(Box::new(e)),
+                    });
+                }
+            };
+        let started = Instant::now();
         ckpt.roll_forward(&self.lake)?;
-        Ok(())
+        Ok(Published {
+            files,
+            checkpoint_secs: ckpt_secs + started.elapsed().as_secs_f64(),
+            at: now_micros(),
+        })
     }
 
-    /// Writes the run's checkpoint: the engine's state and the files staged.
-    fn checkpoint(&self, pipeline: &mut Pipeline, source: &str) -> Result<Checkpoint, FileError> {
+    /// Writes the run's checkpoint (the engine's state and the files staged);
+    /// also says how long that took, not counting the wait for the encoders
+    /// to finish the files.
+    fn checkpoint(
+        &self,
+        pipeline: &mut Pipeline,
+        source: &str,
+    ) -> Result<(Checkpoint, Vec<WrittenFile>, f64), FileError> {
         let dir = state_dir(&self.lake);
         let engine = pipeline.engine();
+        let started = Instant::now();
         let begun = Checkpoint::begin(&dir, STATE, |w| engine.snapshot_to(w))?;
+        let snapshot_secs = started.elapsed().as_secs_f64();
         let files = pipeline.sync()?;
+        let started = Instant::now();
         let ckpt = Checkpoint {
             seq: self.last_seq + 1,
             written_at: now_micros(),
@@ -190,7 +225,7 @@ impl FileState {
             ..Checkpoint::new(STATE, source)
         };
         begun.finish(&ckpt)?;
-        Ok(ckpt)
+        Ok((ckpt, files, snapshot_secs + started.elapsed().as_secs_f64()))
     }
 }
 
@@ -213,7 +248,7 @@ pub fn run_file(
         input,
         source,
         opts,
-        &mut |_, _| {},
+        &mut |_| {},
         &AtomicBool::new(false),
     )?;
     Ok(pipeline.sync()?)
@@ -228,7 +263,7 @@ fn feed_file(
     input: Box<dyn Read + Send>,
     source: &str,
     opts: FileOptions,
-    progress: &mut dyn FnMut(&Counts, u64),
+    progress: &mut dyn FnMut(Progress<'_>),
     stop: &AtomicBool,
 ) -> Result<(), FileError> {
     let (raw_tx, raw_rx) = sync_channel::<RawChunk>(opts.decoders * 2);
@@ -350,7 +385,7 @@ fn feed_in_order(
     rx: Receiver<(u64, DecodedChunk)>,
     spare: SyncSender<Vec<u8>>,
     opts: FileOptions,
-    progress: &mut dyn FnMut(&Counts, u64),
+    progress: &mut dyn FnMut(Progress<'_>),
     stop: &AtomicBool,
 ) -> Result<(), FileError> {
     let mut next = 0u64;
@@ -370,18 +405,28 @@ fn feed_in_order(
         }
         waiting.insert(seq, chunk);
         while let Some(chunk) = waiting.remove(&next) {
+            let newest = chunk.times().iter().max().copied();
             let buf = pipeline.apply(chunk);
             fed_bytes += buf.len() as u64;
             // the reader may have ended: then the buffer is just dropped
             let _ = spare.try_send(buf);
             next += 1;
-            if pipeline.buffered_rows() >= opts.flush_rows
+            let flushed = if pipeline.buffered_rows() >= opts.flush_rows
                 || last_flush.elapsed() >= opts.flush_interval
             {
+                let started = Instant::now();
                 pipeline.flush()?;
                 last_flush = Instant::now();
-                progress(pipeline.counts(), fed_bytes);
-            }
+                Some((started.elapsed(), pipeline.engine().stats()))
+            } else {
+                None
+            };
+            progress(Progress {
+                counts: pipeline.counts(),
+                fed: fed_bytes,
+                newest,
+                flushed,
+            });
         }
     }
     Ok(())

@@ -8,10 +8,13 @@ use super::{Profile, ProfileError, Rule, RuleKind, Tier, action_has_field, check
 use crate::decode::values;
 use crate::event::{Action, Client, Role, ScoredBy};
 
-/// A profile file as written.
+/// A profile file as written. Its rules are read in two steps: first each
+/// `[[rule]]` as a TOML table with its place in the file (`R` =
+/// [`RuleTable`]), then each table as a [`RuleFile`] ([`RuleFile::from_table`]),
+/// so that a mistake is named by its rule and parameter.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ProfileFile {
+#[serde(deny_unknown_fields, bound(deserialize = "R: Deserialize<'de>"))]
+pub struct ProfileFile<R = RuleFile> {
     /// The profile's name (`zhejiang-2018`).
     pub name: String,
     /// A human title, usually the rule document's.
@@ -26,7 +29,38 @@ pub struct ProfileFile {
     pub scored_role: String,
     /// The rules, in the order of the monthly `points_<rule>` columns.
     #[serde(default, rename = "rule")]
-    pub rules: Vec<RuleFile>,
+    pub rules: Vec<R>,
+}
+
+/// A `[[rule]]` table as written, with its place in the file.
+pub type RuleTable = toml::Spanned<toml::Table>;
+
+impl ProfileFile<RuleTable> {
+    /// Reads each rule table as a [`RuleFile`]; `text` is the file (for line
+    /// numbers), `origin` names it in messages.
+    pub fn read_rules(self, text: &str, origin: &str) -> Result<ProfileFile, ProfileError> {
+        let rules = self
+            .rules
+            .into_iter()
+            .enumerate()
+            .map(|(n, table)| {
+                let line = line_of(text, table.span().start);
+                RuleFile::from_table(table.into_inner(), n + 1, line, origin)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(ProfileFile {
+            name: self.name,
+            title: self.title,
+            timezone: self.timezone,
+            scored_role: self.scored_role,
+            rules,
+        })
+    }
+}
+
+/// The 1-based line of byte `at` of `text`.
+pub(super) fn line_of(text: &str, at: usize) -> usize {
+    text[..at.min(text.len())].matches('\n').count() + 1
 }
 
 fn default_timezone() -> String {
@@ -37,9 +71,12 @@ fn default_scored_role() -> String {
     "teacher".to_owned()
 }
 
-/// One `[[rule]]` table; the parameters allowed depend on `kind`.
+/// One `[[rule]]` table; the parameters allowed depend on `kind`. Read by
+/// [`RuleFile::from_table`] (`kind` is the variant), not derived from the
+/// table as it stands: serde's internally tagged enums lose the place of a
+/// mistake.
 #[derive(Debug, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum RuleFile {
     DailyStreak {
         id: String,
@@ -98,11 +135,75 @@ pub enum RuleFile {
     },
 }
 
+/// The rule kinds, for messages.
+const KINDS: &str = "daily_streak, per_event, once_when_complete, distinct_pair, review_levels, \
+threshold_distinct, daily_distinct_tiers, daily_distinct_items";
+
 fn default_counted_role() -> String {
     "student".to_owned()
 }
 
 impl RuleFile {
+    /// Reads the `n`th rule table, written at `line`: a mistake is named by
+    /// the rule (its `id`, else its number and line) and the parameter.
+    pub fn from_table(
+        mut table: toml::Table,
+        n: usize,
+        line: usize,
+        origin: &str,
+    ) -> Result<RuleFile, ProfileError> {
+        let rule = match table.get("id") {
+            Some(toml::Value::String(id)) => id.clone(),
+            _ => format!("#{n} (line {line})"),
+        };
+        let fail = |parameter: &str, problem: String| ProfileError::Rule {
+            origin: origin.to_owned(),
+            rule: rule.clone(),
+            parameter: parameter.to_owned(),
+            problem,
+        };
+        let kind = match table.remove("kind") {
+            Some(toml::Value::String(kind)) => kind,
+            Some(other) => {
+                return Err(fail(
+                    "kind",
+                    format!("must be a string like \"per_event\", not {other}"),
+                ));
+            }
+            None => return Err(fail("kind", format!("is missing (one of {KINDS})"))),
+        };
+        // the externally tagged form, {kind = {parameters}}: serde reads the
+        // parameters straight from the table, so the path names the one at fault
+        let tagged = toml::Value::Table(toml::Table::from_iter([(
+            kind.clone(),
+            toml::Value::Table(table),
+        )]));
+        serde_path_to_error::deserialize(tagged).map_err(|e| {
+            let path = e.path().to_string();
+            let message = e.into_inner().to_string();
+            if message.starts_with("unknown variant") {
+                return fail("kind", format!("must be one of {KINDS}, not {kind:?}"));
+            }
+            // the parameter: where serde was (`per_event.daily_cap`), or the
+            // one a missing or unknown field message names
+            let named = message.split('`').nth(1).unwrap_or("");
+            if message.starts_with("missing field") {
+                return fail(named, format!("is missing (a {kind} rule needs it)"));
+            }
+            if message.starts_with("unknown field") {
+                let expected = message.split_once(", ").map_or("", |(_, rest)| rest);
+                return fail(
+                    named,
+                    format!("is not a parameter of {kind} rules ({expected})"),
+                );
+            }
+            match path.split_once('.') {
+                Some((_, parameter)) => fail(parameter, format!("is wrong: {message}")),
+                None => fail("kind", format!("is wrong: {message}")),
+            }
+        })
+    }
+
     fn id_action(&self) -> (&str, &str) {
         match self {
             RuleFile::DailyStreak { id, action, .. }

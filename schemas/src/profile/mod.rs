@@ -8,7 +8,7 @@ use std::path::Path;
 use crate::event::{Action, Client, Role};
 use crate::time::parse_offset;
 
-pub use file::ProfileFile;
+pub use file::{ProfileFile, RuleFile, RuleTable};
 
 /// The profile used when none is named (scoring.md).
 pub const DEFAULT_PROFILE: &str = "zhejiang-2018";
@@ -161,11 +161,14 @@ impl Profile {
         Profile::from_toml(text, name)
     }
 
-    /// `--profile FILE|NAME`: a path when it names an existing file or looks like one
-    /// (contains `/` or ends in `.toml`), else a built-in name.
+    /// `--profile FILE|NAME`: a built-in profile's name is that profile, even
+    /// when a file of that name is in the working directory (`./NAME` reads
+    /// the file); anything else is a path when it names an existing file or
+    /// looks like one (contains `/` or ends in `.toml`).
     pub fn load(spec: &str) -> Result<Profile, ProfileError> {
         let path = Path::new(spec);
-        if path.exists() || spec.contains('/') || spec.ends_with(".toml") {
+        let builtin = BUILTIN.iter().any(|(n, _)| *n == spec);
+        if !builtin && (path.exists() || spec.contains('/') || spec.ends_with(".toml")) {
             let text = std::fs::read_to_string(path).map_err(|source| ProfileError::Read {
                 path: spec.to_owned(),
                 source,
@@ -178,11 +181,12 @@ impl Profile {
 
     /// Parses and checks a profile; `origin` names it in messages.
     pub fn from_toml(text: &str, origin: &str) -> Result<Profile, ProfileError> {
-        let file: ProfileFile = toml::from_str(text).map_err(|e| ProfileError::Parse {
-            origin: origin.to_owned(),
-            message: e.message().to_owned() + &location(text, e.span()),
-        })?;
-        file.check(origin)
+        let file: ProfileFile<RuleTable> =
+            toml::from_str(text).map_err(|e| ProfileError::Parse {
+                origin: origin.to_owned(),
+                message: e.message().to_owned() + &location(text, e.span()),
+            })?;
+        file.read_rules(text, origin)?.check(origin)
     }
 
     /// The position of a rule id.
@@ -198,10 +202,7 @@ impl Profile {
 
 fn location(text: &str, span: Option<std::ops::Range<usize>>) -> String {
     match span {
-        Some(span) => {
-            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
-            format!(" (line {line})")
-        }
+        Some(span) => format!(" (line {})", file::line_of(text, span.start)),
         None => String::new(),
     }
 }

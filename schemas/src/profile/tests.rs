@@ -87,6 +87,52 @@ fn refusals_name_the_rule_and_the_parameter() {
     );
 }
 
+/// Mistakes of type, kind and presence are named by rule and parameter too,
+/// not only those the checks after reading find.
+#[test]
+fn mistakes_in_reading_name_the_rule_and_the_parameter() {
+    let rule = |body: &str| refusal(&format!("{HEAD}\n[[rule]]\nid = \"t\"\n{body}"));
+    let cases = [
+        (
+            "kind = \"per_event\"\naction = \"teach\"\npoints = 5\ndaily_cap = \"two\"\n",
+            "rule \"t\": parameter \"daily_cap\" is wrong: invalid type: string \"two\"",
+        ),
+        (
+            "kind = \"threshold_distinct\"\naction = \"task_progress\"\npoints = 1\nthreshold = 3\nwindow_days = -30\n",
+            "rule \"t\": parameter \"window_days\" is wrong: invalid value: integer `-30`",
+        ),
+        (
+            "kind = \"per_evnt\"\naction = \"teach\"\npoints = 5\n",
+            "rule \"t\": parameter \"kind\" must be one of daily_streak, per_event",
+        ),
+        (
+            "action = \"teach\"\npoints = 5\n",
+            "rule \"t\": parameter \"kind\" is missing",
+        ),
+        (
+            "kind = \"per_event\"\naction = \"teach\"\n",
+            "rule \"t\": parameter \"points\" is missing (a per_event rule needs it)",
+        ),
+        (
+            "kind = \"per_event\"\naction = \"teach\"\npoints = 5\ncap = 3\n",
+            "rule \"t\": parameter \"cap\" is not a parameter of per_event rules",
+        ),
+        (
+            "kind = 7\naction = \"teach\"\npoints = 5\n",
+            "rule \"t\": parameter \"kind\" must be a string",
+        ),
+    ];
+    for (body, wanted) in cases {
+        let e = rule(body);
+        assert!(e.contains(wanted), "{body:?}: {e}");
+    }
+    // a rule without an id is named by its number and line
+    let e = refusal(&format!(
+        "{HEAD}\n[[rule]]\nid = \"a\"\nkind = \"per_event\"\naction = \"teach\"\npoints = 5\n\n[[rule]]\nkind = \"per_event\"\naction = \"login\"\n"
+    ));
+    assert!(e.contains("rule \"#2 (line 9)\""), "{e}");
+}
+
 #[test]
 fn a_second_profile_needs_no_rust() {
     let text = r#"
