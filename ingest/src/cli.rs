@@ -54,6 +54,11 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (n, unit) = s.split_at(split);
+    if unit.starts_with('.') {
+        return Err(format!(
+            "{s:?}: durations are whole numbers of a unit (1500ms, not 1.5s)"
+        ));
+    }
     let n: u64 = n
         .parse()
         .map_err(|_| format!("{s:?} is not a duration like 10s, 5m or 3d"))?;
@@ -70,6 +75,23 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         }
     };
     Ok(Duration::from_secs(secs))
+}
+
+/// Parses a duration that must be more than zero (how often to flush).
+pub fn parse_period(s: &str) -> Result<Duration, String> {
+    match parse_duration(s)? {
+        Duration::ZERO => Err(format!("{s:?}: must be more than zero")),
+        d => Ok(d),
+    }
+}
+
+/// Parses a count that must be 1 or more.
+pub fn parse_count(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(0) => Err(format!("{s:?}: must be 1 or more")),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("{s:?} is not a whole number")),
+    }
 }
 
 /// Parses a lateness, which must be whole days.
@@ -101,5 +123,11 @@ mod tests {
             "the following required arguments were not provided: --month <YYYY-MM> (see --help)"
         );
         assert!(parse_duration("10y").is_err());
+        assert!(parse_duration("1.5s").unwrap_err().contains("1500ms"));
+        assert!(parse_period("0s").is_err());
+        assert_eq!(parse_period("1ms"), Ok(Duration::from_millis(1)));
+        assert!(parse_count("0").is_err());
+        assert!(parse_count("-5").is_err());
+        assert_eq!(parse_count("500000"), Ok(500_000));
     }
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use clap::Parser;
 
-use huoyue_ingest::cli::{parse_days, parse_duration};
+use huoyue_ingest::cli::{parse_count, parse_days, parse_duration, parse_period};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -49,32 +49,42 @@ struct Args {
     #[arg(long, value_name = "HOST:PORT[,…]", requires = "topic")]
     brokers: Option<String>,
     /// The topic to consume (Kafka mode).
-    #[arg(long, value_name = "TOPIC", requires = "brokers")]
+    #[arg(
+        long,
+        value_name = "TOPIC",
+        requires = "brokers",
+        conflicts_with = "file"
+    )]
     topic: Option<String>,
     /// The consumer group; instances in one group split the partitions.
-    #[arg(long, value_name = "GROUP", default_value = "huoyue-ingest")]
+    #[arg(
+        long,
+        value_name = "GROUP",
+        default_value = "huoyue-ingest",
+        conflicts_with = "file"
+    )]
     group: String,
     /// Where rejected messages also go, with the reason, source partition and
     /// offset in headers. Default: <topic>.dlq.
-    #[arg(long, value_name = "TOPIC")]
+    #[arg(long, value_name = "TOPIC", conflicts_with = "file")]
     dlq_topic: Option<String>,
     /// This instance's id: stable across restarts and unique in the group (it
     /// names the checkpoint and the files). Default: the host name.
-    #[arg(long, value_name = "ID")]
+    #[arg(long, value_name = "ID", conflicts_with = "file")]
     instance_id: Option<String>,
     /// Read these partitions (`all`, or a list like `0,1,2`) without consumer-group
     /// coordination instead of joining --group: for a single instance, or a
     /// fixed split between instances. Checkpoints and exactly-once work the same.
-    #[arg(long, value_name = "all|N,…", value_parser = parse_partitions)]
+    #[arg(long, value_name = "all|N,…", value_parser = parse_partitions, conflicts_with = "file")]
     partitions: Option<PartitionList>,
     /// A librdkafka setting, passed through (security, SASL, TLS, …); repeatable.
-    #[arg(short = 'X', value_name = "KEY=VALUE", value_parser = parse_setting)]
+    #[arg(short = 'X', value_name = "KEY=VALUE", value_parser = parse_setting, conflicts_with = "file")]
     settings: Vec<(String, String)>,
     /// Serve Prometheus metrics at http://ADDR/metrics.
     #[arg(long, value_name = "ADDR")]
     metrics_addr: Option<std::net::SocketAddr>,
     /// How long to keep trying to reach the brokers at start before giving up.
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration, conflicts_with = "file")]
     connect_timeout: Duration,
     /// Log format on standard error.
     #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
@@ -83,11 +93,12 @@ struct Args {
     #[arg(long, value_name = "DAYS", default_value = "3d", value_parser = parse_days)]
     lateness: i32,
     /// Write files at least this often while events flow.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_period)]
     flush_interval: Duration,
-    /// Also write files once this many rows are buffered (bounds memory).
+    /// Also write files once this many rows are buffered (bounds memory;
+    /// checked after each batch read: 4 MiB of a file).
     /// Default: 500000 for a file, 2000000 in Kafka mode.
-    #[arg(long, value_name = "ROWS")]
+    #[arg(long, value_name = "ROWS", value_parser = parse_count)]
     flush_rows: Option<usize>,
 }
 

@@ -160,6 +160,24 @@ fn bad_flags_and_setups_get_one_line() {
     assert!(!o.status.success());
     assert!(stderr_line(&o).contains("--frobnicate"));
 
+    // a flag of the other mode, or a value out of range, is named
+    for (flag, value, named) in [
+        ("--topic", "t", "--topic"),
+        ("-X", "a=b", "-X"),
+        ("--flush-rows", "0", "must be 1 or more"),
+        ("--flush-interval", "0s", "must be more than zero"),
+        ("--flush-interval", "1.5s", "1500ms"),
+    ] {
+        let o = ingest(&["--lake", lake, "--file", events, flag, value]);
+        assert_eq!(o.status.code(), Some(1), "{flag} {value}");
+        let line = stderr_line(&o);
+        assert!(line.contains(named), "{flag} {value}: {line}");
+    }
+    let a_file = dir.path().join("a-file");
+    std::fs::write(&a_file, "").unwrap();
+    let o = ingest(&["--lake", a_file.to_str().unwrap(), "--file", events]);
+    assert!(stderr_line(&o).contains("it is a file, not a folder"));
+
     // a missing argument is named
     let o = ingest(&["--file", events]);
     assert!(!o.status.success());

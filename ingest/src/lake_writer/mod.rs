@@ -69,6 +69,11 @@ impl LakeWriter {
             path: root.display().to_string(),
             source,
         };
+        if root.exists() && !root.is_dir() {
+            return Err(not_writable(std::io::Error::other(
+                "it is a file, not a folder",
+            )));
+        }
         std::fs::create_dir_all(root).map_err(not_writable)?;
         let probe = root.join(format!(".{prefix}.probe"));
         std::fs::write(&probe, b"").map_err(not_writable)?;
