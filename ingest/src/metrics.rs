@@ -177,7 +177,7 @@ impl Metrics {
             last_checkpoint: gauge(
                 &r,
                 "huoyue_last_checkpoint_timestamp_seconds",
-                "Unix time of the last successful checkpoint.",
+                "Unix time of the last successful checkpoint, or of the last flush interval with nothing new to checkpoint.",
             ),
             consumer_lag: gauge_vec(
                 &r,

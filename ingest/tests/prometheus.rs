@@ -120,6 +120,17 @@ impl Drop for Killed {
     }
 }
 
+/// The ingest's `/metrics` text.
+fn scrape(port: u16) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n")
+        .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    text
+}
+
 #[test]
 fn a_real_prometheus_scraping_the_ingest_answers_every_dashboard_query() {
     let broker = Broker::start();
@@ -141,7 +152,12 @@ fn a_real_prometheus_scraping_the_ingest_answers_every_dashboard_query() {
             topic: "events",
             group: "g",
             instance: "one",
-            extra: vec!["--metrics-addr".into(), format!("127.0.0.1:{metrics_port}")],
+            extra: vec![
+                "--metrics-addr".into(),
+                format!("127.0.0.1:{metrics_port}"),
+                "--flush-interval".into(),
+                "1s".into(),
+            ],
         },
         &log,
     );
@@ -208,6 +224,24 @@ fn a_real_prometheus_scraping_the_ingest_answers_every_dashboard_query() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(out.status.success(), "{report}\n--- ingest\n{}", logs());
+
+    // with nothing more to read, the last checkpoint still counts as recent
+    // (HuoyueCheckpointTooOld must not fire on a quiet night)
+    let idle_since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    std::thread::sleep(Duration::from_millis(2500));
+    let text = scrape(metrics_port);
+    let last = text
+        .lines()
+        .find_map(|l| l.strip_prefix("huoyue_last_checkpoint_timestamp_seconds "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no last checkpoint in {text}"));
+    assert!(
+        last >= idle_since.floor() + 1.0,
+        "{last} vs idle since {idle_since}"
+    );
     assert!(
         svc.terminate(Duration::from_secs(15)).success(),
         "{}",
