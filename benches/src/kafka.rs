@@ -36,6 +36,9 @@ impl std::fmt::Display for Produced {
     }
 }
 
+/// How long to wait for the brokers to answer before producing.
+const METADATA_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// A producer tuned for throughput; `settings` (librdkafka names) apply last.
 pub fn producer(
     brokers: &str,
@@ -97,6 +100,26 @@ pub fn produce(
         roster.write_users_csv(&mut w)?;
     }
     let p = producer(brokers, settings)?;
+    // an unreachable broker or a missing topic is said at once, not after
+    // the delivery timeout of the first messages
+    let md = p
+        .client()
+        .fetch_metadata(Some(topic), METADATA_TIMEOUT)
+        .map_err(|e| {
+            anyhow!(
+                "cannot reach the brokers at {brokers} within {} s: {e}",
+                METADATA_TIMEOUT.as_secs()
+            )
+        })?;
+    if md
+        .topics()
+        .iter()
+        .any(|t| t.name() == topic && (t.error().is_some() || t.partitions().is_empty()))
+    {
+        return Err(anyhow!(
+            "topic {topic} does not exist on {brokers}: create it first"
+        ));
+    }
     let started = Instant::now();
     let mut out = Produced {
         messages: 0,
