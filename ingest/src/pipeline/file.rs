@@ -161,8 +161,9 @@ impl FileState {
     /// state become the lake's checkpoint, and the files are published. The
     /// snapshot is written while the encoders finish the last files.
     /// `progress` hears after each chunk scored (and each flush, every
-    /// `flush_interval` or `flush_rows`) while the input is read. Once `stop` is set (a signal) while the input is read,
-    /// the run ends with [`FileError::Interrupted`]. A run that stops before
+    /// `flush_interval` or `flush_rows`) while the input is read. Once `stop`
+    /// is set (a signal) while the input is read, the run ends with
+    /// [`FileError::Interrupted`]. A run that stops before
     /// its checkpoint is in place, interrupted or failed (a full disk, an
     /// unreadable input), removes what it staged: the lake and its state stay
     /// as they were, and the error says so ([`FileError::NotPublished`]).
