@@ -502,6 +502,56 @@ fn a_broker_outage_mid_run_loses_and_doubles_nothing() {
     assert_same_as_file_mode(lake.path(), &input);
 }
 
+/// SIGTERM while the broker is frozen: the service checkpoints and exits 0
+/// within seconds, without waiting for the group coordinator to take its
+/// goodbye; started again once the broker is back, it goes on exactly.
+#[test]
+fn a_signal_while_the_broker_is_frozen_stops_in_seconds() {
+    let (broker, input, messages) = first_half_produced();
+    let second = &messages[messages.len() / 2..];
+    let lake = tempfile::tempdir().unwrap();
+    let log = lake.path().join("ingest.log");
+    let logs = || std::fs::read_to_string(&log).unwrap_or_default();
+    let args = ServiceArgs {
+        lake: lake.path(),
+        broker: &broker,
+        topic: TOPIC,
+        group: "g",
+        instance: "one",
+        extra: vec![],
+    };
+    let svc = Service::start(&args, &log);
+    caught_up(
+        lake.path(),
+        messages.len() / 2,
+        Duration::from_secs(60),
+        &logs,
+    );
+    broker.pause();
+    let sent = std::time::Instant::now();
+    assert!(
+        svc.terminate(Duration::from_secs(20)).success(),
+        "{}",
+        logs()
+    );
+    assert!(
+        sent.elapsed() < Duration::from_secs(10),
+        "{:?} to stop: {}",
+        sent.elapsed(),
+        logs()
+    );
+    broker.resume();
+    broker.produce(TOPIC, second);
+    let svc = Service::start(&args, &log);
+    caught_up(lake.path(), messages.len(), Duration::from_secs(90), &logs);
+    assert!(
+        svc.terminate(Duration::from_secs(15)).success(),
+        "{}",
+        logs()
+    );
+    assert_same_as_file_mode(lake.path(), &input);
+}
+
 /// The logs of instances A and B in `lake`, for failure messages.
 struct TwoLogs {
     a: PathBuf,
@@ -847,6 +897,29 @@ fn a_bad_kafka_setting_is_a_one_line_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(err.contains("no.such.setting"), "{err}");
+}
+
+/// A group or topic that would put the checkpoints outside the lake is
+/// refused before anything is written (no broker needed).
+#[test]
+fn a_group_or_topic_that_leaves_the_lake_is_refused() {
+    let lake = tempfile::tempdir().unwrap();
+    for (flag, name) in [("--group", "../../escape"), ("--topic", "..")] {
+        let mut args = vec!["--brokers", "127.0.0.1:1", "--topic", "t", "--group", "g"];
+        let i = args.iter().position(|a| *a == flag).unwrap();
+        args[i + 1] = name;
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_huoyue-ingest"))
+            .arg("--lake")
+            .arg(lake.path().join("lake"))
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.contains(&format!("{name:?} names a folder")), "{err}");
+    }
+    assert!(!lake.path().join("escape").exists());
 }
 
 #[test]

@@ -82,6 +82,10 @@ pub enum ServiceError {
     NoDlqTopic(String),
     #[error("instance id {0:?} must be letters, digits, '.' and '-' only")]
     BadInstance(String),
+    #[error(
+        "{what} {name:?} names a folder of the lake's checkpoints: it must be letters, digits, '.', '_' and '-' only, and not . or .."
+    )]
+    BadName { what: &'static str, name: String },
     #[error(transparent)]
     Checkpoint(#[from] checkpoint::CheckpointError),
     #[error(transparent)]
@@ -931,6 +935,9 @@ fn decode_parallel(
     parts
 }
 
+/// How long a stopping service waits for the brokers to take its goodbye.
+const GOODBYE_GRACE: Duration = Duration::from_secs(5);
+
 /// Checks the instance id: it names files and checkpoints.
 pub fn check_instance(id: &str) -> Result<(), ServiceError> {
     if id.is_empty()
@@ -941,6 +948,25 @@ pub fn check_instance(id: &str) -> Result<(), ServiceError> {
         return Err(ServiceError::BadInstance(id.to_owned()));
     }
     Ok(())
+}
+
+/// Checks a name that becomes a folder of the lake (the group, the topic):
+/// no way out of the lake.
+fn check_folder_name(what: &'static str, name: &str) -> Result<(), ServiceError> {
+    let ok = !name.is_empty()
+        && name != "."
+        && name != ".."
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ServiceError::BadName {
+            what,
+            name: name.to_owned(),
+        })
+    }
 }
 
 /// The brokers, then `defaults`, then the user's `-X` settings (last, so they
@@ -1018,6 +1044,8 @@ pub fn run(
     stop: Arc<AtomicBool>,
 ) -> Result<Counts, ServiceError> {
     check_instance(&opts.instance)?;
+    check_folder_name("group", &opts.group)?;
+    check_folder_name("topic", &opts.topic)?;
     // one process per instance id: a second would share the checkpoint
     let ckpt_dir = checkpoint::dir(lake, &opts.group, &opts.topic);
     let lock_path = checkpoint::instance_lock(&ckpt_dir, &opts.instance);
@@ -1263,7 +1291,7 @@ pub fn run(
             instance: opts.instance.clone(),
         });
     }
-    let counts = {
+    let (counts, offsets) = {
         let mut guard = consumer.context().service.lock().expect("service");
         let svc = guard.as_mut().expect("service present");
         match result {
@@ -1276,23 +1304,38 @@ pub fn run(
                 for (p, m) in &svc.positions {
                     let _ = tpl.add_partition_offset(&opts.topic, *p, Offset::Offset(m.offset));
                 }
-                if tpl.count() > 0
-                    && let Err(e) = consumer.commit(&tpl, CommitMode::Sync)
-                {
-                    tracing::warn!("final group offset commit failed: {e}");
-                }
-                tracing::debug!("group offsets committed");
-                svc.pipeline.counts().clone()
+                (svc.pipeline.counts().clone(), tpl)
             }
             Err(e) => return Err(e),
         }
     };
     // leave the group without another checkpoint round in the revoke callback
     consumer.context().service.lock().expect("service").take();
-    consumer.unsubscribe();
-    tracing::debug!("unsubscribed");
-    drop(consumer);
-    tracing::debug!("consumer closed");
+    // The goodbye (the group offsets, for lag tools, and leaving the group)
+    // waits for the group coordinator: with the brokers away or frozen, 45 s
+    // and more, past any orchestrator's stop grace. The state is checkpointed:
+    // the goodbye gets a few seconds, then the process ends without it.
+    let (said, goodbye) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("goodbye".into())
+        .spawn(move || {
+            if offsets.count() > 0
+                && let Err(e) = consumer.commit(&offsets, CommitMode::Sync)
+            {
+                tracing::warn!("final group offset commit failed: {e}");
+            }
+            consumer.unsubscribe();
+            drop(consumer);
+            let _ = said.send(());
+        })
+        .expect("spawn the goodbye thread");
+    match goodbye.recv_timeout(GOODBYE_GRACE) {
+        Ok(()) => tracing::debug!("group offsets committed, consumer closed"),
+        Err(_) => tracing::warn!(
+            "the brokers did not answer within {} s: stopping without committing the group offsets or leaving the group (the checkpoint holds the offsets)",
+            GOODBYE_GRACE.as_secs()
+        ),
+    }
     drop(producer);
     tracing::debug!("producer closed");
     Ok(counts)
