@@ -1,11 +1,14 @@
 //! `daily_activity`: per (day, actor) usage counts, rolled up between flushes.
 
+use std::collections::hash_map::Entry;
+
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 use super::interner::Index;
 use super::order::OrderKey;
 use super::user::SchoolId;
-use super::{find_from_last, key128};
+use super::{UNKNOWN_PARTITION, find_from_last, key128};
 use huoyue_schemas::event::{Action, EventView, Role};
 
 /// A `daily_activity` row as handed to a [`super::DeltaSink`].
@@ -47,6 +50,29 @@ struct Row {
     first: OrderKey,
     /// logins, deep actions, registers, events
     counts: [i64; 4],
+    /// The source partition of the event that made the row (not stored in a
+    /// snapshot: a restored row's is not known).
+    #[serde(skip, default = "unknown_partition")]
+    partition: i32,
+}
+
+fn unknown_partition() -> i32 {
+    UNKNOWN_PARTITION
+}
+
+/// What earlier flushes wrote for a (day, actor) whose day can still get
+/// events (its source partition's lateness window): the first event in order
+/// so far, the role and school it stated, and the counts written under them.
+/// lake.md gives a (day, actor) the role and school of the day's first event,
+/// not of each flush's: a later flush writes its counts under these, and an
+/// earlier event stating others moves the counts written to them.
+#[derive(Clone, Copy, Serialize, Deserialize)]
+pub struct Written {
+    first: OrderKey,
+    role: Role,
+    school_id: SchoolId,
+    partition: i32,
+    counts: [i64; 4],
 }
 
 /// The rows of the current flush. Their user and school ids live in one
@@ -57,6 +83,10 @@ pub struct Activity {
     names: String,
     #[serde(skip)]
     index: DayIndex,
+    /// By (day, actor key). Stored in its own section of a snapshot
+    /// ([`Activity::written`], [`Activity::set_written`]), after the rest.
+    #[serde(skip)]
+    written: FxHashMap<(i32, u128), Written>,
 }
 
 /// The rows of each day, found by their actor's key: one small table per day
@@ -105,8 +135,15 @@ impl DayIndex {
 }
 
 impl Activity {
-    /// Counts `e`, whose actor has the key `user`.
-    pub fn add<E: EventView + ?Sized>(&mut self, day: i32, key: OrderKey, user: u128, e: &E) {
+    /// Counts `e`, whose actor has the key `user`, read from `partition`.
+    pub fn add<E: EventView + ?Sized>(
+        &mut self,
+        day: i32,
+        key: OrderKey,
+        user: u128,
+        partition: i32,
+        e: &E,
+    ) {
         let kinds = e.kinds();
         let h = user as u64;
         let rows = &self.rows;
@@ -125,6 +162,7 @@ impl Activity {
                     school_name,
                     first: key,
                     counts: [0; 4],
+                    partition,
                 });
                 index.insert(h, (self.rows.len() - 1) as u32);
                 self.rows.len() - 1
@@ -149,20 +187,51 @@ impl Activity {
         }
     }
 
-    /// Hands every row of this flush to `each`, leaving the roll-up empty.
+    /// Hands every row of this flush to `each`, leaving the roll-up empty:
+    /// under the role and school of the day's first event, also when that
+    /// came in an earlier flush ([`Written`]).
     pub fn drain(&mut self, mut each: impl FnMut(&ActivityRow<'_>)) {
+        let names = &self.names;
         for r in &self.rows {
-            let [logins, deep_actions, registers, events] = r.counts;
-            each(&ActivityRow {
-                day: r.day,
-                user_id: name(&self.names, r.user_id),
-                role: r.role,
-                school_id: name(&self.names, r.school_name),
-                logins,
-                deep_actions,
-                registers,
-                events,
-            });
+            let mut emit = |role: Role, school_id: &str, counts: [i64; 4]| {
+                let [logins, deep_actions, registers, events] = counts;
+                each(&ActivityRow {
+                    day: r.day,
+                    user_id: name(names, r.user_id),
+                    role,
+                    school_id,
+                    logins,
+                    deep_actions,
+                    registers,
+                    events,
+                });
+            };
+            let w = match self.written.entry((r.day, r.user)) {
+                Entry::Vacant(slot) => {
+                    emit(r.role, name(names, r.school_name), r.counts);
+                    slot.insert(Written {
+                        first: r.first,
+                        role: r.role,
+                        school_id: r.school_id,
+                        partition: r.partition,
+                        counts: r.counts,
+                    });
+                    continue;
+                }
+                Entry::Occupied(w) => w.into_mut(),
+            };
+            let total = std::array::from_fn(|i| w.counts[i] + r.counts[i]);
+            if r.first < w.first && (r.role, r.school_id) != (w.role, w.school_id) {
+                // an earlier event states another role or school: what was
+                // written under the old ones moves to the new
+                emit(w.role, w.school_id.as_str(), w.counts.map(|n| -n));
+                emit(r.role, name(names, r.school_name), total);
+                (w.role, w.school_id) = (r.role, r.school_id);
+            } else {
+                emit(w.role, w.school_id.as_str(), r.counts);
+            }
+            w.first = w.first.min(r.first);
+            w.counts = total;
         }
         // keep the allocations (the next flush has about as many rows), but
         // give back what a much larger flush left
@@ -176,6 +245,44 @@ impl Activity {
         if self.names.capacity() > 2 * bytes + 64 {
             self.names.shrink_to(bytes);
         }
+    }
+
+    /// Forgets the written (day, actor)s no event can change any more: those
+    /// whose day is before `window` of their source partition (`None`: the
+    /// partition's window did not move).
+    pub fn forget(&mut self, window: impl Fn(i32) -> Option<i32>) {
+        self.written
+            .retain(|&(day, _), w| window(w.partition).is_none_or(|start| day >= start));
+    }
+
+    /// Forgets the written (day, actor)s of the partitions for which `gone` holds.
+    pub fn release(&mut self, gone: impl Fn(i32) -> bool) {
+        self.written.retain(|_, w| !gone(w.partition));
+    }
+
+    /// Takes over `other`'s written (day, actor)s of the partitions for
+    /// which `taken` holds.
+    pub fn absorb(&mut self, other: &mut Activity, taken: impl Fn(i32) -> bool) {
+        for (k, w) in other.written.drain() {
+            if taken(w.partition) {
+                self.written.entry(k).or_insert(w);
+            }
+        }
+    }
+
+    /// The written (day, actor)s, for a snapshot.
+    pub fn written(&self) -> Vec<((i32, u128), Written)> {
+        self.written.iter().map(|(k, w)| (*k, *w)).collect()
+    }
+
+    /// The written (day, actor)s a snapshot recorded.
+    pub fn set_written(&mut self, written: Vec<((i32, u128), Written)>) {
+        self.written = written.into_iter().collect();
+    }
+
+    /// Heap bytes of the written (day, actor)s.
+    pub fn heap_bytes(&self) -> usize {
+        self.written.capacity() * (std::mem::size_of::<((i32, u128), Written)>() + 1)
     }
 
     /// Derives the rows' keys and rebuilds the lookup after a restore.

@@ -237,9 +237,10 @@ struct SnapshotHeader {
 /// 5: the activity roll-up's user ids in one buffer, its school ids and the
 /// users' inline. 6: the newest day and window per source partition, and each
 /// remembered id's partition. 7: the profile's rule shape
-/// ([`Profile::rule_shape`]) after the header, checked at restore.
+/// ([`Profile::rule_shape`]) after the header, checked at restore. 8: the
+/// activity roll-up's written (day, actor)s after the remembered ids.
 /// (The users' and activity rows' [`key128`] keys are derived at restore.)
-const SNAPSHOT_FORMAT: u32 = 7;
+const SNAPSHOT_FORMAT: u32 = 8;
 
 /// The remembered event ids as fixed-width little-endian records (id hash,
 /// day, partition, arrival: 32 bytes; format 5 had no partition: 28) after the
@@ -290,14 +291,17 @@ mod packed_ids {
         out.write_all(&block)
     }
 
-    pub fn read(bytes: &[u8], layout: Layout) -> Result<FxHashMap<u128, Seen>, String> {
+    /// The remembered ids, and the bytes after them.
+    pub fn read(bytes: &[u8], layout: Layout) -> Result<(FxHashMap<u128, Seen>, &[u8]), String> {
         let (len, records) = bytes
             .split_first_chunk::<8>()
             .ok_or("remembered ids: missing")?;
         let len = u64::from_le_bytes(*len) as usize;
-        if records.len() != len.saturating_mul(layout.record()) {
+        let size = len.saturating_mul(layout.record());
+        if records.len() < size {
             return Err("remembered ids: truncated".into());
         }
+        let (records, after) = records.split_at(size);
         let mut seen = FxHashMap::default();
         seen.reserve(len);
         for r in records.chunks_exact(layout.record()) {
@@ -320,7 +324,7 @@ mod packed_ids {
                 },
             );
         }
-        Ok(seen)
+        Ok((seen, after))
     }
 }
 
@@ -540,7 +544,7 @@ impl Engine {
         let newest = &mut st.sources[source].newest;
         *newest = (*newest).max(day);
         let key = OrderKey::new(ts, e.event_id());
-        st.activity.add(day, key, keys.user, e);
+        st.activity.add(day, key, keys.user, partition, e);
 
         let Some((u, school)) = scored else {
             return Outcome::Accepted { day };
@@ -695,6 +699,14 @@ impl Engine {
         if moved.is_empty() {
             return;
         }
+        // (rows restored from a format-7 snapshot: once every source is past them)
+        let slowest = st.sources.iter().filter_map(|s| s.folded_to).min();
+        st.activity.forget(|p| {
+            if p == UNKNOWN_PARTITION {
+                return slowest;
+            }
+            moved.iter().find(|(q, _)| *q == p).map(|&(_, w)| w)
+        });
         for user in &mut st.users {
             if let Some(&(_, w)) = moved.iter().find(|(p, _)| *p == user.partition) {
                 user.fold(&self.rules, w);
@@ -751,7 +763,8 @@ impl Engine {
         to_io(&header, out)?;
         to_io(&self.rule_shape, out)?;
         to_io(&self.state, out)?;
-        packed_ids::write(&self.state.seen, out, packed_ids::Layout::WithPartition)
+        packed_ids::write(&self.state.seen, out, packed_ids::Layout::WithPartition)?;
+        to_io(&self.state.activity.written(), out)
     }
 
     /// An engine in the state a snapshot recorded.
@@ -790,14 +803,31 @@ impl Engine {
         let mut state = if header.format == 5 {
             let (old, ids): (v5::State, &[u8]) =
                 postcard::take_from_bytes(rest).map_err(corrupt)?;
-            let seen = packed_ids::read(ids, packed_ids::Layout::NoPartition)
+            let (seen, after) = packed_ids::read(ids, packed_ids::Layout::NoPartition)
                 .map_err(RestoreError::Corrupt)?;
+            if !after.is_empty() {
+                return Err(RestoreError::Corrupt(
+                    "bytes after the remembered ids".into(),
+                ));
+            }
             old.upgrade(seen)
         } else {
             let (mut state, ids): (State, &[u8]) =
                 postcard::take_from_bytes(rest).map_err(corrupt)?;
-            state.seen = packed_ids::read(ids, packed_ids::Layout::WithPartition)
+            let (seen, after) = packed_ids::read(ids, packed_ids::Layout::WithPartition)
                 .map_err(RestoreError::Corrupt)?;
+            state.seen = seen;
+            // formats 6 and 7 end with the ids; 8 has the written activity after
+            let written = if header.format >= 8 {
+                postcard::from_bytes(after).map_err(corrupt)?
+            } else if after.is_empty() {
+                Vec::new()
+            } else {
+                return Err(RestoreError::Corrupt(
+                    "bytes after the remembered ids".into(),
+                ));
+            };
+            state.activity.set_written(written);
             state
         };
         for u in &mut state.users {
@@ -817,8 +847,10 @@ impl Engine {
     /// follows it to its new owner on a rebalance; it is exact when producers
     /// key by scored user (events.md), so that a user's events share a partition.
     pub fn absorb(&mut self, other: Engine, partitions: &std::collections::BTreeSet<i32>) {
-        let theirs = other.state;
+        let mut theirs = other.state;
         let st = &mut self.state;
+        st.activity
+            .absorb(&mut theirs.activity, |p| partitions.contains(&p));
         for mut user in theirs.users {
             if !partitions.contains(&user.partition) {
                 continue;
@@ -873,6 +905,7 @@ impl Engine {
         }
         st.sources.retain(|s| !gone(s.partition));
         st.seen.retain(|_, s| !gone(s.partition));
+        st.activity.release(gone);
         let before = st.users.len();
         st.users.retain(|u| !gone(u.partition));
         let released = before - st.users.len();
@@ -906,7 +939,8 @@ impl Engine {
                 .map(|u| u.heap_bytes() + std::mem::size_of::<UserState>())
                 .sum::<usize>()
                 + st.seen.capacity() * (std::mem::size_of::<(u128, Seen)>() + 1)
-                + st.index.heap_bytes(),
+                + st.index.heap_bytes()
+                + st.activity.heap_bytes(),
         }
     }
 }
