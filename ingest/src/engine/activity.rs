@@ -72,7 +72,8 @@ pub struct Written {
     role: Role,
     school_id: SchoolId,
     partition: i32,
-    counts: [i64; 4],
+    /// As written (a day's counts of one actor fit 32 bits).
+    counts: [u32; 4],
 }
 
 /// The rows of the current flush. Their user and school ids live in one
@@ -83,10 +84,59 @@ pub struct Activity {
     names: String,
     #[serde(skip)]
     index: DayIndex,
-    /// By (day, actor key). Stored in its own section of a snapshot
-    /// ([`Activity::written`], [`Activity::set_written`]), after the rest.
+    /// Stored in its own section of a snapshot ([`Activity::written`],
+    /// [`Activity::set_written`]), after the rest.
     #[serde(skip)]
-    written: FxHashMap<(i32, u128), Written>,
+    written: WrittenDays,
+}
+
+/// The [`Written`] (day, actor)s: one table per day, by actor key, so that
+/// the day being written is a small table, and a day that leaves every
+/// window is looked at once.
+#[derive(Default)]
+struct WrittenDays {
+    days: Vec<(i32, FxHashMap<u128, Written>)>,
+    /// Where the last day looked up is in `days`.
+    last: usize,
+    /// The tables of days gone, emptied, for new days: days are alike, and a
+    /// fresh table that doubles as it fills moves every entry at each step
+    /// and faults its memory in.
+    spare: Vec<FxHashMap<u128, Written>>,
+}
+
+impl WrittenDays {
+    fn day(&mut self, day: i32) -> &mut FxHashMap<u128, Written> {
+        if find_from_last(&self.days, &mut self.last, |(d, _)| *d == day).is_none() {
+            let table = self.spare.pop().unwrap_or_default();
+            self.days.push((day, table));
+            self.last = self.days.len() - 1;
+        }
+        &mut self.days[self.last].1
+    }
+
+    /// Keeps the (day, actor)s for which `keep` holds, looking only at the
+    /// days before `from`; the days before `drop` go whole, unlooked at.
+    fn retain_before(&mut self, drop: i32, from: i32, mut keep: impl FnMut(i32, &Written) -> bool) {
+        for (day, table) in &mut self.days {
+            if *day < drop {
+                table.clear();
+            } else if *day < from {
+                table.retain(|_, w| keep(*day, w));
+            }
+        }
+        let (days, spare) = (&mut self.days, &mut self.spare);
+        days.retain_mut(|(_, t)| {
+            if !t.is_empty() {
+                return true;
+            }
+            // a few at most: the days a window spans
+            if spare.len() < 8 {
+                spare.push(std::mem::take(t));
+            }
+            false
+        });
+        self.last = 0;
+    }
 }
 
 /// The rows of each day, found by their actor's key: one small table per day
@@ -206,7 +256,7 @@ impl Activity {
                     events,
                 });
             };
-            let w = match self.written.entry((r.day, r.user)) {
+            let w = match self.written.day(r.day).entry(r.user) {
                 Entry::Vacant(slot) => {
                     emit(r.role, name(names, r.school_name), r.counts);
                     slot.insert(Written {
@@ -214,24 +264,28 @@ impl Activity {
                         role: r.role,
                         school_id: r.school_id,
                         partition: r.partition,
-                        counts: r.counts,
+                        counts: r.counts.map(|n| n as u32),
                     });
                     continue;
                 }
                 Entry::Occupied(w) => w.into_mut(),
             };
-            let total = std::array::from_fn(|i| w.counts[i] + r.counts[i]);
+            let total: [i64; 4] = std::array::from_fn(|i| i64::from(w.counts[i]) + r.counts[i]);
             if r.first < w.first && (r.role, r.school_id) != (w.role, w.school_id) {
                 // an earlier event states another role or school: what was
                 // written under the old ones moves to the new
-                emit(w.role, w.school_id.as_str(), w.counts.map(|n| -n));
+                emit(
+                    w.role,
+                    w.school_id.as_str(),
+                    w.counts.map(|n| -i64::from(n)),
+                );
                 emit(r.role, name(names, r.school_name), total);
                 (w.role, w.school_id) = (r.role, r.school_id);
             } else {
                 emit(w.role, w.school_id.as_str(), r.counts);
             }
             w.first = w.first.min(r.first);
-            w.counts = total;
+            w.counts = total.map(|n| n as u32);
         }
         // keep the allocations (the next flush has about as many rows), but
         // give back what a much larger flush left
@@ -249,40 +303,60 @@ impl Activity {
 
     /// Forgets the written (day, actor)s no event can change any more: those
     /// whose day is before `window` of their source partition (`None`: the
-    /// partition's window did not move).
-    pub fn forget(&mut self, window: impl Fn(i32) -> Option<i32>) {
-        self.written
-            .retain(|&(day, _), w| window(w.partition).is_none_or(|start| day >= start));
+    /// partition's window did not move). `earliest` and `latest` bound the
+    /// windows of every partition: days before the first go whole, days
+    /// from the second on stay whole.
+    pub fn forget(&mut self, earliest: i32, latest: i32, window: impl Fn(i32) -> Option<i32>) {
+        if self.written.days.iter().all(|(day, _)| *day >= latest) {
+            return;
+        }
+        self.written.retain_before(earliest, latest, |day, w| {
+            window(w.partition).is_none_or(|start| day >= start)
+        });
     }
 
     /// Forgets the written (day, actor)s of the partitions for which `gone` holds.
     pub fn release(&mut self, gone: impl Fn(i32) -> bool) {
-        self.written.retain(|_, w| !gone(w.partition));
+        self.written
+            .retain_before(i32::MIN, i32::MAX, |_, w| !gone(w.partition));
     }
 
     /// Takes over `other`'s written (day, actor)s of the partitions for
     /// which `taken` holds.
     pub fn absorb(&mut self, other: &mut Activity, taken: impl Fn(i32) -> bool) {
-        for (k, w) in other.written.drain() {
-            if taken(w.partition) {
-                self.written.entry(k).or_insert(w);
+        for (day, table) in std::mem::take(&mut other.written.days) {
+            for (user, w) in table {
+                if taken(w.partition) {
+                    self.written.day(day).entry(user).or_insert(w);
+                }
             }
         }
     }
 
     /// The written (day, actor)s, for a snapshot.
     pub fn written(&self) -> Vec<((i32, u128), Written)> {
-        self.written.iter().map(|(k, w)| (*k, *w)).collect()
+        let days = &self.written.days;
+        days.iter()
+            .flat_map(|(day, t)| t.iter().map(move |(user, w)| ((*day, *user), *w)))
+            .collect()
     }
 
     /// The written (day, actor)s a snapshot recorded.
     pub fn set_written(&mut self, written: Vec<((i32, u128), Written)>) {
-        self.written = written.into_iter().collect();
+        self.written = WrittenDays::default();
+        for ((day, user), w) in written {
+            self.written.day(day).insert(user, w);
+        }
     }
 
     /// Heap bytes of the written (day, actor)s.
     pub fn heap_bytes(&self) -> usize {
-        self.written.capacity() * (std::mem::size_of::<((i32, u128), Written)>() + 1)
+        let entry = std::mem::size_of::<(u128, Written)>() + 1;
+        self.written
+            .days
+            .iter()
+            .map(|(_, t)| t.capacity() * entry)
+            .sum()
     }
 
     /// Derives the rows' keys and rebuilds the lookup after a restore.

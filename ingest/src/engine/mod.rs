@@ -701,7 +701,15 @@ impl Engine {
         }
         // (rows restored from a format-7 snapshot: once every source is past them)
         let slowest = st.sources.iter().filter_map(|s| s.folded_to).min();
-        st.activity.forget(|p| {
+        let latest = moved.iter().map(|&(_, w)| w).chain(slowest).max();
+        // a source with no window yet keeps everything
+        let earliest = if st.sources.iter().all(|s| s.folded_to.is_some()) {
+            slowest
+        } else {
+            None
+        };
+        let (earliest, latest) = (earliest.unwrap_or(i32::MIN), latest.unwrap_or(i32::MIN));
+        st.activity.forget(earliest, latest, |p| {
             if p == UNKNOWN_PARTITION {
                 return slowest;
             }
