@@ -114,6 +114,12 @@ impl WrittenDays {
         &mut self.days[self.last].1
     }
 
+    /// The table of `day`, if it has one.
+    fn existing(&mut self, day: i32) -> Option<&mut FxHashMap<u128, Written>> {
+        let i = find_from_last(&self.days, &mut self.last, |(d, _)| *d == day)?;
+        Some(&mut self.days[i].1)
+    }
+
     /// Keeps the (day, actor)s for which `keep` holds, looking only at the
     /// days before `from`; the days before `drop` go whole, unlooked at.
     fn retain_before(&mut self, drop: i32, from: i32, mut keep: impl FnMut(i32, &Written) -> bool) {
@@ -239,8 +245,15 @@ impl Activity {
 
     /// Hands every row of this flush to `each`, leaving the roll-up empty:
     /// under the role and school of the day's first event, also when that
-    /// came in an earlier flush ([`Written`]).
-    pub fn drain(&mut self, mut each: impl FnMut(&ActivityRow<'_>)) {
+    /// came in an earlier flush ([`Written`]). What is written is kept for
+    /// the days for which `stays(day, partition)` holds: those still in
+    /// their partition's window once this flush is folded (a long flush of
+    /// a file spans many days that no later event can reach).
+    pub fn drain(
+        &mut self,
+        stays: impl Fn(i32, i32) -> bool,
+        mut each: impl FnMut(&ActivityRow<'_>),
+    ) {
         let names = &self.names;
         for r in &self.rows {
             let mut emit = |role: Role, school_id: &str, counts: [i64; 4]| {
@@ -256,7 +269,18 @@ impl Activity {
                     events,
                 });
             };
-            let w = match self.written.day(r.day).entry(r.user) {
+            let table = if stays(r.day, r.partition) {
+                self.written.day(r.day)
+            } else {
+                match self.written.existing(r.day) {
+                    Some(table) => table,
+                    None => {
+                        emit(r.role, name(names, r.school_name), r.counts);
+                        continue;
+                    }
+                }
+            };
+            let w = match table.entry(r.user) {
                 Entry::Vacant(slot) => {
                     emit(r.role, name(names, r.school_name), r.counts);
                     slot.insert(Written {

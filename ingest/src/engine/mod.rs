@@ -673,7 +673,16 @@ impl Engine {
                 );
             });
         }
-        st.activity.drain(|row| sink.activity(row));
+        // the window each source has once folded below
+        let lateness = self.cfg.lateness_days;
+        let sources = &st.sources;
+        let stays = |day: i32, partition: i32| {
+            sources
+                .iter()
+                .find(|s| s.partition == partition)
+                .is_none_or(|s| day >= s.newest - lateness)
+        };
+        st.activity.drain(stays, |row| sink.activity(row));
         self.fold();
     }
 
