@@ -456,8 +456,15 @@ fn sigkill_at_random_moments_loses_and_doubles_nothing() {
     assert_same_as_file_mode(lake.path(), &input);
 }
 
-#[test]
-fn a_broker_outage_mid_run_loses_and_doubles_nothing() {
+/// The first half of the conformance case read by instance `one` of group
+/// `g` (with `extra` arguments); then the broker is frozen (SIGSTOP) while
+/// `frozen` gets the service (and its arguments and logs) and hands back one
+/// running, or started again; then the broker is back and the second half is
+/// produced. Nothing may be lost or doubled: the lake ends as file mode's.
+fn through_a_frozen_broker(
+    extra: Vec<String>,
+    frozen: impl FnOnce(Service, &ServiceArgs<'_>, &dyn Fn() -> String) -> Service,
+) {
     let (broker, input, messages) = first_half_produced();
     let second = &messages[messages.len() / 2..];
     let lake = tempfile::tempdir().unwrap();
@@ -469,14 +476,9 @@ fn a_broker_outage_mid_run_loses_and_doubles_nothing() {
         topic: TOPIC,
         group: "g",
         instance: "one",
-        extra: vec![
-            "-X".into(),
-            "socket.timeout.ms=2000".into(),
-            "--partitions".into(),
-            "all".into(),
-        ],
+        extra,
     };
-    let mut svc = Service::start(&args, &log);
+    let svc = Service::start(&args, &log);
     caught_up(
         lake.path(),
         messages.len() / 2,
@@ -484,12 +486,7 @@ fn a_broker_outage_mid_run_loses_and_doubles_nothing() {
         &logs,
     );
     broker.pause();
-    std::thread::sleep(Duration::from_secs(8));
-    assert!(
-        svc.exited().is_none(),
-        "the service died in the outage: {}",
-        logs()
-    );
+    let svc = frozen(svc, &args, &logs);
     broker.resume();
     broker.produce(TOPIC, second);
     caught_up(lake.path(), messages.len(), Duration::from_secs(90), &logs);
@@ -498,8 +495,21 @@ fn a_broker_outage_mid_run_loses_and_doubles_nothing() {
         "{}",
         logs()
     );
-
     assert_same_as_file_mode(lake.path(), &input);
+}
+
+#[test]
+fn a_broker_outage_mid_run_loses_and_doubles_nothing() {
+    let extra = ["-X", "socket.timeout.ms=2000", "--partitions", "all"];
+    through_a_frozen_broker(extra.map(String::from).to_vec(), |mut svc, _, logs| {
+        std::thread::sleep(Duration::from_secs(8));
+        assert!(
+            svc.exited().is_none(),
+            "the service died in the outage: {}",
+            logs()
+        );
+        svc
+    });
 }
 
 /// SIGTERM while the broker is frozen: the service checkpoints and exits 0
@@ -507,49 +517,21 @@ fn a_broker_outage_mid_run_loses_and_doubles_nothing() {
 /// goodbye; started again once the broker is back, it goes on exactly.
 #[test]
 fn a_signal_while_the_broker_is_frozen_stops_in_seconds() {
-    let (broker, input, messages) = first_half_produced();
-    let second = &messages[messages.len() / 2..];
-    let lake = tempfile::tempdir().unwrap();
-    let log = lake.path().join("ingest.log");
-    let logs = || std::fs::read_to_string(&log).unwrap_or_default();
-    let args = ServiceArgs {
-        lake: lake.path(),
-        broker: &broker,
-        topic: TOPIC,
-        group: "g",
-        instance: "one",
-        extra: vec![],
-    };
-    let svc = Service::start(&args, &log);
-    caught_up(
-        lake.path(),
-        messages.len() / 2,
-        Duration::from_secs(60),
-        &logs,
-    );
-    broker.pause();
-    let sent = std::time::Instant::now();
-    assert!(
-        svc.terminate(Duration::from_secs(20)).success(),
-        "{}",
-        logs()
-    );
-    assert!(
-        sent.elapsed() < Duration::from_secs(10),
-        "{:?} to stop: {}",
-        sent.elapsed(),
-        logs()
-    );
-    broker.resume();
-    broker.produce(TOPIC, second);
-    let svc = Service::start(&args, &log);
-    caught_up(lake.path(), messages.len(), Duration::from_secs(90), &logs);
-    assert!(
-        svc.terminate(Duration::from_secs(15)).success(),
-        "{}",
-        logs()
-    );
-    assert_same_as_file_mode(lake.path(), &input);
+    through_a_frozen_broker(Vec::new(), |svc, args, logs| {
+        let sent = std::time::Instant::now();
+        assert!(
+            svc.terminate(Duration::from_secs(20)).success(),
+            "{}",
+            logs()
+        );
+        assert!(
+            sent.elapsed() < Duration::from_secs(10),
+            "{:?} to stop: {}",
+            sent.elapsed(),
+            logs()
+        );
+        Service::start(args, &args.lake.join("ingest.log"))
+    });
 }
 
 /// The logs of instances A and B in `lake`, for failure messages.
