@@ -534,6 +534,51 @@ fn a_signal_while_the_broker_is_frozen_stops_in_seconds() {
     });
 }
 
+/// A broker that lost its data (restarted empty, the topic created again):
+/// the service reads past the new topic's end, which it says, instead of
+/// silently reading nothing with a lag of 0.
+#[test]
+fn a_topic_behind_the_checkpoint_is_said() {
+    let (mut broker, _, messages) = first_half_produced();
+    let lake = tempfile::tempdir().unwrap();
+    let log = lake.path().join("ingest.log");
+    let logs = || std::fs::read_to_string(&log).unwrap_or_default();
+    let args = ServiceArgs {
+        lake: lake.path(),
+        broker: &broker,
+        topic: TOPIC,
+        group: "g",
+        instance: "one",
+        extra: vec!["--partitions".into(), "all".into()],
+    };
+    let svc = Service::start(&args, &log);
+    caught_up(
+        lake.path(),
+        messages.len() / 2,
+        Duration::from_secs(60),
+        &logs,
+    );
+    drop(args);
+    broker.restart_empty();
+    broker.create_topic(TOPIC, 4);
+    broker.create_topic(DLQ, 1);
+    broker.produce(TOPIC, &messages[..100]);
+    let started = std::time::Instant::now();
+    while !logs().contains("is past the partition's end") {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "not said: {}",
+            logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        svc.terminate(Duration::from_secs(15)).success(),
+        "{}",
+        logs()
+    );
+}
+
 /// The logs of instances A and B in `lake`, for failure messages.
 struct TwoLogs {
     a: PathBuf,

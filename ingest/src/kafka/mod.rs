@@ -220,6 +220,8 @@ struct Ctx {
     metrics: Metrics,
     topic: String,
     errors: Throttle,
+    /// For the warning of a partition read past its end.
+    past_end: Throttle,
     broker_down: AtomicBool,
     /// Grows at every rebalance: messages polled before one are dropped (the
     /// new assignment reads them again from the checkpointed offsets).
@@ -276,6 +278,17 @@ impl ClientContext for Ctx {
         for (p, part) in &topic.partitions {
             if *p < 0 || !part.desired {
                 continue;
+            }
+            // a broker that lost its data (a topic recreated or truncated) has
+            // its end behind where this instance reads: nothing before that
+            // offset would ever be read, and lag says 0
+            if part.hi_offset >= 0 && part.app_offset > part.hi_offset && self.past_end.ready() {
+                tracing::warn!(
+                    "partition {p}: the next offset to read, {}, is past the partition's end, {}: was the topic recreated or truncated? Its messages before offset {} are not read (the checkpoint holds the old offsets)",
+                    part.app_offset,
+                    part.hi_offset,
+                    part.app_offset
+                );
             }
             // lag behind the high watermark from what was fetched, not what was
             // committed (offsets commit only at checkpoints)
@@ -1213,6 +1226,7 @@ pub fn run(
         metrics: metrics.clone(),
         topic: opts.topic.clone(),
         errors: Throttle::new(Duration::from_secs(10)),
+        past_end: Throttle::new(Duration::from_secs(60)),
         broker_down: AtomicBool::new(false),
         rebalances: AtomicU64::new(0),
         fatal: Mutex::new(None),

@@ -118,6 +118,16 @@ impl Broker {
         self.wait_ready();
     }
 
+    /// Kills the broker and starts a new one at the same address: its memory
+    /// storage is gone (no topics, every partition empty).
+    pub fn restart_empty(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        self.spawn();
+    }
+
     pub fn addr(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
