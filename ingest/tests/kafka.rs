@@ -182,16 +182,13 @@ fn crowded_random_events_through_four_partitions_match_the_reference() {
     let producer = produce_slowly(&broker, messages, 40, Duration::from_millis(100));
     let lake = dir.path().join("lake");
     let log = dir.path().join("ingest.log");
-    let args = ServiceArgs {
-        lake: &lake,
-        broker: &broker,
-        topic: TOPIC,
-        group: "g",
-        instance: "one",
-        extra: ["--flush-interval", "200ms", "--partitions", "all"]
+    let args = instance_one(
+        &lake,
+        &broker,
+        ["--flush-interval", "200ms", "--partitions", "all"]
             .map(String::from)
             .to_vec(),
-    };
+    );
     let svc = Service::start(&args, &log);
     let logs = || std::fs::read_to_string(&log).unwrap_or_default();
     producer.join().unwrap();
@@ -213,6 +210,27 @@ type Keyed = (Vec<u8>, Vec<u8>);
 
 /// A four-partition broker with the first half (by count) of the
 /// conformance case's keyed messages produced; the input and all messages.
+/// Waits until the logs say `what` (fails after `within`).
+fn wait_said(logs: &dyn Fn() -> String, what: &str, within: Duration) {
+    let started = std::time::Instant::now();
+    while !logs().contains(what) {
+        assert!(started.elapsed() < within, "{what:?} not said: {}", logs());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Instance `one` of group `g` on [`TOPIC`], writing `lake`, with `extra` arguments.
+fn instance_one<'a>(lake: &'a Path, broker: &'a Broker, extra: Vec<String>) -> ServiceArgs<'a> {
+    ServiceArgs {
+        lake,
+        broker,
+        topic: TOPIC,
+        group: "g",
+        instance: "one",
+        extra,
+    }
+}
+
 fn first_half_produced() -> (Broker, PathBuf, Vec<Keyed>) {
     let broker = setup(4);
     let input = conformance().join("events.ndjson");
@@ -228,14 +246,7 @@ fn conformance_case(partitions: i32) {
     broker.produce(TOPIC, &messages);
     let lake = tempfile::tempdir().unwrap();
     let log = lake.path().join("ingest.log");
-    let args = ServiceArgs {
-        lake: lake.path(),
-        broker: &broker,
-        topic: TOPIC,
-        group: "g",
-        instance: "one",
-        extra: vec![],
-    };
+    let args = instance_one(lake.path(), &broker, vec![]);
     let svc = Service::start(&args, &log);
     let logs = || std::fs::read_to_string(&log).unwrap_or_default();
     caught_up(lake.path(), messages.len(), Duration::from_secs(90), &logs);
@@ -304,14 +315,7 @@ fn poison_messages_go_to_rejected_and_the_dlq_and_the_partition_flows() {
 
     let lake = tempfile::tempdir().unwrap();
     let log = lake.path().join("ingest.log");
-    let args = ServiceArgs {
-        lake: lake.path(),
-        broker: &broker,
-        topic: TOPIC,
-        group: "g",
-        instance: "one",
-        extra: vec![],
-    };
+    let args = instance_one(lake.path(), &broker, vec![]);
     let svc = Service::start(&args, &log);
     let logs = || std::fs::read_to_string(&log).unwrap_or_default();
     caught_up(lake.path(), msgs.len(), Duration::from_secs(60), &logs);
@@ -415,19 +419,16 @@ fn sigkill_at_random_moments_loses_and_doubles_nothing() {
     let lake = tempfile::tempdir().unwrap();
     let log = lake.path().join("ingest.log");
     let logs = || std::fs::read_to_string(&log).unwrap_or_default();
-    let args = ServiceArgs {
-        lake: lake.path(),
-        broker: &broker,
-        topic: TOPIC,
-        group: "g",
-        instance: "one",
-        extra: vec![
+    let args = instance_one(
+        lake.path(),
+        &broker,
+        vec![
             "--flush-interval".into(),
             "200ms".into(),
             "--partitions".into(),
             "all".into(),
         ],
-    };
+    );
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -470,14 +471,7 @@ fn through_a_frozen_broker(
     let lake = tempfile::tempdir().unwrap();
     let log = lake.path().join("ingest.log");
     let logs = || std::fs::read_to_string(&log).unwrap_or_default();
-    let args = ServiceArgs {
-        lake: lake.path(),
-        broker: &broker,
-        topic: TOPIC,
-        group: "g",
-        instance: "one",
-        extra,
-    };
+    let args = instance_one(lake.path(), &broker, extra);
     let svc = Service::start(&args, &log);
     caught_up(
         lake.path(),
@@ -543,14 +537,11 @@ fn a_topic_behind_the_checkpoint_is_said() {
     let lake = tempfile::tempdir().unwrap();
     let log = lake.path().join("ingest.log");
     let logs = || std::fs::read_to_string(&log).unwrap_or_default();
-    let args = ServiceArgs {
-        lake: lake.path(),
-        broker: &broker,
-        topic: TOPIC,
-        group: "g",
-        instance: "one",
-        extra: vec!["--partitions".into(), "all".into()],
-    };
+    let args = instance_one(
+        lake.path(),
+        &broker,
+        vec!["--partitions".into(), "all".into()],
+    );
     let svc = Service::start(&args, &log);
     caught_up(
         lake.path(),
@@ -563,15 +554,11 @@ fn a_topic_behind_the_checkpoint_is_said() {
     broker.create_topic(TOPIC, 4);
     broker.create_topic(DLQ, 1);
     broker.produce(TOPIC, &messages[..100]);
-    let started = std::time::Instant::now();
-    while !logs().contains("is past the partition's end") {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "not said: {}",
-            logs()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_said(
+        &logs,
+        "is past the partition's end",
+        Duration::from_secs(60),
+    );
     assert!(
         svc.terminate(Duration::from_secs(15)).success(),
         "{}",
@@ -869,15 +856,7 @@ fn a_signal_while_no_broker_answers_stops_it_cleanly() {
         .spawn()
         .unwrap();
     let logs = || std::fs::read_to_string(&log).unwrap_or_default();
-    let started = std::time::Instant::now();
-    while !logs().contains("not answering") {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "no retry logged: {}",
-            logs()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_said(&logs, "not answering", Duration::from_secs(30));
     let sent = std::time::Instant::now();
     let ok = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
