@@ -1069,3 +1069,37 @@ fn a_days_activity_goes_to_its_first_events_school_whatever_the_flushes() {
         }
     }
 }
+
+/// A format-7 snapshot (before the written `daily_activity` section) still
+/// restores: an upgraded service goes on from its checkpoint, with nothing
+/// written kept; bytes after its remembered ids are refused as corrupt.
+#[test]
+fn a_format_7_snapshot_restores() {
+    let profile = zhejiang();
+    let events = lines(&[
+        "2026-11-10 T login",
+        "2026-11-10 T teach lesson_id=l1",
+        "2026-11-11 U login",
+    ]);
+    let mut engine = Engine::new(&profile, EngineConfig::default());
+    for line in &events {
+        engine.process(&decode(line.as_bytes(), NOW).unwrap());
+    }
+    // nothing flushed yet: the written section is an empty list, one zero byte
+    let mut bytes = engine.snapshot();
+    assert_eq!((bytes[0], bytes.last()), (SNAPSHOT_FORMAT as u8, Some(&0)));
+    bytes.pop();
+    bytes[0] = 7;
+    let mut restored = Engine::restore(&profile, &bytes).unwrap();
+    let (mut a, mut b) = (Sums::default(), Sums::default());
+    engine.flush(&mut a);
+    restored.flush(&mut b);
+    assert_eq!(a.lines(), b.lines());
+    assert_eq!(a.activity, b.activity);
+    assert!(!a.lines().is_empty());
+    bytes.push(0);
+    assert!(matches!(
+        Engine::restore(&profile, &bytes),
+        Err(RestoreError::Corrupt(_))
+    ));
+}
