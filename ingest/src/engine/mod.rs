@@ -238,7 +238,8 @@ struct SnapshotHeader {
 /// users' inline. 6: the newest day and window per source partition, and each
 /// remembered id's partition. 7: the profile's rule shape
 /// ([`Profile::rule_shape`]) after the header, checked at restore. 8: the
-/// activity roll-up's written (day, actor)s after the remembered ids.
+/// activity roll-up's written (day, actor)s after the remembered ids, as
+/// fixed-width records (`activity::WrittenDays::write`).
 /// (The users' and activity rows' [`key128`] keys are derived at restore.)
 const SNAPSHOT_FORMAT: u32 = 8;
 
@@ -673,27 +674,24 @@ impl Engine {
                 );
             });
         }
-        // the window each source has once folded below
-        let lateness = self.cfg.lateness_days;
-        let sources = &st.sources;
-        let stays = |day: i32, partition: i32| {
-            sources
-                .iter()
-                .find(|s| s.partition == partition)
-                .is_none_or(|s| day >= s.newest - lateness)
-        };
-        st.activity.drain(stays, |row| sink.activity(row));
-        self.fold();
+        let moved = self.move_windows();
+        // what the activity roll-up writes is kept for the days each
+        // partition's window (moved first) still holds
+        let st = &mut self.state;
+        let windows: Vec<(i32, i32)> = st
+            .sources
+            .iter()
+            .map(|s| (s.partition, s.folded_to.unwrap_or(i32::MIN)))
+            .collect();
+        st.activity.drain(&windows, |row| sink.activity(row));
+        self.fold(&moved);
     }
 
-    /// Moves each source's lateness window to its newest day: folds the
-    /// state of the users of the sources whose window moved, and forgets the
-    /// ids their newest day no longer needs.
-    fn fold(&mut self) {
-        let st = &mut self.state;
+    /// Moves each source's lateness window to its newest day; returns the
+    /// (partition, window start) of those that moved.
+    fn move_windows(&mut self) -> Vec<(i32, i32)> {
         let lateness = self.cfg.lateness_days;
-        // the new window of each source whose window moved
-        let moved: Vec<(i32, i32)> = st
+        self.state
             .sources
             .iter_mut()
             .filter_map(|s| {
@@ -704,26 +702,18 @@ impl Engine {
                 s.folded_to = Some(w);
                 Some((s.partition, w))
             })
-            .collect();
+            .collect()
+    }
+
+    /// Folds the state of the users of the sources whose window `moved`
+    /// ([`Engine::move_windows`]), and forgets the ids their newest day no
+    /// longer needs.
+    fn fold(&mut self, moved: &[(i32, i32)]) {
         if moved.is_empty() {
             return;
         }
-        // (rows restored from a format-7 snapshot: once every source is past them)
-        let slowest = st.sources.iter().filter_map(|s| s.folded_to).min();
-        let latest = moved.iter().map(|&(_, w)| w).chain(slowest).max();
-        // a source with no window yet keeps everything
-        let earliest = if st.sources.iter().all(|s| s.folded_to.is_some()) {
-            slowest
-        } else {
-            None
-        };
-        let (earliest, latest) = (earliest.unwrap_or(i32::MIN), latest.unwrap_or(i32::MIN));
-        st.activity.forget(earliest, latest, |p| {
-            if p == UNKNOWN_PARTITION {
-                return slowest;
-            }
-            moved.iter().find(|(q, _)| *q == p).map(|&(_, w)| w)
-        });
+        let st = &mut self.state;
+        let lateness = self.cfg.lateness_days;
         for user in &mut st.users {
             if let Some(&(_, w)) = moved.iter().find(|(p, _)| *p == user.partition) {
                 user.fold(&self.rules, w);
@@ -764,7 +754,12 @@ impl Engine {
     /// costs a page fault per 4 KiB.
     pub fn snapshot_into(&self, mut buf: Vec<u8>) -> Vec<u8> {
         buf.clear();
-        buf.reserve(4096 + self.state.seen.len() * 32 + self.state.users.len() * 2048);
+        let st = &self.state;
+        buf.reserve(
+            4096 + st.seen.len() * 32
+                + st.users.len() * 2048
+                + st.activity.written.snapshot_bytes(),
+        );
         self.snapshot_to(&mut buf).expect("a Vec takes every byte");
         buf
     }
@@ -781,7 +776,7 @@ impl Engine {
         to_io(&self.rule_shape, out)?;
         to_io(&self.state, out)?;
         packed_ids::write(&self.state.seen, out, packed_ids::Layout::WithPartition)?;
-        to_io(&self.state.activity.written(), out)
+        self.state.activity.written.write(out)
     }
 
     /// An engine in the state a snapshot recorded.
@@ -817,36 +812,29 @@ impl Engine {
         } else {
             rest
         };
-        let mut state = if header.format == 5 {
+        let (mut state, after) = if header.format == 5 {
             let (old, ids): (v5::State, &[u8]) =
                 postcard::take_from_bytes(rest).map_err(corrupt)?;
             let (seen, after) = packed_ids::read(ids, packed_ids::Layout::NoPartition)
                 .map_err(RestoreError::Corrupt)?;
-            if !after.is_empty() {
-                return Err(RestoreError::Corrupt(
-                    "bytes after the remembered ids".into(),
-                ));
-            }
-            old.upgrade(seen)
+            (old.upgrade(seen), after)
         } else {
             let (mut state, ids): (State, &[u8]) =
                 postcard::take_from_bytes(rest).map_err(corrupt)?;
             let (seen, after) = packed_ids::read(ids, packed_ids::Layout::WithPartition)
                 .map_err(RestoreError::Corrupt)?;
             state.seen = seen;
-            // formats 6 and 7 end with the ids; 8 has the written activity after
-            let written = if header.format >= 8 {
-                postcard::from_bytes(after).map_err(corrupt)?
-            } else if after.is_empty() {
-                Vec::new()
-            } else {
-                return Err(RestoreError::Corrupt(
-                    "bytes after the remembered ids".into(),
-                ));
-            };
-            state.activity.set_written(written);
-            state
+            (state, after)
         };
+        // formats 5 to 7 end with the ids; 8 has the written activity after
+        if header.format >= 8 {
+            state.activity.written =
+                activity::WrittenDays::read(after).map_err(RestoreError::Corrupt)?;
+        } else if !after.is_empty() {
+            return Err(RestoreError::Corrupt(
+                "bytes after the remembered ids".into(),
+            ));
+        }
         for u in &mut state.users {
             u.key = key128(&u.id);
         }
