@@ -866,3 +866,39 @@ fn a_second_run_or_another_profile_gets_one_line() {
     let line = stderr_line(&o);
     assert!(line.contains("another version of profile"), "{line}");
 }
+
+/// A history file can span more days in one flush than a process may open
+/// files (each day has an `events` file open until the flush): the run flushes
+/// early instead, here 1,200 days under a limit of 1,024 open files.
+#[test]
+fn a_file_of_more_days_than_open_files_goes_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let (input, lake) = (dir.path().join("in.ndjson"), dir.path().join("lake"));
+    let start = 19_000; // 2022-01-08
+    let mut lines = String::new();
+    for i in 0..1200 {
+        let day = huoyue_schemas::time::format_day(start + i);
+        lines.push_str(&format!(
+            r#"{{"event_id":"e{i}","ts":"{day}T08:00:00+08:00","user_id":"t1","role":"teacher","school_id":"3301000001","client":"mobile","action":"login"}}"#
+        ));
+        lines.push('\n');
+    }
+    std::fs::write(&input, lines).unwrap();
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg(r#"ulimit -S -n 1024 2>/dev/null; exec "$0" --lake "$1" --file "$2""#)
+        .arg(env!("CARGO_BIN_EXE_huoyue-ingest"))
+        .arg(&lake)
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let summary = String::from_utf8_lossy(&o.stdout);
+    assert!(summary.starts_with("read 1200, valid 1200,"), "{summary}");
+    assert_eq!(row_count(&lake, "events"), 1200);
+    let login_days = score_sums(&lake)
+        .keys()
+        .filter(|(_, _, rule)| rule == "login")
+        .count();
+    assert_eq!(login_days, 1200);
+}

@@ -45,6 +45,11 @@ pub enum LakeError {
     EncoderGone,
 }
 
+/// The days a flush keeps an `events` file open for at once: well under the
+/// usual limit of 1,024 open files, with the previous flush's files still
+/// being encoded beside them.
+const MAX_OPEN_DAYS: usize = 256;
+
 /// Buffers and writes the ingest's tables.
 pub struct LakeWriter {
     root: PathBuf,
@@ -53,6 +58,9 @@ pub struct LakeWriter {
     seq: u64,
     /// The flush's open `events` file of each day.
     events: BTreeMap<i32, FileId>,
+    /// How many times this flush closed its `events` files early (at
+    /// [`MAX_OPEN_DAYS`]); numbers the files opened after.
+    events_part: u32,
     scores: BTreeMap<i32, ScoreRows>,
     activity: BTreeMap<i32, ActivityRows>,
     rejected: BTreeMap<i32, RejectedRows>,
@@ -83,6 +91,7 @@ impl LakeWriter {
             prefix: prefix.to_owned(),
             seq: 1,
             events: BTreeMap::new(),
+            events_part: 0,
             scores: BTreeMap::new(),
             activity: BTreeMap::new(),
             rejected: BTreeMap::new(),
@@ -123,7 +132,23 @@ impl LakeWriter {
         let file = match self.events.get(&day) {
             Some(&file) => file,
             None => {
-                let job = self.job(lake::EVENTS, day, Vec::new());
+                let mut job = self.job(lake::EVENTS, day, Vec::new());
+                if self.events.len() >= MAX_OPEN_DAYS {
+                    // a history file can span more days in one flush than
+                    // a process may open files: the open ones are finished
+                    // now, and what comes later for their days goes to
+                    // further files of this flush
+                    for (_, file) in std::mem::take(&mut self.events) {
+                        self.encoder.close(file);
+                    }
+                    self.events_part += 1;
+                }
+                if self.events_part > 0 {
+                    job.name = format!(
+                        "{}-{:08}-{}.parquet",
+                        self.prefix, self.seq, self.events_part
+                    );
+                }
                 let file = self.encoder.open(job);
                 self.events.insert(day, file);
                 file
@@ -181,6 +206,7 @@ impl LakeWriter {
         for (_, file) in std::mem::take(&mut self.events) {
             self.encoder.close(file);
         }
+        self.events_part = 0;
         let mut jobs = Vec::new();
         for (day, rows) in std::mem::take(&mut self.scores) {
             jobs.push(self.job(lake::DAILY_SCORES, day, vec![rows.finish()]));
