@@ -118,15 +118,29 @@ fn main() -> ExitCode {
         // a file run stopped by SIGINT or SIGTERM: the shell's status for a
         // program ended by SIGINT
         Err(e) if matches!(e.downcast_ref(), Some(FileError::Interrupted)) => {
-            eprintln!("{e}");
+            last_word(&e.to_string(), false);
             ExitCode::from(130)
         }
         Err(e) => {
-            eprintln!("error: {}", one_line(&e));
+            last_word(&one_line(&e), true);
             ExitCode::FAILURE
         }
     }
 }
+
+/// Says why the run stopped, on standard error: one more JSON line when the
+/// logs are JSON (whatever collects them parses every line), else plain text.
+fn last_word(text: &str, error: bool) {
+    match (JSON_LOGS.get() == Some(&true), error) {
+        (true, true) => tracing::error!(error = %text, "stopped"),
+        (true, false) => tracing::warn!("{text}"),
+        (false, true) => eprintln!("error: {text}"),
+        (false, false) => eprintln!("{text}"),
+    }
+}
+
+/// Whether the logs are JSON lines (`--log-format json`), once they are set up.
+static JSON_LOGS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
 
 /// The error and its causes on one line, each cause once (an error that
 /// names its cause in its own message is not followed by it again).
@@ -332,6 +346,7 @@ fn init_logs(format: &str) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    let _ = JSON_LOGS.set(format == "json");
     if format == "json" {
         builder.json().init();
     } else {

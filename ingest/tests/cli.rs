@@ -902,3 +902,29 @@ fn a_file_of_more_days_than_open_files_goes_in() {
         .count();
     assert_eq!(login_days, 1200);
 }
+
+/// With `--log-format json` every line on standard error is JSON, the last
+/// one (why the run stopped) too, for whatever collects the logs.
+#[test]
+fn with_json_logs_the_last_word_is_json_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let o = ingest(&[
+        "--lake",
+        lake.to_str().unwrap(),
+        "--file",
+        "/nonexistent/events.ndjson",
+        "--log-format",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    let lines: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l:?}")))
+        .collect();
+    let last = lines.last().expect("a line on stderr");
+    assert_eq!(last["level"], "ERROR");
+    let error = last["fields"]["error"].as_str().unwrap();
+    assert!(error.contains("/nonexistent/events.ndjson"), "{last}");
+}
