@@ -150,7 +150,7 @@ pub enum PartitionOutcome {
 }
 
 /// The result of a compaction run.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Default)]
 pub struct CompactSummary {
     /// Partitions replaced.
     pub compacted: usize,
@@ -160,6 +160,9 @@ pub struct CompactSummary {
     pub raced: usize,
     /// Files merged in total.
     pub files_merged: usize,
+    /// Partitions that could not be compacted (a file that does not read,
+    /// say), each with its error: left as they were while the others went on.
+    pub failed: Vec<(String, AggregateError)>,
 }
 
 /// Compacts the partitions of `table` selected by `scope`.
@@ -191,13 +194,15 @@ pub async fn run(lake: &Path, table: CompactTable, scope: CompactScope) -> Resul
         if !table_dir.join(&p).is_dir() {
             continue;
         }
-        match compact_partition(&table_dir, &p, table).await? {
-            PartitionOutcome::Compacted { files, .. } => {
+        match compact_partition(&table_dir, &p, table).await {
+            Ok(PartitionOutcome::Compacted { files, .. }) => {
                 summary.compacted += 1;
                 summary.files_merged += files;
             }
-            PartitionOutcome::Skipped => summary.skipped += 1,
-            PartitionOutcome::Raced => summary.raced += 1,
+            Ok(PartitionOutcome::Skipped) => summary.skipped += 1,
+            Ok(PartitionOutcome::Raced) => summary.raced += 1,
+            // one bad partition does not hold back the others
+            Err(e) => summary.failed.push((p, e)),
         }
     }
     Ok(summary)

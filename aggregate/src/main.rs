@@ -168,14 +168,22 @@ fn try_main(cli: Cli) -> anyhow::Result<()> {
             };
             let s = runtime.block_on(compact::run(&lake, table, scope))?;
             print_result(format_args!(
-                "compact {}: {} partitions compacted ({} files merged), {} skipped, {} changed meanwhile and left alone",
+                "compact {}: {} partitions compacted ({} files merged), {} skipped, {} changed meanwhile and left alone, {} failed",
                 table.name(),
                 s.compacted,
                 s.files_merged,
                 s.skipped,
-                s.raced
+                s.raced,
+                s.failed.len()
             ))
             .map_err(anyhow::Error::msg)?;
+            if let Some((partition, e)) = s.failed.first() {
+                let more = match s.failed.len() - 1 {
+                    0 => String::new(),
+                    n => format!(" (and {n} more partitions, each left as it was)"),
+                };
+                anyhow::bail!("compacting {} {partition}: {e}{more}", table.name());
+            }
         }
         Command::Rescore {
             lake,

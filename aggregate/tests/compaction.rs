@@ -139,6 +139,38 @@ fn compaction_keeps_the_sums_and_leaves_one_file() {
     assert_eq!(again, PartitionOutcome::Skipped);
 }
 
+/// A partition that cannot be compacted (a file that does not read) is left
+/// as it was and named, and the others are compacted all the same.
+#[test]
+fn a_bad_partition_does_not_hold_back_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path();
+    golden_lake(lake);
+    let bad = lake.join("daily_scores/day=2026-11-02");
+    let good = lake.join("daily_scores/day=2026-11-05");
+    fs::write(bad.join("b.parquet"), b"not parquet").unwrap();
+    let bad_files = data_files(&bad);
+    assert!(bad_files.len() > 1);
+    assert!(data_files(&good).len() > 1);
+
+    let (ok, stdout, stderr) = run_bin(&[
+        "compact",
+        "--lake",
+        lake.to_str().unwrap(),
+        "--month",
+        "2026-11",
+    ]);
+    assert!(!ok);
+    assert!(stdout.contains(", 1 failed"), "{stdout}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("compacting daily_scores day=2026-11-02"),
+        "{stderr}"
+    );
+    assert_eq!(data_files(&bad), bad_files);
+    assert_eq!(data_files(&good).len(), 1);
+}
+
 #[test]
 fn monthly_output_is_the_same_after_compaction() {
     let dir = tempfile::tempdir().unwrap();
