@@ -928,3 +928,32 @@ fn with_json_logs_the_last_word_is_json_too() {
     let error = last["fields"]["error"].as_str().unwrap();
     assert!(error.contains("/nonexistent/events.ndjson"), "{last}");
 }
+
+/// A compressed dump given as the file is refused with the way to feed it,
+/// not read as lines that would all be rejected; the lake is untouched.
+#[test]
+fn a_compressed_file_is_refused_with_the_way_to_feed_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (gz, lake) = (dir.path().join("events.ndjson.gz"), dir.path().join("lake"));
+    let o = Command::new("gzip")
+        .arg("-c")
+        .arg(conformance().join("events.ndjson"))
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    std::fs::write(&gz, o.stdout).unwrap();
+    let o = ingest(&[
+        "--lake",
+        lake.to_str().unwrap(),
+        "--file",
+        gz.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let line = stderr_line(&o);
+    assert!(
+        line.contains("events.ndjson.gz is gzip-compressed") && line.contains("zcat FILE |"),
+        "{line}"
+    );
+    assert!(published(&lake).is_empty());
+    assert!(!file_state(&lake).exists());
+}

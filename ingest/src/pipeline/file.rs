@@ -103,6 +103,16 @@ pub enum FileError {
         "{0}; nothing of this run was published: the lake and its state are as they were before it"
     )]
     NotPublished(Box<FileError>),
+    /// The input starts as a compressed file does, not as NDJSON: refused
+    /// before anything is read into the lake (each line would be rejected).
+    #[error(
+        "{source_name} is {format}-compressed, not NDJSON: feed it decompressed, e.g. `{tool} FILE | huoyue-ingest --lake DIR --file -`"
+    )]
+    Compressed {
+        source_name: String,
+        format: &'static str,
+        tool: &'static str,
+    },
     #[error("another file run is writing to this lake (it holds {path})")]
     Busy { path: String },
     #[error("cannot lock {path}: {error}")]
@@ -340,6 +350,15 @@ fn read_chunks(
                 break;
             }
         }
+        if seq == 0
+            && let Some((format, tool)) = compression(&data)
+        {
+            return Err(FileError::Compressed {
+                source_name: source.to_owned(),
+                format,
+                tool,
+            });
+        }
         let mut spans = Vec::new();
         let used = line_spans(&data, eof, &mut spans);
         if !eof && spans.is_empty() {
@@ -361,6 +380,28 @@ fn read_chunks(
             return Ok(());
         }
     }
+}
+
+/// The compression format (and the tool that decompresses it to standard
+/// output) whose magic number `head` starts with, if any. No NDJSON line
+/// starts with these bytes.
+fn compression(head: &[u8]) -> Option<(&'static str, &'static str)> {
+    const FORMATS: [(&[u8], &str, &str); 6] = [
+        (b"\x1f\x8b", "gzip", "zcat"),
+        (b"\x28\xb5\x2f\xfd", "zstd", "zstdcat"),
+        (b"\xfd7zXZ\x00", "xz", "xzcat"),
+        (b"\x04\x22\x4d\x18", "lz4", "lz4cat"),
+        (b"PK\x03\x04", "zip", "unzip -p"),
+        // "BZh", the block size, then the first block's magic (pi)
+        (b"BZh", "bzip2", "bzcat"),
+    ];
+    let (_, format, tool) = FORMATS.iter().find(|(magic, format, _)| {
+        head.starts_with(magic)
+            && (*format != "bzip2"
+                || head.get(3).is_some_and(|b| (b'1'..=b'9').contains(b))
+                    && head.get(4..10) == Some(b"\x31\x41\x59\x26\x53\x59".as_slice()))
+    })?;
+    Some((format, tool))
 }
 
 fn decode_loop(rx: &Mutex<Receiver<RawChunk>>, tx: &SyncSender<(u64, DecodedChunk)>, source: &str) {
@@ -439,7 +480,29 @@ mod tests {
 
     use proptest::prelude::*;
 
-    use super::{RawChunk, read_chunks};
+    use super::{RawChunk, compression, read_chunks};
+
+    #[test]
+    fn compressed_input_is_told_by_its_magic_number() {
+        let formats = |head: &[u8]| compression(head).map(|(format, _)| format);
+        assert_eq!(formats(b"\x1f\x8b\x08\x00rest"), Some("gzip"));
+        assert_eq!(formats(b"\x28\xb5\x2f\xfd\x04"), Some("zstd"));
+        assert_eq!(formats(b"\xfd7zXZ\x00\x00"), Some("xz"));
+        assert_eq!(formats(b"\x04\x22\x4d\x18"), Some("lz4"));
+        assert_eq!(formats(b"PK\x03\x04"), Some("zip"));
+        assert_eq!(formats(b"BZh91AY&SYrest"), Some("bzip2"));
+        // lines that merely start alike are NDJSON (each rejected or not)
+        for line in [
+            &b"BZh hello"[..],
+            b"BZh9",
+            b"{\"event_id\":1}",
+            b"",
+            b"\x1f",
+            b"PK",
+        ] {
+            assert_eq!(formats(line), None, "{line:?}");
+        }
+    }
 
     /// The lines `read_chunks` hands out when every chunk's buffer comes back
     /// as a spare once read, as the pipeline hands them back.
