@@ -386,22 +386,25 @@ fn read_chunks(
 /// output) whose magic number `head` starts with, if any. No NDJSON line
 /// starts with these bytes.
 fn compression(head: &[u8]) -> Option<(&'static str, &'static str)> {
-    const FORMATS: [(&[u8], &str, &str); 6] = [
+    const FORMATS: [(&[u8], &str, &str); 5] = [
         (b"\x1f\x8b", "gzip", "zcat"),
         (b"\x28\xb5\x2f\xfd", "zstd", "zstdcat"),
         (b"\xfd7zXZ\x00", "xz", "xzcat"),
         (b"\x04\x22\x4d\x18", "lz4", "lz4cat"),
         (b"PK\x03\x04", "zip", "unzip -p"),
-        // "BZh", the block size, then the first block's magic (pi)
-        (b"BZh", "bzip2", "bzcat"),
     ];
-    let (_, format, tool) = FORMATS.iter().find(|(magic, format, _)| {
-        head.starts_with(magic)
-            && (*format != "bzip2"
-                || head.get(3).is_some_and(|b| (b'1'..=b'9').contains(b))
-                    && head.get(4..10) == Some(b"\x31\x41\x59\x26\x53\x59".as_slice()))
-    })?;
-    Some((format, tool))
+    // "BZh", the block size 1-9, then the first block's magic (digits of pi):
+    // "BZh" alone could start a line of text
+    let bzip2 = head.starts_with(b"BZh")
+        && head.get(3).is_some_and(u8::is_ascii_digit)
+        && head.get(4..10) == Some(b"1AY&SY".as_slice());
+    if bzip2 {
+        return Some(("bzip2", "bzcat"));
+    }
+    FORMATS
+        .iter()
+        .find(|(magic, ..)| head.starts_with(magic))
+        .map(|&(_, format, tool)| (format, tool))
 }
 
 fn decode_loop(rx: &Mutex<Receiver<RawChunk>>, tx: &SyncSender<(u64, DecodedChunk)>, source: &str) {
