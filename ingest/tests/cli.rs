@@ -957,3 +957,21 @@ fn a_compressed_file_is_refused_with_the_way_to_feed_it() {
     assert!(published(&lake).is_empty());
     assert!(!file_state(&lake).exists());
 }
+
+/// A file that starts with a UTF-8 byte order mark (as Windows tools write
+/// them) reads as the same file without it: its first event is not rejected.
+#[test]
+fn a_byte_order_mark_does_not_cost_the_first_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let (input, lake) = (dir.path().join("bom.ndjson"), dir.path().join("lake"));
+    let mut bytes = b"\xef\xbb\xbf".to_vec();
+    bytes.extend(std::fs::read(conformance().join("events.ndjson")).unwrap());
+    std::fs::write(&input, bytes).unwrap();
+    let o = ingest_ok(&lake, &input, &[]);
+    let summary = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        summary.starts_with("read 12474, valid 12309, duplicates 116, rejected 49"),
+        "{summary}"
+    );
+    assert_eq!(score_sums(&lake), expected_scores());
+}

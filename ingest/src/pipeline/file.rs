@@ -319,6 +319,7 @@ fn read_chunks(
     spare: Receiver<Vec<u8>>,
 ) -> Result<(), FileError> {
     let mut seq = 0;
+    let mut at_start = true;
     let mut carry: Vec<u8> = Vec::new();
     let mut line_no: i64 = 1;
     loop {
@@ -350,14 +351,20 @@ fn read_chunks(
                 break;
             }
         }
-        if seq == 0
-            && let Some((format, tool)) = compression(&data)
-        {
-            return Err(FileError::Compressed {
-                source_name: source.to_owned(),
-                format,
-                tool,
-            });
+        if at_start {
+            at_start = false;
+            if let Some((format, tool)) = compression(&data) {
+                return Err(FileError::Compressed {
+                    source_name: source.to_owned(),
+                    format,
+                    tool,
+                });
+            }
+            // a byte order mark belongs to the file (Windows tools write
+            // one), not to its first line (RFC 8259 lets a parser ignore it)
+            if data.starts_with(BOM) {
+                data.drain(..BOM.len());
+            }
         }
         let mut spans = Vec::new();
         let used = line_spans(&data, eof, &mut spans);
@@ -381,6 +388,9 @@ fn read_chunks(
         }
     }
 }
+
+/// UTF-8's byte order mark.
+const BOM: &[u8] = b"\xef\xbb\xbf";
 
 /// The compression format (and the tool that decompresses it to standard
 /// output) whose magic number `head` starts with, if any. No NDJSON line
@@ -535,6 +545,15 @@ mod tests {
         }
         reader.join().unwrap().unwrap();
         lines
+    }
+
+    #[test]
+    fn a_byte_order_mark_at_the_start_is_not_part_of_the_first_line() {
+        let input = b"\xef\xbb\xbf{\"a\":1}\n\xef\xbb\xbf{\"b\":2}\n".to_vec();
+        let lines = lines_read(input, 4096);
+        assert_eq!(lines[0], (1, b"{\"a\":1}".to_vec()));
+        // only the file's: one later in the file is the line's own
+        assert_eq!(lines[1], (2, b"\xef\xbb\xbf{\"b\":2}".to_vec()));
     }
 
     proptest! {

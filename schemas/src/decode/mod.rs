@@ -84,7 +84,15 @@ fn checked_text(bytes: &[u8]) -> Result<&str, Rejection> {
 
 /// Reads the slots with serde_json: any JSON at all, and the error message of bad JSON.
 fn parse_serde(text: &str) -> Result<RawEvent<'_>, Rejection> {
-    serde_json::from_str(text).map_err(|e| Rejection::new(Reason::BadJson, e.to_string()))
+    serde_json::from_str(text).map_err(|e| {
+        let detail = if text.starts_with('\u{feff}') {
+            // serde_json would say "expected value at line 1 column 1"
+            "starts with a byte order mark (U+FEFF), which a JSON message must not carry".to_owned()
+        } else {
+            e.to_string()
+        };
+        Rejection::new(Reason::BadJson, detail)
+    })
 }
 
 /// One JSON value as far as validation needs to see it.
@@ -581,6 +589,14 @@ mod tests {
             Reason::BadUtf8
         );
         assert_eq!(reason("[1,2,3]").0, Reason::BadJson);
+        let bom = reason(&format!("\u{feff}{LOGIN}"));
+        assert_eq!(bom.0, Reason::BadJson);
+        assert!(
+            bom.1
+                .as_deref()
+                .is_some_and(|d| d.contains("byte order mark")),
+            "{bom:?}"
+        );
         assert_eq!(reason("").0, Reason::BadJson);
         assert_eq!(reason(r#"{"event_id": "bad-1", "ts": "#).0, Reason::BadJson);
         assert_eq!(reason(&format!("{LOGIN} x")).0, Reason::BadJson);
