@@ -133,7 +133,7 @@ fn try_main(cli: Cli) -> anyhow::Result<()> {
             let profile_info = rules::profile(&profile)?;
             let rules_of_profile = rule_list.is_none();
             let rule_ids = match rule_list {
-                Some(list) => rules::parse_rule_list(&list)?,
+                Some(list) => rules::parse_rule_list(&list, &profile_info)?,
                 None => profile_info.rule_ids,
             };
             let opts = MonthlyOptions {

@@ -30,8 +30,9 @@ pub fn rule_ids(spec: &str) -> Result<Vec<String>> {
     Ok(profile(spec)?.rule_ids)
 }
 
-/// Parses `--rules a,b,c` (ids of `[a-z0-9_]`, no repeats).
-pub fn parse_rule_list(list: &str) -> Result<Vec<String>> {
+/// Parses `--rules a,b,c`: ids of `[a-z0-9_]`, no repeats, each a rule of
+/// `profile` (a typo would otherwise be a column of zeros).
+pub fn parse_rule_list(list: &str, profile: &ProfileInfo) -> Result<Vec<String>> {
     let rules: Vec<String> = list
         .split(',')
         .map(|r| r.trim().to_string())
@@ -52,6 +53,12 @@ pub fn parse_rule_list(list: &str) -> Result<Vec<String>> {
         if rules[..i].contains(r) {
             return Err(AggregateError::Profile(format!(
                 "rule id {r:?} appears twice"
+            )));
+        }
+        if !profile.rule_ids.contains(r) {
+            return Err(AggregateError::Profile(format!(
+                "--rules: {r:?} is not a rule of the profile (its rules: {})",
+                profile.rule_ids.join(", ")
             )));
         }
     }
@@ -89,9 +96,20 @@ mod tests {
 
     #[test]
     fn rule_lists() {
-        assert_eq!(parse_rule_list("login, teach").unwrap(), ["login", "teach"]);
-        assert!(parse_rule_list("login,login").is_err());
-        assert!(parse_rule_list("a-b").is_err());
-        assert!(parse_rule_list(" , ").is_err());
+        let p = profile(DEFAULT_PROFILE).unwrap();
+        assert_eq!(
+            parse_rule_list("login, teach", &p).unwrap(),
+            ["login", "teach"]
+        );
+        assert!(parse_rule_list("login,login", &p).is_err());
+        assert!(parse_rule_list("a-b", &p).is_err());
+        assert!(parse_rule_list(" , ", &p).is_err());
+        let err = parse_rule_list("login,nosuch", &p).unwrap_err().to_string();
+        assert!(
+            err.starts_with(
+                "--rules: \"nosuch\" is not a rule of the profile (its rules: login, profile,"
+            ),
+            "{err}"
+        );
     }
 }

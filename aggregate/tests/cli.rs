@@ -201,6 +201,20 @@ fn bad_flags_get_one_line_naming_them() {
     );
     let err = fails(&["compact", "--lake", "x", "--frobnicate"]);
     assert!(err.contains("'--frobnicate'"), "{err}");
+    // a rule the profile lacks would be a column of zeros
+    let err = fails(&[
+        "monthly",
+        "--lake",
+        "x",
+        "--month",
+        "2026-11",
+        "--rules",
+        "login,logins",
+    ]);
+    assert!(
+        err.starts_with("huoyue-aggregate: --rules: \"logins\" is not a rule of the profile"),
+        "{err}"
+    );
 }
 
 /// A 0-byte data file (a damaged disk, a copy cut short) read as a file

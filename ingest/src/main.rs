@@ -18,7 +18,7 @@ use huoyue_ingest::lake_writer::LakeWriter;
 use huoyue_ingest::metrics::Metrics;
 use huoyue_ingest::pipeline::Pipeline;
 use huoyue_ingest::pipeline::file::{
-    FILE_PREFIX, FileError, FileOptions, FileState, Progress, now_micros,
+    FILE_PREFIX, FileError, FileOptions, FileState, Progress, now_micros, refuse_compressed,
 };
 use huoyue_schemas::profile::{DEFAULT_PROFILE, Profile};
 
@@ -225,6 +225,8 @@ fn try_main() -> Result<()> {
                 || file.display().to_string(),
                 |n| n.to_string_lossy().into_owned(),
             );
+            // a compressed file too (the reader checks standard input)
+            let f = refuse_compressed(f, &name)?;
             (Box::new(f), name, meta.map(|m| m.len()))
         };
     let prefix = format!("{FILE_PREFIX}{}-{}", now_micros(), std::process::id());

@@ -954,6 +954,18 @@ fn a_compressed_file_is_refused_with_the_way_to_feed_it() {
         line.contains("events.ndjson.gz is gzip-compressed") && line.contains("zcat FILE |"),
         "{line}"
     );
+    assert!(!lake.exists(), "the lake is not made for a refused input");
+    // through standard input, told by the same first bytes
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg(r#"exec "$0" --lake "$1" --file - < "$2""#)
+        .arg(env!("CARGO_BIN_EXE_huoyue-ingest"))
+        .arg(&lake)
+        .arg(&gz)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr_line(&o).contains("stdin is gzip-compressed"));
     assert!(published(&lake).is_empty());
     assert!(!file_state(&lake).exists());
 }

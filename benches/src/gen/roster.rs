@@ -278,6 +278,18 @@ impl Roster {
         self.schools.iter().map(|s| s.teachers as u64).sum()
     }
 
+    /// Teachers left out of `users.csv` ([`Roster::teacher_listed`]).
+    pub fn unlisted_teacher_count(&self) -> u64 {
+        self.schools
+            .iter()
+            .map(|s| {
+                (0..s.teachers)
+                    .filter(|&t| !self.teacher_listed(s.index, t))
+                    .count() as u64
+            })
+            .sum()
+    }
+
     /// Total roster students.
     pub fn student_count(&self) -> u64 {
         self.schools.iter().map(|s| s.students as u64).sum()

@@ -22,6 +22,8 @@ pub struct GenStats {
     pub schools: u64,
     /// Teachers (roster and unlisted).
     pub teachers: u64,
+    /// Of those, the teachers left out of `users.csv` on purpose.
+    pub unlisted_teachers: u64,
     /// Roster students.
     pub students: u64,
     /// Wall time of the run in seconds.
@@ -40,18 +42,19 @@ impl GenStats {
 }
 
 impl fmt::Display for GenStats {
-    /// One line: `events 1234567, duplicates …, malformed …, teachers …,
-    /// students …, 2.1 s, 580000 events/s`.
+    /// One line: `events 1234567, duplicates …, malformed …, teachers … (… not
+    /// in users.csv), students …, 2.1 s, 580000 events/s`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "events {}, duplicates {}, malformed {}, lines {}, schools {}, teachers {}, students {}, {:.2} s, {:.0} events/s",
+            "events {}, duplicates {}, malformed {}, lines {}, schools {}, teachers {} ({} not in users.csv), students {}, {:.2} s, {:.0} events/s",
             self.events,
             self.duplicates,
             self.malformed,
             self.lines,
             self.schools,
             self.teachers,
+            self.unlisted_teachers,
             self.students,
             self.seconds,
             self.lines_per_second()

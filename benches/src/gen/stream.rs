@@ -131,6 +131,7 @@ impl EventStream {
         let stats = GenStats {
             schools: roster.schools().len() as u64,
             teachers: roster.teacher_count(),
+            unlisted_teachers: roster.unlisted_teacher_count(),
             students: roster.student_count(),
             ..GenStats::default()
         };

@@ -11,7 +11,7 @@
 //! checkpoint, `LAKE/_checkpoints/file/state.ckpt`, and are published; a run
 //! that fails leaves the lake and the state as they were.
 
-use std::io::Read;
+use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
@@ -353,13 +353,7 @@ fn read_chunks(
         }
         if at_start {
             at_start = false;
-            if let Some((format, tool)) = compression(&data) {
-                return Err(FileError::Compressed {
-                    source_name: source.to_owned(),
-                    format,
-                    tool,
-                });
-            }
+            not_compressed(&data, source)?;
             // a byte order mark belongs to the file (Windows tools write
             // one), not to its first line (RFC 8259 lets a parser ignore it)
             if data.starts_with(BOM) {
@@ -386,6 +380,33 @@ fn read_chunks(
         if eof {
             return Ok(());
         }
+    }
+}
+
+/// Refuses a file that starts as a compressed file does, before anything is
+/// made of it (the lake is not touched); gives the file back at its start.
+/// [`run_file`] checks its input's first bytes too (standard input cannot
+/// be peeked at before the run without blocking a stop).
+pub fn refuse_compressed(mut f: std::fs::File, source: &str) -> Result<std::fs::File, FileError> {
+    let read = |error| FileError::Read {
+        source_name: source.to_owned(),
+        error,
+    };
+    let mut head = Vec::with_capacity(16);
+    (&mut f).take(16).read_to_end(&mut head).map_err(read)?;
+    not_compressed(&head, source)?;
+    f.rewind().map_err(read)?;
+    Ok(f)
+}
+
+fn not_compressed(head: &[u8], source: &str) -> Result<(), FileError> {
+    match compression(head) {
+        None => Ok(()),
+        Some((format, tool)) => Err(FileError::Compressed {
+            source_name: source.to_owned(),
+            format,
+            tool,
+        }),
     }
 }
 
