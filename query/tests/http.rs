@@ -435,3 +435,30 @@ async fn an_oversized_or_empty_body_is_a_json_error() {
     assert_eq!(reply.status, 400, "{}", reply.text());
     assert_eq!(reply.json()["code"], "empty");
 }
+
+/// An unknown path or another method gets the JSON error every other answer
+/// uses, not an empty body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_paths_and_methods_are_json_errors() {
+    let server = start_default().await;
+    for (method, path, status, code) in [
+        ("GET", "/nosuch", 404, "not_found"),
+        ("POST", "/sq", 404, "not_found"),
+        ("GET", "/sql", 405, "method_not_allowed"),
+        ("POST", "/health", 405, "method_not_allowed"),
+    ] {
+        let reply = request(server.addr, method, path, &[], "").await;
+        assert_eq!(reply.status, status, "{method} {path}: {}", reply.text());
+        assert_eq!(reply.json()["code"], code, "{method} {path}");
+        assert!(
+            reply.json()["error"]
+                .as_str()
+                .unwrap()
+                .contains("POST /sql")
+        );
+        assert_eq!(reply.header("content-type"), Some("application/json"));
+    }
+    // a 405 still says what the path takes
+    let reply = request(server.addr, "GET", "/sql", &[], "").await;
+    assert_eq!(reply.header("allow"), Some("POST"));
+}

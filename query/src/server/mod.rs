@@ -10,7 +10,8 @@
 //! - With a token configured, `/sql` needs `Authorization: Bearer <token>` → else 401.
 //! - Errors are `{"error": "<message>", "code": "<code>"}`: SQL errors and
 //!   read-only refusals 400, memory limit and too many rows 413, timeout 504,
-//!   lake problems and bugs 500.
+//!   lake problems and bugs 500; an unknown path 404 and another method 405
+//!   answer the same way.
 //!
 //! Each request runs in a fresh session (so it sees every file and table
 //! written before it), with all requests sharing one memory pool.
@@ -74,6 +75,8 @@ pub fn router(lake: Lake, config: ServerConfig) -> Router {
     Router::new()
         .route("/health", get(routes::health))
         .route("/sql", post(routes::sql))
+        .fallback(routes::not_found)
+        .method_not_allowed_fallback(routes::method_not_allowed)
         .with_state(state)
 }
 

@@ -23,6 +23,24 @@ pub(super) async fn health() -> &'static str {
     "ok"
 }
 
+/// Any other path: the JSON error of every other answer, not an empty body.
+pub(super) async fn not_found() -> Response {
+    json_error(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no such path: the server answers POST /sql and GET /health",
+    )
+}
+
+/// `/sql` or `/health` with another method.
+pub(super) async fn method_not_allowed() -> Response {
+    json_error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "the server answers POST /sql and GET /health",
+    )
+}
+
 /// `POST /sql`.
 pub(super) async fn sql(
     State(app): State<Arc<AppState>>,
