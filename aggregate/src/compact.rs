@@ -235,7 +235,10 @@ pub async fn compact_partition(
         let _ = fs::remove_dir_all(&scratch);
         return Err(AggregateError::During {
             context: format!("compacting {} (left as it was)", dir.display()),
-            source: Box::new(e),
+            source: Box::new(AggregateError::InvalidLake(with_full_paths(
+                e.to_string(),
+                &inputs,
+            ))),
         });
     }
 
@@ -329,6 +332,18 @@ pub(crate) fn compacted_name(snapshot: &BTreeSet<String>) -> String {
         }
         n += 1;
     }
+}
+
+/// `message` with the files of `inputs` named by their whole paths: DataFusion
+/// names a file by its object store path, without the leading `/`.
+fn with_full_paths(message: String, inputs: &[PathBuf]) -> String {
+    inputs.iter().fold(message, |m, p| {
+        let full = p.display().to_string();
+        match full.strip_prefix('/') {
+            Some(relative) => m.replace(&format!(" {relative}"), &format!(" {full}")),
+            None => m,
+        }
+    })
 }
 
 /// Writes the merged rows of `inputs` to `out` (fsynced), with the schema of

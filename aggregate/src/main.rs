@@ -104,8 +104,17 @@ fn main() -> ExitCode {
     }
 }
 
+/// `s` on one line, a cause that repeats the one before it once (DataFusion
+/// nests `Parquet error: Parquet error: …`).
 fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
+    let s = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut parts: Vec<&str> = Vec::new();
+    for part in s.split(": ") {
+        if parts.last() != Some(&part) {
+            parts.push(part);
+        }
+    }
+    parts.join(": ")
 }
 
 fn try_main(cli: Cli) -> anyhow::Result<()> {
@@ -177,12 +186,13 @@ fn try_main(cli: Cli) -> anyhow::Result<()> {
                 s.failed.len()
             ))
             .map_err(anyhow::Error::msg)?;
-            if let Some((partition, e)) = s.failed.first() {
+            // the error names its partition
+            if let Some((_, e)) = s.failed.first() {
                 let more = match s.failed.len() - 1 {
                     0 => String::new(),
                     n => format!(" (and {n} more partitions, each left as it was)"),
                 };
-                anyhow::bail!("compacting {} {partition}: {e}{more}", table.name());
+                anyhow::bail!("{e}{more}");
             }
         }
         Command::Rescore {
