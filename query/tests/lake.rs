@@ -392,6 +392,17 @@ async fn a_filter_on_day_reads_only_that_folder() {
         matches!(error, QueryError::Lake(_) | QueryError::Sql(_)),
         "{error:?}"
     );
+    // what a user sees names the file
+    let error = Lake::open(&lake, QueryConfig::default())
+        .unwrap()
+        .query("SELECT SUM(points) FROM daily_scores", None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, QueryError::Lake(m)
+            if m.starts_with("daily_scores/day=2026-11-05/part-00003-broken.parquet: ")),
+        "{error:?}"
+    );
 }
 
 #[tokio::test]

@@ -182,8 +182,57 @@ impl Lake {
                     tracing::debug!(retries, error = %m, "a file vanished during the query; again");
                     tokio::time::sleep(std::time::Duration::from_millis(20 << retries)).await;
                 }
+                Err(QueryError::Lake(m)) => {
+                    let root = self.root.clone();
+                    let named = tokio::task::spawn_blocking(move || name_the_file(&root, m))
+                        .await
+                        .map_err(|e| QueryError::Internal(format!("naming a lake file: {e}")))?;
+                    return Err(QueryError::Lake(named));
+                }
                 r => return r,
             }
         }
     }
+}
+
+/// A Parquet error that does not say which file (DataFusion reads the
+/// footers of a table registered with its schema without naming them): the
+/// first data file of the lake's tables whose footer does not read, named
+/// with its own error; else `message` as it was.
+fn name_the_file(root: &Path, message: String) -> String {
+    use datafusion::parquet::file::reader::SerializedFileReader;
+    if !message.contains("Parquet error") || message.contains(".parquet") {
+        return message;
+    }
+    let days = DAY_TABLES.iter().map(|(t, _)| (*t, "day="));
+    let months = MONTH_TABLES.iter().map(|t| (*t, "month="));
+    for (table, partition) in days.chain(months) {
+        let Ok(partitions) = std::fs::read_dir(root.join(table)) else {
+            continue;
+        };
+        // what the table reads: its partitions' data files, not the hidden
+        // ones (`.` or `_` first)
+        let mut files: Vec<PathBuf> = partitions
+            .flatten()
+            .filter(|p| p.file_name().to_string_lossy().starts_with(partition))
+            .filter_map(|p| std::fs::read_dir(p.path()).ok())
+            .flat_map(|files| files.flatten().map(|f| f.path()))
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.ends_with(".parquet") && !n.starts_with(['.', '_']))
+            })
+            .collect();
+        files.sort();
+        for path in files {
+            let Ok(file) = std::fs::File::open(&path) else {
+                continue;
+            };
+            if let Err(e) = SerializedFileReader::new(file) {
+                let shown = path.strip_prefix(root).unwrap_or(&path);
+                return format!("{}: {e}", shown.display());
+            }
+        }
+    }
+    message
 }
