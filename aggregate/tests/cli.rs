@@ -94,6 +94,8 @@ fn monthly_is_idempotent_and_leaves_other_months_alone() {
             vec!["month=2026-10".into(), "month=2026-11".into()]
         };
         assert_eq!(names, want, "{table}");
+        let scratch = lake.join(".scratch").join(table);
+        assert!(!scratch.exists(), "{} left", scratch.display());
     }
     // October: t5's 10 points of 10-31.
     let t = read_month(lake, "teacher_monthly", "2026-10");

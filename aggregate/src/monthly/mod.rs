@@ -177,11 +177,20 @@ pub async fn run(opts: &MonthlyOptions) -> Result<MonthlySummary> {
         for (scratch, _) in &staged {
             let _ = std::fs::remove_dir_all(scratch);
         }
-        return Err(e);
+        return Err(AggregateError::During {
+            context: format!(
+                "writing the tables and reports of {month} (the month as published is left as it was)"
+            ),
+            source: Box::new(e),
+        });
     }
     for (scratch, target) in &staged {
         replace_dir(scratch, target)
             .context(|| format!("replacing {} by {}", target.display(), scratch.display()))?;
+        // the table's scratch folder, now empty unless another run uses it
+        if let Some(parent) = scratch.parent() {
+            let _ = std::fs::remove_dir(parent);
+        }
     }
     tracing::debug!(phase = "written", elapsed = ?t0.elapsed(), "monthly");
     Ok(MonthlySummary {
