@@ -28,6 +28,19 @@ fn ingest_ok(lake: &std::path::Path, input: &std::path::Path, extra: &[&str]) ->
     o
 }
 
+/// `huoyue-ingest` run by `sh -c SCRIPT` (a limit, a redirection), the
+/// binary as `$0`, `lake` as `$1` and `input` as `$2`.
+fn ingest_in_shell(script: &str, lake: &std::path::Path, input: &std::path::Path) -> Output {
+    Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .arg(env!("CARGO_BIN_EXE_huoyue-ingest"))
+        .arg(lake)
+        .arg(input)
+        .output()
+        .unwrap()
+}
+
 fn stderr_line(o: &Output) -> String {
     let s = String::from_utf8_lossy(&o.stderr).trim_end().to_owned();
     assert_eq!(s.lines().count(), 1, "one line on stderr: {s:?}");
@@ -884,14 +897,11 @@ fn a_file_of_more_days_than_open_files_goes_in() {
         lines.push('\n');
     }
     std::fs::write(&input, lines).unwrap();
-    let o = Command::new("sh")
-        .arg("-c")
-        .arg(r#"ulimit -S -n 1024 2>/dev/null; exec "$0" --lake "$1" --file "$2""#)
-        .arg(env!("CARGO_BIN_EXE_huoyue-ingest"))
-        .arg(&lake)
-        .arg(&input)
-        .output()
-        .unwrap();
+    let o = ingest_in_shell(
+        r#"ulimit -S -n 1024 2>/dev/null; exec "$0" --lake "$1" --file "$2""#,
+        &lake,
+        &input,
+    );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let summary = String::from_utf8_lossy(&o.stdout);
     assert!(summary.starts_with("read 1200, valid 1200,"), "{summary}");
@@ -956,14 +966,7 @@ fn a_compressed_file_is_refused_with_the_way_to_feed_it() {
     );
     assert!(!lake.exists(), "the lake is not made for a refused input");
     // through standard input, told by the same first bytes
-    let o = Command::new("sh")
-        .arg("-c")
-        .arg(r#"exec "$0" --lake "$1" --file - < "$2""#)
-        .arg(env!("CARGO_BIN_EXE_huoyue-ingest"))
-        .arg(&lake)
-        .arg(&gz)
-        .output()
-        .unwrap();
+    let o = ingest_in_shell(r#"exec "$0" --lake "$1" --file - < "$2""#, &lake, &gz);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr_line(&o).contains("stdin is gzip-compressed"));
     assert!(published(&lake).is_empty());
