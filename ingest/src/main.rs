@@ -225,9 +225,20 @@ fn try_main() -> Result<()> {
                 || file.display().to_string(),
                 |n| n.to_string_lossy().into_owned(),
             );
-            // a compressed file too (the reader checks standard input)
-            let f = refuse_compressed(f, &name)?;
-            (Box::new(f), name, meta.map(|m| m.len()))
+            // a compressed file too; the reader checks the first bytes of
+            // a pipe (`--file <(zcat …)`) or standard input, which cannot be
+            // read ahead without blocking a stop
+            let regular = meta.as_ref().is_some_and(|m| m.is_file());
+            let f = if regular {
+                refuse_compressed(f, &name)?
+            } else {
+                f
+            };
+            (
+                Box::new(f),
+                name,
+                meta.filter(|m| m.is_file()).map(|m| m.len()),
+            )
         };
     let prefix = format!("{FILE_PREFIX}{}-{}", now_micros(), std::process::id());
     let writer = LakeWriter::open(&args.lake, &prefix)?.stage_only();

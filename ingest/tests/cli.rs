@@ -971,6 +971,15 @@ fn a_compressed_file_is_refused_with_the_way_to_feed_it() {
     assert!(stderr_line(&o).contains("stdin is gzip-compressed"));
     assert!(published(&lake).is_empty());
     assert!(!file_state(&lake).exists());
+    // a pipe given as the file (`--file <(zcat …)`) cannot be read ahead:
+    // its reader tells it, and one that is not compressed goes in
+    let through_a_pipe = r#"cat "$2" | "$0" --lake "$1" --file /dev/stdin"#;
+    let o = ingest_in_shell(through_a_pipe, &lake, &gz);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr_line(&o).contains("is gzip-compressed"));
+    let o = ingest_in_shell(through_a_pipe, &lake, &conformance().join("events.ndjson"));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(score_sums(&lake), expected_scores());
 }
 
 /// A file that starts with a UTF-8 byte order mark (as Windows tools write
