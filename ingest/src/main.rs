@@ -228,17 +228,13 @@ fn try_main() -> Result<()> {
             // a compressed file too; the reader checks the first bytes of
             // a pipe (`--file <(zcat …)`) or standard input, which cannot be
             // read ahead without blocking a stop
-            let regular = meta.as_ref().is_some_and(|m| m.is_file());
-            let f = if regular {
+            let size = meta.filter(|m| m.is_file()).map(|m| m.len());
+            let f = if size.is_some() {
                 refuse_compressed(f, &name)?
             } else {
                 f
             };
-            (
-                Box::new(f),
-                name,
-                meta.filter(|m| m.is_file()).map(|m| m.len()),
-            )
+            (Box::new(f), name, size)
         };
     let prefix = format!("{FILE_PREFIX}{}-{}", now_micros(), std::process::id());
     let writer = LakeWriter::open(&args.lake, &prefix)?.stage_only();

@@ -383,10 +383,10 @@ fn read_chunks(
     }
 }
 
-/// Refuses a file that starts as a compressed file does, before anything is
-/// made of it (the lake is not touched); gives the file back at its start.
-/// [`run_file`] checks its input's first bytes too (standard input cannot
-/// be peeked at before the run without blocking a stop).
+/// Refuses a regular file that starts as a compressed file does, before
+/// anything is made of it (the lake is not touched); gives the file back at
+/// its start. [`run_file`] checks its input's first bytes too: a pipe or
+/// standard input cannot be read ahead (nor rewound) without blocking a stop.
 pub fn refuse_compressed(mut f: std::fs::File, source: &str) -> Result<std::fs::File, FileError> {
     let read = |error| FileError::Read {
         source_name: source.to_owned(),
