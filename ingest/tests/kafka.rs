@@ -208,8 +208,6 @@ fn crowded_random_events_through_four_partitions_match_the_reference() {
 /// A message: its key and payload.
 type Keyed = (Vec<u8>, Vec<u8>);
 
-/// A four-partition broker with the first half (by count) of the
-/// conformance case's keyed messages produced; the input and all messages.
 /// Waits until the logs say `what` (fails after `within`).
 fn wait_said(logs: &dyn Fn() -> String, what: &str, within: Duration) {
     let started = std::time::Instant::now();
@@ -231,6 +229,8 @@ fn instance_one<'a>(lake: &'a Path, broker: &'a Broker, extra: Vec<String>) -> S
     }
 }
 
+/// A four-partition broker with the first half (by count) of the
+/// conformance case's keyed messages produced; the input and all messages.
 fn first_half_produced() -> (Broker, PathBuf, Vec<Keyed>) {
     let broker = setup(4);
     let input = conformance().join("events.ndjson");

@@ -93,14 +93,64 @@ pub struct Activity {
 /// the day being written is a small table, and a day that leaves every
 /// window is looked at once.
 #[derive(Default)]
-pub(super) struct WrittenDays {
-    days: Vec<(i32, FxHashMap<u128, Written>)>,
+pub(super) struct WrittenDays(DayTables<FxHashMap<u128, Written>>);
+
+/// Tables of a few days each, found by day: events come roughly in time
+/// order, so the day looked up is most often the last one. The tables of
+/// days gone are kept, emptied, for new days: days are alike, and a fresh
+/// table that doubles as it fills moves every entry at each step and
+/// faults its memory in.
+struct DayTables<T> {
+    days: Vec<(i32, T)>,
     /// Where the last day looked up is in `days`.
     last: usize,
-    /// The tables of days gone, emptied, for new days: days are alike, and a
-    /// fresh table that doubles as it fills moves every entry at each step
-    /// and faults its memory in.
-    spare: Vec<FxHashMap<u128, Written>>,
+    spare: Vec<T>,
+}
+
+impl<T> Default for DayTables<T> {
+    fn default() -> Self {
+        DayTables {
+            days: Vec::new(),
+            last: 0,
+            spare: Vec::new(),
+        }
+    }
+}
+
+impl<T: Default> DayTables<T> {
+    /// The table of `day`, made (from a spare one) if need be.
+    fn day(&mut self, day: i32) -> &mut T {
+        if find_from_last(&self.days, &mut self.last, |(d, _)| *d == day).is_none() {
+            let table = self.spare.pop().unwrap_or_default();
+            self.days.push((day, table));
+            self.last = self.days.len() - 1;
+        }
+        &mut self.days[self.last].1
+    }
+
+    /// The table of `day`, if it has one.
+    fn existing(&mut self, day: i32) -> Option<&mut T> {
+        let i = find_from_last(&self.days, &mut self.last, |(d, _)| *d == day)?;
+        Some(&mut self.days[i].1)
+    }
+
+    /// Drops the days whose table `emptied` empties (it gets each day and
+    /// table, and says whether the table is now empty), keeping at most
+    /// `max_spare` of their tables for new days.
+    fn recycle(&mut self, max_spare: usize, mut emptied: impl FnMut(i32, &mut T) -> bool) {
+        let (days, spare) = (&mut self.days, &mut self.spare);
+        days.retain_mut(|(day, t)| {
+            if !emptied(*day, t) {
+                return true;
+            }
+            if spare.len() < max_spare {
+                spare.push(std::mem::take(t));
+            }
+            false
+        });
+        spare.truncate(max_spare);
+        self.last = 0;
+    }
 }
 
 /// The bytes of one (day, actor) in a snapshot: day 4, actor key 16, first
@@ -116,7 +166,7 @@ impl WrittenDays {
         let len = (self.snapshot_bytes() - 8) / WRITTEN_RECORD;
         out.write_all(&(len as u64).to_le_bytes())?;
         let mut block = Vec::with_capacity(1024 * WRITTEN_RECORD);
-        for (day, table) in &self.days {
+        for (day, table) in &self.0.days {
             for (user, w) in table {
                 block.extend_from_slice(&day.to_le_bytes());
                 block.extend_from_slice(&user.to_le_bytes());
@@ -141,7 +191,7 @@ impl WrittenDays {
 
     /// The bytes [`WrittenDays::write`] writes.
     pub(super) fn snapshot_bytes(&self) -> usize {
-        8 + WRITTEN_RECORD * self.days.iter().map(|(_, t)| t.len()).sum::<usize>()
+        8 + WRITTEN_RECORD * self.0.days.iter().map(|(_, t)| t.len()).sum::<usize>()
     }
 
     /// Reads what [`WrittenDays::write`] wrote: the whole of `bytes`.
@@ -173,7 +223,7 @@ impl WrittenDays {
             let partition = i32::from_le_bytes(take(4).try_into().expect("4 bytes"));
             let counts =
                 std::array::from_fn(|_| u32::from_le_bytes(take(4).try_into().expect("4")));
-            written.day(day).insert(
+            written.0.day(day).insert(
                 user,
                 Written {
                     first: OrderKey { ts, id },
@@ -189,43 +239,18 @@ impl WrittenDays {
 }
 
 impl WrittenDays {
-    fn day(&mut self, day: i32) -> &mut FxHashMap<u128, Written> {
-        if find_from_last(&self.days, &mut self.last, |(d, _)| *d == day).is_none() {
-            let table = self.spare.pop().unwrap_or_default();
-            self.days.push((day, table));
-            self.last = self.days.len() - 1;
-        }
-        &mut self.days[self.last].1
-    }
-
-    /// The table of `day`, if it has one.
-    fn existing(&mut self, day: i32) -> Option<&mut FxHashMap<u128, Written>> {
-        let i = find_from_last(&self.days, &mut self.last, |(d, _)| *d == day)?;
-        Some(&mut self.days[i].1)
-    }
-
     /// Keeps the (day, actor)s for which `keep` holds, looking only at the
     /// days before `from`; the days before `drop` go whole, unlooked at.
     fn retain_before(&mut self, drop: i32, from: i32, mut keep: impl FnMut(i32, &Written) -> bool) {
-        for (day, table) in &mut self.days {
-            if *day < drop {
+        // a few spare tables at most: the days a window spans
+        self.0.recycle(8, |day, table| {
+            if day < drop {
                 table.clear();
-            } else if *day < from {
-                table.retain(|_, w| keep(*day, w));
+            } else if day < from {
+                table.retain(|_, w| keep(day, w));
             }
-        }
-        let (days, spare) = (&mut self.days, &mut self.spare);
-        days.retain_mut(|(_, t)| {
-            if !t.is_empty() {
-                return true;
-            }
-            // a few at most: the days a window spans
-            if spare.len() < 8 {
-                spare.push(std::mem::take(t));
-            }
-            false
+            table.is_empty()
         });
-        self.last = 0;
     }
 }
 
@@ -234,43 +259,17 @@ impl WrittenDays {
 /// the rows being counted at any moment are those of a day or two, and a
 /// day's table stays in cache where one table of a month's rows (a
 /// 100-school month in one flush: 735k rows) missed on nearly every event.
-#[derive(Default)]
-struct DayIndex {
-    days: Vec<(i32, Index)>,
-    /// Where the last day looked up is in `days`.
-    last: usize,
-}
+type DayIndex = DayTables<Index>;
 
 impl DayIndex {
-    /// A table of `days` no day holds since the last clear.
-    const FREE: i32 = i32::MIN;
-
-    fn day(&mut self, day: i32) -> &mut Index {
-        if find_from_last(&self.days, &mut self.last, |(d, _)| *d == day).is_none() {
-            self.last = match self.days.iter().position(|(d, _)| *d == Self::FREE) {
-                Some(i) => {
-                    self.days[i].0 = day;
-                    i
-                }
-                None => {
-                    self.days.push((day, Index::default()));
-                    self.days.len() - 1
-                }
-            };
-        }
-        &mut self.days[self.last].1
-    }
-
     /// Forgets every row, keeping the tables (the next flush has about as many
     /// days) but no more than twice as many as this flush used.
     fn clear(&mut self) {
-        let used = self.days.iter().filter(|(d, _)| *d != Self::FREE).count();
-        self.days.truncate(2 * used + 2);
-        for (d, index) in &mut self.days {
-            *d = Self::FREE;
+        let keep = 2 * self.days.len() + 2;
+        self.recycle(keep, |_, index| {
             index.clear();
-        }
-        self.last = 0;
+            true
+        });
     }
 }
 
@@ -360,9 +359,9 @@ impl Activity {
                 });
             };
             let table = if stays(r.day, r.partition) {
-                self.written.day(r.day)
+                self.written.0.day(r.day)
             } else {
-                match self.written.existing(r.day) {
+                match self.written.0.existing(r.day) {
                     Some(table) => table,
                     None => {
                         emit(r.role, name(names, r.school_name), r.counts);
@@ -403,7 +402,7 @@ impl Activity {
         }
         // what no event can change any more: the days before every window
         // go whole, those from the latest window on are not looked at
-        if self.written.days.iter().any(|(day, _)| *day < latest) {
+        if self.written.0.days.iter().any(|(day, _)| *day < latest) {
             self.written
                 .retain_before(earliest, latest, |day, w| stays(day, w.partition));
         }
@@ -430,10 +429,10 @@ impl Activity {
     /// Takes over `other`'s written (day, actor)s of the partitions for
     /// which `taken` holds.
     pub fn absorb(&mut self, other: &mut Activity, taken: impl Fn(i32) -> bool) {
-        for (day, table) in std::mem::take(&mut other.written.days) {
+        for (day, table) in std::mem::take(&mut other.written.0.days) {
             for (user, w) in table {
                 if taken(w.partition) {
-                    self.written.day(day).entry(user).or_insert(w);
+                    self.written.0.day(day).entry(user).or_insert(w);
                 }
             }
         }
@@ -443,6 +442,7 @@ impl Activity {
     pub fn heap_bytes(&self) -> usize {
         let entry = std::mem::size_of::<(u128, Written)>() + 1;
         self.written
+            .0
             .days
             .iter()
             .map(|(_, t)| t.capacity() * entry)
