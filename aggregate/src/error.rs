@@ -90,6 +90,19 @@ pub enum AggregateError {
     Internal(String),
 }
 
+/// `s` on one line (an error line), a cause that repeats the one before it
+/// once (DataFusion nests `Parquet error: Parquet error: …`).
+pub fn one_line(s: &str) -> String {
+    let s = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut parts: Vec<&str> = Vec::new();
+    for part in s.split(": ") {
+        if parts.last() != Some(&part) {
+            parts.push(part);
+        }
+    }
+    parts.join(": ")
+}
+
 /// The library's result type.
 pub type Result<T, E = AggregateError> = std::result::Result<T, E>;
 

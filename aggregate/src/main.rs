@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use huoyue_aggregate::compact::{self, CompactScope, CompactTable};
+use huoyue_aggregate::error::one_line;
 use huoyue_aggregate::month::{Day, Month};
 use huoyue_aggregate::monthly::{self, MonthlyOptions};
 use huoyue_aggregate::rescore::{self, RescoreOptions};
@@ -102,19 +103,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// `s` on one line, a cause that repeats the one before it once (DataFusion
-/// nests `Parquet error: Parquet error: …`).
-fn one_line(s: &str) -> String {
-    let s = s.split_whitespace().collect::<Vec<_>>().join(" ");
-    let mut parts: Vec<&str> = Vec::new();
-    for part in s.split(": ") {
-        if parts.last() != Some(&part) {
-            parts.push(part);
-        }
-    }
-    parts.join(": ")
 }
 
 fn try_main(cli: Cli) -> anyhow::Result<()> {

@@ -3,7 +3,7 @@
 
 use huoyue_schemas::Profile;
 
-use crate::error::{AggregateError, Result};
+use crate::error::{AggregateError, Result, one_line};
 
 pub use huoyue_schemas::DEFAULT_PROFILE;
 
@@ -63,10 +63,6 @@ pub fn parse_rule_list(list: &str, profile: &ProfileInfo) -> Result<Vec<String>>
         }
     }
     Ok(rules)
-}
-
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 #[cfg(test)]
