@@ -91,11 +91,18 @@ fn bench(c: &mut Criterion) {
     let engine = run_engine(&profile, &chunks, 0);
     let stats = engine.stats();
     eprintln!(
-        "engine state after {n} events: {} scored users, {} remembered ids, {} bytes, {:.0} bytes per active user",
-        stats.users,
-        stats.remembered_ids,
+        "engine state after {n} events: {} bytes, {:.0} per active scored user; of which \
+         the {} scored users {} bytes ({:.0} each), the {} remembered ids {} bytes ({:.1} each), \
+         the daily_activity (day, actor)s kept {} bytes",
         stats.state_bytes,
-        stats.state_bytes as f64 / stats.users.max(1) as f64
+        stats.state_bytes as f64 / stats.users.max(1) as f64,
+        stats.users,
+        stats.users_bytes,
+        stats.users_bytes as f64 / stats.users.max(1) as f64,
+        stats.remembered_ids,
+        stats.ids_bytes,
+        stats.ids_bytes as f64 / stats.remembered_ids.max(1) as f64,
+        stats.activity_bytes,
     );
 
     let mut g = c.benchmark_group("county-month");

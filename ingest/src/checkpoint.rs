@@ -244,8 +244,9 @@ impl Checkpoint {
         Ok(c)
     }
 
-    /// Writes this checkpoint as `dir/<instance>.ckpt`, atomically and durably.
-    pub fn store(&self, dir: &Path) -> Result<(), CheckpointError> {
+    /// Writes this checkpoint as `dir/<instance>.ckpt`, atomically and
+    /// durably; returns its size in bytes.
+    pub fn store(&self, dir: &Path) -> Result<u64, CheckpointError> {
         Checkpoint::write_snapshot(dir, &self.instance, |w| w.write_all(&self.engine), false)?
             .finish(self)
     }
@@ -453,11 +454,12 @@ pub struct Begun {
 impl Begun {
     /// Completes the checkpoint with `ckpt`'s other fields (its `engine` is
     /// the snapshot begun with; it is not written again): appends the body,
-    /// writes the header, syncs, and renames the file to its name. On an
+    /// writes the header, syncs, and renames the file to its name; returns
+    /// its size in bytes. On an
     /// error before the rename, the last checkpoint is still the one in place
     /// and the temporary file is removed; after it, the error is
     /// [`CheckpointError::SyncDir`].
-    pub fn finish(mut self, ckpt: &Checkpoint) -> Result<(), CheckpointError> {
+    pub fn finish(mut self, ckpt: &Checkpoint) -> Result<u64, CheckpointError> {
         use std::os::unix::fs::FileExt;
         let path = || self.dest.display().to_string();
         let written = (|| {
@@ -470,19 +472,25 @@ impl Begun {
             header.extend_from_slice(&self.sum.digest().to_le_bytes());
             self.file.write_all_at(&header, 0)?;
             self.file.sync_all()?;
-            std::fs::rename(&self.tmp, &self.dest)
+            let bytes = self.file.metadata()?.len();
+            std::fs::rename(&self.tmp, &self.dest)?;
+            Ok(bytes)
         })();
-        if let Err(source) = written {
-            let _ = std::fs::remove_file(&self.tmp);
-            return Err(CheckpointError::Write {
-                path: path(),
-                source,
-            });
-        }
+        let bytes = match written {
+            Ok(bytes) => bytes,
+            Err(source) => {
+                let _ = std::fs::remove_file(&self.tmp);
+                return Err(CheckpointError::Write {
+                    path: path(),
+                    source,
+                });
+            }
+        };
         sync_dir(&self.dir).map_err(|source| CheckpointError::SyncDir {
             path: path(),
             source,
-        })
+        })?;
+        Ok(bytes)
     }
 }
 

@@ -279,7 +279,12 @@ fn try_main() -> Result<()> {
     let published = state.run(&mut pipeline, input, &source, opts, &mut progress, &stop)?;
     // (the endpoint closes with the process: a scrape may miss these)
     metrics.observe(pipeline.counts());
-    metrics.checkpointed(&published.files, published.checkpoint_secs, published.at);
+    metrics.checkpointed(
+        &published.files,
+        published.checkpoint_secs,
+        published.checkpoint_bytes,
+        published.at,
+    );
     metrics.engine(&pipeline.engine().stats());
     let secs = started.elapsed().as_secs_f64();
     let counts = pipeline.counts();

@@ -45,6 +45,10 @@ pub struct Metrics {
     pub end_to_end_latency: Histogram,
     pub engine_state_bytes: IntGauge,
     pub engine_users: IntGauge,
+    pub engine_remembered_ids: IntGauge,
+    pub checkpoint_bytes: IntGauge,
+    pub resident_memory: IntGauge,
+    pub memory_limit: IntGauge,
     pub assigned_partitions: IntGauge,
     pub dlq_messages: IntCounter,
     pub kafka_errors: IntCounter,
@@ -206,6 +210,26 @@ impl Metrics {
                 "huoyue_engine_users",
                 "Scored users with state in the engine.",
             ),
+            engine_remembered_ids: gauge(
+                &r,
+                "huoyue_engine_remembered_ids",
+                "Event ids remembered to catch duplicates (about 8 days of events: most of the state).",
+            ),
+            checkpoint_bytes: gauge(
+                &r,
+                "huoyue_checkpoint_bytes",
+                "Size of the last checkpoint (the whole engine state, written again at every checkpoint).",
+            ),
+            resident_memory: gauge(
+                &r,
+                "huoyue_resident_memory_bytes",
+                "Resident memory of the process (read at each scrape; Linux).",
+            ),
+            memory_limit: gauge(
+                &r,
+                "huoyue_memory_limit_bytes",
+                "Memory the process may use: the lowest limit of its cgroups (a container's), else the machine's memory (read at each scrape; Linux).",
+            ),
             assigned_partitions: gauge(
                 &r,
                 "huoyue_assigned_partitions",
@@ -254,14 +278,16 @@ impl Metrics {
         *seen = counts.clone();
     }
 
-    /// A checkpoint that took `secs` published `files` at `at` (µs since the epoch).
-    pub fn checkpointed(&self, files: &[WrittenFile], secs: f64, at: i64) {
+    /// A checkpoint of `bytes` that took `secs` published `files` at `at`
+    /// (µs since the epoch).
+    pub fn checkpointed(&self, files: &[WrittenFile], secs: f64, bytes: u64, at: i64) {
         for (table, (n, bytes, rows)) in files_by_table(files) {
             self.files_written.with_label_values(&[table]).inc_by(n);
             self.bytes_written.with_label_values(&[table]).inc_by(bytes);
             self.rows_written.with_label_values(&[table]).inc_by(rows);
         }
         self.checkpoint_duration.observe(secs);
+        self.checkpoint_bytes.set(bytes as i64);
         self.last_checkpoint.set(at / 1_000_000);
     }
 
@@ -269,6 +295,7 @@ impl Metrics {
     pub fn engine(&self, stats: &EngineStats) {
         self.engine_state_bytes.set(stats.state_bytes as i64);
         self.engine_users.set(stats.users as i64);
+        self.engine_remembered_ids.set(stats.remembered_ids as i64);
     }
 
     /// Events with these times (µs since the epoch) were read: the newest
@@ -284,6 +311,12 @@ impl Metrics {
 
     /// The text exposition of every metric.
     pub fn render(&self) -> String {
+        if let Some(n) = memory::resident_bytes() {
+            self.resident_memory.set(n as i64);
+        }
+        if let Some(n) = memory::limit_bytes() {
+            self.memory_limit.set(n as i64);
+        }
         let mut buf = Vec::new();
         TextEncoder::new()
             .encode(&self.registry.gather(), &mut buf)
@@ -295,7 +328,7 @@ impl Metrics {
     /// dashboard check).
     pub fn names(&self) -> Vec<String> {
         use prometheus::core::Collector;
-        let all: [&dyn Collector; 21] = [
+        let all: [&dyn Collector; 25] = [
             &self.events_read,
             &self.events_valid,
             &self.events_duplicate,
@@ -314,6 +347,10 @@ impl Metrics {
             &self.end_to_end_latency,
             &self.engine_state_bytes,
             &self.engine_users,
+            &self.engine_remembered_ids,
+            &self.checkpoint_bytes,
+            &self.resident_memory,
+            &self.memory_limit,
             &self.assigned_partitions,
             &self.dlq_messages,
             &self.kafka_errors,
@@ -368,6 +405,85 @@ fn answer(metrics: &Metrics, mut stream: TcpStream) -> std::io::Result<()> {
     stream.flush()
 }
 
+/// The process's memory and the memory it may use, from `/proc` and the
+/// cgroup file system (Linux; `None` elsewhere or when unreadable).
+mod memory {
+    use std::path::Path;
+
+    /// Resident memory, from `/proc/self/status`.
+    pub fn resident_bytes() -> Option<u64> {
+        kib_field(
+            &std::fs::read_to_string("/proc/self/status").ok()?,
+            "VmRSS:",
+        )
+    }
+
+    /// The lowest of the memory limits of the process's cgroups (v2 or v1)
+    /// and of the machine's memory.
+    pub fn limit_bytes() -> Option<u64> {
+        let machine = std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|m| kib_field(&m, "MemTotal:"));
+        let cgroups = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+        let limits = limit_files(&cgroups)
+            .into_iter()
+            .filter_map(|f| std::fs::read_to_string(Path::new(&f)).ok())
+            .filter_map(|text| parse_limit(&text));
+        limits.chain(machine).min()
+    }
+
+    /// A `Name:   1234 kB` line's value in bytes.
+    pub(super) fn kib_field(text: &str, name: &str) -> Option<u64> {
+        let line = text.lines().find(|l| l.starts_with(name))?;
+        let kib: u64 = line[name.len()..]
+            .trim()
+            .strip_suffix("kB")?
+            .trim()
+            .parse()
+            .ok()?;
+        Some(kib * 1024)
+    }
+
+    /// A cgroup memory limit file's value; `None` for no limit (v2 `max`,
+    /// v1's page-rounded 2⁶³).
+    pub(super) fn parse_limit(text: &str) -> Option<u64> {
+        let n: u64 = text.trim().parse().ok()?;
+        (n < 1 << 62).then_some(n)
+    }
+
+    /// The memory limit files of the cgroups in `/proc/self/cgroup`'s
+    /// `text` and of their ancestors (a limit anywhere above applies). A
+    /// container sees its own cgroup as the root of the mount, whatever
+    /// path the file names, so the mount's root is always looked at.
+    pub(super) fn limit_files(text: &str) -> Vec<String> {
+        let mut files = Vec::new();
+        for line in text.lines() {
+            let mut parts = line.splitn(3, ':');
+            let (Some(_), Some(controllers), Some(path)) =
+                (parts.next(), parts.next(), parts.next())
+            else {
+                continue;
+            };
+            let (root, file) = if controllers.is_empty() {
+                ("/sys/fs/cgroup", "memory.max")
+            } else if controllers.split(',').any(|c| c == "memory") {
+                ("/sys/fs/cgroup/memory", "memory.limit_in_bytes")
+            } else {
+                continue;
+            };
+            let mut dir = path.trim_end_matches('/');
+            loop {
+                files.push(format!("{root}{dir}/{file}"));
+                match dir.rfind('/') {
+                    Some(i) => dir = &dir[..i],
+                    None => break,
+                }
+            }
+        }
+        files
+    }
+}
+
 /// Per-table figures of published files, for the metrics.
 fn files_by_table(files: &[WrittenFile]) -> BTreeMap<&'static str, (u64, u64, u64)> {
     let mut out: BTreeMap<&'static str, (u64, u64, u64)> = BTreeMap::new();
@@ -388,7 +504,7 @@ mod tests {
     fn every_metric_is_named_and_registered() {
         let m = Metrics::new();
         let names = m.names();
-        assert_eq!(names.len(), 21);
+        assert_eq!(names.len(), 25);
         let text = m.render();
         for n in &names {
             assert!(n.starts_with("huoyue_"), "{n}");
@@ -396,6 +512,45 @@ mod tests {
             if !matches!(n.as_str(), "huoyue_points_written" | "huoyue_consumer_lag") {
                 assert!(text.contains(&format!("# TYPE {n} ")), "{n} not exposed");
             }
+        }
+    }
+
+    #[test]
+    fn memory_figures_are_read_from_proc_and_cgroups() {
+        let status = "Name:\thuoyue-ingest\nVmPeak:\t  900 kB\nVmRSS:\t  123456 kB\n";
+        assert_eq!(memory::kib_field(status, "VmRSS:"), Some(123_456 * 1024));
+        assert_eq!(memory::kib_field(status, "VmSwap:"), None);
+        assert_eq!(memory::parse_limit("4294967296\n"), Some(4 << 30));
+        assert_eq!(memory::parse_limit("max\n"), None);
+        assert_eq!(memory::parse_limit("9223372036854771712\n"), None);
+        // v2: the process's cgroup and every ancestor, up to the mount's root
+        assert_eq!(
+            memory::limit_files("0::/kubepods/pod1/c2\n"),
+            [
+                "/sys/fs/cgroup/kubepods/pod1/c2/memory.max",
+                "/sys/fs/cgroup/kubepods/pod1/memory.max",
+                "/sys/fs/cgroup/kubepods/memory.max",
+                "/sys/fs/cgroup/memory.max",
+            ]
+        );
+        assert_eq!(memory::limit_files("0::/\n"), ["/sys/fs/cgroup/memory.max"]);
+        // v1: only the memory controller's line
+        assert_eq!(
+            memory::limit_files("5:cpu,cpuacct:/a\n4:memory:/docker/x\n"),
+            [
+                "/sys/fs/cgroup/memory/docker/x/memory.limit_in_bytes",
+                "/sys/fs/cgroup/memory/docker/memory.limit_in_bytes",
+                "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+            ]
+        );
+        // this process, on Linux: some memory, under a limit above it
+        if cfg!(target_os = "linux") {
+            let m = Metrics::new();
+            let text = m.render();
+            let resident = m.resident_memory.get();
+            let limit = m.memory_limit.get();
+            assert!(resident > 1 << 20, "{resident}\n{text}");
+            assert!(limit > resident, "{limit} vs {resident}");
         }
     }
 

@@ -242,6 +242,23 @@ fn a_real_prometheus_scraping_the_ingest_answers_every_dashboard_query() {
         last >= idle_since.floor() + 1.0,
         "{last} vs idle since {idle_since}"
     );
+    // the sizing figures are the real ones: the last checkpoint's size on
+    // disk (no new one while idle), every accepted event's id remembered
+    // (the conformance case has none late), the process's memory under its
+    // limit
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+    };
+    let ckpt = lake.path().join("_checkpoints/g/events/one.ckpt");
+    let on_disk = std::fs::metadata(&ckpt).unwrap().len();
+    assert_eq!(value("huoyue_checkpoint_bytes"), on_disk as f64);
+    assert_eq!(value("huoyue_engine_remembered_ids"), 12_309.0);
+    let resident = value("huoyue_resident_memory_bytes");
+    assert!(resident > 1e6, "{resident}");
+    assert!(value("huoyue_memory_limit_bytes") > resident);
     assert!(
         svc.terminate(Duration::from_secs(15)).success(),
         "{}",

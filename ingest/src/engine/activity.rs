@@ -5,7 +5,7 @@ use std::collections::hash_map::Entry;
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
-use super::interner::Index;
+use super::interner::{Index, table_bytes};
 use super::order::OrderKey;
 use super::user::SchoolId;
 use super::{UNKNOWN_PARTITION, find_from_last, key128};
@@ -440,12 +440,11 @@ impl Activity {
 
     /// Heap bytes of the written (day, actor)s.
     pub fn heap_bytes(&self) -> usize {
-        let entry = std::mem::size_of::<(u128, Written)>() + 1;
         self.written
             .0
             .days
             .iter()
-            .map(|(_, t)| t.capacity() * entry)
+            .map(|(_, t)| table_bytes::<(u128, Written)>(t.capacity()))
             .sum()
     }
 

@@ -43,6 +43,19 @@ impl Index {
 
     /// Bytes held by the table itself.
     pub fn heap_bytes(&self) -> usize {
-        self.table.capacity() * (std::mem::size_of::<(u64, u32)>() + 1)
+        table_bytes::<(u64, u32)>(self.table.capacity())
     }
+}
+
+/// The bytes of a hash table (std's, or hashbrown's) of entries `T` that
+/// reports `capacity`: its buckets, each an entry and a control byte. A table
+/// of 8 buckets or more holds 7/8 as many entries as buckets, and grows by
+/// doubling them, so it takes between 8/7 and 16/7 buckets per entry held.
+pub fn table_bytes<T>(capacity: usize) -> usize {
+    let buckets = if capacity < 7 {
+        capacity + usize::from(capacity > 0)
+    } else {
+        capacity / 7 * 8
+    };
+    buckets * (std::mem::size_of::<T>() + 1)
 }

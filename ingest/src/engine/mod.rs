@@ -29,7 +29,7 @@ pub use activity::ActivityRow;
 pub use order::OrderKey;
 pub use rules::Rules;
 
-use interner::{Index, hash64};
+use interner::{Index, hash64, table_bytes};
 use replay::{Log, PairItem, ReviewItem};
 use rules::{Kind, item_bit, level_index};
 use user::{Life, SchoolId, UserState};
@@ -935,17 +935,21 @@ impl Engine {
     /// Sizes of the state, for metrics and the benchmark.
     pub fn stats(&self) -> EngineStats {
         let st = &self.state;
+        let users_bytes = st
+            .users
+            .iter()
+            .map(|u| u.heap_bytes() + std::mem::size_of::<UserState>())
+            .sum::<usize>()
+            + st.index.heap_bytes();
+        let ids_bytes = table_bytes::<(u128, Seen)>(st.seen.capacity());
+        let activity_bytes = st.activity.heap_bytes();
         EngineStats {
             users: st.users.len(),
             remembered_ids: st.seen.len(),
-            state_bytes: st
-                .users
-                .iter()
-                .map(|u| u.heap_bytes() + std::mem::size_of::<UserState>())
-                .sum::<usize>()
-                + st.seen.capacity() * (std::mem::size_of::<(u128, Seen)>() + 1)
-                + st.index.heap_bytes()
-                + st.activity.heap_bytes(),
+            state_bytes: users_bytes + ids_bytes + activity_bytes,
+            users_bytes,
+            ids_bytes,
+            activity_bytes,
         }
     }
 }
@@ -957,8 +961,15 @@ pub struct EngineStats {
     pub users: usize,
     /// Event ids remembered for de-duplication.
     pub remembered_ids: usize,
-    /// Estimated heap bytes of the whole state.
+    /// Estimated heap bytes of the whole state: the three parts below.
     pub state_bytes: usize,
+    /// Of which the scored users' state and their lookup.
+    pub users_bytes: usize,
+    /// Of which the remembered ids' table (33 bytes a bucket, between 8/7
+    /// and 16/7 buckets per id, as it grows by doubling).
+    pub ids_bytes: usize,
+    /// Of which the `daily_activity` (day, actor)s kept for the lateness window.
+    pub activity_bytes: usize,
 }
 
 fn user_index(

@@ -181,6 +181,8 @@ struct Stored {
     ckpt: Checkpoint,
     published: Vec<WrittenFile>,
     secs: f64,
+    /// The checkpoint file's size.
+    bytes: u64,
 }
 
 /// Everything the consumer thread and the rebalance callback share.
@@ -573,6 +575,7 @@ impl Service {
             ckpt,
             published,
             secs: ckpt_secs,
+            bytes: ckpt_bytes,
         } = match stored {
             Ok(s) => s,
             Err(e) => {
@@ -581,7 +584,8 @@ impl Service {
             }
         };
         let visible = now_micros();
-        self.metrics.checkpointed(&published, ckpt_secs, visible);
+        self.metrics
+            .checkpointed(&published, ckpt_secs, ckpt_bytes, visible);
         for ts in times {
             self.metrics
                 .end_to_end_latency
@@ -691,7 +695,7 @@ impl Service {
                     let t = Instant::now();
                     ckpt.written_at = now_micros();
                     ckpt.staged = checkpoint::staged(&lake, &files);
-                    ckpt.store(&dir)?;
+                    let bytes = ckpt.store(&dir)?;
                     let stored_ms = t.elapsed().as_millis() as u64;
                     ckpt.roll_forward(&lake)?;
                     tracing::debug!(
@@ -703,6 +707,7 @@ impl Service {
                         ckpt,
                         published: files,
                         secs: t.elapsed().as_secs_f64(),
+                        bytes,
                     })
                 })
                 .expect("spawn the checkpoint thread"),

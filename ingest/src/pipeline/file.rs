@@ -71,6 +71,8 @@ pub struct Published {
     pub files: Vec<WrittenFile>,
     /// Writing the checkpoint and publishing the files, in seconds.
     pub checkpoint_secs: f64,
+    /// The checkpoint file's size.
+    pub checkpoint_bytes: u64,
     /// When the files were published (µs since the epoch).
     pub at: i64,
 }
@@ -186,7 +188,7 @@ impl FileState {
         progress: &mut dyn FnMut(Progress<'_>),
         stop: &AtomicBool,
     ) -> Result<Published, FileError> {
-        let (ckpt, files, ckpt_secs) =
+        let (ckpt, files, ckpt_secs, ckpt_bytes) =
             match feed_file(pipeline, input, source, opts, progress, stop)
                 .and_then(|()| self.checkpoint(pipeline, source))
             {
@@ -210,18 +212,19 @@ impl FileState {
         Ok(Published {
             files,
             checkpoint_secs: ckpt_secs + started.elapsed().as_secs_f64(),
+            checkpoint_bytes: ckpt_bytes,
             at: now_micros(),
         })
     }
 
     /// Writes the run's checkpoint (the engine's state and the files staged);
     /// also says how long that took, not counting the wait for the encoders
-    /// to finish the files.
+    /// to finish the files, and its size.
     fn checkpoint(
         &self,
         pipeline: &mut Pipeline,
         source: &str,
-    ) -> Result<(Checkpoint, Vec<WrittenFile>, f64), FileError> {
+    ) -> Result<(Checkpoint, Vec<WrittenFile>, f64, u64), FileError> {
         let dir = state_dir(&self.lake);
         let engine = pipeline.engine();
         let started = Instant::now();
@@ -235,8 +238,13 @@ impl FileState {
             staged: checkpoint::staged(&self.lake, &files),
             ..Checkpoint::new(STATE, source)
         };
-        begun.finish(&ckpt)?;
-        Ok((ckpt, files, snapshot_secs + started.elapsed().as_secs_f64()))
+        let bytes = begun.finish(&ckpt)?;
+        Ok((
+            ckpt,
+            files,
+            snapshot_secs + started.elapsed().as_secs_f64(),
+            bytes,
+        ))
     }
 }
 
