@@ -300,12 +300,9 @@ fn a_long_chain_of_terms_is_answered() {
     assert_eq!(stdout(&output), "n\n0\n");
 }
 
-#[test]
-fn serve_listens_and_answers() {
-    let fixture = common::build();
-    let lake = fixture.lake();
-    let token_file = fixture.dir.path().join("token");
-    std::fs::write(&token_file, "  abc123\n").unwrap();
+/// `huoyue-query serve --lake LAKE --listen 127.0.0.1:0 ARGS…`, and the
+/// address it listens on.
+fn serve(lake: &std::path::Path, args: &[&str]) -> (std::process::Child, String) {
     let mut child = Command::new(BIN)
         .args([
             "serve",
@@ -313,9 +310,8 @@ fn serve_listens_and_answers() {
             lake.to_str().unwrap(),
             "--listen",
             "127.0.0.1:0",
-            "--token-file",
-            token_file.to_str().unwrap(),
         ])
+        .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -324,15 +320,31 @@ fn serve_listens_and_answers() {
     let mut line = String::new();
     stderr.read_line(&mut line).unwrap();
     let addr = line.trim().rsplit("http://").next().unwrap().to_owned();
+    // the rest of its log is read, or its writes would fail on a closed pipe
+    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    (child, addr)
+}
 
-    let get = |request: &str| {
-        let mut stream = TcpStream::connect(&addr).unwrap();
-        stream.write_all(request.as_bytes()).unwrap();
-        let mut reply = String::new();
-        stream.read_to_string(&mut reply).unwrap();
-        reply
-    };
-    let health = get("GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+/// Sends `request` (whole, with `Connection: close`) to `addr`; the reply.
+fn http(addr: &str, request: &str) -> String {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).unwrap();
+    reply
+}
+
+const HEALTH: &str = "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+
+#[test]
+fn serve_listens_and_answers() {
+    let fixture = common::build();
+    let lake = fixture.lake();
+    let token_file = fixture.dir.path().join("token");
+    std::fs::write(&token_file, "  abc123\n").unwrap();
+    let (mut child, addr) = serve(&lake, &["--token-file", token_file.to_str().unwrap()]);
+    let get = |request: &str| http(&addr, request);
+    let health = get(HEALTH);
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
     assert!(health.ends_with("ok"), "{health}");
     let post_csv = |body: &str| {
@@ -356,7 +368,7 @@ fn serve_listens_and_answers() {
     let long = post_csv(&long_or_chain(1_500));
     assert!(long.starts_with("HTTP/1.1 200"), "{long}");
     assert!(long.ends_with("n\n0\n"), "{long}");
-    let health = get("GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let health = get(HEALTH);
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
 
     // SIGTERM stops it cleanly.
@@ -365,4 +377,50 @@ fn serve_listens_and_answers() {
         .status();
     let status = child.wait().unwrap();
     assert!(status.success(), "{status:?}");
+}
+
+/// A query that keeps every query thread busy for seconds between two
+/// yields (a large nested-loop join) runs beside the requests, not on their
+/// threads: `/health` answers at once meanwhile (a liveness probe must not
+/// fail on a busy server) and the query's timeout is answered on time. On
+/// the requests' threads, both waited for the join's next yield: seconds.
+#[test]
+fn a_busy_server_answers_health_and_times_out_on_time() {
+    let fixture = common::build();
+    let (mut child, addr) = serve(&fixture.lake(), &["--query-timeout", "2s"]);
+    let join = "SELECT count(*) AS n FROM generate_series(1, 40000) a \
+                JOIN generate_series(1, 40000) b ON a.value + b.value = 3 OR a.value * 7 = b.value";
+    let request = format!(
+        "POST /sql HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{join}",
+        join.len()
+    );
+    let started = std::time::Instant::now();
+    let busy = {
+        let addr = addr.clone();
+        std::thread::spawn(move || (http(&addr, &request), started.elapsed()))
+    };
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let asked = std::time::Instant::now();
+    let health = http(&addr, HEALTH);
+    let health_took = asked.elapsed();
+    let answered_at = started.elapsed();
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    let (reply, replied_at) = busy.join().unwrap();
+    assert!(reply.starts_with("HTTP/1.1 504"), "{reply}");
+    assert!(reply.contains(r#""code":"timeout""#), "{reply}");
+    // the health check came back while the query still ran, at once
+    assert!(answered_at < replied_at, "{answered_at:?} {replied_at:?}");
+    assert!(
+        health_took < std::time::Duration::from_millis(1500),
+        "{health_took:?}"
+    );
+    // and the timeout's answer came when due, not at the join's next yield
+    assert!(
+        replied_at < std::time::Duration::from_millis(3500),
+        "{replied_at:?}"
+    );
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert!(child.wait().unwrap().success());
 }

@@ -106,9 +106,12 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
 const QUERY_STACK_BYTES: usize = 256 << 20;
 
 fn runtime() -> Result<Runtime, CliError> {
-    tokio::runtime::Builder::new_multi_thread()
+    start(tokio::runtime::Builder::new_multi_thread().thread_stack_size(QUERY_STACK_BYTES))
+}
+
+fn start(builder: &mut tokio::runtime::Builder) -> Result<Runtime, CliError> {
+    builder
         .enable_all()
-        .thread_stack_size(QUERY_STACK_BYTES)
         .build()
         .map_err(|e| CliError::Query(QueryError::Io(format!("cannot start the runtime: {e}"))))
 }
@@ -165,14 +168,18 @@ fn serve(args: ServeArgs) -> Result<(), CliError> {
         }
     };
     let lake = Lake::open(&args.lake, args.engine.config())?;
+    // the queries on threads of their own, the requests on one thread
+    // beside them (ServerConfig::queries)
+    let queries = runtime()?;
     let config = ServerConfig {
         token,
         query_timeout: args.query_timeout,
         max_rows: args.max_rows,
+        queries: Some(queries.handle().clone()),
     };
     init_logging();
-    let runtime = runtime()?;
-    runtime.block_on(async move {
+    let requests = start(tokio::runtime::Builder::new_multi_thread().worker_threads(1))?;
+    requests.block_on(async move {
         let (listener, addr) = server::bind(args.listen).await?;
         // The bound address on stderr, first line: scripts (and the tests)
         // read the port from it when listening on port 0.
@@ -180,6 +187,8 @@ fn serve(args: ServeArgs) -> Result<(), CliError> {
         tracing::info!(%addr, lake = %lake.root().display(), "serving");
         server::serve(listener, lake, config, shutdown_signal()).await
     })?;
+    // a query still running (its request gone) does not hold the exit
+    queries.shutdown_background();
     Ok(())
 }
 

@@ -43,6 +43,12 @@ pub struct ServerConfig {
     pub query_timeout: Duration,
     /// Largest result in rows; beyond it the request fails with 413.
     pub max_rows: usize,
+    /// The runtime the queries run on; `None`: the server's own. `serve`
+    /// gives them one of their own: a query keeps its threads for seconds
+    /// between two yields (a large join), and on the server's threads it
+    /// would hold back `/health` (a liveness probe failing on a busy but
+    /// healthy server) and its own timeout's answer.
+    pub queries: Option<tokio::runtime::Handle>,
 }
 
 /// Default query timeout: 30 s, the figure of the brief's `serve` example.
@@ -58,6 +64,7 @@ impl Default for ServerConfig {
             token: None,
             query_timeout: DEFAULT_QUERY_TIMEOUT,
             max_rows: DEFAULT_MAX_ROWS,
+            queries: None,
         }
     }
 }

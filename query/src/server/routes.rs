@@ -120,7 +120,11 @@ async fn run_with_timeout(app: &AppState, sql: String) -> Result<QueryOutput, Qu
     let lake = app.lake.clone();
     let max_rows = app.config.max_rows;
     let timeout = app.config.query_timeout;
-    let task = tokio::spawn(async move { lake.query(&sql, Some(max_rows)).await });
+    let run = async move { lake.query(&sql, Some(max_rows)).await };
+    let task = match &app.config.queries {
+        Some(queries) => queries.spawn(run),
+        None => tokio::spawn(run),
+    };
     let _abort = AbortOnDrop(task.abort_handle());
     match tokio::time::timeout(timeout, task).await {
         Err(_elapsed) => Err(QueryError::Timeout(timeout)),
