@@ -361,21 +361,43 @@ impl Metrics {
     }
 
     /// Serves `GET /metrics` (and `GET /health`) on `addr` from a background
-    /// thread; fails if the address cannot be bound.
+    /// thread; fails if the address cannot be bound. Each connection gets a
+    /// thread of its own (at most [`MAX_CONNECTIONS`] at once; more are
+    /// closed at once), so that a client that connects and sends nothing
+    /// holds up nobody else: a scrape, or a liveness probe with its 1 s
+    /// timeout, would otherwise wait out its 5 s.
     pub fn serve(&self, addr: SocketAddr) -> std::io::Result<SocketAddr> {
+        use std::sync::atomic::{AtomicUsize, Ordering};
         let listener = TcpListener::bind(addr)?;
         let local = listener.local_addr()?;
         let metrics = self.clone();
+        let open = Arc::new(AtomicUsize::new(0));
         std::thread::Builder::new()
             .name("metrics-http".into())
             .spawn(move || {
                 for stream in listener.incoming().flatten() {
-                    let _ = answer(&metrics, stream);
+                    if open.fetch_add(1, Ordering::Relaxed) >= MAX_CONNECTIONS {
+                        open.fetch_sub(1, Ordering::Relaxed);
+                        continue;
+                    }
+                    let (metrics, done) = (metrics.clone(), Arc::clone(&open));
+                    let served = std::thread::Builder::new()
+                        .name("metrics-conn".into())
+                        .spawn(move || {
+                            let _ = answer(&metrics, stream);
+                            done.fetch_sub(1, Ordering::Relaxed);
+                        });
+                    if served.is_err() {
+                        open.fetch_sub(1, Ordering::Relaxed);
+                    }
                 }
             })?;
         Ok(local)
     }
 }
+
+/// Connections of the metrics endpoint served at once.
+pub const MAX_CONNECTIONS: usize = 8;
 
 fn answer(metrics: &Metrics, mut stream: TcpStream) -> std::io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
@@ -585,5 +607,24 @@ mod tests {
         std::io::Read::read_to_string(&mut s, &mut body).unwrap();
         assert!(body.starts_with("HTTP/1.1 200 OK"), "{body}");
         assert!(body.contains("huoyue_events_read_total 42"), "{body}");
+    }
+
+    #[test]
+    fn a_silent_client_holds_up_nobody() {
+        let m = Metrics::new();
+        let addr = m.serve("127.0.0.1:0".parse().unwrap()).unwrap();
+        // connected, sending nothing: the endpoint waits 5 s for its request
+        let silent: Vec<TcpStream> = (0..3).map(|_| TcpStream::connect(addr).unwrap()).collect();
+        std::thread::sleep(Duration::from_millis(100));
+        let started = std::time::Instant::now();
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut body = String::new();
+        std::io::Read::read_to_string(&mut s, &mut body).unwrap();
+        assert!(body.ends_with("ok\n"), "{body}");
+        let took = started.elapsed();
+        assert!(took < Duration::from_millis(2500), "{took:?}");
+        drop(silent);
     }
 }
