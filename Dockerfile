@@ -54,6 +54,8 @@ RUN groupadd --system --gid 10001 huoyue \
  && chown huoyue:huoyue /lake
 
 COPY --from=builder /out/ /usr/local/bin/
+# the nightly compaction of the recent days (the CronJob huoyue-compact)
+COPY --chmod=0755 deploy/huoyue-compact-recent /usr/local/bin/
 
 USER 10001:10001
 WORKDIR /home/huoyue

@@ -585,3 +585,72 @@ fn monthly_reads_again_when_compaction_swaps_a_file_away() {
     compactor.join().unwrap();
     assert!(swaps.load(Ordering::SeqCst) > 10, "too few swaps to race");
 }
+
+/// `deploy/huoyue-compact-recent`, as the CronJob runs it (`sh`, the real
+/// `huoyue-aggregate` on the PATH): each table's partitions of the days it
+/// covers end with one file and the same sums; the days before are left as
+/// they were.
+#[test]
+fn the_nightly_compaction_script_compacts_the_recent_days() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path();
+    ingest_conformance(lake, 16 << 10, 300);
+    let score_keys = ["user_id", "school_id", "rule"];
+    let activity_keys = ["user_id", "role", "school_id"];
+    let counts = ["logins", "deep_actions", "registers", "events"];
+    let scores = table_sums(
+        &lake.join("daily_scores"),
+        &score_keys,
+        &["points", "events"],
+    );
+    let activity = table_sums(&lake.join("daily_activity"), &activity_keys, &counts);
+    let events = |day: &str| read_dir_batch(&lake.join("events").join(day)).num_rows();
+    let files = |table: &str, day: &str| data_files(&lake.join(table).join(day)).len();
+    let events_0930 = events("day=2026-09-30");
+    assert!(files("events", "day=2026-09-30") > 1);
+    assert!(files("daily_scores", "day=2026-09-21") > 1);
+    let left_alone = files("daily_scores", "day=2026-09-10");
+    assert!(left_alone > 1);
+
+    // the 20 days before 2026-10-01: 2026-09-11 to 2026-09-30
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_huoyue-aggregate"));
+    let path = format!(
+        "{}:{}",
+        bin.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = std::process::Command::new("sh")
+        .arg(manifest_dir().join("../deploy/huoyue-compact-recent"))
+        .args([lake.to_str().unwrap(), "20", "2026-10-01"])
+        .env("PATH", path)
+        .env("TZ", "Asia/Shanghai")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // one line per table and day
+    assert_eq!(stdout.lines().count(), 20 * 4, "{stdout}");
+    for day in ["day=2026-09-11", "day=2026-09-21", "day=2026-09-30"] {
+        for table in ["daily_scores", "daily_activity", "events"] {
+            assert_eq!(files(table, day), 1, "{table}/{day}");
+        }
+    }
+    assert_eq!(files("daily_scores", "day=2026-09-10"), left_alone);
+    assert_eq!(events("day=2026-09-30"), events_0930);
+    assert_eq!(
+        table_sums(
+            &lake.join("daily_scores"),
+            &score_keys,
+            &["points", "events"]
+        ),
+        scores
+    );
+    assert_eq!(
+        table_sums(&lake.join("daily_activity"), &activity_keys, &counts),
+        activity
+    );
+}
