@@ -142,7 +142,7 @@ pub fn resume(
             let snapshot = std::mem::take(&mut c.engine);
             let engine = restore_engine(profile, &snapshot, cfg).map_err(|error| {
                 CheckpointError::Restore {
-                    path: dir.join(format!("{instance}.ckpt")).display().to_string(),
+                    path: file(dir, instance).display().to_string(),
                     error,
                 }
             })?;
@@ -166,6 +166,11 @@ pub fn resume(
         published,
         removed,
     })
+}
+
+/// The checkpoint file of `instance` in `dir`.
+pub fn file(dir: &Path, instance: &str) -> PathBuf {
+    dir.join(format!("{instance}.ckpt"))
 }
 
 /// The lock file that keeps a second process of `instance` away from its
@@ -269,7 +274,7 @@ impl Checkpoint {
         snapshot: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
         sync: bool,
     ) -> Result<Begun, CheckpointError> {
-        let dest = dir.join(format!("{instance}.ckpt"));
+        let dest = file(dir, instance);
         let tmp = dir.join(format!(".{instance}.ckpt.tmp"));
         let err = |source| CheckpointError::Write {
             path: dest.display().to_string(),

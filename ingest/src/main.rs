@@ -96,7 +96,8 @@ struct Args {
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_period)]
     flush_interval: Duration,
     /// Also write files once this many rows are buffered (bounds memory;
-    /// checked after each batch read: 4 MiB of a file).
+    /// checked after each batch read: 4 MiB of a file, up to 20,000 messages
+    /// or 8 MiB from Kafka).
     /// Default: 500000 for a file, 2000000 in Kafka mode.
     #[arg(long, value_name = "ROWS", value_parser = parse_count)]
     flush_rows: Option<usize>,

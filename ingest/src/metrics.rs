@@ -5,7 +5,7 @@
 //! `deploy/grafana/` and the alert rules in `deploy/prometheus/` use exactly
 //! these names; a test checks that they exist.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
@@ -54,6 +54,9 @@ pub struct Metrics {
     pub kafka_errors: IntCounter,
     /// The counts already reported, so that [`Metrics::observe`] adds differences.
     seen: Arc<std::sync::Mutex<Counts>>,
+    /// The partitions assigned here ([`Metrics::assigned`]), the only ones
+    /// with a lag series.
+    assigned: Arc<std::sync::Mutex<BTreeSet<i32>>>,
 }
 
 fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
@@ -246,6 +249,7 @@ impl Metrics {
                 "Errors reported by the Kafka client (broker down, timeouts).",
             ),
             seen: Arc::default(),
+            assigned: Arc::default(),
             registry: r,
         };
         for reason in Reason::ALL {
@@ -289,6 +293,35 @@ impl Metrics {
         self.checkpoint_duration.observe(secs);
         self.checkpoint_bytes.set(bytes as i64);
         self.last_checkpoint.set(at / 1_000_000);
+    }
+
+    /// The partitions this instance reads now: their number, and lag series
+    /// for them only. A partition that moved to another instance would
+    /// otherwise keep the lag last seen here, beside its new owner's (and a
+    /// stale lag above 0 makes the ingest look stalled).
+    pub fn assigned(&self, partitions: impl IntoIterator<Item = i32>) {
+        let mut assigned = self.assigned.lock().expect("assigned partitions");
+        let now: BTreeSet<i32> = partitions.into_iter().collect();
+        for gone in assigned.difference(&now) {
+            let _ = self.consumer_lag.remove_label_values(&[&gone.to_string()]);
+        }
+        self.assigned_partitions.set(now.len() as i64);
+        *assigned = now;
+    }
+
+    /// The lag of partition `p`, if it is assigned here ([`Metrics::assigned`]):
+    /// the client's statistics can still name a partition just revoked.
+    pub fn lag(&self, p: i32, lag: i64) {
+        if self
+            .assigned
+            .lock()
+            .expect("assigned partitions")
+            .contains(&p)
+        {
+            self.consumer_lag
+                .with_label_values(&[&p.to_string()])
+                .set(lag.max(0));
+        }
     }
 
     /// The engine's size now.
@@ -574,6 +607,33 @@ mod tests {
             assert!(resident > 1 << 20, "{resident}\n{text}");
             assert!(limit > resident, "{limit} vs {resident}");
         }
+    }
+
+    #[test]
+    fn only_assigned_partitions_have_a_lag() {
+        let m = Metrics::new();
+        m.assigned([0, 1, 2, 3]);
+        for p in 0..4 {
+            m.lag(p, 100 * i64::from(p));
+        }
+        // partitions 2 and 3 move to another instance
+        m.assigned([0, 1]);
+        // statistics made before the revocation still name them
+        m.lag(3, 500);
+        m.lag(1, 7);
+        let text = m.render();
+        let lags: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("huoyue_consumer_lag{"))
+            .collect();
+        assert_eq!(
+            lags,
+            [
+                r#"huoyue_consumer_lag{partition="0"} 0"#,
+                r#"huoyue_consumer_lag{partition="1"} 7"#
+            ]
+        );
+        assert!(text.contains("huoyue_assigned_partitions 2"), "{text}");
     }
 
     #[test]

@@ -122,13 +122,24 @@ impl Drop for Killed {
 
 /// The ingest's `/metrics` text.
 fn scrape(port: u16) -> String {
+    try_scrape(port).unwrap()
+}
+
+/// [`scrape`], or the error of a connection the endpoint does not take (yet).
+fn try_scrape(port: u16) -> std::io::Result<String> {
     use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n")
-        .unwrap();
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    s.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n")?;
     let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    text
+    s.read_to_string(&mut text)?;
+    Ok(text)
+}
+
+/// The value of the unlabelled series `name` in a `/metrics` text.
+fn value_of(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 #[test]
@@ -246,12 +257,7 @@ fn a_real_prometheus_scraping_the_ingest_answers_every_dashboard_query() {
     // disk (no new one while idle), every accepted event's id remembered
     // (the conformance case has none late), the process's memory under its
     // limit
-    let value = |name: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .unwrap_or_else(|| panic!("no {name} in {text}"))
-    };
+    let value = |name: &str| value_of(&text, name).unwrap_or_else(|| panic!("no {name} in {text}"));
     let ckpt = lake.path().join("_checkpoints/g/events/one.ckpt");
     let on_disk = std::fs::metadata(&ckpt).unwrap().len();
     assert_eq!(value("huoyue_checkpoint_bytes"), on_disk as f64);
@@ -261,6 +267,44 @@ fn a_real_prometheus_scraping_the_ingest_answers_every_dashboard_query() {
     assert!(value("huoyue_memory_limit_bytes") > resident);
     assert!(
         svc.terminate(Duration::from_secs(15)).success(),
+        "{}",
+        logs()
+    );
+
+    // restarted with nothing new to read, it shows the state it restored
+    // (not zeros until its first checkpoint, which nothing new would bring)
+    let port = free_port();
+    let again = Service::start(
+        &ServiceArgs {
+            lake: lake.path(),
+            broker: &broker,
+            topic: "events",
+            group: "g",
+            instance: "one",
+            extra: vec!["--metrics-addr".into(), format!("127.0.0.1:{port}")],
+        },
+        &log,
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let text = loop {
+        let text = try_scrape(port).unwrap_or_default();
+        if value_of(&text, "huoyue_engine_remembered_ids") == Some(12_309.0) {
+            break text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no restored state in the metrics: {text}\n--- ingest\n{}",
+            logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(
+        value_of(&text, "huoyue_checkpoint_bytes"),
+        Some(std::fs::metadata(&ckpt).unwrap().len() as f64)
+    );
+    assert!(value_of(&text, "huoyue_engine_users").unwrap() > 0.0);
+    assert!(
+        again.terminate(Duration::from_secs(15)).success(),
         "{}",
         logs()
     );

@@ -299,10 +299,7 @@ impl ClientContext for Ctx {
             } else {
                 part.consumer_lag.max(0)
             };
-            self.metrics
-                .consumer_lag
-                .with_label_values(&[&p.to_string()])
-                .set(lag.max(0));
+            self.metrics.lag(*p, lag);
         }
     }
 }
@@ -334,8 +331,7 @@ impl ConsumerContext for Ctx {
                 if let Err(e) = consumer.assign(tpl) {
                     tracing::error!("assign: {e}");
                 }
-                let n = svc.positions.len() as i64;
-                self.metrics.assigned_partitions.set(n);
+                self.metrics.assigned(svc.positions.keys().copied());
                 tracing::info!(
                     partitions = ?svc.positions.keys().collect::<Vec<_>>(),
                     "partitions assigned"
@@ -350,17 +346,11 @@ impl ConsumerContext for Ctx {
                 }
                 for p in &revoked {
                     svc.positions.remove(p);
-                    self.metrics
-                        .consumer_lag
-                        .with_label_values(&[&p.to_string()])
-                        .set(0);
                 }
                 if let Err(e) = consumer.unassign() {
                     tracing::error!("unassign: {e}");
                 }
-                self.metrics
-                    .assigned_partitions
-                    .set(svc.positions.len() as i64);
+                self.metrics.assigned(svc.positions.keys().copied());
             }
             other => {
                 tracing::error!("rebalance error: {other:?}");
@@ -598,7 +588,7 @@ impl Service {
             rows = published.iter().map(|f| f.rows).sum::<u64>(),
             flush_ms = (flush_secs * 1e3) as u64,
             checkpoint_ms = (ckpt_secs * 1e3) as u64,
-            state_bytes = ckpt.engine.len(),
+            snapshot_bytes = ckpt.engine.len(),
             "checkpoint {}",
             ckpt.seq
         );
@@ -784,6 +774,8 @@ impl Service {
             );
             self.pipeline.engine_mut().absorb(theirs, &parts);
         }
+        // the state released and taken over, shown before the next checkpoint
+        self.metrics.engine(&self.pipeline.engine().stats());
         Ok(())
     }
 }
@@ -1138,6 +1130,12 @@ pub fn run(
     }
     let seq = resumed.last.as_ref().map_or(0, |c| c.seq);
     let engine = resumed.engine;
+    // the state as restored, before any event comes (a quiet restart would
+    // show none until its first checkpoint)
+    metrics.engine(&engine.stats());
+    if let Ok(f) = std::fs::metadata(checkpoint::file(&ckpt_dir, &opts.instance)) {
+        metrics.checkpoint_bytes.set(f.len() as i64);
+    }
     let run_id = now_micros();
     let writer = LakeWriter::open(lake, &format!("{prefix}{run_id}"))?.stage_only();
     let mut pipeline = Pipeline::new(engine, writer);
@@ -1275,7 +1273,7 @@ pub fn run(
             consumer
                 .assign(&tpl)
                 .map_err(|e| ServiceError::Other(format!("assign: {e}")))?;
-            metrics.assigned_partitions.set(chosen.len() as i64);
+            metrics.assigned(chosen.iter().copied());
             tracing::info!(partitions = ?chosen, "partitions assigned (no group coordination)");
         }
     }
