@@ -564,6 +564,27 @@ fn a_topic_behind_the_checkpoint_is_said() {
         "{}",
         logs()
     );
+    // and so does an instance started again on that checkpoint, which has
+    // handed nothing over yet (it is where it fetches: a restart used to
+    // read nothing and say nothing)
+    let again = lake.path().join("again.log");
+    let args = instance_one(
+        lake.path(),
+        &broker,
+        vec!["--partitions".into(), "all".into()],
+    );
+    let svc = Service::start(&args, &again);
+    let logs = || std::fs::read_to_string(&again).unwrap_or_default();
+    wait_said(
+        &logs,
+        "is past the partition's end",
+        Duration::from_secs(60),
+    );
+    assert!(
+        svc.terminate(Duration::from_secs(15)).success(),
+        "{}",
+        logs()
+    );
 }
 
 /// The logs of instances A and B in `lake`, for failure messages.
