@@ -862,6 +862,32 @@ fn a_missing_topic_is_a_one_line_error() {
     assert!(last.contains("topic \"nope\" does not exist"), "{err}");
 }
 
+/// With no broker answering, `--connect-timeout` is kept even when shorter
+/// than one attempt's 5 s (it took 5 s, whatever it said): exit 1, one line.
+#[test]
+fn a_short_connect_timeout_is_kept() {
+    let lake = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_huoyue-ingest"))
+        .arg("--lake")
+        .arg(lake.path())
+        .args(["--brokers", &format!("127.0.0.1:{}", broker::free_port())])
+        .args(["--topic", "t", "--connect-timeout", "1s"])
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.lines()
+            .last()
+            .unwrap_or_default()
+            .contains("unreachable after 1 s"),
+        "{err}"
+    );
+    assert!(took < Duration::from_millis(4000), "{took:?}: {err}");
+}
+
 /// Started while no broker answers, the service retries; a SIGTERM then
 /// stops it at once, exit 0, instead of after `--connect-timeout`.
 #[test]

@@ -1012,7 +1012,10 @@ fn check_topics(opts: &KafkaOptions, stop: &AtomicBool) -> Result<bool, ServiceE
     let started = Instant::now();
     let mut delay = Duration::from_millis(200);
     loop {
-        match probe.fetch_metadata(None, Duration::from_secs(5)) {
+        // an attempt takes at most 5 s, and no longer than the time left
+        let left = opts.connect_timeout.saturating_sub(started.elapsed());
+        let attempt = left.clamp(Duration::from_millis(100), Duration::from_secs(5));
+        match probe.fetch_metadata(None, attempt) {
             Ok(md) => {
                 let has = |name: &str| {
                     md.topics().iter().any(|t| {
@@ -1040,7 +1043,7 @@ fn check_topics(opts: &KafkaOptions, stop: &AtomicBool) -> Result<bool, ServiceE
                     opts.brokers,
                     delay.as_millis()
                 );
-                let until = Instant::now() + delay;
+                let until = Instant::now() + delay.min(left);
                 while Instant::now() < until {
                     if stop.load(Ordering::Relaxed) {
                         return Ok(false);
