@@ -554,16 +554,20 @@ fn a_topic_behind_the_checkpoint_is_said() {
     broker.create_topic(TOPIC, 4);
     broker.create_topic(DLQ, 1);
     broker.produce(TOPIC, &messages[..100]);
-    wait_said(
-        &logs,
-        "is past the partition's end",
-        Duration::from_secs(60),
-    );
-    assert!(
-        svc.terminate(Duration::from_secs(15)).success(),
-        "{}",
-        logs()
-    );
+    let said = |svc: Service, log: &Path| {
+        let logs = || std::fs::read_to_string(log).unwrap_or_default();
+        wait_said(
+            &logs,
+            "is past the partition's end",
+            Duration::from_secs(60),
+        );
+        assert!(
+            svc.terminate(Duration::from_secs(15)).success(),
+            "{}",
+            logs()
+        );
+    };
+    said(svc, &log);
     // and so does an instance started again on that checkpoint, which has
     // handed nothing over yet (it is where it fetches: a restart used to
     // read nothing and say nothing)
@@ -573,18 +577,7 @@ fn a_topic_behind_the_checkpoint_is_said() {
         &broker,
         vec!["--partitions".into(), "all".into()],
     );
-    let svc = Service::start(&args, &again);
-    let logs = || std::fs::read_to_string(&again).unwrap_or_default();
-    wait_said(
-        &logs,
-        "is past the partition's end",
-        Duration::from_secs(60),
-    );
-    assert!(
-        svc.terminate(Duration::from_secs(15)).success(),
-        "{}",
-        logs()
-    );
+    said(Service::start(&args, &again), &again);
 }
 
 /// The logs of instances A and B in `lake`, for failure messages.

@@ -155,23 +155,24 @@ fn a_real_prometheus_scraping_the_ingest_answers_every_dashboard_query() {
     let lake = tempfile::tempdir().unwrap();
     let log = lake.path().join("ingest.log");
     let logs = || std::fs::read_to_string(&log).unwrap_or_default();
+    // instance "one" of group "g" on the lake, its metrics on `port`
+    let start = |port: u16, extra: &[&str]| {
+        let mut args = vec!["--metrics-addr".to_owned(), format!("127.0.0.1:{port}")];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        Service::start(
+            &ServiceArgs {
+                lake: lake.path(),
+                broker: &broker,
+                topic: "events",
+                group: "g",
+                instance: "one",
+                extra: args,
+            },
+            &log,
+        )
+    };
     let metrics_port = free_port();
-    let svc = Service::start(
-        &ServiceArgs {
-            lake: lake.path(),
-            broker: &broker,
-            topic: "events",
-            group: "g",
-            instance: "one",
-            extra: vec![
-                "--metrics-addr".into(),
-                format!("127.0.0.1:{metrics_port}"),
-                "--flush-interval".into(),
-                "1s".into(),
-            ],
-        },
-        &log,
-    );
+    let svc = start(metrics_port, &["--flush-interval", "1s"]);
 
     let prom_dir = tempfile::tempdir().unwrap();
     let prom_port = free_port();
@@ -274,17 +275,7 @@ fn a_real_prometheus_scraping_the_ingest_answers_every_dashboard_query() {
     // restarted with nothing new to read, it shows the state it restored
     // (not zeros until its first checkpoint, which nothing new would bring)
     let port = free_port();
-    let again = Service::start(
-        &ServiceArgs {
-            lake: lake.path(),
-            broker: &broker,
-            topic: "events",
-            group: "g",
-            instance: "one",
-            extra: vec!["--metrics-addr".into(), format!("127.0.0.1:{port}")],
-        },
-        &log,
-    );
+    let again = start(port, &[]);
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     let text = loop {
         let text = try_scrape(port).unwrap_or_default();
