@@ -343,21 +343,23 @@ impl Checkpoint {
         Ok(out)
     }
 
-    /// Publishes the files this checkpoint lists (idempotent).
+    /// Publishes the files this checkpoint lists (idempotent); returns how
+    /// many were published now (not before, by the run that wrote it).
     pub fn roll_forward(&self, lake: &Path) -> Result<usize, CheckpointError> {
         // each file is renamed in, and its folder fsynced, on one of a few
         // threads: the folders' fsyncs then share the file system's journal
         // commits instead of waiting for one each (a checkpoint of a month
         // publishes over a hundred files, each in its own folder)
         let publish = |files: &[(String, String)]| {
-            files.iter().try_for_each(|(staged, dest)| {
+            files.iter().try_fold(0, |now, (staged, dest)| {
                 let dest = lake.join(dest);
-                publish_staged(&lake.join(staged), &dest).map_err(|source| {
+                let published = publish_staged(&lake.join(staged), &dest).map_err(|source| {
                     CheckpointError::Publish {
                         path: dest.display().to_string(),
                         source,
                     }
-                })
+                })?;
+                Ok(now + usize::from(published))
             })
         };
         let per_thread = self.staged.len().div_ceil(PUBLISH_THREADS).max(8);
@@ -368,11 +370,11 @@ impl Checkpoint {
                 .map(|part| s.spawn(move || publish(part)))
                 .collect();
             // (the scope joins the rest after an error)
-            parts
-                .into_iter()
-                .try_for_each(|p| p.join().expect("a publishing thread"))
-        })?;
-        Ok(self.staged.len())
+            parts.into_iter().try_fold(
+                0,
+                |now, p| Ok(now + p.join().expect("a publishing thread")?),
+            )
+        })
     }
 }
 
@@ -693,8 +695,9 @@ mod tests {
                 d.to_string()
             );
         }
-        // a restart rolls the same checkpoint forward again: nothing changes
-        assert_eq!(c.roll_forward(lake.path()).unwrap(), 30);
+        // a restart rolls the same checkpoint forward again: nothing changes,
+        // and nothing is said to be published now
+        assert_eq!(c.roll_forward(lake.path()).unwrap(), 0);
         // a file published, then merged by compaction: its staged name and
         // its published name are both gone, and the roll forward goes on
         std::fs::rename(
@@ -703,7 +706,7 @@ mod tests {
                 .join("events/day=2026-09-01/compacted-1.parquet"),
         )
         .unwrap();
-        assert_eq!(c.roll_forward(lake.path()).unwrap(), 30);
+        assert_eq!(c.roll_forward(lake.path()).unwrap(), 0);
         // a staged file that cannot be published is an error naming it
         let day = lake.path().join("events/day=2026-09-02");
         std::fs::write(day.join(".a-99.parquet.tmp"), "99").unwrap();

@@ -75,10 +75,11 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
 /// files and a rescore replaces them. (A staged file is fsynced before a
 /// checkpoint lists it, and only publishing takes it away: compaction carries
 /// writers' temporary files over to the folder it swaps in, and a rescore
-/// gives up while one waits.)
-pub fn publish_staged(tmp: &Path, dest: &Path) -> io::Result<()> {
+/// gives up while one waits.) Says whether it published the file now.
+pub fn publish_staged(tmp: &Path, dest: &Path) -> io::Result<bool> {
     match publish_file(tmp, dest) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound && !tmp.exists() => Ok(()),
-        r => r,
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound && !tmp.exists() => Ok(false),
+        Err(e) => Err(e),
     }
 }
