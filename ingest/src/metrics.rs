@@ -655,16 +655,21 @@ mod tests {
         assert_eq!(m.events_rejected.with_label_values(&["bad_json"]).get(), 3);
     }
 
+    /// The endpoint's whole answer to `GET path`.
+    fn get(addr: SocketAddr, path: &str) -> String {
+        let mut s = TcpStream::connect(addr).unwrap();
+        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut body = String::new();
+        std::io::Read::read_to_string(&mut s, &mut body).unwrap();
+        body
+    }
+
     #[test]
     fn the_endpoint_serves_metrics() {
         let m = Metrics::new();
         m.events_read.inc_by(42);
         let addr = m.serve("127.0.0.1:0".parse().unwrap()).unwrap();
-        let mut s = TcpStream::connect(addr).unwrap();
-        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-            .unwrap();
-        let mut body = String::new();
-        std::io::Read::read_to_string(&mut s, &mut body).unwrap();
+        let body = get(addr, "/metrics");
         assert!(body.starts_with("HTTP/1.1 200 OK"), "{body}");
         assert!(body.contains("huoyue_events_read_total 42"), "{body}");
     }
@@ -677,11 +682,7 @@ mod tests {
         let silent: Vec<TcpStream> = (0..3).map(|_| TcpStream::connect(addr).unwrap()).collect();
         std::thread::sleep(Duration::from_millis(100));
         let started = std::time::Instant::now();
-        let mut s = TcpStream::connect(addr).unwrap();
-        s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
-            .unwrap();
-        let mut body = String::new();
-        std::io::Read::read_to_string(&mut s, &mut body).unwrap();
+        let body = get(addr, "/health");
         assert!(body.ends_with("ok\n"), "{body}");
         let took = started.elapsed();
         assert!(took < Duration::from_millis(2500), "{took:?}");

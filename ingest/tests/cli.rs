@@ -472,17 +472,12 @@ fn a_summary_that_cannot_be_written_says_the_run_is_done() {
 }
 
 /// The value of metric `name` (exactly, labels included) in a text exposition.
-fn metric(text: &str, name: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-}
-
 /// A file run with `--metrics-addr` keeps its metrics current while it reads:
 /// the counts after each chunk, and at each flush its duration, the engine's
 /// size and the newest event time, not only the Kafka service's.
 #[test]
 fn a_file_run_serves_its_metrics_while_it_reads() {
-    use std::io::{Read, Write};
+    use std::io::Write;
     let dir = tempfile::tempdir().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -503,26 +498,13 @@ fn a_file_run_serves_its_metrics_while_it_reads() {
     let one = std::fs::read(conformance().join("events.ndjson")).unwrap();
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(&one.repeat(2)).unwrap();
-    let scrape = || {
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-        s.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n")
-            .ok()?;
-        let mut text = String::new();
-        s.read_to_string(&mut text).ok()?;
-        Some(text)
-    };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    let text = loop {
-        let text = scrape().unwrap_or_default();
-        if metric(&text, "huoyue_flush_duration_seconds_count").is_some_and(|n| n > 0.0) {
-            break text;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no flush in the metrics: {text}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    };
+    let text = scrape_until(
+        port,
+        "a flush",
+        std::time::Duration::from_secs(60),
+        |text| metric(text, "huoyue_flush_duration_seconds_count").is_some_and(|n| n > 0.0),
+        String::new,
+    );
     let read = metric(&text, "huoyue_events_read_total").unwrap();
     assert!(read > 0.0 && read < 2.0 * 12474.0, "{read}");
     assert!(metric(&text, "huoyue_engine_users").unwrap() > 0.0);

@@ -186,3 +186,45 @@ pub fn assert_reference_agrees(lake: &Path) {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+/// The `/metrics` text of an ingest serving it on 127.0.0.1:`port`, or the
+/// error of a connection the endpoint does not take (yet).
+pub fn scrape(port: u16) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    s.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n")?;
+    let mut text = String::new();
+    s.read_to_string(&mut text)?;
+    Ok(text)
+}
+
+/// Scrapes `port` until `ready` holds of the text (or fails after `within`,
+/// saying what it waited for and showing `context()`); the text.
+pub fn scrape_until(
+    port: u16,
+    what: &str,
+    within: std::time::Duration,
+    ready: impl Fn(&str) -> bool,
+    context: impl Fn() -> String,
+) -> String {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let text = scrape(port).unwrap_or_default();
+        if ready(&text) {
+            return text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} not in the metrics: {text}{}",
+            context()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// The value of the unlabelled series `name` in a `/metrics` text.
+pub fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+}

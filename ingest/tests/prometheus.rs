@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use broker::{Broker, Service, ServiceArgs, free_port, keyed_lines, wait_caught_up};
-use common::{conformance, manifest_dir};
+use common::{conformance, manifest_dir, metric, scrape, scrape_until};
 use huoyue_ingest::metrics::Metrics;
 
 fn repo() -> PathBuf {
@@ -120,28 +120,6 @@ impl Drop for Killed {
     }
 }
 
-/// The ingest's `/metrics` text.
-fn scrape(port: u16) -> String {
-    try_scrape(port).unwrap()
-}
-
-/// [`scrape`], or the error of a connection the endpoint does not take (yet).
-fn try_scrape(port: u16) -> std::io::Result<String> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
-    s.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n")?;
-    let mut text = String::new();
-    s.read_to_string(&mut text)?;
-    Ok(text)
-}
-
-/// The value of the unlabelled series `name` in a `/metrics` text.
-fn value_of(text: &str, name: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-        .and_then(|v| v.trim().parse().ok())
-}
-
 #[test]
 fn a_real_prometheus_scraping_the_ingest_answers_every_dashboard_query() {
     let broker = Broker::start();
@@ -244,7 +222,7 @@ fn a_real_prometheus_scraping_the_ingest_answers_every_dashboard_query() {
         .unwrap()
         .as_secs_f64();
     std::thread::sleep(Duration::from_millis(2500));
-    let text = scrape(metrics_port);
+    let text = scrape(metrics_port).unwrap();
     let last = text
         .lines()
         .find_map(|l| l.strip_prefix("huoyue_last_checkpoint_timestamp_seconds "))
@@ -258,7 +236,7 @@ fn a_real_prometheus_scraping_the_ingest_answers_every_dashboard_query() {
     // disk (no new one while idle), every accepted event's id remembered
     // (the conformance case has none late), the process's memory under its
     // limit
-    let value = |name: &str| value_of(&text, name).unwrap_or_else(|| panic!("no {name} in {text}"));
+    let value = |name: &str| metric(&text, name).unwrap_or_else(|| panic!("no {name} in {text}"));
     let ckpt = lake.path().join("_checkpoints/g/events/one.ckpt");
     let on_disk = std::fs::metadata(&ckpt).unwrap().len();
     assert_eq!(value("huoyue_checkpoint_bytes"), on_disk as f64);
@@ -276,24 +254,18 @@ fn a_real_prometheus_scraping_the_ingest_answers_every_dashboard_query() {
     // (not zeros until its first checkpoint, which nothing new would bring)
     let port = free_port();
     let again = start(port, &[]);
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    let text = loop {
-        let text = try_scrape(port).unwrap_or_default();
-        if value_of(&text, "huoyue_engine_remembered_ids") == Some(12_309.0) {
-            break text;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no restored state in the metrics: {text}\n--- ingest\n{}",
-            logs()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let text = scrape_until(
+        port,
+        "the restored state",
+        Duration::from_secs(60),
+        |text| metric(text, "huoyue_engine_remembered_ids") == Some(12_309.0),
+        || format!("\n--- ingest\n{}", logs()),
+    );
     assert_eq!(
-        value_of(&text, "huoyue_checkpoint_bytes"),
+        metric(&text, "huoyue_checkpoint_bytes"),
         Some(std::fs::metadata(&ckpt).unwrap().len() as f64)
     );
-    assert!(value_of(&text, "huoyue_engine_users").unwrap() > 0.0);
+    assert!(metric(&text, "huoyue_engine_users").unwrap() > 0.0);
     assert!(
         again.terminate(Duration::from_secs(15)).success(),
         "{}",
