@@ -117,6 +117,10 @@ struct State {
     /// arrival number. (Stored after the rest of a snapshot, see [`packed_ids`].)
     #[serde(skip)]
     seen: FxHashMap<u128, Seen>,
+    /// The rule by which the last fold forgot ids (stored with the ids,
+    /// see [`IdsSection`]).
+    #[serde(skip)]
+    forget: ForgetRule,
     /// Events whose ids were remembered so far (accepted or late).
     arrivals: u64,
     users: Vec<UserState>,
@@ -124,6 +128,34 @@ struct State {
     activity: activity::Activity,
     #[serde(skip)]
     index: Index,
+}
+
+/// The ids the last fold forgot, as a rule over an id's partition, day and
+/// arrival number. Each fold forgets by the same rule over all its sources,
+/// and each part of the rule only ever forgets more (a source's window only
+/// moves forward; a rebalance that takes a source over or drops one makes the
+/// next id segment a base, see [`Engine::take_ids`]), so the ids remembered
+/// are exactly those ever remembered that the last fold's rule keeps, plus
+/// those remembered since: what a restore from id segments rebuilds.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct ForgetRule {
+    /// Per partition, the day before which its ids are forgotten; ids of
+    /// partitions not listed are kept.
+    before: Vec<(i32, i32)>,
+    /// Ids that arrived after this arrival number are kept whatever their
+    /// day (the `dedup_recent` most recent ones).
+    recent_from: u64,
+}
+
+impl ForgetRule {
+    fn keeps(&self, s: &Seen) -> bool {
+        s.arrival > self.recent_from
+            || self
+                .before
+                .iter()
+                .find(|(p, _)| *p == s.partition)
+                .is_none_or(|&(_, before)| s.day >= before)
+    }
 }
 
 /// The source partition of events read from a file (or any source that is
@@ -188,6 +220,31 @@ pub struct Engine {
     /// [`Profile::rule_shape`], recorded in snapshots.
     rule_shape: Vec<String>,
     state: State,
+    /// The ids remembered since the last [`Engine::take_ids`], once
+    /// [`Engine::log_ids`] asked for them.
+    ids_log: Option<Vec<u128>>,
+    /// Whether the next id segment must hold every remembered id: ids were
+    /// taken over or dropped other than by a fold, or none were ever taken.
+    ids_base: bool,
+}
+
+/// The remembered ids of a checkpoint that keeps them apart from the rest
+/// of the state ([`Engine::take_ids`]): every one (a base), or those
+/// remembered since the last segment.
+pub struct IdSegment {
+    pub base: bool,
+    /// Ids in `bytes`.
+    pub records: u64,
+    /// Their fixed-width records, as [`Engine::restore_with_ids`] reads them.
+    pub bytes: Vec<u8>,
+}
+
+/// What a format-9 snapshot says of its remembered ids, before them.
+#[derive(Serialize, Deserialize)]
+struct IdsSection {
+    forget: ForgetRule,
+    /// The ids are not in the snapshot but in id segments.
+    elsewhere: bool,
 }
 
 /// `postcard::to_io` that reports the writer's own error (a full disk, say):
@@ -239,9 +296,11 @@ struct SnapshotHeader {
 /// remembered id's partition. 7: the profile's rule shape
 /// ([`Profile::rule_shape`]) after the header, checked at restore. 8: the
 /// activity roll-up's written (day, actor)s after the remembered ids, as
-/// fixed-width records (`activity::WrittenDays::write`).
+/// fixed-width records (`activity::WrittenDays::write`). 9: an
+/// [`IdsSection`] before the remembered ids, which may be kept apart in id
+/// segments ([`Engine::take_ids`]).
 /// (The users' and activity rows' [`key128`] keys are derived at restore.)
-const SNAPSHOT_FORMAT: u32 = 8;
+const SNAPSHOT_FORMAT: u32 = 9;
 
 /// The remembered event ids as fixed-width little-endian records (id hash,
 /// day, partition, arrival: 32 bytes; format 5 had no partition: 28) after the
@@ -269,8 +328,8 @@ mod packed_ids {
         }
     }
 
-    pub fn write(
-        seen: &FxHashMap<u128, Seen>,
+    pub fn write<'a>(
+        seen: impl ExactSizeIterator<Item = (&'a u128, &'a Seen)>,
         out: &mut (impl std::io::Write + ?Sized),
         layout: Layout,
     ) -> std::io::Result<()> {
@@ -294,6 +353,18 @@ mod packed_ids {
 
     /// The remembered ids, and the bytes after them.
     pub fn read(bytes: &[u8], layout: Layout) -> Result<(FxHashMap<u128, Seen>, &[u8]), String> {
+        let mut seen = FxHashMap::default();
+        let after = read_into(&mut seen, bytes, layout)?;
+        Ok((seen, after))
+    }
+
+    /// Adds the remembered ids `bytes` starts with to `seen` (a record
+    /// replaces an earlier one of the same id); returns the bytes after them.
+    pub fn read_into<'b>(
+        seen: &mut FxHashMap<u128, Seen>,
+        bytes: &'b [u8],
+        layout: Layout,
+    ) -> Result<&'b [u8], String> {
         let (len, records) = bytes
             .split_first_chunk::<8>()
             .ok_or("remembered ids: missing")?;
@@ -303,7 +374,6 @@ mod packed_ids {
             return Err("remembered ids: truncated".into());
         }
         let (records, after) = records.split_at(size);
-        let mut seen = FxHashMap::default();
         seen.reserve(len);
         for r in records.chunks_exact(layout.record()) {
             let (id, rest) = r.split_first_chunk::<16>().expect("16 bytes");
@@ -325,7 +395,7 @@ mod packed_ids {
                 },
             );
         }
-        Ok((seen, after))
+        Ok(after)
     }
 }
 
@@ -371,6 +441,7 @@ mod v5 {
                 sources,
                 last_source: 0,
                 seen,
+                forget: Default::default(),
                 arrivals: self.arrivals,
                 users: self.users,
                 dirty: self.dirty,
@@ -414,6 +485,8 @@ impl Engine {
             profile_name: profile.name.clone(),
             rule_shape: profile.rule_shape(),
             state: State::default(),
+            ids_log: None,
+            ids_base: true,
         }
     }
 
@@ -498,6 +571,9 @@ impl Engine {
             partition,
             arrival: st.arrivals,
         });
+        if let Some(log) = &mut self.ids_log {
+            log.push(id_hash);
+        }
         let source = find_from_last(&st.sources, &mut st.last_source, |s| {
             s.partition == partition
         });
@@ -724,24 +800,30 @@ impl Engine {
         if st.users.len() != before {
             st.index = Index::rebuild(st.users.iter().map(|u| u.key as u64));
         }
-        // the day before which each moved source's ids are forgotten; ids of
-        // unknown partition (format 5) once every source is past them
+        // the day before which each source's ids are forgotten (by its
+        // window, which only moves forward); ids of unknown partition (format
+        // 5) once every source is past them, never again after that
         let dedup = self.cfg.dedup_days;
-        let mut forget: Vec<(i32, i32)> = moved
+        let mut before: Vec<(i32, i32)> = st
+            .sources
             .iter()
-            .map(|&(p, w)| (p, w + lateness - dedup))
+            .filter_map(|s| Some((s.partition, s.folded_to? + lateness - dedup)))
             .collect();
         if let Some(slowest) = st.sources.iter().map(|s| s.newest).min() {
-            forget.push((UNKNOWN_PARTITION, slowest - dedup));
+            let was = st
+                .forget
+                .before
+                .iter()
+                .find(|(p, _)| *p == UNKNOWN_PARTITION);
+            let day = was.map_or(i32::MIN, |&(_, d)| d).max(slowest - dedup);
+            before.push((UNKNOWN_PARTITION, day));
         }
-        let recent_from = st.arrivals.saturating_sub(self.cfg.dedup_recent);
-        st.seen.retain(|_, s| {
-            s.arrival > recent_from
-                || forget
-                    .iter()
-                    .find(|(p, _)| *p == s.partition)
-                    .is_none_or(|&(_, before)| s.day >= before)
-        });
+        st.forget = ForgetRule {
+            before,
+            recent_from: st.arrivals.saturating_sub(self.cfg.dedup_recent),
+        };
+        let forget = &st.forget;
+        st.seen.retain(|_, s| forget.keeps(s));
     }
 
     /// The whole state, to be restored by [`Engine::restore`] under the same profile.
@@ -767,6 +849,25 @@ impl Engine {
     /// [`Engine::snapshot`] written to `out` as it is made, without a copy
     /// of the whole state in memory.
     pub fn snapshot_to(&self, out: &mut (impl std::io::Write + ?Sized)) -> std::io::Result<()> {
+        self.snapshot_with(out, false)
+    }
+
+    /// [`Engine::snapshot_into`] without the remembered ids, which go to id
+    /// segments ([`Engine::take_ids`]) instead; restored by
+    /// [`Engine::restore_with_ids`].
+    pub fn snapshot_without_ids_into(&self, mut buf: Vec<u8>) -> Vec<u8> {
+        buf.clear();
+        buf.reserve(4096 + self.state.users.len() * 2048);
+        self.snapshot_with(&mut buf, true)
+            .expect("a Vec takes every byte");
+        buf
+    }
+
+    fn snapshot_with(
+        &self,
+        out: &mut (impl std::io::Write + ?Sized),
+        ids_elsewhere: bool,
+    ) -> std::io::Result<()> {
         let header = SnapshotHeader {
             format: SNAPSHOT_FORMAT,
             profile: self.profile_name.clone(),
@@ -775,12 +876,72 @@ impl Engine {
         to_io(&header, out)?;
         to_io(&self.rule_shape, out)?;
         to_io(&self.state, out)?;
-        packed_ids::write(&self.state.seen, out, packed_ids::Layout::WithPartition)?;
+        let ids = IdsSection {
+            forget: self.state.forget.clone(),
+            elsewhere: ids_elsewhere,
+        };
+        to_io(&ids, out)?;
+        if !ids_elsewhere {
+            let seen = self.state.seen.iter();
+            packed_ids::write(seen, out, packed_ids::Layout::WithPartition)?;
+        }
         self.state.activity.written.write(out)
     }
 
-    /// An engine in the state a snapshot recorded.
+    /// Logs the ids remembered from now on, for [`Engine::take_ids`].
+    pub fn log_ids(&mut self) {
+        self.ids_log.get_or_insert_with(Vec::new);
+    }
+
+    /// The remembered ids for the id segment of a checkpoint whose snapshot
+    /// ([`Engine::snapshot_without_ids_into`]) is taken now: with `base` (or
+    /// when the engine needs one: ids taken over or dropped by a rebalance, or
+    /// none logged) every remembered id, else those remembered since the last
+    /// segment ([`Engine::log_ids`]). A restore from the last base and the
+    /// segments after it, up to the snapshot's, rebuilds the ids exactly
+    /// ([`ForgetRule`]). The log starts again empty: a checkpoint that is not
+    /// stored must end the instance, or be followed by a base.
+    pub fn take_ids(&mut self, base: bool) -> IdSegment {
+        let base = base || self.ids_base || self.ids_log.is_none();
+        let log = self.ids_log.get_or_insert_with(Vec::new);
+        let seen = &self.state.seen;
+        let mut bytes = Vec::new();
+        let layout = packed_ids::Layout::WithPartition;
+        let records = if base {
+            packed_ids::write(seen.iter(), &mut bytes, layout).expect("a Vec takes every byte");
+            seen.len()
+        } else {
+            // an id forgotten since it was logged is not in the table any more
+            let since: Vec<(&u128, &Seen)> =
+                log.iter().filter_map(|id| seen.get_key_value(id)).collect();
+            packed_ids::write(since.iter().copied(), &mut bytes, layout)
+                .expect("a Vec takes every byte");
+            since.len()
+        };
+        log.clear();
+        self.ids_base = false;
+        IdSegment {
+            base,
+            records: records as u64,
+            bytes,
+        }
+    }
+
+    /// An engine in the state a snapshot recorded (one that holds its
+    /// remembered ids: [`Engine::snapshot`]).
     pub fn restore(profile: &Profile, bytes: &[u8]) -> Result<Engine, RestoreError> {
+        Engine::restore_with_ids(profile, bytes, &[])
+    }
+
+    /// An engine in the state a snapshot recorded, with its remembered ids
+    /// read from `segments` (the last base and the segments after it, in
+    /// order, [`Engine::take_ids`]) if the snapshot was taken without them
+    /// ([`Engine::snapshot_without_ids_into`]).
+    pub fn restore_with_ids(
+        profile: &Profile,
+        bytes: &[u8],
+        segments: &[&[u8]],
+    ) -> Result<Engine, RestoreError> {
         let (header, rest): (SnapshotHeader, &[u8]) =
             postcard::take_from_bytes(bytes).map_err(|e| RestoreError::Corrupt(e.to_string()))?;
         if !(5..=SNAPSHOT_FORMAT).contains(&header.format) {
@@ -812,6 +973,7 @@ impl Engine {
         } else {
             rest
         };
+        let mut ids_elsewhere = false;
         let (mut state, after) = if header.format == 5 {
             let (old, ids): (v5::State, &[u8]) =
                 postcard::take_from_bytes(rest).map_err(corrupt)?;
@@ -819,13 +981,48 @@ impl Engine {
                 .map_err(RestoreError::Corrupt)?;
             (old.upgrade(seen), after)
         } else {
-            let (mut state, ids): (State, &[u8]) =
+            let (mut state, mut ids): (State, &[u8]) =
                 postcard::take_from_bytes(rest).map_err(corrupt)?;
-            let (seen, after) = packed_ids::read(ids, packed_ids::Layout::WithPartition)
-                .map_err(RestoreError::Corrupt)?;
-            state.seen = seen;
+            if header.format >= 9 {
+                let (section, rest): (IdsSection, &[u8]) =
+                    postcard::take_from_bytes(ids).map_err(corrupt)?;
+                state.forget = section.forget;
+                ids_elsewhere = section.elsewhere;
+                ids = rest;
+            }
+            let layout = packed_ids::Layout::WithPartition;
+            let after = if ids_elsewhere {
+                if segments.is_empty() {
+                    return Err(RestoreError::Corrupt(
+                        "its remembered ids are in id segments, and none were read".into(),
+                    ));
+                }
+                for segment in segments {
+                    let rest = packed_ids::read_into(&mut state.seen, segment, layout)
+                        .map_err(|e| RestoreError::Corrupt(format!("id segment: {e}")))?;
+                    if !rest.is_empty() {
+                        return Err(RestoreError::Corrupt(
+                            "bytes after an id segment's ids".into(),
+                        ));
+                    }
+                }
+                // the segments hold every id remembered since their base,
+                // some of them forgotten since
+                let forget = &state.forget;
+                state.seen.retain(|_, s| forget.keeps(s));
+                ids
+            } else {
+                let (seen, after) = packed_ids::read(ids, layout).map_err(RestoreError::Corrupt)?;
+                state.seen = seen;
+                after
+            };
             (state, after)
         };
+        if !ids_elsewhere && !segments.is_empty() {
+            return Err(RestoreError::Corrupt(
+                "id segments given for a snapshot that holds its remembered ids".into(),
+            ));
+        }
         // formats 5 to 7 end with the ids; 8 has the written activity after
         if header.format >= 8 {
             state.activity.written =
@@ -842,6 +1039,8 @@ impl Engine {
         state.activity.rebuild_index();
         let mut engine = Engine::new(profile, header.cfg);
         engine.state = state;
+        // ids restored from segments go on from them; others start a base
+        engine.ids_base = !ids_elsewhere;
         Ok(engine)
     }
 
@@ -852,6 +1051,14 @@ impl Engine {
     /// follows it to its new owner on a rebalance; it is exact when producers
     /// key by scored user (events.md), so that a user's events share a partition.
     pub fn absorb(&mut self, other: Engine, partitions: &std::collections::BTreeSet<i32>) {
+        // ids come in other than by an event: the next id segment is a base,
+        // and the partitions taken over are forgotten by their own window
+        // from the next fold on
+        self.ids_base = true;
+        self.state
+            .forget
+            .before
+            .retain(|(p, _)| !partitions.contains(p) && *p != UNKNOWN_PARTITION);
         let mut theirs = other.state;
         let st = &mut self.state;
         st.activity
@@ -910,6 +1117,10 @@ impl Engine {
         }
         st.sources.retain(|s| !gone(s.partition));
         st.seen.retain(|_, s| !gone(s.partition));
+        // ids go other than by a fold: the next id segment is a base, and a
+        // partition that comes back starts a new window
+        self.ids_base = true;
+        st.forget.before.retain(|(p, _)| !gone(*p));
         st.activity.release(gone);
         let before = st.users.len();
         st.users.retain(|u| !gone(u.partition));

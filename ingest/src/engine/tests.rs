@@ -734,7 +734,7 @@ fn a_format_5_snapshot_restores() {
         &st.activity,
     );
     old = postcard::to_extend(&fields, old).unwrap();
-    packed_ids::write(&st.seen, &mut old, packed_ids::Layout::NoPartition).unwrap();
+    packed_ids::write(st.seen.iter(), &mut old, packed_ids::Layout::NoPartition).unwrap();
     let mut restored = Engine::restore(&profile, &old).unwrap();
     assert_eq!(restored.newest_day_of(1), engine.newest_day_of(1));
     assert_eq!(login(&mut restored, 9, 9), Outcome::Duplicate);
@@ -794,7 +794,7 @@ fn a_state_is_restored_only_under_rules_of_its_shape() {
     let mut old = postcard::to_stdvec(&header).unwrap();
     old = postcard::to_extend(&engine.state, old).unwrap();
     packed_ids::write(
-        &engine.state.seen,
+        engine.state.seen.iter(),
         &mut old,
         packed_ids::Layout::WithPartition,
     )
@@ -1082,13 +1082,18 @@ fn a_format_7_snapshot_restores() {
     for line in &events {
         engine.process(&decode(line.as_bytes(), NOW).unwrap());
     }
-    // nothing flushed yet: the written section is an empty list, its count
-    // (eight zero bytes) alone
-    let mut bytes = engine.snapshot();
-    assert_eq!(bytes[0], SNAPSHOT_FORMAT as u8);
-    assert!(bytes.ends_with(&[0; 8]));
-    bytes.truncate(bytes.len() - 8);
-    bytes[0] = 7;
+    // format 7: the state and the remembered ids, no [`IdsSection`] before
+    // them nor written activity after them
+    let header = SnapshotHeader {
+        format: 7,
+        profile: profile.name.clone(),
+        cfg: engine.cfg,
+    };
+    let mut bytes = postcard::to_stdvec(&header).unwrap();
+    bytes = postcard::to_extend(&engine.rule_shape, bytes).unwrap();
+    bytes = postcard::to_extend(&engine.state, bytes).unwrap();
+    let layout = packed_ids::Layout::WithPartition;
+    packed_ids::write(engine.state.seen.iter(), &mut bytes, layout).unwrap();
     let mut restored = Engine::restore(&profile, &bytes).unwrap();
     let (mut a, mut b) = (Sums::default(), Sums::default());
     engine.flush(&mut a);
@@ -1101,4 +1106,90 @@ fn a_format_7_snapshot_restores() {
         Engine::restore(&profile, &bytes),
         Err(RestoreError::Corrupt(_))
     ));
+}
+
+/// A checkpoint that keeps the remembered ids apart, in segments (a base,
+/// then the ids remembered since each checkpoint), rebuilds exactly the ids
+/// the engine remembers, though ids were forgotten between the segments (by
+/// event time, by arrival, and when a partition leaves), whatever the
+/// checkpoints that are bases, and across restores and a rebalance.
+#[test]
+fn id_segments_rebuild_the_remembered_ids_exactly() {
+    let profile = zhejiang();
+    let cfg = EngineConfig {
+        dedup_recent: 30,
+        ..EngineConfig::default()
+    };
+    // 40 days of three users on two partitions, each day's events arriving
+    // after some of the next day's, and re-sent copies
+    let mut events: Vec<(usize, String, i32)> = Vec::new();
+    for day in 0..40 {
+        let d = format_day(day_of(parse_rfc3339("2026-09-01T10:00:00+08:00").unwrap(), 0) + day);
+        for (u, p) in [("t1", 0), ("t2", 1), ("t3", 1)] {
+            for k in 0..3 {
+                let n = events.len();
+                events.push((n, format!("{d} {u} login k={k}"), p));
+            }
+        }
+        let n = events.len() - 5;
+        events.push((n, events[n].1.clone(), events[n].2));
+    }
+    for i in (1..events.len()).step_by(7) {
+        events.swap(i - 1, i);
+    }
+
+    for base_every in [1, 3, usize::MAX] {
+        let mut engine = Engine::new(&profile, cfg);
+        engine.log_ids();
+        let mut sums = Sums::default();
+        let mut segments: Vec<Vec<u8>> = Vec::new();
+        let mut checkpoints = 0;
+        for (i, (n, spec, p)) in events.iter().enumerate() {
+            feed(&mut engine, *n, spec, *p);
+            if i % 10 != 9 {
+                continue;
+            }
+            engine.flush(&mut sums);
+            if i == 300 {
+                // a rebalance: partition 1 leaves, then comes back with the
+                // state another instance kept of it
+                let other = Engine::restore(&profile, &engine.snapshot()).unwrap();
+                assert!(engine.release(|p| p == 1) > 0);
+                engine.absorb(other, &[1].into_iter().collect());
+            }
+            checkpoints += 1;
+            let snapshot = engine.snapshot_without_ids_into(Vec::new());
+            let segment = engine.take_ids(checkpoints % base_every == 0);
+            if segment.base {
+                segments.clear();
+            }
+            segments.push(segment.bytes);
+            let parts: Vec<&[u8]> = segments.iter().map(Vec::as_slice).collect();
+            let restored = Engine::restore_with_ids(&profile, &snapshot, &parts).unwrap();
+            assert_eq!(
+                restored.state.seen, engine.state.seen,
+                "checkpoint {checkpoints}, a base every {base_every}"
+            );
+            if checkpoints % 4 == 0 {
+                // the restored engine goes on from the same segments
+                engine = restored;
+                engine.log_ids();
+            }
+        }
+        // ids were forgotten along the way, and segments were kept apart
+        assert!(engine.stats().remembered_ids < events.len() / 2);
+        if base_every == usize::MAX {
+            assert!(segments.len() > 10, "{}", segments.len());
+        }
+    }
+
+    // a snapshot without its ids is not restored without its segments
+    let engine = Engine::new(&profile, cfg);
+    let snapshot = engine.snapshot_without_ids_into(Vec::new());
+    let err = Engine::restore(&profile, &snapshot)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("id segments"), "{err}");
+    assert!(Engine::restore_with_ids(&profile, &engine.snapshot(), &[&[0; 8]]).is_err());
 }
