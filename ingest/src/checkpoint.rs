@@ -10,6 +10,17 @@
 //! (removed at the next start); a crash after it leaves files the checkpoint
 //! lists, which the next start publishes (roll forward). Either way the lake
 //! and the offsets agree.
+//!
+//! A Kafka replica keeps the engine's remembered event ids (most of its
+//! state) apart, in *id segments* beside its checkpoint,
+//! `<instance>.<seq>.ids`: each checkpoint writes one segment, with the ids
+//! remembered since the last one, or, from time to time, a base with all of
+//! them; a checkpoint lists the last base and the segments after it, which
+//! the engine's snapshot is restored with ([`Engine::restore_with_ids`]). A
+//! checkpoint thus writes what changed of the ids, not all of them. A segment
+//! a base leaves out is removed once the checkpoint after that base is
+//! durable (another instance taking partitions over may still be reading the
+//! one before); one that no checkpoint lists, at the instance's next start.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -41,6 +52,11 @@ const MAGIC_2: &[u8; 8] = b"HYCKPT02";
 /// that the snapshot (large) can be written and synced before the body (the
 /// files of the flush) is known ([`Checkpoint::begin`]).
 const MAGIC_3: &[u8; 8] = b"HYCKPT03";
+/// Layout 4 (written now): as layout 3, the body followed by the list of id
+/// segments.
+const MAGIC_4: &[u8; 8] = b"HYCKPT04";
+/// An id segment: magic, the checksum of the rest, the engine's id records.
+const IDS_MAGIC: &[u8; 8] = b"HYIDS001";
 /// Magic, the body's length, the checksum of everything after the header.
 const HEADER: usize = 24;
 
@@ -71,6 +87,39 @@ pub struct Checkpoint {
     /// The engine snapshot (stored as raw bytes, before the rest).
     #[serde(skip)]
     pub engine: Vec<u8>,
+    /// The id segments of the snapshot, the last base first (stored after
+    /// the body); none when the snapshot holds its remembered ids.
+    #[serde(skip)]
+    pub ids: Vec<IdsFile>,
+    /// The bytes of the last of `ids` ([`crate::engine::IdSegment`]), for
+    /// [`Checkpoint::store`] to write first; `None`: written before.
+    #[serde(skip)]
+    pub new_ids: Option<Vec<u8>>,
+    /// Id segments to remove once this checkpoint is durable.
+    #[serde(skip)]
+    pub retire: Vec<String>,
+}
+
+/// An id segment a checkpoint lists.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdsFile {
+    /// Its file name in the checkpoint's folder ([`ids_file`]).
+    pub name: String,
+    /// The ids it holds.
+    pub records: u64,
+}
+
+/// The name of the id segment `instance` writes with its checkpoint `seq`.
+pub fn ids_file(instance: &str, seq: u64) -> String {
+    format!("{instance}.{seq:010}.ids")
+}
+
+/// Whether `name` is the name of an id segment of `instance`.
+fn is_ids_file_of(name: &str, instance: &str) -> bool {
+    name.strip_prefix(instance)
+        .and_then(|n| n.strip_prefix('.'))
+        .and_then(|n| n.strip_suffix(".ids"))
+        .is_some_and(|seq| seq.len() == 10 && seq.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// A checkpoint file that cannot be used.
@@ -140,7 +189,8 @@ pub fn resume(
         Some(c) => {
             let published = c.roll_forward(lake)?;
             let snapshot = std::mem::take(&mut c.engine);
-            let engine = restore_engine(profile, &snapshot, cfg).map_err(|error| {
+            let ids = c.read_ids(dir)?;
+            let engine = restore_engine(profile, &snapshot, &ids, cfg).map_err(|error| {
                 CheckpointError::Restore {
                     path: file(dir, instance).display().to_string(),
                     error,
@@ -150,6 +200,11 @@ pub fn resume(
         }
         None => (Engine::new(profile, cfg), 0),
     };
+    let listed = last.as_ref().map(|c| c.ids.as_slice()).unwrap_or_default();
+    remove_unlisted_ids(dir, instance, listed).map_err(|error| CheckpointError::Clean {
+        path: dir.display().to_string(),
+        error,
+    })?;
     let keep = last
         .as_ref()
         .map(|c| c.staged.as_slice())
@@ -202,7 +257,41 @@ impl Checkpoint {
             partitions: BTreeMap::new(),
             staged: Vec::new(),
             engine: Vec::new(),
+            ids: Vec::new(),
+            new_ids: None,
+            retire: Vec::new(),
         }
+    }
+
+    /// The bytes of the id segments this checkpoint lists, in order.
+    pub fn read_ids(&self, dir: &Path) -> Result<Vec<Vec<u8>>, CheckpointError> {
+        self.ids
+            .iter()
+            .map(|f| {
+                let path = dir.join(&f.name);
+                let bytes = std::fs::read(&path).map_err(|source| CheckpointError::Read {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+                let corrupt = |why: &str| CheckpointError::Corrupt {
+                    path: path.display().to_string(),
+                    why: why.to_owned(),
+                };
+                let (magic, rest) = bytes
+                    .split_first_chunk::<8>()
+                    .ok_or_else(|| corrupt("not an id segment"))?;
+                if magic != IDS_MAGIC {
+                    return Err(corrupt("not an id segment"));
+                }
+                let (sum, records) = rest
+                    .split_first_chunk::<8>()
+                    .ok_or_else(|| corrupt("truncated"))?;
+                if xxhash_rust::xxh3::xxh3_64(records) != u64::from_le_bytes(*sum) {
+                    return Err(corrupt("checksum mismatch"));
+                }
+                Ok(records.to_vec())
+            })
+            .collect()
     }
 
     fn decode(path: &Path, bytes: &[u8]) -> Result<Checkpoint, CheckpointError> {
@@ -217,6 +306,7 @@ impl Checkpoint {
             m if m == MAGIC_1 => 1,
             m if m == MAGIC_2 => 2,
             m if m == MAGIC_3 => 3,
+            m if m == MAGIC_4 => 4,
             _ => return Err(corrupt("not a huoyue checkpoint")),
         };
         let len = u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes")) as usize;
@@ -230,13 +320,17 @@ impl Checkpoint {
         }
         // layout 1: the body, the snapshot postcard-encoded as its last
         // field; layout 2: the body, the snapshot's bytes; layout 3: the
-        // snapshot's bytes, the body
+        // snapshot's bytes, the body; layout 4: as 3, the id segments after
+        // the body
         let (engine, body) = match layout {
-            3 => rest.split_at(rest.len() - len),
+            3 | 4 => rest.split_at(rest.len() - len),
             _ => (&[][..], rest),
         };
-        let (mut c, tail): (Checkpoint, &[u8]) =
+        let (mut c, mut tail): (Checkpoint, &[u8]) =
             postcard::take_from_bytes(body).map_err(|e| corrupt(&e.to_string()))?;
+        if layout == 4 {
+            (c.ids, tail) = postcard::take_from_bytes(tail).map_err(|e| corrupt(&e.to_string()))?;
+        }
         c.engine = match layout {
             1 => postcard::from_bytes(tail).map_err(|e| corrupt(&e.to_string()))?,
             2 => tail.to_vec(),
@@ -250,10 +344,25 @@ impl Checkpoint {
     }
 
     /// Writes this checkpoint as `dir/<instance>.ckpt`, atomically and
-    /// durably; returns its size in bytes.
+    /// durably, its new id segment first; then removes the segments it
+    /// retires. Returns the bytes written (checkpoint and segment).
     pub fn store(&self, dir: &Path) -> Result<u64, CheckpointError> {
-        Checkpoint::write_snapshot(dir, &self.instance, |w| w.write_all(&self.engine), false)?
-            .finish(self)
+        let mut bytes = 0;
+        if let (Some(ids), Some(f)) = (&self.new_ids, self.ids.last()) {
+            bytes += write_ids(dir, &f.name, ids)?;
+        }
+        bytes +=
+            Checkpoint::write_snapshot(dir, &self.instance, |w| w.write_all(&self.engine), false)?
+                .finish(self)?;
+        for name in &self.retire {
+            match std::fs::remove_file(dir.join(name)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                // the next start removes what no checkpoint lists
+                Err(e) => tracing::warn!("cannot remove the id segment {name}: {e}"),
+            }
+        }
+        Ok(bytes)
     }
 
     /// Begins `dir/<instance>.ckpt`: `snapshot` writes the engine snapshot
@@ -411,15 +520,61 @@ pub fn remove_unlisted(
     Ok(removed)
 }
 
-/// The engine of a checkpoint. It keeps the allowed lateness it was built
+/// Writes the id segment `name` in `dir` durably (file and folder synced);
+/// returns its size. Until a checkpoint lists it, nothing reads it.
+fn write_ids(dir: &Path, name: &str, records: &[u8]) -> Result<u64, CheckpointError> {
+    let path = dir.join(name);
+    let written = (|| {
+        std::fs::create_dir_all(dir)?;
+        let mut file = File::create(&path)?;
+        file.write_all(IDS_MAGIC)?;
+        file.write_all(&xxhash_rust::xxh3::xxh3_64(records).to_le_bytes())?;
+        file.write_all(records)?;
+        file.sync_all()?;
+        sync_dir(dir)
+    })();
+    written.map_err(|source| {
+        let _ = std::fs::remove_file(&path);
+        CheckpointError::Write {
+            path: path.display().to_string(),
+            source,
+        }
+    })?;
+    Ok((IDS_MAGIC.len() + 8 + records.len()) as u64)
+}
+
+/// Removes the id segments of `instance` in `dir` that `keep` does not list:
+/// those a base left out, and any a stopped run wrote after its last
+/// checkpoint.
+fn remove_unlisted_ids(dir: &Path, instance: &str, keep: &[IdsFile]) -> std::io::Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if is_ids_file_of(name, instance) && !keep.iter().any(|f| f.name == name) {
+            std::fs::remove_file(entry.path())?;
+        }
+    }
+    Ok(())
+}
+
+/// The engine of a checkpoint, its remembered ids read from the segments
+/// `ids` if it keeps them apart. It keeps the allowed lateness it was built
 /// with: its state before the window is final, so a longer lateness could not
 /// be honoured, and a changed `cfg` is only reported.
 pub fn restore_engine(
     profile: &Profile,
     snapshot: &[u8],
+    ids: &[Vec<u8>],
     cfg: EngineConfig,
 ) -> Result<Engine, RestoreError> {
-    let engine = Engine::restore(profile, snapshot)?;
+    let ids: Vec<&[u8]> = ids.iter().map(Vec::as_slice).collect();
+    let engine = Engine::restore_with_ids(profile, snapshot, &ids)?;
     let kept = engine.config().lateness_days;
     if kept != cfg.lateness_days {
         tracing::warn!(
@@ -471,10 +626,11 @@ impl Begun {
         let path = || self.dest.display().to_string();
         let written = (|| {
             let body = postcard::to_stdvec(ckpt).expect("a checkpoint serializes");
+            let body = postcard::to_extend(&ckpt.ids, body).expect("a list serializes");
             self.file.write_all(&body)?;
             self.sum.update(&body);
             let mut header = Vec::with_capacity(HEADER);
-            header.extend_from_slice(MAGIC_3);
+            header.extend_from_slice(MAGIC_4);
             header.extend_from_slice(&(body.len() as u64).to_le_bytes());
             header.extend_from_slice(&self.sum.digest().to_le_bytes());
             self.file.write_all_at(&header, 0)?;
@@ -621,7 +777,79 @@ mod tests {
         assert_eq!((all[0].seq, &all[0].staged), (2, &c.staged));
         assert_eq!(all[0].engine, vec![9; 100]);
         let bytes = std::fs::read(dir.path().join("a.ckpt")).unwrap();
-        assert_eq!(&bytes[..8], MAGIC_3);
+        assert_eq!(&bytes[..8], MAGIC_4);
+    }
+
+    /// A checkpoint writes its new id segment before itself and lists its
+    /// segments; they read back whole; one damaged is corrupt, one missing is
+    /// named; retired segments go once it is durable, and a resume removes
+    /// the instance's segments no checkpoint lists, not another instance's.
+    #[test]
+    fn id_segments_are_written_listed_read_and_retired() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let mut c = Checkpoint::new("a", "events");
+        for seq in 1..=3u64 {
+            c.seq = seq;
+            c.ids.push(IdsFile {
+                name: ids_file("a", seq),
+                records: seq,
+            });
+            c.new_ids = Some(vec![seq as u8; 10 * seq as usize]);
+            c.store(d).unwrap();
+        }
+        assert_eq!(ids_file("a", 3), "a.0000000003.ids");
+        let loaded = Checkpoint::load_all(d).unwrap().remove(0);
+        assert_eq!(loaded.ids, c.ids);
+        let ids = loaded.read_ids(d).unwrap();
+        assert_eq!(ids, vec![vec![1; 10], vec![2; 20], vec![3; 30]]);
+
+        // a base: the earlier segments are retired by the next checkpoint
+        c.seq = 4;
+        c.ids = vec![IdsFile {
+            name: ids_file("a", 4),
+            records: 6,
+        }];
+        c.new_ids = Some(vec![4; 40]);
+        c.store(d).unwrap();
+        assert!(
+            d.join(ids_file("a", 1)).exists(),
+            "kept one checkpoint more"
+        );
+        c.seq = 5;
+        c.new_ids = None;
+        c.retire = (1..=3).map(|seq| ids_file("a", seq)).collect();
+        c.store(d).unwrap();
+        for seq in 1..=3 {
+            assert!(!d.join(ids_file("a", seq)).exists());
+        }
+        let loaded = Checkpoint::load_all(d).unwrap().remove(0);
+        assert_eq!(loaded.read_ids(d).unwrap(), vec![vec![4; 40]]);
+
+        // damaged, then missing
+        let path = d.join(ids_file("a", 4));
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[20] ^= 1;
+        std::fs::write(&path, &bytes).unwrap();
+        let err = loaded.read_ids(d).unwrap_err().to_string();
+        assert!(
+            err.contains("a.0000000004.ids") && err.contains("checksum"),
+            "{err}"
+        );
+        std::fs::remove_file(&path).unwrap();
+        let err = loaded.read_ids(d).unwrap_err().to_string();
+        assert!(err.contains("a.0000000004.ids"), "{err}");
+
+        // at a resume, unlisted segments of the instance go, others stay
+        for name in [ids_file("a", 9), ids_file("a.b", 1), ids_file("ab", 1)] {
+            std::fs::write(d.join(name), b"x").unwrap();
+        }
+        std::fs::write(&path, b"x").unwrap();
+        remove_unlisted_ids(d, "a", &loaded.ids).unwrap();
+        assert!(path.exists());
+        assert!(!d.join(ids_file("a", 9)).exists());
+        assert!(d.join(ids_file("a.b", 1)).exists());
+        assert!(d.join(ids_file("ab", 1)).exists());
     }
 
     #[test]

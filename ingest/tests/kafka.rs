@@ -15,6 +15,7 @@ use arrow::datatypes::{Int32Type, Int64Type};
 
 use broker::{Broker, Service, ServiceArgs, keyed_lines, wait_caught_up};
 use common::*;
+use huoyue_ingest::checkpoint::{self, Checkpoint};
 use huoyue_ingest::engine::{Engine, EngineConfig};
 use huoyue_ingest::lake_writer::LakeWriter;
 use huoyue_ingest::pipeline::Pipeline;
@@ -455,6 +456,38 @@ fn sigkill_at_random_moments_loses_and_doubles_nothing() {
     );
 
     assert_same_as_file_mode(lake.path(), &input);
+    // the remembered ids went to id segments, most of them not a base (a
+    // segment per checkpoint holds what came since the one before), and the
+    // folder holds the segments the checkpoint lists and at most those the
+    // last base left out
+    let dir = checkpoint::dir(lake.path(), "g", TOPIC);
+    let ckpt = Checkpoint::load_all(&dir).unwrap().remove(0);
+    assert!(ckpt.ids.len() > 1, "{:?}", ckpt.ids);
+    let listed: u64 = ckpt.ids.iter().map(|f| f.records).sum();
+    let restored = Engine::restore_with_ids(
+        &Profile::builtin("zhejiang-2018").unwrap(),
+        &ckpt.engine,
+        &ckpt
+            .read_ids(&dir)
+            .unwrap()
+            .iter()
+            .map(Vec::as_slice)
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    let live = restored.remembered_ids() as u64;
+    assert!(live > 0 && listed >= live, "{listed} records, {live} ids");
+    let on_disk = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".ids")
+        })
+        .count();
+    assert!(on_disk >= ckpt.ids.len(), "{on_disk} segments");
 }
 
 /// The first half of the conformance case read by instance `one` of group

@@ -232,14 +232,19 @@ fn a_real_prometheus_scraping_the_ingest_answers_every_dashboard_query() {
         last >= idle_since.floor() + 1.0,
         "{last} vs idle since {idle_since}"
     );
-    // the sizing figures are the real ones: the last checkpoint's size on
-    // disk (no new one while idle), every accepted event's id remembered
-    // (the conformance case has none late), the process's memory under its
-    // limit
+    // the sizing figures are the real ones: what the last checkpoint wrote
+    // (no new one while idle): its file and its id segment, the last it
+    // lists; every accepted event's id remembered (the conformance case has
+    // none late), the process's memory under its limit
     let value = |name: &str| metric(&text, name).unwrap_or_else(|| panic!("no {name} in {text}"));
-    let ckpt = lake.path().join("_checkpoints/g/events/one.ckpt");
-    let on_disk = std::fs::metadata(&ckpt).unwrap().len();
-    assert_eq!(value("huoyue_checkpoint_bytes"), on_disk as f64);
+    let dir = lake.path().join("_checkpoints/g/events");
+    let ckpt = huoyue_ingest::checkpoint::Checkpoint::load_all(&dir)
+        .unwrap()
+        .remove(0);
+    let segment = &ckpt.ids.last().expect("an id segment").name;
+    let written = std::fs::metadata(dir.join("one.ckpt")).unwrap().len()
+        + std::fs::metadata(dir.join(segment)).unwrap().len();
+    assert_eq!(value("huoyue_checkpoint_bytes"), written as f64);
     assert_eq!(value("huoyue_engine_remembered_ids"), 12_309.0);
     let resident = value("huoyue_resident_memory_bytes");
     assert!(resident > 1e6, "{resident}");
@@ -263,7 +268,7 @@ fn a_real_prometheus_scraping_the_ingest_answers_every_dashboard_query() {
     );
     assert_eq!(
         metric(&text, "huoyue_checkpoint_bytes"),
-        Some(std::fs::metadata(&ckpt).unwrap().len() as f64)
+        Some(written as f64)
     );
     assert!(metric(&text, "huoyue_engine_users").unwrap() > 0.0);
     assert!(

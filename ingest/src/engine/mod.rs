@@ -1143,6 +1143,11 @@ impl Engine {
         self.state.seen.reserve(ids);
     }
 
+    /// Event ids remembered to catch duplicates.
+    pub fn remembered_ids(&self) -> usize {
+        self.state.seen.len()
+    }
+
     /// Sizes of the state, for metrics and the benchmark.
     pub fn stats(&self) -> EngineStats {
         let st = &self.state;

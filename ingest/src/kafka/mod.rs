@@ -37,7 +37,7 @@ use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
 
 use huoyue_schemas::profile::Profile;
 
-use crate::checkpoint::{self, Checkpoint, Mark};
+use crate::checkpoint::{self, Checkpoint, IdsFile, Mark};
 use crate::engine::{Engine, EngineConfig};
 use crate::lake_writer::{LakeWriter, WrittenFile};
 use crate::metrics::Metrics;
@@ -209,6 +209,11 @@ struct Service {
     dlq_failures: u64,
     /// The last stored checkpoint's snapshot buffer, for the next snapshot.
     spare_snapshot: Vec<u8>,
+    /// The id segments of the last checkpoint: the last base, then those after it.
+    ids_files: Vec<IdsFile>,
+    /// Id segments the last base left out, removed once the next checkpoint
+    /// is durable.
+    retiring: Vec<String>,
     /// Buffers of scored chunks, for the next ones ([`decode_parallel`]).
     spare_bytes: Vec<Vec<u8>>,
     metrics: Metrics,
@@ -519,13 +524,30 @@ impl Service {
             return Err(e.into());
         }
         self.seq += 1;
+        // the snapshot without the remembered ids, which go to an id segment:
+        // those remembered since the last checkpoint, or all of them when the
+        // segments listed hold too many forgotten ones, or are too many
+        let engine = self.pipeline.engine_mut();
+        let snapshot = engine.snapshot_without_ids_into(std::mem::take(&mut self.spare_snapshot));
+        let listed: u64 = self.ids_files.iter().map(|f| f.records).sum();
+        let live = engine.remembered_ids() as u64;
+        let base = self.ids_files.len() >= MAX_ID_SEGMENTS || listed > 2 * live + (1 << 16);
+        let segment = engine.take_ids(base);
+        let retire = std::mem::take(&mut self.retiring);
+        if segment.base {
+            self.retiring = self.ids_files.drain(..).map(|f| f.name).collect();
+        }
+        self.ids_files.push(IdsFile {
+            name: checkpoint::ids_file(&self.opts.instance, self.seq),
+            records: segment.records,
+        });
         let ckpt = Checkpoint {
             seq: self.seq,
             partitions: self.positions.clone(),
-            engine: self
-                .pipeline
-                .engine()
-                .snapshot_into(std::mem::take(&mut self.spare_snapshot)),
+            engine: snapshot,
+            ids: self.ids_files.clone(),
+            new_ids: Some(segment.bytes),
+            retire,
             ..Checkpoint::new(&self.opts.instance, &self.opts.topic)
         };
         drop(flush_span);
@@ -776,7 +798,9 @@ impl Service {
         for (i, parts) in take {
             let c = &all[i];
             c.roll_forward(&self.lake)?;
-            let theirs = Engine::restore(&self.profile, &c.engine)?;
+            let ids = c.read_ids(&self.checkpoint_dir())?;
+            let ids: Vec<&[u8]> = ids.iter().map(Vec::as_slice).collect();
+            let theirs = Engine::restore_with_ids(&self.profile, &c.engine, &ids)?;
             tracing::info!(
                 from = %c.instance,
                 partitions = ?parts,
@@ -789,6 +813,10 @@ impl Service {
         Ok(())
     }
 }
+
+/// Id segments a checkpoint lists at most: the next is a base. (At one
+/// checkpoint every 10 s, a base every three hours at least.)
+const MAX_ID_SEGMENTS: usize = 1024;
 
 /// Messages polled per batch handed to the scoring thread, at most.
 const MAX_BATCH: usize = 20_000;
@@ -1142,12 +1170,23 @@ pub fn run(
         );
     }
     let seq = resumed.last.as_ref().map_or(0, |c| c.seq);
-    let engine = resumed.engine;
+    let ids_files = resumed
+        .last
+        .as_ref()
+        .map(|c| c.ids.clone())
+        .unwrap_or_default();
+    let mut engine = resumed.engine;
+    // the ids remembered from now on go to the next checkpoint's id segment
+    engine.log_ids();
     // the state as restored, before any event comes (a quiet restart would
     // show none until its first checkpoint)
     metrics.engine(&engine.stats());
-    if let Ok(f) = std::fs::metadata(checkpoint::file(&ckpt_dir, &opts.instance)) {
-        metrics.checkpoint_bytes.set(f.len() as i64);
+    // what the last checkpoint wrote: its file and its id segment
+    if let Some(c) = &resumed.last {
+        let size = |path: PathBuf| std::fs::metadata(path).map_or(0, |m| m.len());
+        let file = size(checkpoint::file(&ckpt_dir, &opts.instance));
+        let segment = c.ids.last().map_or(0, |f| size(ckpt_dir.join(&f.name)));
+        metrics.checkpoint_bytes.set((file + segment) as i64);
     }
     let run_id = now_micros();
     let writer = LakeWriter::open(lake, &format!("{prefix}{run_id}"))?.stage_only();
@@ -1233,6 +1272,8 @@ pub fn run(
         producer: Arc::clone(&producer),
         dlq_failures: 0,
         spare_snapshot: Vec::new(),
+        ids_files,
+        retiring: Vec::new(),
         spare_bytes: Vec::new(),
         metrics: metrics.clone(),
         failed: None,
