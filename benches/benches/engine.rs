@@ -2,8 +2,10 @@
 //! of time, and the engine's state bytes per active user. The decoder is measured
 //! beside it as the peer that feeds it. The engine runs twice: growing its
 //! event-id table from empty, and with the table sized ahead for the month's
-//! events, as file mode sizes it from the input's bytes. Run: `cargo bench -p
-//! huoyue-benches`.
+//! events, as file mode sizes it from the input's bytes. It also prints the
+//! bytes the Kafka service's checkpoints would write over the month, one every
+//! 4,096 events, with the remembered ids in id segments against the whole
+//! state each time. Run: `cargo bench -p huoyue-benches`.
 
 use std::hint::black_box;
 
@@ -75,6 +77,25 @@ fn run_engine(profile: &Profile, chunks: &[DecodedChunk], reserve: usize) -> Eng
     engine
 }
 
+/// The bytes of a checkpoint after each of `chunks`: the whole
+/// snapshot each time (the peer), and the snapshot without the remembered ids
+/// plus the id segment of the ids since the last one (the Kafka service).
+fn checkpoint_bytes(profile: &Profile, chunks: &[DecodedChunk]) -> (usize, usize) {
+    let mut engine = Engine::new(profile, EngineConfig::default());
+    engine.log_ids();
+    let mut sink = Discard(0);
+    let (mut whole, mut segmented) = (0, 0);
+    for c in chunks {
+        let rows = EventRows::new(&c.batch).unwrap();
+        engine.process_rows(&rows, &c.keys, |_| FILE_SOURCE, |_, _, _| {});
+        engine.flush(&mut sink);
+        whole += engine.snapshot().len();
+        segmented += engine.snapshot_without_ids_into(Vec::new()).len();
+        segmented += engine.take_ids(false).bytes.len();
+    }
+    (whole, segmented)
+}
+
 fn bench(c: &mut Criterion) {
     let profile = Profile::builtin("zhejiang-2018").unwrap();
     let (data, spans) = month();
@@ -103,6 +124,23 @@ fn bench(c: &mut Criterion) {
         stats.ids_bytes,
         stats.ids_bytes as f64 / stats.remembered_ids.max(1) as f64,
         stats.activity_bytes,
+    );
+
+    let small: Vec<DecodedChunk> = spans
+        .chunks(4096)
+        .map(|s| {
+            let (bytes, rebased) = sub_chunk(&data, s, Vec::new());
+            decode_chunk(bytes, &rebased, "bench".into(), NOW)
+        })
+        .collect();
+    let (whole, segmented) = checkpoint_bytes(&profile, &small);
+    eprintln!(
+        "{} checkpoints, one every 4,096 events: {:.1} MB written with the whole state each \
+         time, {:.1} MB with the remembered ids in id segments ({:.2}x fewer)",
+        small.len(),
+        whole as f64 / 1e6,
+        segmented as f64 / 1e6,
+        whole as f64 / segmented as f64
     );
 
     let mut g = c.benchmark_group("county-month");
