@@ -241,6 +241,14 @@ pub fn lock_instance(dir: &Path, instance: &str) -> std::io::Result<Option<Parti
     PartitionLock::try_acquire_file(&instance_lock(dir, instance))
 }
 
+/// The lock file the reader of `partition` of `topic` into `lake` holds,
+/// whatever its group: `LAKE/_checkpoints/<topic>@<partition>.lock` (`@` is
+/// in no group's name, so it is no group's folder).
+pub fn partition_lock(lake: &Path, topic: &str, partition: i32) -> PathBuf {
+    lake.join(CHECKPOINTS)
+        .join(format!("{topic}@{partition}.lock"))
+}
+
 /// The checkpoint folder of a group and topic.
 pub fn dir(lake: &Path, group: &str, topic: &str) -> PathBuf {
     lake.join(CHECKPOINTS).join(group).join(topic)

@@ -720,6 +720,80 @@ fn two_instances(partitions: Option<(&str, &str)>) {
     assert_same_as_file_mode(lake.path(), &input);
 }
 
+/// Waits (40 s at most) for `svc`, whose log is `log`, to exit 1; the log's
+/// last line.
+fn exits_with_error(svc: &mut Service, log: &Path, who: &str, logs: &dyn Fn() -> String) -> String {
+    let started = Instant::now();
+    let status = loop {
+        if let Some(s) = svc.exited() {
+            break s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(40),
+            "{who} went on\n{}",
+            logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(1), "{}", logs());
+    let text = std::fs::read_to_string(log).unwrap();
+    text.trim_end()
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Two instances told to read one partition into one lake would write its
+/// events twice: the second is refused with a one-line error naming the
+/// partition, the first goes on and the lake holds every event once; once
+/// the first is gone, the second takes the partition over.
+#[test]
+fn instances_whose_partitions_overlap_are_refused() {
+    let broker = setup(4);
+    let input = conformance().join("events.ndjson");
+    broker.produce(TOPIC, &keyed_lines(&input));
+    let lake = tempfile::tempdir().unwrap();
+    let two = TwoLogs::new(lake.path());
+    let logs = || two.text();
+    let a_args = group_args(lake.path(), &broker, "a", &["--partitions", "0,1,2,3"]);
+    let a = Service::start(&a_args, &two.a);
+    wait_said(&logs, "partitions assigned", Duration::from_secs(30));
+    let refused = |args: &ServiceArgs<'_>| {
+        let mut b = Service::start(args, &two.b);
+        let last = exits_with_error(&mut b, &two.b, "the second reader", &logs);
+        assert!(
+            last.starts_with("error: partition 3 of topic ")
+                && last.contains("would write its events twice"),
+            "{}",
+            logs()
+        );
+    };
+    let b_args = group_args(lake.path(), &broker, "b", &["--partitions", "3"]);
+    refused(&b_args);
+    // another group, the same lake and topic: the same
+    refused(&ServiceArgs {
+        group: "h",
+        ..group_args(lake.path(), &broker, "c", &["--partitions", "3"])
+    });
+    caught_up(
+        lake.path(),
+        keyed_lines(&input).len(),
+        Duration::from_secs(90),
+        &logs,
+    );
+    assert!(a.terminate(Duration::from_secs(15)).success(), "{}", logs());
+    assert_same_as_file_mode(lake.path(), &input);
+    // a gone, b may read its partition
+    let b = Service::start(&b_args, &two.b);
+    wait_said(
+        &|| std::fs::read_to_string(&two.b).unwrap_or_default(),
+        "partitions assigned",
+        Duration::from_secs(30),
+    );
+    assert!(b.terminate(Duration::from_secs(15)).success(), "{}", logs());
+}
+
 #[test]
 fn two_instances_with_a_fixed_split_write_the_same_lake() {
     two_instances(Some(("0,1", "2,3")));
@@ -842,29 +916,12 @@ fn a_restarted_member_takes_its_partitions_back_at_once_and_a_twin_is_stopped() 
     // the same id on another lake: the broker fences the first
     let elsewhere = dir.path().join("elsewhere");
     let mut b = Service::start(&group_args(&elsewhere, &broker, "a", &long_session), &two.b);
-    let started = Instant::now();
     let mut a = a;
-    let status = loop {
-        if let Some(s) = a.exited() {
-            break s;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(40),
-            "the fenced member went on\n{}",
-            logs()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    assert_eq!(status.code(), Some(1), "{}", logs());
-    let a_log = std::fs::read_to_string(&two.a).unwrap();
+    let last = exits_with_error(&mut a, &two.a, "the fenced member", &logs);
     assert!(
-        a_log
-            .trim_end()
-            .lines()
-            .last()
-            .unwrap_or_default()
-            .starts_with("error: Kafka client stopped for good: "),
-        "{a_log}"
+        last.starts_with("error: Kafka client stopped for good: "),
+        "{}",
+        logs()
     );
     assert!(b.exited().is_none(), "{}", logs());
     assert!(b.terminate(Duration::from_secs(20)).success(), "{}", logs());

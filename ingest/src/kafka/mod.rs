@@ -39,6 +39,7 @@ use huoyue_schemas::profile::Profile;
 
 use crate::checkpoint::{self, Checkpoint, IdsFile, Mark};
 use crate::engine::{Engine, EngineConfig};
+use crate::lake_writer::publish::PartitionLock;
 use crate::lake_writer::{LakeWriter, WrittenFile};
 use crate::metrics::Metrics;
 use crate::pipeline::decode::append_spans;
@@ -96,6 +97,14 @@ pub enum ServiceError {
         "another process with --instance-id {instance} is consuming into this lake (it holds {path}); each instance needs its own id"
     )]
     Busy { instance: String, path: String },
+    #[error(
+        "partition {partition} of topic {topic:?} is being read into this lake by another instance (it holds {path}): two readers of one partition would write its events twice; give the instances' --partitions no partition in common, or let the consumer group split them"
+    )]
+    PartitionBusy {
+        partition: i32,
+        topic: String,
+        path: String,
+    },
     #[error(
         "Kafka client stopped for good: {reason} (is another instance running with --instance-id {instance}? each needs its own)"
     )]
@@ -214,6 +223,8 @@ struct Service {
     /// Id segments the last base left out, removed once the next checkpoint
     /// is durable.
     retiring: Vec<String>,
+    /// The lock of each partition read ([`Service::lock_partitions`]).
+    partition_locks: BTreeMap<i32, PartitionLock>,
     /// Buffers of scored chunks, for the next ones ([`decode_parallel`]).
     spare_bytes: Vec<Vec<u8>>,
     metrics: Metrics,
@@ -361,6 +372,8 @@ impl ConsumerContext for Ctx {
                 }
                 for p in &revoked {
                     svc.positions.remove(p);
+                    // checkpointed: the next owner may read it
+                    svc.partition_locks.remove(p);
                 }
                 if let Err(e) = consumer.unassign() {
                     tracing::error!("unassign: {e}");
@@ -737,13 +750,62 @@ impl Service {
         Ok(())
     }
 
+    /// Takes the lock of each partition of `assigned` ([`checkpoint::partition_lock`]),
+    /// and lets the others go: two instances reading one partition into a lake
+    /// (a `--partitions` given twice, an instance beside a consumer group, or
+    /// two groups) would write its events twice. In a group the
+    /// last owner lets a partition go once the checkpoint of its revocation is
+    /// durable, before the group hands it out again, so a lock still held is
+    /// waited for a while (an owner stalled past its session, not yet gone);
+    /// with `--partitions` it is refused at once.
+    fn lock_partitions(&mut self, assigned: &[i32]) -> Result<(), ServiceError> {
+        self.partition_locks.retain(|p, _| assigned.contains(p));
+        let patience = match self.opts.partitions {
+            Some(_) => Duration::ZERO,
+            None => Duration::from_secs(30),
+        };
+        let started = Instant::now();
+        for &p in assigned {
+            if self.partition_locks.contains_key(&p) {
+                continue;
+            }
+            let path = checkpoint::partition_lock(&self.lake, &self.opts.topic, p);
+            let mut warned = false;
+            let lock = loop {
+                let lock = PartitionLock::try_acquire_file(&path).map_err(|e| {
+                    ServiceError::Other(format!("cannot lock {}: {e}", path.display()))
+                })?;
+                if let Some(lock) = lock {
+                    break lock;
+                }
+                if started.elapsed() >= patience {
+                    return Err(ServiceError::PartitionBusy {
+                        partition: p,
+                        topic: self.opts.topic.clone(),
+                        path: path.display().to_string(),
+                    });
+                }
+                if !std::mem::replace(&mut warned, true) {
+                    tracing::warn!(
+                        partition = p,
+                        "another instance still holds the assigned partition; waiting for it to let go"
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            };
+            self.partition_locks.insert(p, lock);
+        }
+        Ok(())
+    }
+
     /// Decides where each assigned partition starts, taking state over from
     /// another instance's checkpoint where that one is the newest.
     fn assign(&mut self, tpl: &mut TopicPartitionList) -> Result<(), ServiceError> {
         // the checkpoints on disk must include this instance's own
         self.finish_checkpoint(None, true)?;
-        let all = Checkpoint::load_all(&self.checkpoint_dir())?;
         let assigned: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+        self.lock_partitions(&assigned)?;
+        let all = Checkpoint::load_all(&self.checkpoint_dir())?;
         // per foreign checkpoint, the partitions taken from it
         let mut take: BTreeMap<usize, BTreeSet<i32>> = BTreeMap::new();
         for &p in &assigned {
@@ -1274,6 +1336,7 @@ pub fn run(
         spare_snapshot: Vec::new(),
         ids_files,
         retiring: Vec::new(),
+        partition_locks: BTreeMap::new(),
         spare_bytes: Vec::new(),
         metrics: metrics.clone(),
         failed: None,
