@@ -4,7 +4,7 @@
 //! event-id table from empty, and with the table sized ahead for the month's
 //! events, as file mode sizes it from the input's bytes. It also prints the
 //! bytes the Kafka service's checkpoints would write over the month, one every
-//! 4,096 events, with the remembered ids in id segments against the whole
+//! 4,096 events, with segments (what changed since the last) against the whole
 //! state each time. Run: `cargo bench -p huoyue-benches`.
 
 use std::hint::black_box;
@@ -78,11 +78,11 @@ fn run_engine(profile: &Profile, chunks: &[DecodedChunk], reserve: usize) -> Eng
 }
 
 /// The bytes of a checkpoint after each of `chunks`: the whole
-/// snapshot each time (the peer), and the snapshot without the remembered ids
-/// plus the id segment of the ids since the last one (the Kafka service).
+/// snapshot each time (the peer), and the snapshot without its bulk
+/// plus the segment of what changed since the last one (the Kafka service).
 fn checkpoint_bytes(profile: &Profile, chunks: &[DecodedChunk]) -> (usize, usize) {
     let mut engine = Engine::new(profile, EngineConfig::default());
-    engine.log_ids();
+    engine.log_changes();
     let mut sink = Discard(0);
     let (mut whole, mut segmented) = (0, 0);
     for c in chunks {
@@ -90,8 +90,8 @@ fn checkpoint_bytes(profile: &Profile, chunks: &[DecodedChunk]) -> (usize, usize
         engine.process_rows(&rows, &c.keys, |_| FILE_SOURCE, |_, _, _| {});
         engine.flush(&mut sink);
         whole += engine.snapshot().len();
-        segmented += engine.snapshot_without_ids_into(Vec::new()).len();
-        segmented += engine.take_ids(false).bytes.len();
+        segmented += engine.snapshot_without_segments_into(Vec::new()).len();
+        segmented += engine.take_segment(false).bytes.len();
     }
     (whole, segmented)
 }
@@ -136,7 +136,7 @@ fn bench(c: &mut Criterion) {
     let (whole, segmented) = checkpoint_bytes(&profile, &small);
     eprintln!(
         "{} checkpoints, one every 4,096 events: {:.1} MB written with the whole state each \
-         time, {:.1} MB with the remembered ids in id segments ({:.2}x fewer)",
+         time, {:.1} MB with segments of what changed ({:.2}x fewer)",
         small.len(),
         whole as f64 / 1e6,
         segmented as f64 / 1e6,

@@ -11,16 +11,17 @@
 //! lists, which the next start publishes (roll forward). Either way the lake
 //! and the offsets agree.
 //!
-//! A Kafka replica keeps the engine's remembered event ids (most of its
-//! state) apart, in *id segments* beside its checkpoint,
-//! `<instance>.<seq>.ids`: each checkpoint writes one segment, with the ids
-//! remembered since the last one, or, from time to time, a base with all of
-//! them; a checkpoint lists the last base and the segments after it, which
-//! the engine's snapshot is restored with ([`Engine::restore_with_ids`]). A
-//! checkpoint thus writes what changed of the ids, not all of them. A segment
-//! a base leaves out is removed once the checkpoint after that base is
-//! durable (another instance taking partitions over may still be reading the
-//! one before); one that no checkpoint lists, at the instance's next start.
+//! A Kafka replica keeps the bulk of the engine's state (the remembered
+//! event ids, the scored users, the `daily_activity` (day, actor)s written)
+//! apart, in *segments* beside its checkpoint, `<instance>.<seq>.seg`: each
+//! checkpoint writes one segment, with what changed since the last one, or,
+//! from time to time, a base with all of it; a checkpoint lists the last base
+//! and the segments after it, which the engine's snapshot is restored with
+//! ([`Engine::restore_with_segments`]). A checkpoint thus writes what changed,
+//! not the whole state. A segment a base leaves out is removed once the
+//! checkpoint after that base is durable (another instance taking partitions
+//! over may still be reading the one before); one that no checkpoint lists,
+//! at the instance's next start.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -52,11 +53,11 @@ const MAGIC_2: &[u8; 8] = b"HYCKPT02";
 /// that the snapshot (large) can be written and synced before the body (the
 /// files of the flush) is known ([`Checkpoint::begin`]).
 const MAGIC_3: &[u8; 8] = b"HYCKPT03";
-/// Layout 4 (written now): as layout 3, the body followed by the list of id
+/// Layout 4 (written now): as layout 3, the body followed by the list of
 /// segments.
 const MAGIC_4: &[u8; 8] = b"HYCKPT04";
-/// An id segment: magic, the checksum of the rest, the engine's id records.
-const IDS_MAGIC: &[u8; 8] = b"HYIDS001";
+/// A segment: magic, the checksum of the rest, the engine's records.
+const SEGMENT_MAGIC: &[u8; 8] = b"HYSEG001";
 /// Magic, the body's length, the checksum of everything after the header.
 const HEADER: usize = 24;
 
@@ -87,38 +88,38 @@ pub struct Checkpoint {
     /// The engine snapshot (stored as raw bytes, before the rest).
     #[serde(skip)]
     pub engine: Vec<u8>,
-    /// The id segments of the snapshot, the last base first (stored after
-    /// the body); none when the snapshot holds its remembered ids.
+    /// The segments of the snapshot, the last base first (stored after the
+    /// body); none when the snapshot holds the whole state.
     #[serde(skip)]
-    pub ids: Vec<IdsFile>,
-    /// The bytes of the last of `ids` ([`crate::engine::IdSegment`]), for
+    pub segments: Vec<SegmentFile>,
+    /// The bytes of the last of `ids` ([`crate::engine::Segment`]), for
     /// [`Checkpoint::store`] to write first; `None`: written before.
     #[serde(skip)]
-    pub new_ids: Option<Vec<u8>>,
+    pub new_segment: Option<Vec<u8>>,
     /// Id segments to remove once this checkpoint is durable.
     #[serde(skip)]
     pub retire: Vec<String>,
 }
 
-/// An id segment a checkpoint lists.
+/// A segment a checkpoint lists.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct IdsFile {
-    /// Its file name in the checkpoint's folder ([`ids_file`]).
+pub struct SegmentFile {
+    /// Its file name in the checkpoint's folder ([`segment_file`]).
     pub name: String,
-    /// The ids it holds.
+    /// The records it holds ([`crate::engine::Segment::records`]).
     pub records: u64,
 }
 
-/// The name of the id segment `instance` writes with its checkpoint `seq`.
-pub fn ids_file(instance: &str, seq: u64) -> String {
-    format!("{instance}.{seq:010}.ids")
+/// The name of the segment `instance` writes with its checkpoint `seq`.
+pub fn segment_file(instance: &str, seq: u64) -> String {
+    format!("{instance}.{seq:010}.seg")
 }
 
-/// Whether `name` is the name of an id segment of `instance`.
-fn is_ids_file_of(name: &str, instance: &str) -> bool {
+/// Whether `name` is the name of a segment of `instance`.
+fn is_segment_of(name: &str, instance: &str) -> bool {
     name.strip_prefix(instance)
         .and_then(|n| n.strip_prefix('.'))
-        .and_then(|n| n.strip_suffix(".ids"))
+        .and_then(|n| n.strip_suffix(".seg"))
         .is_some_and(|seq| seq.len() == 10 && seq.bytes().all(|b| b.is_ascii_digit()))
 }
 
@@ -189,7 +190,7 @@ pub fn resume(
         Some(c) => {
             let published = c.roll_forward(lake)?;
             let snapshot = std::mem::take(&mut c.engine);
-            let ids = c.read_ids(dir)?;
+            let ids = c.read_segments(dir)?;
             let engine = restore_engine(profile, &snapshot, &ids, cfg).map_err(|error| {
                 CheckpointError::Restore {
                     path: file(dir, instance).display().to_string(),
@@ -200,8 +201,11 @@ pub fn resume(
         }
         None => (Engine::new(profile, cfg), 0),
     };
-    let listed = last.as_ref().map(|c| c.ids.as_slice()).unwrap_or_default();
-    remove_unlisted_ids(dir, instance, listed).map_err(|error| CheckpointError::Clean {
+    let listed = last
+        .as_ref()
+        .map(|c| c.segments.as_slice())
+        .unwrap_or_default();
+    remove_unlisted_segments(dir, instance, listed).map_err(|error| CheckpointError::Clean {
         path: dir.display().to_string(),
         error,
     })?;
@@ -265,15 +269,15 @@ impl Checkpoint {
             partitions: BTreeMap::new(),
             staged: Vec::new(),
             engine: Vec::new(),
-            ids: Vec::new(),
-            new_ids: None,
+            segments: Vec::new(),
+            new_segment: None,
             retire: Vec::new(),
         }
     }
 
-    /// The bytes of the id segments this checkpoint lists, in order.
-    pub fn read_ids(&self, dir: &Path) -> Result<Vec<Vec<u8>>, CheckpointError> {
-        self.ids
+    /// The bytes of the segments this checkpoint lists, in order.
+    pub fn read_segments(&self, dir: &Path) -> Result<Vec<Vec<u8>>, CheckpointError> {
+        self.segments
             .iter()
             .map(|f| {
                 let path = dir.join(&f.name);
@@ -287,9 +291,9 @@ impl Checkpoint {
                 };
                 let (magic, rest) = bytes
                     .split_first_chunk::<8>()
-                    .ok_or_else(|| corrupt("not an id segment"))?;
-                if magic != IDS_MAGIC {
-                    return Err(corrupt("not an id segment"));
+                    .ok_or_else(|| corrupt("not a segment"))?;
+                if magic != SEGMENT_MAGIC {
+                    return Err(corrupt("not a segment"));
                 }
                 let (sum, records) = rest
                     .split_first_chunk::<8>()
@@ -328,7 +332,7 @@ impl Checkpoint {
         }
         // layout 1: the body, the snapshot postcard-encoded as its last
         // field; layout 2: the body, the snapshot's bytes; layout 3: the
-        // snapshot's bytes, the body; layout 4: as 3, the id segments after
+        // snapshot's bytes, the body; layout 4: as 3, the segments after
         // the body
         let (engine, body) = match layout {
             3 | 4 => rest.split_at(rest.len() - len),
@@ -337,7 +341,8 @@ impl Checkpoint {
         let (mut c, mut tail): (Checkpoint, &[u8]) =
             postcard::take_from_bytes(body).map_err(|e| corrupt(&e.to_string()))?;
         if layout == 4 {
-            (c.ids, tail) = postcard::take_from_bytes(tail).map_err(|e| corrupt(&e.to_string()))?;
+            (c.segments, tail) =
+                postcard::take_from_bytes(tail).map_err(|e| corrupt(&e.to_string()))?;
         }
         c.engine = match layout {
             1 => postcard::from_bytes(tail).map_err(|e| corrupt(&e.to_string()))?,
@@ -352,12 +357,12 @@ impl Checkpoint {
     }
 
     /// Writes this checkpoint as `dir/<instance>.ckpt`, atomically and
-    /// durably, its new id segment first; then removes the segments it
+    /// durably, its new segment first; then removes the segments it
     /// retires. Returns the bytes written (checkpoint and segment).
     pub fn store(&self, dir: &Path) -> Result<u64, CheckpointError> {
         let mut bytes = 0;
-        if let (Some(ids), Some(f)) = (&self.new_ids, self.ids.last()) {
-            bytes += write_ids(dir, &f.name, ids)?;
+        if let (Some(ids), Some(f)) = (&self.new_segment, self.segments.last()) {
+            bytes += write_segment(dir, &f.name, ids)?;
         }
         bytes +=
             Checkpoint::write_snapshot(dir, &self.instance, |w| w.write_all(&self.engine), false)?
@@ -367,7 +372,7 @@ impl Checkpoint {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 // the next start removes what no checkpoint lists
-                Err(e) => tracing::warn!("cannot remove the id segment {name}: {e}"),
+                Err(e) => tracing::warn!("cannot remove the segment {name}: {e}"),
             }
         }
         Ok(bytes)
@@ -528,14 +533,14 @@ pub fn remove_unlisted(
     Ok(removed)
 }
 
-/// Writes the id segment `name` in `dir` durably (file and folder synced);
+/// Writes the segment `name` in `dir` durably (file and folder synced);
 /// returns its size. Until a checkpoint lists it, nothing reads it.
-fn write_ids(dir: &Path, name: &str, records: &[u8]) -> Result<u64, CheckpointError> {
+fn write_segment(dir: &Path, name: &str, records: &[u8]) -> Result<u64, CheckpointError> {
     let path = dir.join(name);
     let written = (|| {
         std::fs::create_dir_all(dir)?;
         let mut file = File::create(&path)?;
-        file.write_all(IDS_MAGIC)?;
+        file.write_all(SEGMENT_MAGIC)?;
         file.write_all(&xxhash_rust::xxh3::xxh3_64(records).to_le_bytes())?;
         file.write_all(records)?;
         file.sync_all()?;
@@ -548,13 +553,17 @@ fn write_ids(dir: &Path, name: &str, records: &[u8]) -> Result<u64, CheckpointEr
             source,
         }
     })?;
-    Ok((IDS_MAGIC.len() + 8 + records.len()) as u64)
+    Ok((SEGMENT_MAGIC.len() + 8 + records.len()) as u64)
 }
 
-/// Removes the id segments of `instance` in `dir` that `keep` does not list:
+/// Removes the segments of `instance` in `dir` that `keep` does not list:
 /// those a base left out, and any a stopped run wrote after its last
 /// checkpoint.
-fn remove_unlisted_ids(dir: &Path, instance: &str, keep: &[IdsFile]) -> std::io::Result<()> {
+fn remove_unlisted_segments(
+    dir: &Path,
+    instance: &str,
+    keep: &[SegmentFile],
+) -> std::io::Result<()> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
@@ -564,15 +573,15 @@ fn remove_unlisted_ids(dir: &Path, instance: &str, keep: &[IdsFile]) -> std::io:
         let entry = entry?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        if is_ids_file_of(name, instance) && !keep.iter().any(|f| f.name == name) {
+        if is_segment_of(name, instance) && !keep.iter().any(|f| f.name == name) {
             std::fs::remove_file(entry.path())?;
         }
     }
     Ok(())
 }
 
-/// The engine of a checkpoint, its remembered ids read from the segments
-/// `ids` if it keeps them apart. It keeps the allowed lateness it was built
+/// The engine of a checkpoint, the part of its state kept apart read from
+/// the segments `ids`. It keeps the allowed lateness it was built
 /// with: its state before the window is final, so a longer lateness could not
 /// be honoured, and a changed `cfg` is only reported.
 pub fn restore_engine(
@@ -582,7 +591,7 @@ pub fn restore_engine(
     cfg: EngineConfig,
 ) -> Result<Engine, RestoreError> {
     let ids: Vec<&[u8]> = ids.iter().map(Vec::as_slice).collect();
-    let engine = Engine::restore_with_ids(profile, snapshot, &ids)?;
+    let engine = Engine::restore_with_segments(profile, snapshot, &ids)?;
     let kept = engine.config().lateness_days;
     if kept != cfg.lateness_days {
         tracing::warn!(
@@ -634,7 +643,7 @@ impl Begun {
         let path = || self.dest.display().to_string();
         let written = (|| {
             let body = postcard::to_stdvec(ckpt).expect("a checkpoint serializes");
-            let body = postcard::to_extend(&ckpt.ids, body).expect("a list serializes");
+            let body = postcard::to_extend(&ckpt.segments, body).expect("a list serializes");
             self.file.write_all(&body)?;
             self.sum.update(&body);
             let mut header = Vec::with_capacity(HEADER);
@@ -788,7 +797,7 @@ mod tests {
         assert_eq!(&bytes[..8], MAGIC_4);
     }
 
-    /// A checkpoint writes its new id segment before itself and lists its
+    /// A checkpoint writes its new segment before itself and lists its
     /// segments; they read back whole; one damaged is corrupt, one missing is
     /// named; retired segments go once it is durable, and a resume removes
     /// the instance's segments no checkpoint lists, not another instance's.
@@ -799,65 +808,69 @@ mod tests {
         let mut c = Checkpoint::new("a", "events");
         for seq in 1..=3u64 {
             c.seq = seq;
-            c.ids.push(IdsFile {
-                name: ids_file("a", seq),
+            c.segments.push(SegmentFile {
+                name: segment_file("a", seq),
                 records: seq,
             });
-            c.new_ids = Some(vec![seq as u8; 10 * seq as usize]);
+            c.new_segment = Some(vec![seq as u8; 10 * seq as usize]);
             c.store(d).unwrap();
         }
-        assert_eq!(ids_file("a", 3), "a.0000000003.ids");
+        assert_eq!(segment_file("a", 3), "a.0000000003.seg");
         let loaded = Checkpoint::load_all(d).unwrap().remove(0);
-        assert_eq!(loaded.ids, c.ids);
-        let ids = loaded.read_ids(d).unwrap();
+        assert_eq!(loaded.segments, c.segments);
+        let ids = loaded.read_segments(d).unwrap();
         assert_eq!(ids, vec![vec![1; 10], vec![2; 20], vec![3; 30]]);
 
         // a base: the earlier segments are retired by the next checkpoint
         c.seq = 4;
-        c.ids = vec![IdsFile {
-            name: ids_file("a", 4),
+        c.segments = vec![SegmentFile {
+            name: segment_file("a", 4),
             records: 6,
         }];
-        c.new_ids = Some(vec![4; 40]);
+        c.new_segment = Some(vec![4; 40]);
         c.store(d).unwrap();
         assert!(
-            d.join(ids_file("a", 1)).exists(),
+            d.join(segment_file("a", 1)).exists(),
             "kept one checkpoint more"
         );
         c.seq = 5;
-        c.new_ids = None;
-        c.retire = (1..=3).map(|seq| ids_file("a", seq)).collect();
+        c.new_segment = None;
+        c.retire = (1..=3).map(|seq| segment_file("a", seq)).collect();
         c.store(d).unwrap();
         for seq in 1..=3 {
-            assert!(!d.join(ids_file("a", seq)).exists());
+            assert!(!d.join(segment_file("a", seq)).exists());
         }
         let loaded = Checkpoint::load_all(d).unwrap().remove(0);
-        assert_eq!(loaded.read_ids(d).unwrap(), vec![vec![4; 40]]);
+        assert_eq!(loaded.read_segments(d).unwrap(), vec![vec![4; 40]]);
 
         // damaged, then missing
-        let path = d.join(ids_file("a", 4));
+        let path = d.join(segment_file("a", 4));
         let mut bytes = std::fs::read(&path).unwrap();
         bytes[20] ^= 1;
         std::fs::write(&path, &bytes).unwrap();
-        let err = loaded.read_ids(d).unwrap_err().to_string();
+        let err = loaded.read_segments(d).unwrap_err().to_string();
         assert!(
-            err.contains("a.0000000004.ids") && err.contains("checksum"),
+            err.contains("a.0000000004.seg") && err.contains("checksum"),
             "{err}"
         );
         std::fs::remove_file(&path).unwrap();
-        let err = loaded.read_ids(d).unwrap_err().to_string();
-        assert!(err.contains("a.0000000004.ids"), "{err}");
+        let err = loaded.read_segments(d).unwrap_err().to_string();
+        assert!(err.contains("a.0000000004.seg"), "{err}");
 
         // at a resume, unlisted segments of the instance go, others stay
-        for name in [ids_file("a", 9), ids_file("a.b", 1), ids_file("ab", 1)] {
+        for name in [
+            segment_file("a", 9),
+            segment_file("a.b", 1),
+            segment_file("ab", 1),
+        ] {
             std::fs::write(d.join(name), b"x").unwrap();
         }
         std::fs::write(&path, b"x").unwrap();
-        remove_unlisted_ids(d, "a", &loaded.ids).unwrap();
+        remove_unlisted_segments(d, "a", &loaded.segments).unwrap();
         assert!(path.exists());
-        assert!(!d.join(ids_file("a", 9)).exists());
-        assert!(d.join(ids_file("a.b", 1)).exists());
-        assert!(d.join(ids_file("ab", 1)).exists());
+        assert!(!d.join(segment_file("a", 9)).exists());
+        assert!(d.join(segment_file("a.b", 1)).exists());
+        assert!(d.join(segment_file("ab", 1)).exists());
     }
 
     #[test]

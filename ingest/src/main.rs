@@ -109,9 +109,9 @@ struct Args {
 const FILE_FLUSH_ROWS: usize = 500_000;
 
 /// `--flush-rows` in Kafka mode unless given: the service flushes every
-/// `--flush-interval` anyway, and each flush writes a checkpoint of the
-/// engine state (all but the remembered ids), so the size bound only matters
-/// when catching up.
+/// `--flush-interval` anyway, and each flush writes a checkpoint (what
+/// changed of the engine state, a whole one from time to time), so the size
+/// bound only matters when catching up.
 const KAFKA_FLUSH_ROWS: usize = 2_000_000;
 
 fn main() -> ExitCode {

@@ -221,7 +221,7 @@ impl Metrics {
             checkpoint_bytes: gauge(
                 &r,
                 "huoyue_checkpoint_bytes",
-                "Bytes the last checkpoint wrote: its file (the engine state but the remembered event ids) and its id segment (the ids remembered since the checkpoint before; all of them at a base).",
+                "Bytes the last checkpoint wrote: its file and its segment (the remembered event ids, users and daily_activity rows changed since the checkpoint before; all of them at a base).",
             ),
             resident_memory: gauge(
                 &r,

@@ -456,27 +456,30 @@ fn sigkill_at_random_moments_loses_and_doubles_nothing() {
     );
 
     assert_same_as_file_mode(lake.path(), &input);
-    // the remembered ids went to id segments, most of them not a base (a
-    // segment per checkpoint holds what came since the one before), and the
-    // folder holds the segments the checkpoint lists and at most those the
-    // last base left out
+    // the bulk of the state went to segments, most of them not a base (a
+    // segment per checkpoint holds what changed since the one before), and
+    // the folder holds the segments the checkpoint lists and at most those
+    // the last base left out
     let dir = checkpoint::dir(lake.path(), "g", TOPIC);
     let ckpt = Checkpoint::load_all(&dir).unwrap().remove(0);
-    assert!(ckpt.ids.len() > 1, "{:?}", ckpt.ids);
-    let listed: u64 = ckpt.ids.iter().map(|f| f.records).sum();
-    let restored = Engine::restore_with_ids(
+    assert!(ckpt.segments.len() > 1, "{:?}", ckpt.segments);
+    let listed: u64 = ckpt.segments.iter().map(|f| f.records).sum();
+    let restored = Engine::restore_with_segments(
         &Profile::builtin("zhejiang-2018").unwrap(),
         &ckpt.engine,
         &ckpt
-            .read_ids(&dir)
+            .read_segments(&dir)
             .unwrap()
             .iter()
             .map(Vec::as_slice)
             .collect::<Vec<_>>(),
     )
     .unwrap();
-    let live = restored.remembered_ids() as u64;
-    assert!(live > 0 && listed >= live, "{listed} records, {live} ids");
+    let live = restored.segment_records() as u64;
+    assert!(
+        restored.remembered_ids() > 0 && listed >= live,
+        "{listed} records, {live} live"
+    );
     let on_disk = std::fs::read_dir(&dir)
         .unwrap()
         .filter(|e| {
@@ -484,10 +487,10 @@ fn sigkill_at_random_moments_loses_and_doubles_nothing() {
                 .unwrap()
                 .file_name()
                 .to_string_lossy()
-                .ends_with(".ids")
+                .ends_with(".seg")
         })
         .count();
-    assert!(on_disk >= ckpt.ids.len(), "{on_disk} segments");
+    assert!(on_disk >= ckpt.segments.len(), "{on_disk} segments");
 }
 
 /// The first half of the conformance case read by instance `one` of group

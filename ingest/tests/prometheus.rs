@@ -233,7 +233,7 @@ fn a_real_prometheus_scraping_the_ingest_answers_every_dashboard_query() {
         "{last} vs idle since {idle_since}"
     );
     // the sizing figures are the real ones: what the last checkpoint wrote
-    // (no new one while idle): its file and its id segment, the last it
+    // (no new one while idle): its file and its segment, the last it
     // lists; every accepted event's id remembered (the conformance case has
     // none late), the process's memory under its limit
     let value = |name: &str| metric(&text, name).unwrap_or_else(|| panic!("no {name} in {text}"));
@@ -241,7 +241,7 @@ fn a_real_prometheus_scraping_the_ingest_answers_every_dashboard_query() {
     let ckpt = huoyue_ingest::checkpoint::Checkpoint::load_all(&dir)
         .unwrap()
         .remove(0);
-    let segment = &ckpt.ids.last().expect("an id segment").name;
+    let segment = &ckpt.segments.last().expect("a segment").name;
     let written = std::fs::metadata(dir.join("one.ckpt")).unwrap().len()
         + std::fs::metadata(dir.join(segment)).unwrap().len();
     assert_eq!(value("huoyue_checkpoint_bytes"), written as f64);

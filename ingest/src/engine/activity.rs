@@ -163,30 +163,24 @@ impl WrittenDays {
     /// (a snapshot's last section): at memory speed, where postcard's varints
     /// of the keys and ids took about half a microsecond each.
     pub(super) fn write(&self, out: &mut (impl std::io::Write + ?Sized)) -> std::io::Result<()> {
-        let len = (self.snapshot_bytes() - 8) / WRITTEN_RECORD;
-        out.write_all(&(len as u64).to_le_bytes())?;
-        let mut block = Vec::with_capacity(1024 * WRITTEN_RECORD);
-        for (day, table) in &self.0.days {
-            for (user, w) in table {
-                block.extend_from_slice(&day.to_le_bytes());
-                block.extend_from_slice(&user.to_le_bytes());
-                block.extend_from_slice(&w.first.ts.to_le_bytes());
-                for word in w.first.id {
-                    block.extend_from_slice(&word.to_le_bytes());
-                }
-                block.push(w.role as u8);
-                block.extend_from_slice(w.school_id.as_str().as_bytes());
-                block.extend_from_slice(&w.partition.to_le_bytes());
-                for n in w.counts {
-                    block.extend_from_slice(&n.to_le_bytes());
-                }
-                if block.len() + WRITTEN_RECORD > block.capacity() {
-                    out.write_all(&block)?;
-                    block.clear();
-                }
-            }
-        }
-        out.write_all(&block)
+        let all = self
+            .0
+            .days
+            .iter()
+            .flat_map(|(day, table)| table.iter().map(move |(user, w)| (*day, user, w)));
+        write_records(self.len(), all, out)
+    }
+
+    /// [`WrittenDays::write`] of the (day, actor)s of `keys` that are here.
+    pub(super) fn write_some(&self, keys: &[(i32, u128)], out: &mut Vec<u8>) {
+        let tables = &self.0.days;
+        let some = keys.iter().filter_map(|(day, user)| {
+            let (_, table) = tables.iter().find(|(d, _)| d == day)?;
+            let (user, w) = table.get_key_value(user)?;
+            Some((*day, user, w))
+        });
+        let some: Vec<_> = some.collect();
+        write_records(some.len(), some.into_iter(), out).expect("a Vec takes every byte");
     }
 
     /// The bytes [`WrittenDays::write`] writes.
@@ -196,14 +190,25 @@ impl WrittenDays {
 
     /// Reads what [`WrittenDays::write`] wrote: the whole of `bytes`.
     pub(super) fn read(bytes: &[u8]) -> Result<WrittenDays, String> {
+        let mut written = WrittenDays::default();
+        if !written.read_into(bytes)?.is_empty() {
+            return Err("written activity: bytes after it".into());
+        }
+        Ok(written)
+    }
+
+    /// Adds what [`WrittenDays::write`] wrote at the start of `bytes` (a
+    /// record replaces an earlier one of its (day, actor)); the bytes after.
+    pub(super) fn read_into<'b>(&mut self, bytes: &'b [u8]) -> Result<&'b [u8], String> {
         let (len, records) = bytes
             .split_first_chunk::<8>()
             .ok_or("written activity: missing")?;
         let len = u64::from_le_bytes(*len) as usize;
-        if records.len() != len.saturating_mul(WRITTEN_RECORD) {
+        let size = len.saturating_mul(WRITTEN_RECORD);
+        if records.len() < size {
             return Err("written activity: truncated".into());
         }
-        let mut written = WrittenDays::default();
+        let (records, after) = records.split_at(size);
         for r in records.chunks_exact(WRITTEN_RECORD) {
             let mut at = 0;
             let mut take = |n: usize| {
@@ -223,7 +228,7 @@ impl WrittenDays {
             let partition = i32::from_le_bytes(take(4).try_into().expect("4 bytes"));
             let counts =
                 std::array::from_fn(|_| u32::from_le_bytes(take(4).try_into().expect("4")));
-            written.0.day(day).insert(
+            self.0.day(day).insert(
                 user,
                 Written {
                     first: OrderKey { ts, id },
@@ -234,8 +239,42 @@ impl WrittenDays {
                 },
             );
         }
-        Ok(written)
+        Ok(after)
     }
+
+    /// The (day, actor)s held.
+    pub(super) fn len(&self) -> usize {
+        self.0.days.iter().map(|(_, t)| t.len()).sum()
+    }
+}
+
+/// The `len` (day, actor)s of `all` as fixed-width records after their count.
+fn write_records<'a>(
+    len: usize,
+    all: impl Iterator<Item = (i32, &'a u128, &'a Written)>,
+    out: &mut (impl std::io::Write + ?Sized),
+) -> std::io::Result<()> {
+    out.write_all(&(len as u64).to_le_bytes())?;
+    let mut block = Vec::with_capacity(1024 * WRITTEN_RECORD);
+    for (day, user, w) in all {
+        block.extend_from_slice(&day.to_le_bytes());
+        block.extend_from_slice(&user.to_le_bytes());
+        block.extend_from_slice(&w.first.ts.to_le_bytes());
+        for word in w.first.id {
+            block.extend_from_slice(&word.to_le_bytes());
+        }
+        block.push(w.role as u8);
+        block.extend_from_slice(w.school_id.as_str().as_bytes());
+        block.extend_from_slice(&w.partition.to_le_bytes());
+        for n in w.counts {
+            block.extend_from_slice(&n.to_le_bytes());
+        }
+        if block.len() + WRITTEN_RECORD > block.capacity() {
+            out.write_all(&block)?;
+            block.clear();
+        }
+    }
+    out.write_all(&block)
 }
 
 impl WrittenDays {
@@ -332,17 +371,14 @@ impl Activity {
     /// the days still in their partition's window, `windows` giving each
     /// (partition, window start) (a long flush of a file spans many days no
     /// later event can reach); the rest is forgotten.
-    pub fn drain(&mut self, windows: &[(i32, i32)], mut each: impl FnMut(&ActivityRow<'_>)) {
-        // rows restored from a format-7 snapshot (of no known partition)
-        // stay until every window is past them
-        let earliest = windows.iter().map(|w| w.1).min().unwrap_or(i32::MIN);
-        let latest = windows.iter().map(|w| w.1).max().unwrap_or(i32::MIN);
-        let stays = |day: i32, partition: i32| {
-            day >= windows
-                .iter()
-                .find(|w| w.0 == partition)
-                .map_or(earliest, |w| w.1)
-        };
+    /// The (day, actor)s written go to `log`, if given.
+    pub fn drain(
+        &mut self,
+        windows: &[(i32, i32)],
+        mut log: Option<&mut Vec<(i32, u128)>>,
+        mut each: impl FnMut(&ActivityRow<'_>),
+    ) {
+        let stays = |day: i32, partition: i32| stays(windows, day, partition);
         let names = &self.names;
         for r in &self.rows {
             let mut emit = |role: Role, school_id: &str, counts: [i64; 4]| {
@@ -369,6 +405,9 @@ impl Activity {
                     }
                 }
             };
+            if let Some(log) = &mut log {
+                log.push((r.day, r.user));
+            }
             let w = match table.entry(r.user) {
                 Entry::Vacant(slot) => {
                     emit(r.role, name(names, r.school_name), r.counts);
@@ -400,12 +439,7 @@ impl Activity {
             w.first = w.first.min(r.first);
             w.counts = total.map(|n| n as u32);
         }
-        // what no event can change any more: the days before every window
-        // go whole, those from the latest window on are not looked at
-        if self.written.0.days.iter().any(|(day, _)| *day < latest) {
-            self.written
-                .retain_before(earliest, latest, |day, w| stays(day, w.partition));
-        }
+        self.forget_written(windows);
         // keep the allocations (the next flush has about as many rows), but
         // give back what a much larger flush left
         let (n, bytes) = (self.rows.len(), self.names.len());
@@ -417,6 +451,19 @@ impl Activity {
         }
         if self.names.capacity() > 2 * bytes + 64 {
             self.names.shrink_to(bytes);
+        }
+    }
+
+    /// Forgets the written (day, actor)s no event can change any more under
+    /// `windows`: the days before every window go whole, those from the
+    /// latest window on are not looked at. Windows only move forward, so
+    /// those kept are the same whether this runs at every drain or once.
+    pub(super) fn forget_written(&mut self, windows: &[(i32, i32)]) {
+        let earliest = windows.iter().map(|w| w.1).min().unwrap_or(i32::MIN);
+        let latest = windows.iter().map(|w| w.1).max().unwrap_or(i32::MIN);
+        if self.written.0.days.iter().any(|(day, _)| *day < latest) {
+            self.written
+                .retain_before(earliest, latest, |day, w| stays(windows, day, w.partition));
         }
     }
 
@@ -459,6 +506,18 @@ impl Activity {
             self.index.day(r.day).insert(r.user as u64, i as u32);
         }
     }
+}
+
+/// Whether a (day, actor) of `partition` stays under `windows` (each
+/// (partition, window start)): its day is in its partition's window. Rows
+/// restored from a format-7 snapshot (of no known partition) stay until
+/// every window is past them.
+fn stays(windows: &[(i32, i32)], day: i32, partition: i32) -> bool {
+    let earliest = windows.iter().map(|w| w.1).min().unwrap_or(i32::MIN);
+    day >= windows
+        .iter()
+        .find(|w| w.0 == partition)
+        .map_or(earliest, |w| w.1)
 }
 
 fn push_name(names: &mut String, s: &str) -> Name {

@@ -118,7 +118,7 @@ struct State {
     #[serde(skip)]
     seen: FxHashMap<u128, Seen>,
     /// The rule by which the last fold forgot ids (stored with the ids,
-    /// see [`IdsSection`]).
+    /// see [`SegmentsSection`]).
     #[serde(skip)]
     forget: ForgetRule,
     /// Events whose ids were remembered so far (accepted or late).
@@ -128,15 +128,19 @@ struct State {
     activity: activity::Activity,
     #[serde(skip)]
     index: Index,
+    /// The (partition, window start)s of the last flush, by which it forgot
+    /// the (day, actor)s written (stored with the ids, see [`SegmentsSection`]).
+    #[serde(skip)]
+    windows: Vec<(i32, i32)>,
 }
 
 /// The ids the last fold forgot, as a rule over an id's partition, day and
 /// arrival number. Each fold forgets by the same rule over all its sources,
 /// and each part of the rule only ever forgets more (a source's window only
 /// moves forward; a rebalance that takes a source over or drops one makes the
-/// next id segment a base, see [`Engine::take_ids`]), so the ids remembered
+/// next segment a base, see [`Engine::take_segment`]), so the ids remembered
 /// are exactly those ever remembered that the last fold's rule keeps, plus
-/// those remembered since: what a restore from id segments rebuilds.
+/// those remembered since: what a restore from segments rebuilds.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct ForgetRule {
     /// Per partition, the day before which its ids are forgotten; ids of
@@ -220,31 +224,72 @@ pub struct Engine {
     /// [`Profile::rule_shape`], recorded in snapshots.
     rule_shape: Vec<String>,
     state: State,
-    /// The ids remembered since the last [`Engine::take_ids`], once
-    /// [`Engine::log_ids`] asked for them.
-    ids_log: Option<Vec<u128>>,
-    /// Whether the next id segment must hold every remembered id: ids were
-    /// taken over or dropped other than by a fold, or none were ever taken.
-    ids_base: bool,
+    /// What changed since the last [`Engine::take_segment`], once
+    /// [`Engine::log_changes`] asked for it.
+    log: Option<ChangeLog>,
+    /// Whether the next segment must be a base: state was taken over or
+    /// dropped by a rebalance, or no segment was ever taken.
+    base_needed: bool,
 }
 
-/// The remembered ids of a checkpoint that keeps them apart from the rest
-/// of the state ([`Engine::take_ids`]): every one (a base), or those
-/// remembered since the last segment.
-pub struct IdSegment {
+/// What changed since the last segment.
+#[derive(Default)]
+struct ChangeLog {
+    /// Ids remembered.
+    ids: Vec<u128>,
+    /// Keys of the users changed, each once ([`UserState::logged`]).
+    users: Vec<u128>,
+    /// Keys of the users forgotten.
+    gone: Vec<u128>,
+    /// The `daily_activity` (day, actor)s written.
+    written: Vec<(i32, u128)>,
+}
+
+/// Puts `user` in `log` (if there is one) unless it is there already.
+fn log_user(log: &mut Option<ChangeLog>, user: &mut UserState) {
+    if let Some(log) = log
+        && !user.logged
+    {
+        user.logged = true;
+        log.users.push(user.key);
+    }
+}
+
+/// The part of the state a checkpoint keeps apart from its snapshot
+/// ([`Engine::take_segment`]): the remembered ids, the scored users and the
+/// `daily_activity` (day, actor)s written, all of them (a base) or those
+/// changed since the last segment.
+pub struct Segment {
     pub base: bool,
-    /// Ids in `bytes`.
+    /// Ids, users (and users forgotten) and (day, actor)s in `bytes`.
     pub records: u64,
-    /// Their fixed-width records, as [`Engine::restore_with_ids`] reads them.
+    /// As [`Engine::restore_with_segments`] reads them: the ids' fixed-width
+    /// records, the users forgotten and the users (postcard), the (day,
+    /// actor)s' fixed-width records.
     pub bytes: Vec<u8>,
 }
 
-/// What a format-9 snapshot says of its remembered ids, before them.
+/// What a format-9 snapshot says of the state kept in segments, before the
+/// remembered ids.
 #[derive(Serialize, Deserialize)]
-struct IdsSection {
+struct SegmentsSection {
     forget: ForgetRule,
-    /// The ids are not in the snapshot but in id segments.
+    /// The windows of the last flush, by which it forgot (day, actor)s written.
+    windows: Vec<(i32, i32)>,
+    /// The ids, the users and the (day, actor)s written are not in the
+    /// snapshot but in segments.
     elsewhere: bool,
+}
+
+/// [`State`] as serialized, its users given apart (none when they are in
+/// segments).
+#[derive(Serialize)]
+struct StateOut<'a> {
+    sources: &'a [Source],
+    arrivals: u64,
+    users: &'a [UserState],
+    dirty: &'a [u32],
+    activity: &'a activity::Activity,
 }
 
 /// `postcard::to_io` that reports the writer's own error (a full disk, say):
@@ -296,9 +341,9 @@ struct SnapshotHeader {
 /// remembered id's partition. 7: the profile's rule shape
 /// ([`Profile::rule_shape`]) after the header, checked at restore. 8: the
 /// activity roll-up's written (day, actor)s after the remembered ids, as
-/// fixed-width records (`activity::WrittenDays::write`). 9: an
-/// [`IdsSection`] before the remembered ids, which may be kept apart in id
-/// segments ([`Engine::take_ids`]).
+/// fixed-width records (`activity::WrittenDays::write`). 9: a
+/// [`SegmentsSection`] before the remembered ids; the users, the ids and the
+/// written (day, actor)s may be kept apart in segments ([`Engine::take_segment`]).
 /// (The users' and activity rows' [`key128`] keys are derived at restore.)
 const SNAPSHOT_FORMAT: u32 = 9;
 
@@ -447,6 +492,7 @@ mod v5 {
                 dirty: self.dirty,
                 activity: self.activity,
                 index: Default::default(),
+                windows: Vec::new(),
             }
         }
     }
@@ -485,8 +531,8 @@ impl Engine {
             profile_name: profile.name.clone(),
             rule_shape: profile.rule_shape(),
             state: State::default(),
-            ids_log: None,
-            ids_base: true,
+            log: None,
+            base_needed: true,
         }
     }
 
@@ -571,8 +617,8 @@ impl Engine {
             partition,
             arrival: st.arrivals,
         });
-        if let Some(log) = &mut self.ids_log {
-            log.push(id_hash);
+        if let Some(log) = &mut self.log {
+            log.ids.push(id_hash);
         }
         let source = find_from_last(&st.sources, &mut st.last_source, |s| {
             s.partition == partition
@@ -631,6 +677,7 @@ impl Engine {
             user.queued = true;
             st.dirty.push(u);
         }
+        log_user(&mut self.log, user);
         user.school = school;
         user.partition = partition;
         let n_rules = self.rules.rules.len();
@@ -737,6 +784,7 @@ impl Engine {
         for u in std::mem::take(&mut st.dirty) {
             let user = &mut st.users[u as usize];
             user.queued = false;
+            log_user(&mut self.log, user);
             let rules = &self.rules;
             let id: &str = &user.id.clone();
             user.flush(rules, |day, school, r, points, events| {
@@ -754,12 +802,14 @@ impl Engine {
         // what the activity roll-up writes is kept for the days each
         // partition's window (moved first) still holds
         let st = &mut self.state;
-        let windows: Vec<(i32, i32)> = st
+        st.windows = st
             .sources
             .iter()
             .map(|s| (s.partition, s.folded_to.unwrap_or(i32::MIN)))
             .collect();
-        st.activity.drain(&windows, |row| sink.activity(row));
+        let log = self.log.as_mut().map(|l| &mut l.written);
+        st.activity
+            .drain(&st.windows, log, |row| sink.activity(row));
         self.fold(&moved);
     }
 
@@ -793,10 +843,18 @@ impl Engine {
         for user in &mut st.users {
             if let Some(&(_, w)) = moved.iter().find(|(p, _)| *p == user.partition) {
                 user.fold(&self.rules, w);
+                log_user(&mut self.log, user);
             }
         }
         let before = st.users.len();
-        st.users.retain(|u| !u.is_empty());
+        let log = &mut self.log;
+        st.users.retain(|u| {
+            let keep = !u.is_empty();
+            if let Some(log) = log.as_mut().filter(|_| !keep) {
+                log.gone.push(u.key);
+            }
+            keep
+        });
         if st.users.len() != before {
             st.index = Index::rebuild(st.users.iter().map(|u| u.key as u64));
         }
@@ -852,10 +910,11 @@ impl Engine {
         self.snapshot_with(out, false)
     }
 
-    /// [`Engine::snapshot_into`] without the remembered ids, which go to id
-    /// segments ([`Engine::take_ids`]) instead; restored by
-    /// [`Engine::restore_with_ids`].
-    pub fn snapshot_without_ids_into(&self, mut buf: Vec<u8>) -> Vec<u8> {
+    /// [`Engine::snapshot_into`] without the remembered ids, the users and
+    /// the written (day, actor)s, which go to segments
+    /// ([`Engine::take_segment`]) instead; restored by
+    /// [`Engine::restore_with_segments`].
+    pub fn snapshot_without_segments_into(&self, mut buf: Vec<u8>) -> Vec<u8> {
         buf.clear();
         buf.reserve(4096 + self.state.users.len() * 2048);
         self.snapshot_with(&mut buf, true)
@@ -866,7 +925,7 @@ impl Engine {
     fn snapshot_with(
         &self,
         out: &mut (impl std::io::Write + ?Sized),
-        ids_elsewhere: bool,
+        elsewhere: bool,
     ) -> std::io::Result<()> {
         let header = SnapshotHeader {
             format: SNAPSHOT_FORMAT,
@@ -875,69 +934,115 @@ impl Engine {
         };
         to_io(&header, out)?;
         to_io(&self.rule_shape, out)?;
-        to_io(&self.state, out)?;
-        let ids = IdsSection {
-            forget: self.state.forget.clone(),
-            elsewhere: ids_elsewhere,
+        let st = &self.state;
+        let state = StateOut {
+            sources: &st.sources,
+            arrivals: st.arrivals,
+            // with the users in segments, their positions mean nothing: a
+            // restore finds those waiting for a flush by `queued`
+            users: if elsewhere { &[] } else { &st.users },
+            dirty: if elsewhere { &[] } else { &st.dirty },
+            activity: &st.activity,
         };
-        to_io(&ids, out)?;
-        if !ids_elsewhere {
-            let seen = self.state.seen.iter();
-            packed_ids::write(seen, out, packed_ids::Layout::WithPartition)?;
+        to_io(&state, out)?;
+        let section = SegmentsSection {
+            forget: st.forget.clone(),
+            windows: st.windows.clone(),
+            elsewhere,
+        };
+        to_io(&section, out)?;
+        if elsewhere {
+            return Ok(());
         }
-        self.state.activity.written.write(out)
+        packed_ids::write(st.seen.iter(), out, packed_ids::Layout::WithPartition)?;
+        st.activity.written.write(out)
     }
 
-    /// Logs the ids remembered from now on, for [`Engine::take_ids`].
-    pub fn log_ids(&mut self) {
-        self.ids_log.get_or_insert_with(Vec::new);
+    /// Logs what changes from now on, for [`Engine::take_segment`].
+    pub fn log_changes(&mut self) {
+        self.log.get_or_insert_with(ChangeLog::default);
     }
 
-    /// The remembered ids for the id segment of a checkpoint whose snapshot
-    /// ([`Engine::snapshot_without_ids_into`]) is taken now: with `base` (or
-    /// when the engine needs one: ids taken over or dropped by a rebalance, or
-    /// none logged) every remembered id, else those remembered since the last
-    /// segment ([`Engine::log_ids`]). A restore from the last base and the
-    /// segments after it, up to the snapshot's, rebuilds the ids exactly
-    /// ([`ForgetRule`]). The log starts again empty: a checkpoint that is not
-    /// stored must end the instance, or be followed by a base.
-    pub fn take_ids(&mut self, base: bool) -> IdSegment {
-        let base = base || self.ids_base || self.ids_log.is_none();
-        let log = self.ids_log.get_or_insert_with(Vec::new);
-        let seen = &self.state.seen;
+    /// The segment of a checkpoint whose snapshot
+    /// ([`Engine::snapshot_without_segments_into`]) is taken now: with
+    /// `base` (or when the engine needs one: state taken over or dropped by a
+    /// rebalance, or nothing logged) every remembered id, scored user and
+    /// (day, actor) written, else those changed since the last segment
+    /// ([`Engine::log_changes`]) and the users forgotten. A restore from the
+    /// last base and the segments after it, up to the snapshot's, rebuilds
+    /// the state exactly: the ids and (day, actor)s forgotten since go by
+    /// the rules of the last flush ([`ForgetRule`],
+    /// [`activity::Activity::forget_written`]). The log starts again empty:
+    /// a checkpoint that is not stored must end the instance, or be
+    /// followed by a base.
+    pub fn take_segment(&mut self, base: bool) -> Segment {
+        let base = base || self.base_needed || self.log.is_none();
+        let mut log = std::mem::take(self.log.get_or_insert_with(ChangeLog::default));
+        let st = &mut self.state;
         let mut bytes = Vec::new();
         let layout = packed_ids::Layout::WithPartition;
-        let records = if base {
-            packed_ids::write(seen.iter(), &mut bytes, layout).expect("a Vec takes every byte");
-            seen.len()
+        let vec = "a Vec takes every byte";
+        for &key in &log.users {
+            let users = &st.users;
+            if let Some(u) = st.index.find(key as u64, |i| users[i as usize].key == key) {
+                st.users[u as usize].logged = false;
+            }
+        }
+        let mut records = 0;
+        if base {
+            packed_ids::write(st.seen.iter(), &mut bytes, layout).expect(vec);
+            to_io(&(&[] as &[u128], &st.users), &mut bytes).expect(vec);
+            st.activity.written.write(&mut bytes).expect(vec);
+            records += st.seen.len() + st.users.len() + st.activity.written.len();
         } else {
-            // an id forgotten since it was logged is not in the table any more
-            let since: Vec<(&u128, &Seen)> =
-                log.iter().filter_map(|id| seen.get_key_value(id)).collect();
-            packed_ids::write(since.iter().copied(), &mut bytes, layout)
-                .expect("a Vec takes every byte");
-            since.len()
-        };
-        log.clear();
-        self.ids_base = false;
-        IdSegment {
+            // what was forgotten since it was logged is not found any more
+            let ids: Vec<(&u128, &Seen)> = log
+                .ids
+                .iter()
+                .filter_map(|id| st.seen.get_key_value(id))
+                .collect();
+            packed_ids::write(ids.iter().copied(), &mut bytes, layout).expect(vec);
+            let users: Vec<&UserState> = log
+                .users
+                .iter()
+                .filter_map(|&key| {
+                    let users = &st.users;
+                    let u = st
+                        .index
+                        .find(key as u64, |i| users[i as usize].key == key)?;
+                    Some(&st.users[u as usize])
+                })
+                .collect();
+            to_io(&(&log.gone, &users), &mut bytes).expect(vec);
+            log.written.sort_unstable();
+            log.written.dedup();
+            st.activity.written.write_some(&log.written, &mut bytes);
+            records += ids.len() + log.gone.len() + users.len() + log.written.len();
+        }
+        log.ids.clear();
+        log.users.clear();
+        log.gone.clear();
+        log.written.clear();
+        self.log = Some(log);
+        self.base_needed = false;
+        Segment {
             base,
             records: records as u64,
             bytes,
         }
     }
 
-    /// An engine in the state a snapshot recorded (one that holds its
-    /// remembered ids: [`Engine::snapshot`]).
+    /// An engine in the state a snapshot recorded (one that holds the whole
+    /// state: [`Engine::snapshot`]).
     pub fn restore(profile: &Profile, bytes: &[u8]) -> Result<Engine, RestoreError> {
-        Engine::restore_with_ids(profile, bytes, &[])
+        Engine::restore_with_segments(profile, bytes, &[])
     }
 
-    /// An engine in the state a snapshot recorded, with its remembered ids
+    /// An engine in the state a snapshot recorded, with the part kept apart
     /// read from `segments` (the last base and the segments after it, in
-    /// order, [`Engine::take_ids`]) if the snapshot was taken without them
-    /// ([`Engine::snapshot_without_ids_into`]).
-    pub fn restore_with_ids(
+    /// order, [`Engine::take_segment`]) if the snapshot was taken without it
+    /// ([`Engine::snapshot_without_segments_into`]).
+    pub fn restore_with_segments(
         profile: &Profile,
         bytes: &[u8],
         segments: &[&[u8]],
@@ -973,7 +1078,7 @@ impl Engine {
         } else {
             rest
         };
-        let mut ids_elsewhere = false;
+        let mut elsewhere = false;
         let (mut state, after) = if header.format == 5 {
             let (old, ids): (v5::State, &[u8]) =
                 postcard::take_from_bytes(rest).map_err(corrupt)?;
@@ -984,47 +1089,35 @@ impl Engine {
             let (mut state, mut ids): (State, &[u8]) =
                 postcard::take_from_bytes(rest).map_err(corrupt)?;
             if header.format >= 9 {
-                let (section, rest): (IdsSection, &[u8]) =
+                let (section, rest): (SegmentsSection, &[u8]) =
                     postcard::take_from_bytes(ids).map_err(corrupt)?;
                 state.forget = section.forget;
-                ids_elsewhere = section.elsewhere;
+                state.windows = section.windows;
+                elsewhere = section.elsewhere;
                 ids = rest;
             }
-            let layout = packed_ids::Layout::WithPartition;
-            let after = if ids_elsewhere {
-                if segments.is_empty() {
-                    return Err(RestoreError::Corrupt(
-                        "its remembered ids are in id segments, and none were read".into(),
-                    ));
-                }
-                for segment in segments {
-                    let rest = packed_ids::read_into(&mut state.seen, segment, layout)
-                        .map_err(|e| RestoreError::Corrupt(format!("id segment: {e}")))?;
-                    if !rest.is_empty() {
-                        return Err(RestoreError::Corrupt(
-                            "bytes after an id segment's ids".into(),
-                        ));
-                    }
-                }
-                // the segments hold every id remembered since their base,
-                // some of them forgotten since
-                let forget = &state.forget;
-                state.seen.retain(|_, s| forget.keeps(s));
-                ids
+            if elsewhere {
+                (state, ids)
             } else {
+                let layout = packed_ids::Layout::WithPartition;
                 let (seen, after) = packed_ids::read(ids, layout).map_err(RestoreError::Corrupt)?;
                 state.seen = seen;
-                after
-            };
-            (state, after)
+                (state, after)
+            }
         };
-        if !ids_elsewhere && !segments.is_empty() {
+        if elsewhere {
+            if !after.is_empty() {
+                return Err(RestoreError::Corrupt(
+                    "bytes after a snapshot whose state is in segments".into(),
+                ));
+            }
+            read_segments(&mut state, segments)?;
+        } else if !segments.is_empty() {
             return Err(RestoreError::Corrupt(
-                "id segments given for a snapshot that holds its remembered ids".into(),
+                "segments given for a snapshot that holds its whole state".into(),
             ));
-        }
-        // formats 5 to 7 end with the ids; 8 has the written activity after
-        if header.format >= 8 {
+        } else if header.format >= 8 {
+            // formats 5 to 7 end with the ids; 8 on have the written activity after
             state.activity.written =
                 activity::WrittenDays::read(after).map_err(RestoreError::Corrupt)?;
         } else if !after.is_empty() {
@@ -1039,8 +1132,8 @@ impl Engine {
         state.activity.rebuild_index();
         let mut engine = Engine::new(profile, header.cfg);
         engine.state = state;
-        // ids restored from segments go on from them; others start a base
-        engine.ids_base = !ids_elsewhere;
+        // a state restored from segments goes on from them; others start a base
+        engine.base_needed = !elsewhere;
         Ok(engine)
     }
 
@@ -1051,10 +1144,10 @@ impl Engine {
     /// follows it to its new owner on a rebalance; it is exact when producers
     /// key by scored user (events.md), so that a user's events share a partition.
     pub fn absorb(&mut self, other: Engine, partitions: &std::collections::BTreeSet<i32>) {
-        // ids come in other than by an event: the next id segment is a base,
+        // state comes in other than by an event: the next segment is a base,
         // and the partitions taken over are forgotten by their own window
         // from the next fold on
-        self.ids_base = true;
+        self.base_needed = true;
         self.state
             .forget
             .before
@@ -1117,9 +1210,9 @@ impl Engine {
         }
         st.sources.retain(|s| !gone(s.partition));
         st.seen.retain(|_, s| !gone(s.partition));
-        // ids go other than by a fold: the next id segment is a base, and a
+        // state goes other than by a fold: the next segment is a base, and a
         // partition that comes back starts a new window
-        self.ids_base = true;
+        self.base_needed = true;
         st.forget.before.retain(|(p, _)| !gone(*p));
         st.activity.release(gone);
         let before = st.users.len();
@@ -1146,6 +1239,12 @@ impl Engine {
     /// Event ids remembered to catch duplicates.
     pub fn remembered_ids(&self) -> usize {
         self.state.seen.len()
+    }
+
+    /// The records a base segment would hold now ([`Engine::take_segment`]).
+    pub fn segment_records(&self) -> usize {
+        let st = &self.state;
+        st.seen.len() + st.users.len() + st.activity.written.len()
     }
 
     /// Sizes of the state, for metrics and the benchmark.
@@ -1186,6 +1285,54 @@ pub struct EngineStats {
     pub ids_bytes: usize,
     /// Of which the `daily_activity` (day, actor)s kept for the lateness window.
     pub activity_bytes: usize,
+}
+
+/// The state kept in `segments` (the last base, then the segments after
+/// it; [`Engine::take_segment`]) put into `state`, restored from a snapshot
+/// without it: a later record of an id, a user or a (day, actor) replaces an
+/// earlier one, a user forgotten goes, and the ids and (day, actor)s
+/// forgotten since they were written go by the last flush's rules.
+fn read_segments(state: &mut State, segments: &[&[u8]]) -> Result<(), RestoreError> {
+    if segments.is_empty() {
+        return Err(RestoreError::Corrupt(
+            "its state is in segments, and none were read".into(),
+        ));
+    }
+    let corrupt = |what: &str, e: &dyn std::fmt::Display| {
+        RestoreError::Corrupt(format!("segment {what}: {e}"))
+    };
+    let mut users: FxHashMap<u128, UserState> = FxHashMap::default();
+    for segment in segments {
+        let layout = packed_ids::Layout::WithPartition;
+        let rest = packed_ids::read_into(&mut state.seen, segment, layout)
+            .map_err(|e| corrupt("ids", &e))?;
+        type Users = (Vec<u128>, Vec<UserState>);
+        let ((gone, changed), rest): (Users, &[u8]) =
+            postcard::take_from_bytes(rest).map_err(|e| corrupt("users", &e))?;
+        for key in gone {
+            users.remove(&key);
+        }
+        for user in changed {
+            users.insert(key128(&user.id), user);
+        }
+        let rest = state
+            .activity
+            .written
+            .read_into(rest)
+            .map_err(|e| corrupt("activity", &e))?;
+        if !rest.is_empty() {
+            return Err(RestoreError::Corrupt("bytes after a segment".into()));
+        }
+    }
+    let forget = &state.forget;
+    state.seen.retain(|_, s| forget.keeps(s));
+    state.activity.forget_written(&state.windows);
+    state.users = users.into_values().collect();
+    // the users waiting for a flush, at their new positions
+    state.dirty = (0..state.users.len() as u32)
+        .filter(|&u| state.users[u as usize].queued)
+        .collect();
+    Ok(())
 }
 
 fn user_index(

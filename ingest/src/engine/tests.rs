@@ -1082,7 +1082,7 @@ fn a_format_7_snapshot_restores() {
     for line in &events {
         engine.process(&decode(line.as_bytes(), NOW).unwrap());
     }
-    // format 7: the state and the remembered ids, no [`IdsSection`] before
+    // format 7: the state and the remembered ids, no [`SegmentsSection`] before
     // them nor written activity after them
     let header = SnapshotHeader {
         format: 7,
@@ -1108,13 +1108,32 @@ fn a_format_7_snapshot_restores() {
     ));
 }
 
-/// A checkpoint that keeps the remembered ids apart, in segments (a base,
-/// then the ids remembered since each checkpoint), rebuilds exactly the ids
-/// the engine remembers, though ids were forgotten between the segments (by
-/// event time, by arrival, and when a partition leaves), whatever the
-/// checkpoints that are bases, and across restores and a rebalance.
+/// The remembered ids, the users (each as its snapshot bytes) and the
+/// written `daily_activity` records of `e`, to compare engines by.
+type Parts = (FxHashMap<u128, Seen>, BTreeMap<u128, Vec<u8>>, Vec<Vec<u8>>);
+
+fn parts(e: &Engine) -> Parts {
+    let users = e
+        .state
+        .users
+        .iter()
+        .map(|u| (u.key, postcard::to_stdvec(u).unwrap()))
+        .collect();
+    let mut written = Vec::new();
+    e.state.activity.written.write(&mut written).unwrap();
+    let mut records: Vec<Vec<u8>> = written[8..].chunks(91).map(<[u8]>::to_vec).collect();
+    records.sort();
+    (e.state.seen.clone(), users, records)
+}
+
+/// A checkpoint that keeps its bulk apart, in segments (a base, then what
+/// changed since each checkpoint), rebuilds exactly the ids the engine
+/// remembers, its users and the `daily_activity` it wrote, though ids,
+/// users and (day, actor)s were forgotten between the segments (by event
+/// time, by arrival, and when a partition leaves), whatever the checkpoints
+/// that are bases, and across restores and a rebalance.
 #[test]
-fn id_segments_rebuild_the_remembered_ids_exactly() {
+fn segments_rebuild_the_state_exactly() {
     let profile = zhejiang();
     let cfg = EngineConfig {
         dedup_recent: 30,
@@ -1125,7 +1144,9 @@ fn id_segments_rebuild_the_remembered_ids_exactly() {
     let mut events: Vec<(usize, String, i32)> = Vec::new();
     for day in 0..40 {
         let d = format_day(day_of(parse_rfc3339("2026-09-01T10:00:00+08:00").unwrap(), 0) + day);
-        for (u, p) in [("t1", 0), ("t2", 1), ("t3", 1)] {
+        // t4 is active for a few days only: its state empties and goes
+        let t4 = if day < 4 { &[("t4", 0)][..] } else { &[] };
+        for &(u, p) in [("t1", 0), ("t2", 1), ("t3", 1)].iter().chain(t4) {
             for k in 0..3 {
                 let n = events.len();
                 events.push((n, format!("{d} {u} login k={k}"), p));
@@ -1140,7 +1161,7 @@ fn id_segments_rebuild_the_remembered_ids_exactly() {
 
     for base_every in [1, 3, usize::MAX] {
         let mut engine = Engine::new(&profile, cfg);
-        engine.log_ids();
+        engine.log_changes();
         let mut sums = Sums::default();
         let mut segments: Vec<Vec<u8>> = Vec::new();
         let mut checkpoints = 0;
@@ -1158,38 +1179,59 @@ fn id_segments_rebuild_the_remembered_ids_exactly() {
                 engine.absorb(other, &[1].into_iter().collect());
             }
             checkpoints += 1;
-            let snapshot = engine.snapshot_without_ids_into(Vec::new());
-            let segment = engine.take_ids(checkpoints % base_every == 0);
+            let snapshot = engine.snapshot_without_segments_into(Vec::new());
+            let segment = engine.take_segment(checkpoints % base_every == 0);
             if segment.base {
                 segments.clear();
             }
             segments.push(segment.bytes);
-            let parts: Vec<&[u8]> = segments.iter().map(Vec::as_slice).collect();
-            let restored = Engine::restore_with_ids(&profile, &snapshot, &parts).unwrap();
-            assert_eq!(
-                restored.state.seen, engine.state.seen,
+            let given: Vec<&[u8]> = segments.iter().map(Vec::as_slice).collect();
+            let restored = Engine::restore_with_segments(&profile, &snapshot, &given).unwrap();
+            assert!(
+                parts(&restored) == parts(&engine),
                 "checkpoint {checkpoints}, a base every {base_every}"
             );
             if checkpoints % 4 == 0 {
                 // the restored engine goes on from the same segments
                 engine = restored;
-                engine.log_ids();
+                engine.log_changes();
             }
         }
-        // ids were forgotten along the way, and segments were kept apart
+        // ids, a user and (day, actor)s were forgotten along the way, and
+        // segments were kept apart
         assert!(engine.stats().remembered_ids < events.len() / 2);
+        assert_eq!(engine.stats().users, 3);
+        assert!(parts(&engine).2.len() < 3 * 40);
         if base_every == usize::MAX {
             assert!(segments.len() > 10, "{}", segments.len());
         }
+        // the restored and the live engine score the same from here
+        let mut sums = (Sums::default(), Sums::default());
+        let snapshot = engine.snapshot_without_segments_into(Vec::new());
+        segments.push(engine.take_segment(false).bytes);
+        let given: Vec<&[u8]> = segments.iter().map(Vec::as_slice).collect();
+        let mut restored = Engine::restore_with_segments(&profile, &snapshot, &given).unwrap();
+        for (n, spec) in [
+            (9000, "2026-10-11 t1 teach lesson_id=l9"),
+            (9001, "2026-10-10 t9 login"),
+        ] {
+            feed(&mut engine, n, spec, 0);
+            feed(&mut restored, n, spec, 0);
+        }
+        engine.flush(&mut sums.0);
+        restored.flush(&mut sums.1);
+        assert_eq!(sums.0.lines(), sums.1.lines());
+        assert_eq!(sums.0.activity, sums.1.activity);
+        assert!(!sums.0.lines().is_empty());
     }
 
-    // a snapshot without its ids is not restored without its segments
+    // a snapshot without its segments is not restored without them
     let engine = Engine::new(&profile, cfg);
-    let snapshot = engine.snapshot_without_ids_into(Vec::new());
+    let snapshot = engine.snapshot_without_segments_into(Vec::new());
     let err = Engine::restore(&profile, &snapshot)
         .err()
         .unwrap()
         .to_string();
-    assert!(err.contains("id segments"), "{err}");
-    assert!(Engine::restore_with_ids(&profile, &engine.snapshot(), &[&[0; 8]]).is_err());
+    assert!(err.contains("in segments"), "{err}");
+    assert!(Engine::restore_with_segments(&profile, &engine.snapshot(), &[&[0; 8]]).is_err());
 }

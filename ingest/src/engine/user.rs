@@ -98,6 +98,10 @@ pub struct UserState {
     pub dirty_rules: u64,
     /// Whether the user is on the engine's list for the next flush.
     pub queued: bool,
+    /// Whether the user is in the engine's change log already (see
+    /// [`super::Engine::take_segment`]).
+    #[serde(skip)]
+    pub logged: bool,
     /// The Kafka partition the user's latest scoring event came from ([`super::FILE_SOURCE`] for
     /// files): a rebalance hands a partition's users to its new owner.
     pub partition: i32,
@@ -115,6 +119,7 @@ impl UserState {
             pending: Vec::new(),
             dirty_rules: 0,
             queued: false,
+            logged: false,
             partition: super::FILE_SOURCE,
         }
     }

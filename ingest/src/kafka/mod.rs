@@ -37,7 +37,7 @@ use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
 
 use huoyue_schemas::profile::Profile;
 
-use crate::checkpoint::{self, Checkpoint, IdsFile, Mark};
+use crate::checkpoint::{self, Checkpoint, Mark, SegmentFile};
 use crate::engine::{Engine, EngineConfig};
 use crate::lake_writer::publish::PartitionLock;
 use crate::lake_writer::{LakeWriter, WrittenFile};
@@ -218,8 +218,8 @@ struct Service {
     dlq_failures: u64,
     /// The last stored checkpoint's snapshot buffer, for the next snapshot.
     spare_snapshot: Vec<u8>,
-    /// The id segments of the last checkpoint: the last base, then those after it.
-    ids_files: Vec<IdsFile>,
+    /// The segments of the last checkpoint: the last base, then those after it.
+    segments: Vec<SegmentFile>,
     /// Id segments the last base left out, removed once the next checkpoint
     /// is durable.
     retiring: Vec<String>,
@@ -537,29 +537,31 @@ impl Service {
             return Err(e.into());
         }
         self.seq += 1;
-        // the snapshot without the remembered ids, which go to an id segment:
-        // those remembered since the last checkpoint, or all of them when the
-        // segments listed hold too many forgotten ones, or are too many
+        // the snapshot without its bulk (the remembered ids, the users, the
+        // (day, actor)s written), which goes to a segment: what changed since
+        // the last checkpoint, or all of it (a base) when the segments listed
+        // hold too much that is gone or changed since, or are too many
         let engine = self.pipeline.engine_mut();
-        let snapshot = engine.snapshot_without_ids_into(std::mem::take(&mut self.spare_snapshot));
-        let listed: u64 = self.ids_files.iter().map(|f| f.records).sum();
-        let live = engine.remembered_ids() as u64;
-        let base = self.ids_files.len() >= MAX_ID_SEGMENTS || listed > 2 * live + (1 << 16);
-        let segment = engine.take_ids(base);
+        let snapshot =
+            engine.snapshot_without_segments_into(std::mem::take(&mut self.spare_snapshot));
+        let listed: u64 = self.segments.iter().map(|f| f.records).sum();
+        let live = engine.segment_records() as u64;
+        let base = self.segments.len() >= MAX_SEGMENTS || listed > 2 * live + (1 << 16);
+        let segment = engine.take_segment(base);
         let retire = std::mem::take(&mut self.retiring);
         if segment.base {
-            self.retiring = self.ids_files.drain(..).map(|f| f.name).collect();
+            self.retiring = self.segments.drain(..).map(|f| f.name).collect();
         }
-        self.ids_files.push(IdsFile {
-            name: checkpoint::ids_file(&self.opts.instance, self.seq),
+        self.segments.push(SegmentFile {
+            name: checkpoint::segment_file(&self.opts.instance, self.seq),
             records: segment.records,
         });
         let ckpt = Checkpoint {
             seq: self.seq,
             partitions: self.positions.clone(),
             engine: snapshot,
-            ids: self.ids_files.clone(),
-            new_ids: Some(segment.bytes),
+            segments: self.segments.clone(),
+            new_segment: Some(segment.bytes),
             retire,
             ..Checkpoint::new(&self.opts.instance, &self.opts.topic)
         };
@@ -860,9 +862,9 @@ impl Service {
         for (i, parts) in take {
             let c = &all[i];
             c.roll_forward(&self.lake)?;
-            let ids = c.read_ids(&self.checkpoint_dir())?;
+            let ids = c.read_segments(&self.checkpoint_dir())?;
             let ids: Vec<&[u8]> = ids.iter().map(Vec::as_slice).collect();
-            let theirs = Engine::restore_with_ids(&self.profile, &c.engine, &ids)?;
+            let theirs = Engine::restore_with_segments(&self.profile, &c.engine, &ids)?;
             tracing::info!(
                 from = %c.instance,
                 partitions = ?parts,
@@ -878,7 +880,7 @@ impl Service {
 
 /// Id segments a checkpoint lists at most: the next is a base. (At one
 /// checkpoint every 10 s, a base every three hours at least.)
-const MAX_ID_SEGMENTS: usize = 1024;
+const MAX_SEGMENTS: usize = 1024;
 
 /// Messages polled per batch handed to the scoring thread, at most.
 const MAX_BATCH: usize = 20_000;
@@ -1232,22 +1234,25 @@ pub fn run(
         );
     }
     let seq = resumed.last.as_ref().map_or(0, |c| c.seq);
-    let ids_files = resumed
+    let segments = resumed
         .last
         .as_ref()
-        .map(|c| c.ids.clone())
+        .map(|c| c.segments.clone())
         .unwrap_or_default();
     let mut engine = resumed.engine;
-    // the ids remembered from now on go to the next checkpoint's id segment
-    engine.log_ids();
+    // what changes from now on goes to the next checkpoint's segment
+    engine.log_changes();
     // the state as restored, before any event comes (a quiet restart would
     // show none until its first checkpoint)
     metrics.engine(&engine.stats());
-    // what the last checkpoint wrote: its file and its id segment
+    // what the last checkpoint wrote: its file and its segment
     if let Some(c) = &resumed.last {
         let size = |path: PathBuf| std::fs::metadata(path).map_or(0, |m| m.len());
         let file = size(checkpoint::file(&ckpt_dir, &opts.instance));
-        let segment = c.ids.last().map_or(0, |f| size(ckpt_dir.join(&f.name)));
+        let segment = c
+            .segments
+            .last()
+            .map_or(0, |f| size(ckpt_dir.join(&f.name)));
         metrics.checkpoint_bytes.set((file + segment) as i64);
     }
     let run_id = now_micros();
@@ -1334,7 +1339,7 @@ pub fn run(
         producer: Arc::clone(&producer),
         dlq_failures: 0,
         spare_snapshot: Vec::new(),
-        ids_files,
+        segments,
         retiring: Vec::new(),
         partition_locks: BTreeMap::new(),
         spare_bytes: Vec::new(),
