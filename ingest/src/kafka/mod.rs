@@ -544,9 +544,7 @@ impl Service {
         let engine = self.pipeline.engine_mut();
         let snapshot =
             engine.snapshot_without_segments_into(std::mem::take(&mut self.spare_snapshot));
-        let listed: u64 = self.segments.iter().map(|f| f.records).sum();
-        let live = engine.segment_records() as u64;
-        let base = self.segments.len() >= MAX_SEGMENTS || listed > 2 * live + (1 << 16);
+        let base = needs_base(&self.segments, engine.segment_records());
         let segment = engine.take_segment(base);
         let retire = std::mem::take(&mut self.retiring);
         if segment.base {
@@ -878,9 +876,18 @@ impl Service {
     }
 }
 
-/// Id segments a checkpoint lists at most: the next is a base. (At one
+/// Segments a checkpoint lists at most: the next is a base. (At one
 /// checkpoint every 10 s, a base every three hours at least.)
 const MAX_SEGMENTS: usize = 1024;
+
+/// Whether the next checkpoint writes a base rather than what changed, its
+/// last one listing `listed`, the state now holding `live` records
+/// ([`Engine::segment_records`]): when the list is long, or holds more than
+/// twice what a base would (records forgotten or written again since).
+fn needs_base(listed: &[SegmentFile], live: usize) -> bool {
+    let records: u64 = listed.iter().map(|f| f.records).sum();
+    listed.len() >= MAX_SEGMENTS || records > 2 * live as u64 + (1 << 16)
+}
 
 /// Messages polled per batch handed to the scoring thread, at most.
 const MAX_BATCH: usize = 20_000;
@@ -1482,7 +1489,25 @@ pub fn run(
 
 #[cfg(test)]
 mod tests {
-    use super::read_position;
+    use super::*;
+
+    #[test]
+    fn a_base_when_the_segments_are_many_or_mostly_gone() {
+        let files = |n: usize, records: u64| -> Vec<SegmentFile> {
+            (0..n)
+                .map(|i| SegmentFile {
+                    name: checkpoint::segment_file("a", i as u64),
+                    records,
+                })
+                .collect()
+        };
+        assert!(!needs_base(&files(3, 1000), 2000));
+        assert!(!needs_base(&files(MAX_SEGMENTS - 1, 10), 10));
+        assert!(needs_base(&files(MAX_SEGMENTS, 10), 10));
+        // 2,200,000 records listed for 1,000,000 live: mostly gone
+        assert!(needs_base(&files(22, 100_000), 1_000_000));
+        assert!(!needs_base(&files(20, 100_000), 1_000_000));
+    }
 
     /// The statistics of nisshi, measured after a restart on a topic
     /// recreated with 12,939 messages under a checkpoint at 38,567: nothing
