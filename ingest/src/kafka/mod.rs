@@ -220,7 +220,7 @@ struct Service {
     spare_snapshot: Vec<u8>,
     /// The segments of the last checkpoint: the last base, then those after it.
     segments: Vec<SegmentFile>,
-    /// Id segments the last base left out, removed once the next checkpoint
+    /// Segments the last base left out, removed once the next checkpoint
     /// is durable.
     retiring: Vec<String>,
     /// The lock of each partition read ([`Service::lock_partitions`]).
