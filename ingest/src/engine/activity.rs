@@ -378,7 +378,8 @@ impl Activity {
         mut log: Option<&mut Vec<(i32, u128)>>,
         mut each: impl FnMut(&ActivityRow<'_>),
     ) {
-        let stays = |day: i32, partition: i32| stays(windows, day, partition);
+        let earliest = earliest(windows);
+        let stays = |day: i32, partition: i32| stays(windows, earliest, day, partition);
         let names = &self.names;
         for r in &self.rows {
             let mut emit = |role: Role, school_id: &str, counts: [i64; 4]| {
@@ -459,11 +460,12 @@ impl Activity {
     /// latest window on are not looked at. Windows only move forward, so
     /// those kept are the same whether this runs at every drain or once.
     pub(super) fn forget_written(&mut self, windows: &[(i32, i32)]) {
-        let earliest = windows.iter().map(|w| w.1).min().unwrap_or(i32::MIN);
+        let earliest = earliest(windows);
         let latest = windows.iter().map(|w| w.1).max().unwrap_or(i32::MIN);
         if self.written.0.days.iter().any(|(day, _)| *day < latest) {
-            self.written
-                .retain_before(earliest, latest, |day, w| stays(windows, day, w.partition));
+            self.written.retain_before(earliest, latest, |day, w| {
+                stays(windows, earliest, day, w.partition)
+            });
         }
     }
 
@@ -508,12 +510,16 @@ impl Activity {
     }
 }
 
-/// Whether a (day, actor) of `partition` stays under `windows` (each
-/// (partition, window start)): its day is in its partition's window. Rows
+/// The earliest start of `windows` (each (partition, window start)).
+fn earliest(windows: &[(i32, i32)]) -> i32 {
+    windows.iter().map(|w| w.1).min().unwrap_or(i32::MIN)
+}
+
+/// Whether a (day, actor) of `partition` stays under `windows`, whose
+/// earliest start is `earliest`: its day is in its partition's window. Rows
 /// restored from a format-7 snapshot (of no known partition) stay until
 /// every window is past them.
-fn stays(windows: &[(i32, i32)], day: i32, partition: i32) -> bool {
-    let earliest = windows.iter().map(|w| w.1).min().unwrap_or(i32::MIN);
+fn stays(windows: &[(i32, i32)], earliest: i32, day: i32, partition: i32) -> bool {
     day >= windows
         .iter()
         .find(|w| w.0 == partition)
