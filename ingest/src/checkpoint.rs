@@ -99,6 +99,11 @@ pub struct Checkpoint {
     /// Id segments to remove once this checkpoint is durable.
     #[serde(skip)]
     pub retire: Vec<String>,
+    /// Partitions this instance read before and handed over, whose state
+    /// its snapshot still holds until their new owner's checkpoint holds
+    /// them, with where they were (stored after the segments).
+    #[serde(skip)]
+    pub handed: BTreeMap<i32, Mark>,
 }
 
 /// A segment a checkpoint lists.
@@ -272,6 +277,7 @@ impl Checkpoint {
             segments: Vec::new(),
             new_segment: None,
             retire: Vec::new(),
+            handed: BTreeMap::new(),
         }
     }
 
@@ -343,6 +349,10 @@ impl Checkpoint {
         if layout == 4 {
             (c.segments, tail) =
                 postcard::take_from_bytes(tail).map_err(|e| corrupt(&e.to_string()))?;
+            if !tail.is_empty() {
+                (c.handed, tail) =
+                    postcard::take_from_bytes(tail).map_err(|e| corrupt(&e.to_string()))?;
+            }
         }
         c.engine = match layout {
             1 => postcard::from_bytes(tail).map_err(|e| corrupt(&e.to_string()))?,
@@ -644,6 +654,7 @@ impl Begun {
         let written = (|| {
             let body = postcard::to_stdvec(ckpt).expect("a checkpoint serializes");
             let body = postcard::to_extend(&ckpt.segments, body).expect("a list serializes");
+            let body = postcard::to_extend(&ckpt.handed, body).expect("a map serializes");
             self.file.write_all(&body)?;
             self.sum.update(&body);
             let mut header = Vec::with_capacity(HEADER);

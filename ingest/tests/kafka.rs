@@ -779,6 +779,13 @@ fn instances_whose_partitions_overlap_are_refused() {
         group: "h",
         ..group_args(lake.path(), &broker, "c", &["--partitions", "3"])
     });
+    // a group member given the partitions waits for them (an owner stalled
+    // past its session lets go), and stops at once when told to
+    let d = Service::start(&group_args(lake.path(), &broker, "d", &[]), &two.b);
+    wait_said(&logs, "waiting for it to let go", Duration::from_secs(30));
+    let told = Instant::now();
+    assert!(d.terminate(Duration::from_secs(20)).success(), "{}", logs());
+    assert!(told.elapsed() < Duration::from_secs(10), "{}", logs());
     caught_up(
         lake.path(),
         keyed_lines(&input).len(),
@@ -795,6 +802,79 @@ fn instances_whose_partitions_overlap_are_refused() {
         Duration::from_secs(30),
     );
     assert!(b.terminate(Duration::from_secs(15)).success(), "{}", logs());
+}
+
+/// A partition handed over stays in its last owner's checkpoints, its
+/// state and where it was, until its new owner's checkpoint holds it: a new
+/// owner killed before its first checkpoint loses and doubles nothing (its
+/// partitions went back to A, which used to read them again from the start,
+/// no checkpoint holding them any more).
+#[test]
+fn a_new_owner_killed_before_its_first_checkpoint_loses_and_doubles_nothing() {
+    let (broker, input, messages) = first_half_produced();
+    let total = messages.len();
+    let lake = tempfile::tempdir().unwrap();
+    let two = TwoLogs::new(lake.path());
+    let logs = || two.text();
+    let fast = ["--flush-interval", "200ms"];
+    let a = Service::start(&group_args(lake.path(), &broker, "a", &fast), &two.a);
+    caught_up(lake.path(), total / 2, Duration::from_secs(90), &logs);
+    // B takes partitions over and never checkpoints: A goes on checkpointing
+    let slow = ["--flush-interval", "10m"];
+    let b = Service::start(&group_args(lake.path(), &broker, "b", &slow), &two.b);
+    wait_said(
+        &|| std::fs::read_to_string(&two.b).unwrap_or_default(),
+        "taking over the state of partitions",
+        Duration::from_secs(60),
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    b.kill();
+    // A gets them back once the broker expires B's session
+    broker.produce(TOPIC, &messages[total / 2..]);
+    caught_up(lake.path(), total, Duration::from_secs(90), &logs);
+    assert!(a.terminate(Duration::from_secs(15)).success(), "{}", logs());
+    assert_same_as_file_mode(lake.path(), &input);
+}
+
+/// A partition moved from one fixed instance to another while both were
+/// stopped, the one letting it go started first: the other takes it over
+/// from the first one's checkpoint, which still holds it (it used to be
+/// read again from the start).
+#[test]
+fn a_partition_moved_between_fixed_instances_is_taken_over() {
+    let (broker, input, messages) = first_half_produced();
+    let lake = tempfile::tempdir().unwrap();
+    let two = TwoLogs::new(lake.path());
+    let logs = || two.text();
+    let run = |instance: &str, parts: &str, log: &Path| {
+        Service::start(
+            &group_args(lake.path(), &broker, instance, &["--partitions", parts]),
+            log,
+        )
+    };
+    let (a, b) = (run("a", "0,1", &two.a), run("b", "2,3", &two.b));
+    caught_up(
+        lake.path(),
+        messages.len() / 2,
+        Duration::from_secs(90),
+        &logs,
+    );
+    assert!(a.terminate(Duration::from_secs(15)).success(), "{}", logs());
+    assert!(b.terminate(Duration::from_secs(15)).success(), "{}", logs());
+    // partition 2 moves from B to A; B starts first and checkpoints its own
+    broker.produce(TOPIC, &messages[messages.len() / 2..]);
+    let b = run("b", "3", &two.b);
+    std::thread::sleep(Duration::from_secs(2));
+    let a = run("a", "0,1,2", &two.a);
+    caught_up(lake.path(), messages.len(), Duration::from_secs(90), &logs);
+    assert!(a.terminate(Duration::from_secs(15)).success(), "{}", logs());
+    assert!(b.terminate(Duration::from_secs(15)).success(), "{}", logs());
+    assert!(
+        logs().contains("taking over the state of partitions"),
+        "{}",
+        logs()
+    );
+    assert_same_as_file_mode(lake.path(), &input);
 }
 
 #[test]

@@ -105,6 +105,10 @@ pub enum ServiceError {
         topic: String,
         path: String,
     },
+    /// Told to stop while it waited for a partition ([`Service::lock_partitions`]):
+    /// not an error, the service stops as it would otherwise.
+    #[error("stopped while waiting for a partition")]
+    Stopped,
     #[error(
         "Kafka client stopped for good: {reason} (is another instance running with --instance-id {instance}? each needs its own)"
     )]
@@ -202,6 +206,11 @@ struct Service {
     pipeline: Pipeline,
     /// Next offset to read, per assigned partition (after what was scored).
     positions: BTreeMap<i32, Mark>,
+    /// Partitions read before and handed over (revoked, or not assigned at
+    /// this start), whose state this instance keeps until their new owner's
+    /// checkpoint holds them ([`Service::settle_handed`]), with where they
+    /// were.
+    handed: BTreeMap<i32, Mark>,
     pending: Pending,
     /// Messages read before `pending`, being decoded.
     decoding: Option<Decoding>,
@@ -225,6 +234,8 @@ struct Service {
     retiring: Vec<String>,
     /// The lock of each partition read ([`Service::lock_partitions`]).
     partition_locks: BTreeMap<i32, PartitionLock>,
+    /// Set to stop the service (a signal).
+    stop: Arc<AtomicBool>,
     /// Buffers of scored chunks, for the next ones ([`decode_parallel`]).
     spare_bytes: Vec<Vec<u8>>,
     metrics: Metrics,
@@ -371,7 +382,11 @@ impl ConsumerContext for Ctx {
                     svc.failed.get_or_insert(e);
                 }
                 for p in &revoked {
-                    svc.positions.remove(p);
+                    // its state stays, and goes in the checkpoints, until
+                    // its next owner's checkpoint holds it
+                    if let Some(m) = svc.positions.remove(p) {
+                        svc.handed.insert(*p, m);
+                    }
                     // checkpointed: the next owner may read it
                     svc.partition_locks.remove(p);
                 }
@@ -522,6 +537,13 @@ impl Service {
     ) -> Result<(), ServiceError> {
         self.apply_pending();
         self.finish_checkpoint(consumer, true)?;
+        // partitions handed over whose new owner has checkpointed them since
+        if !self.handed.is_empty() {
+            let all = Checkpoint::load_all(&self.checkpoint_dir())?;
+            if self.settle_handed(&all) {
+                self.dirty = true;
+            }
+        }
         if !self.dirty && !force {
             // nothing new since the last checkpoint: the state is as durable
             // as if one had been written now (an idle night is not a replica
@@ -557,6 +579,7 @@ impl Service {
         let ckpt = Checkpoint {
             seq: self.seq,
             partitions: self.positions.clone(),
+            handed: self.handed.clone(),
             engine: snapshot,
             segments: self.segments.clone(),
             new_segment: Some(segment.bytes),
@@ -778,6 +801,9 @@ impl Service {
                 if let Some(lock) = lock {
                     break lock;
                 }
+                if self.stop.load(Ordering::Relaxed) {
+                    return Err(ServiceError::Stopped);
+                }
                 if started.elapsed() >= patience {
                     return Err(ServiceError::PartitionBusy {
                         partition: p,
@@ -799,22 +825,22 @@ impl Service {
     }
 
     /// Decides where each assigned partition starts, taking state over from
-    /// another instance's checkpoint where that one is the newest.
+    /// another instance's checkpoint where that one is the newest. Nothing
+    /// changes unless all of it can be done: a partition is not claimed
+    /// without its state.
     fn assign(&mut self, tpl: &mut TopicPartitionList) -> Result<(), ServiceError> {
         // the checkpoints on disk must include this instance's own
         self.finish_checkpoint(None, true)?;
         let assigned: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
         self.lock_partitions(&assigned)?;
-        let all = Checkpoint::load_all(&self.checkpoint_dir())?;
-        // per foreign checkpoint, the partitions taken from it
+        let dir = self.checkpoint_dir();
+        let all = Checkpoint::load_all(&dir)?;
+        // per partition, where it starts; per foreign checkpoint, the
+        // partitions taken from it
+        let mut marks: BTreeMap<i32, Mark> = BTreeMap::new();
         let mut take: BTreeMap<usize, BTreeSet<i32>> = BTreeMap::new();
         for &p in &assigned {
-            let best = all
-                .iter()
-                .enumerate()
-                .filter_map(|(i, c)| c.partitions.get(&p).map(|m| (i, *m)))
-                .max_by_key(|(_, m)| m.generation);
-            let mark = match best {
+            let mark = match newest_holder(&all, p) {
                 Some((i, m)) => {
                     if all[i].instance != self.opts.instance {
                         take.entry(i).or_default().insert(p);
@@ -836,6 +862,20 @@ impl Service {
             };
             tpl.set_partition_offset(&self.opts.topic, p, offset)
                 .map_err(|e| ServiceError::Other(e.to_string()))?;
+            marks.insert(p, mark);
+        }
+        let mut theirs = Vec::new();
+        for (i, parts) in take {
+            let c = &all[i];
+            c.roll_forward(&self.lake)?;
+            let segments = c.read_segments(&dir)?;
+            let segments: Vec<&[u8]> = segments.iter().map(Vec::as_slice).collect();
+            let engine = Engine::restore_with_segments(&self.profile, &c.engine, &segments)?;
+            theirs.push((&c.instance, parts, engine));
+        }
+        // from here on nothing fails
+        for (p, mark) in marks {
+            self.handed.remove(&p);
             self.positions.insert(
                 p,
                 Mark {
@@ -844,36 +884,72 @@ impl Service {
                 },
             );
         }
-        // the state of partitions this instance no longer reads went to their
-        // new owners with the checkpoint written at their revocation
-        let owned = &self.positions;
-        let released = self
-            .pipeline
-            .engine_mut()
-            .release(|p| !owned.contains_key(&p));
-        if released > 0 {
+        self.settle_handed(&all);
+        for (from, parts, engine) in theirs {
             tracing::info!(
-                users = released,
-                "released the state of partitions no longer assigned"
-            );
-        }
-        for (i, parts) in take {
-            let c = &all[i];
-            c.roll_forward(&self.lake)?;
-            let ids = c.read_segments(&self.checkpoint_dir())?;
-            let ids: Vec<&[u8]> = ids.iter().map(Vec::as_slice).collect();
-            let theirs = Engine::restore_with_segments(&self.profile, &c.engine, &ids)?;
-            tracing::info!(
-                from = %c.instance,
+                %from,
                 partitions = ?parts,
                 "taking over the state of partitions from another instance's checkpoint"
             );
-            self.pipeline.engine_mut().absorb(theirs, &parts);
+            // a copy of their state held here since they were handed over
+            // is older than the one taken
+            let engine_here = self.pipeline.engine_mut();
+            engine_here.release(|p| parts.contains(&p));
+            engine_here.absorb(engine, &parts);
         }
+        // the partitions taken are checkpointed at the next round, read or not
+        self.dirty = true;
         // the state released and taken over, shown before the next checkpoint
         self.metrics.engine(&self.pipeline.engine().stats());
         Ok(())
     }
+
+    /// Lets go of the state of the partitions handed over whose new owner's
+    /// checkpoint (one of `all`) holds them now, at a newer generation; until
+    /// then this instance's checkpoints keep their state and where they were,
+    /// so that a new owner that stops before its first checkpoint loses
+    /// nothing. Returns whether any went.
+    fn settle_handed(&mut self, all: &[Checkpoint]) -> bool {
+        let gone: BTreeSet<i32> = self
+            .handed
+            .iter()
+            .filter(|&(&p, mine)| {
+                all.iter().any(|c| {
+                    c.instance != self.opts.instance
+                        && c.partitions
+                            .get(&p)
+                            .or(c.handed.get(&p))
+                            .is_some_and(|m| m.generation > mine.generation)
+                })
+            })
+            .map(|(&p, _)| p)
+            .collect();
+        if gone.is_empty() {
+            return false;
+        }
+        for p in &gone {
+            self.handed.remove(p);
+        }
+        let released = self.pipeline.engine_mut().release(|p| gone.contains(&p));
+        tracing::info!(
+            partitions = ?gone,
+            users = released,
+            "released the state of partitions their new owner has checkpointed"
+        );
+        true
+    }
+}
+
+/// The checkpoint of `all` with the newest state of `partition` (read or
+/// handed over: the highest generation), and its mark there.
+fn newest_holder(all: &[Checkpoint], partition: i32) -> Option<(usize, Mark)> {
+    all.iter()
+        .enumerate()
+        .filter_map(|(i, c)| {
+            let m = c.partitions.get(&partition).or(c.handed.get(&partition))?;
+            Some((i, *m))
+        })
+        .max_by_key(|(_, m)| m.generation)
 }
 
 /// Segments a checkpoint lists at most: the next is a base. (At one
@@ -973,8 +1049,11 @@ fn score_batches(
         let idle = batch.spans.is_empty();
         let mut guard = consumer.context().service.lock().expect("service");
         let svc = guard.as_mut().expect("service present while running");
-        if let Some(e) = svc.failed.take() {
-            return Err(e);
+        match svc.failed.take() {
+            // the poll thread stops too: what was scored is checkpointed
+            Some(ServiceError::Stopped) => return Ok(()),
+            Some(e) => return Err(e),
+            None => {}
         }
         // a batch read before a rebalance is dropped: the partitions it holds
         // are read again from the checkpoint (checked under the lock the
@@ -1241,6 +1320,13 @@ pub fn run(
         );
     }
     let seq = resumed.last.as_ref().map_or(0, |c| c.seq);
+    // what the last checkpoint read or held is held until assigned or
+    // checkpointed by another instance
+    let handed = resumed.last.as_ref().map_or_else(BTreeMap::new, |c| {
+        let mut held = c.handed.clone();
+        held.extend(c.partitions.iter().map(|(p, m)| (*p, *m)));
+        held
+    });
     let segments = resumed
         .last
         .as_ref()
@@ -1336,6 +1422,7 @@ pub fn run(
         profile: profile.clone(),
         pipeline,
         positions: BTreeMap::new(),
+        handed,
         pending: Pending::default(),
         decoding: None,
         times: Vec::new(),
@@ -1349,6 +1436,7 @@ pub fn run(
         segments,
         retiring: Vec::new(),
         partition_locks: BTreeMap::new(),
+        stop: Arc::clone(&stop),
         spare_bytes: Vec::new(),
         metrics: metrics.clone(),
         failed: None,
@@ -1398,7 +1486,12 @@ pub fn run(
             }
             let mut guard = consumer.context().service.lock().expect("service");
             let svc = guard.as_mut().expect("service present");
-            svc.assign(&mut tpl)?;
+            match svc.assign(&mut tpl) {
+                Ok(()) => {}
+                // nothing read, nothing to checkpoint
+                Err(ServiceError::Stopped) => return Ok(Counts::default()),
+                Err(e) => return Err(e),
+            }
             consumer
                 .assign(&tpl)
                 .map_err(|e| ServiceError::Other(format!("assign: {e}")))?;
