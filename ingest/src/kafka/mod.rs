@@ -538,10 +538,13 @@ impl Service {
         self.apply_pending();
         self.finish_checkpoint(consumer, true)?;
         // partitions handed over whose new owner has checkpointed them since
+        // (a checkpoint that cannot be read only keeps them here longer)
         if !self.handed.is_empty() {
-            let all = Checkpoint::load_all(&self.checkpoint_dir())?;
-            if self.settle_handed(&all) {
-                self.dirty = true;
+            match Checkpoint::load_all(&self.checkpoint_dir()) {
+                Ok(all) => self.dirty |= self.settle_handed(&all),
+                Err(e) => tracing::warn!(
+                    "cannot tell whether the partitions handed over are checkpointed by their new owners: {e}"
+                ),
             }
         }
         if !self.dirty && !force {
