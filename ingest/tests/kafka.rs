@@ -712,6 +712,22 @@ fn two_instances(partitions: Option<(&str, &str)>) {
         |h| h.len() == 2 && h.values().all(|n| *n > 0),
         &two,
     );
+    // an instance that handed partitions over lets their state go once the
+    // other's checkpoint holds them
+    let dir = checkpoint::dir(lake.path(), "g", TOPIC);
+    let started = Instant::now();
+    while Checkpoint::load_all(&dir)
+        .unwrap()
+        .iter()
+        .any(|c| !c.handed.is_empty())
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "partitions still held as handed over\n{}",
+            logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     assert!(a.terminate(Duration::from_secs(20)).success(), "{}", logs());
     assert!(b.terminate(Duration::from_secs(20)).success(), "{}", logs());
 
