@@ -712,9 +712,23 @@ fn two_instances(partitions: Option<(&str, &str)>) {
         |h| h.len() == 2 && h.values().all(|n| *n > 0),
         &two,
     );
-    // an instance that handed partitions over lets their state go once the
-    // other's checkpoint holds them
-    let dir = checkpoint::dir(lake.path(), "g", TOPIC);
+    wait_none_handed(lake.path(), &logs);
+    assert!(a.terminate(Duration::from_secs(20)).success(), "{}", logs());
+    assert!(b.terminate(Duration::from_secs(20)).success(), "{}", logs());
+
+    let mut per_partition = BTreeMap::new();
+    for r in event_rows(lake.path()) {
+        *per_partition.entry(r.1).or_insert(0) += 1;
+    }
+    eprintln!("events per partition: {per_partition:?}\n{}", logs());
+    assert_same_as_file_mode(lake.path(), &input);
+}
+
+/// Waits until no checkpoint of group `g` holds a partition handed over: an
+/// instance lets a partition's state go once its new owner's checkpoint
+/// holds it.
+fn wait_none_handed(lake: &Path, logs: &dyn Fn() -> String) {
+    let dir = checkpoint::dir(lake, "g", TOPIC);
     let started = Instant::now();
     while Checkpoint::load_all(&dir)
         .unwrap()
@@ -728,15 +742,6 @@ fn two_instances(partitions: Option<(&str, &str)>) {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(a.terminate(Duration::from_secs(20)).success(), "{}", logs());
-    assert!(b.terminate(Duration::from_secs(20)).success(), "{}", logs());
-
-    let mut per_partition = BTreeMap::new();
-    for r in event_rows(lake.path()) {
-        *per_partition.entry(r.1).or_insert(0) += 1;
-    }
-    eprintln!("events per partition: {per_partition:?}\n{}", logs());
-    assert_same_as_file_mode(lake.path(), &input);
 }
 
 /// Waits (40 s at most) for `svc`, whose log is `log`, to exit 1; the log's
@@ -944,6 +949,12 @@ fn a_member_joining_and_a_member_killed_rebalance_without_loss() {
     wait_for("B joined and took partitions from A", &|h| {
         h.get("b").is_some_and(|n| *n > 0) && h.get("a").is_some_and(|n| *n < 4)
     });
+    wait_none_handed(lake.path(), &logs);
+    assert!(
+        logs().contains("released the state of partitions"),
+        "{}",
+        logs()
+    );
     a.kill();
     broker.produce(TOPIC, &second[second.len() / 2..]);
     wait_for("B took every partition over from the killed A", &|h| {
