@@ -2,9 +2,12 @@
 //! folder follows, so that compaction can swap a partition atomically.
 //!
 //! A file is written as `.<name>.tmp` in its partition folder and fsynced; then,
-//! holding an exclusive lock on the folder's `.lock` file, it is renamed to its
-//! final `*.parquet` name and the folder is fsynced. Compaction takes the same lock
-//! while it swaps the folder, so no file appears in the middle of a swap.
+//! holding a shared lock on the folder's `.lock` file, it is renamed to its
+//! final `*.parquet` name and the folder is fsynced. Compaction takes the lock
+//! exclusively while it swaps the folder, so no file appears in the middle of a
+//! swap. Writers share it: their files have names of their own, and a writer
+//! stalled while it publishes (a frozen process, a paused machine) must not
+//! stall every other writer of the day.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -13,17 +16,25 @@ use std::path::Path;
 /// The lock file of a partition folder.
 pub const LOCK_FILE: &str = ".lock";
 
-/// Holds an exclusive `flock` until dropped: a partition folder's `.lock`, or
-/// another lock file ([`PartitionLock::try_acquire_file`]).
+/// Holds a `flock` until dropped: a partition folder's `.lock`, or another
+/// lock file ([`PartitionLock::try_acquire_file`]).
 pub struct PartitionLock {
     file: File,
 }
 
 impl PartitionLock {
-    /// Blocks until the folder's lock is ours.
+    /// Blocks until the folder's lock is ours alone.
     pub fn acquire(dir: &Path) -> io::Result<PartitionLock> {
         let file = Self::open(&dir.join(LOCK_FILE))?;
         file.lock()?;
+        Ok(PartitionLock { file })
+    }
+
+    /// Blocks until the folder's lock is ours, shared with other writers
+    /// publishing files (not with a swap).
+    pub fn acquire_shared(dir: &Path) -> io::Result<PartitionLock> {
+        let file = Self::open(&dir.join(LOCK_FILE))?;
+        file.lock_shared()?;
         Ok(PartitionLock { file })
     }
 
@@ -53,13 +64,14 @@ impl Drop for PartitionLock {
     }
 }
 
-/// Renames the fsynced `tmp` to `dest` (same folder) under the folder's lock, then
+/// Renames the fsynced `tmp` to `dest` (same folder) under the folder's lock
+/// (shared with other writers), then
 /// fsyncs the folder so the name survives a crash.
 pub fn publish_file(tmp: &Path, dest: &Path) -> io::Result<()> {
     let dir = dest
         .parent()
         .ok_or_else(|| io::Error::other("destination has no folder"))?;
-    let _lock = PartitionLock::acquire(dir)?;
+    let _lock = PartitionLock::acquire_shared(dir)?;
     std::fs::rename(tmp, dest)?;
     sync_dir(dir)
 }
@@ -81,5 +93,59 @@ pub fn publish_staged(tmp: &Path, dest: &Path) -> io::Result<bool> {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == io::ErrorKind::NotFound && !tmp.exists() => Ok(false),
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    /// Writers share a folder's lock: one stalled while it publishes (here,
+    /// holding the lock) stalls no other writer; a swap's exclusive lock waits
+    /// for it, and publishing waits for the swap.
+    #[test]
+    fn writers_share_the_lock_and_a_swap_has_it_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let part = dir.path().to_owned();
+        let waits = |f: Box<dyn FnOnce() + Send>| {
+            let (tx, rx) = mpsc::channel();
+            let t = std::thread::spawn(move || {
+                f();
+                tx.send(()).unwrap();
+            });
+            (rx, t)
+        };
+        let stalled = PartitionLock::acquire_shared(&part).unwrap();
+        std::fs::write(part.join(".a.parquet.tmp"), b"a").unwrap();
+        let p = part.clone();
+        let (published, t) = waits(Box::new(move || {
+            publish_file(&p.join(".a.parquet.tmp"), &p.join("a.parquet")).unwrap();
+        }));
+        published.recv_timeout(Duration::from_secs(5)).unwrap();
+        t.join().unwrap();
+        assert!(part.join("a.parquet").exists());
+
+        let p = part.clone();
+        let (swapped, t) = waits(Box::new(move || {
+            let _swap = PartitionLock::acquire(&p).unwrap();
+        }));
+        assert!(swapped.recv_timeout(Duration::from_millis(200)).is_err());
+        drop(stalled);
+        swapped.recv_timeout(Duration::from_secs(5)).unwrap();
+        t.join().unwrap();
+
+        let swap = PartitionLock::acquire(&part).unwrap();
+        std::fs::write(part.join(".b.parquet.tmp"), b"b").unwrap();
+        let p = part.clone();
+        let (published, t) = waits(Box::new(move || {
+            publish_file(&p.join(".b.parquet.tmp"), &p.join("b.parquet")).unwrap();
+        }));
+        assert!(published.recv_timeout(Duration::from_millis(200)).is_err());
+        drop(swap);
+        published.recv_timeout(Duration::from_secs(5)).unwrap();
+        t.join().unwrap();
+        assert!(part.join("b.parquet").exists());
     }
 }
