@@ -368,18 +368,15 @@ impl Activity {
     /// Hands every row of this flush to `each`, leaving the roll-up empty:
     /// under the role and school of the day's first event, also when that
     /// came in an earlier flush ([`Written`]). What is written is kept for
-    /// the days still in their partition's window, `windows` giving each
-    /// (partition, window start) (a long flush of a file spans many days no
-    /// later event can reach); the rest is forgotten.
-    /// The (day, actor)s written go to `log`, if given.
+    /// the days from `from` on (a long flush of a file spans many days no
+    /// later event can reach); the rest is forgotten. The (day, actor)s
+    /// written go to `log`, if given.
     pub fn drain(
         &mut self,
-        windows: &[(i32, i32)],
+        from: i32,
         mut log: Option<&mut Vec<(i32, u128)>>,
         mut each: impl FnMut(&ActivityRow<'_>),
     ) {
-        let earliest = earliest(windows);
-        let stays = |day: i32, partition: i32| stays(windows, earliest, day, partition);
         let names = &self.names;
         for r in &self.rows {
             let mut emit = |role: Role, school_id: &str, counts: [i64; 4]| {
@@ -395,7 +392,7 @@ impl Activity {
                     events,
                 });
             };
-            let table = if stays(r.day, r.partition) {
+            let table = if r.day >= from {
                 self.written.0.day(r.day)
             } else {
                 match self.written.0.existing(r.day) {
@@ -440,7 +437,7 @@ impl Activity {
             w.first = w.first.min(r.first);
             w.counts = total.map(|n| n as u32);
         }
-        self.forget_written(windows);
+        self.forget_written(from);
         // keep the allocations (the next flush has about as many rows), but
         // give back what a much larger flush left
         let (n, bytes) = (self.rows.len(), self.names.len());
@@ -455,17 +452,12 @@ impl Activity {
         }
     }
 
-    /// Forgets the written (day, actor)s no event can change any more under
-    /// `windows`: the days before every window go whole, those from the
-    /// latest window on are not looked at. Windows only move forward, so
-    /// those kept are the same whether this runs at every drain or once.
-    pub(super) fn forget_written(&mut self, windows: &[(i32, i32)]) {
-        let earliest = earliest(windows);
-        let latest = windows.iter().map(|w| w.1).max().unwrap_or(i32::MIN);
-        if self.written.0.days.iter().any(|(day, _)| *day < latest) {
-            self.written.retain_before(earliest, latest, |day, w| {
-                stays(windows, earliest, day, w.partition)
-            });
+    /// Forgets the written (day, actor)s of the days before `from`, which no
+    /// event can change any more. `from` only moves forward, so those kept are
+    /// the same whether this runs at every drain or once.
+    pub(super) fn forget_written(&mut self, from: i32) {
+        if self.written.0.days.iter().any(|(day, _)| *day < from) {
+            self.written.retain_before(from, from, |_, _| true);
         }
     }
 
@@ -508,22 +500,6 @@ impl Activity {
             self.index.day(r.day).insert(r.user as u64, i as u32);
         }
     }
-}
-
-/// The earliest start of `windows` (each (partition, window start)).
-fn earliest(windows: &[(i32, i32)]) -> i32 {
-    windows.iter().map(|w| w.1).min().unwrap_or(i32::MIN)
-}
-
-/// Whether a (day, actor) of `partition` stays under `windows`, whose
-/// earliest start is `earliest`: its day is in its partition's window. Rows
-/// restored from a format-7 snapshot (of no known partition) stay until
-/// every window is past them.
-fn stays(windows: &[(i32, i32)], earliest: i32, day: i32, partition: i32) -> bool {
-    day >= windows
-        .iter()
-        .find(|w| w.0 == partition)
-        .map_or(earliest, |w| w.1)
 }
 
 fn push_name(names: &mut String, s: &str) -> Name {

@@ -128,10 +128,11 @@ struct State {
     activity: activity::Activity,
     #[serde(skip)]
     index: Index,
-    /// The (partition, window start)s of the last flush, by which it forgot
-    /// the (day, actor)s written (stored with the ids, see [`SegmentsSection`]).
+    /// The day from which the last flush kept the `daily_activity` (day,
+    /// actor)s written ([`written_from`]; stored with the ids, see
+    /// [`SegmentsSection`]).
     #[serde(skip)]
-    windows: Vec<(i32, i32)>,
+    written_from: i32,
 }
 
 /// The ids the last fold forgot, as a rule over an id's partition, day and
@@ -274,8 +275,8 @@ pub struct Segment {
 #[derive(Serialize, Deserialize)]
 struct SegmentsSection {
     forget: ForgetRule,
-    /// The windows of the last flush, by which it forgot (day, actor)s written.
-    windows: Vec<(i32, i32)>,
+    /// The day before which the last flush forgot the (day, actor)s written.
+    written_from: i32,
     /// The ids, the users and the (day, actor)s written are not in the
     /// snapshot but in segments.
     elsewhere: bool,
@@ -492,7 +493,7 @@ mod v5 {
                 dirty: self.dirty,
                 activity: self.activity,
                 index: Default::default(),
-                windows: Vec::new(),
+                written_from: 0,
             }
         }
     }
@@ -802,14 +803,12 @@ impl Engine {
         // what the activity roll-up writes is kept for the days each
         // partition's window (moved first) still holds
         let st = &mut self.state;
-        st.windows = st
-            .sources
-            .iter()
-            .map(|s| (s.partition, s.folded_to.unwrap_or(i32::MIN)))
-            .collect();
+        st.written_from = st
+            .written_from
+            .max(written_from(&st.sources, self.cfg.lateness_days));
         let log = self.log.as_mut().map(|l| &mut l.written);
         st.activity
-            .drain(&st.windows, log, |row| sink.activity(row));
+            .drain(st.written_from, log, |row| sink.activity(row));
         self.fold(&moved);
     }
 
@@ -947,7 +946,7 @@ impl Engine {
         to_io(&state, out)?;
         let section = SegmentsSection {
             forget: st.forget.clone(),
-            windows: st.windows.clone(),
+            written_from: st.written_from,
             elsewhere,
         };
         to_io(&section, out)?;
@@ -1092,7 +1091,7 @@ impl Engine {
                 let (section, rest): (SegmentsSection, &[u8]) =
                     postcard::take_from_bytes(ids).map_err(corrupt)?;
                 state.forget = section.forget;
-                state.windows = section.windows;
+                state.written_from = section.written_from;
                 elsewhere = section.elsewhere;
                 ids = rest;
             }
@@ -1287,6 +1286,24 @@ pub struct EngineStats {
     pub activity_bytes: usize,
 }
 
+/// The day from which `daily_activity`'s written (day, actor)s are kept: the
+/// earliest window of the sources not far behind the newest (within the
+/// lateness), since an actor's events of a day can come from any of them (an
+/// event on someone else's resource is keyed by its owner). A source further
+/// behind, or idle, does not hold every other's back: a row of its for a
+/// day before this starts afresh, under its own first event's role and school.
+fn written_from(sources: &[Source], lateness: i32) -> i32 {
+    let Some(newest) = sources.iter().map(|s| s.newest).max() else {
+        return i32::MIN;
+    };
+    sources
+        .iter()
+        .filter(|s| s.newest >= newest - lateness)
+        .filter_map(|s| s.folded_to)
+        .min()
+        .unwrap_or(i32::MIN)
+}
+
 /// The state kept in `segments` (the last base, then the segments after
 /// it; [`Engine::take_segment`]) put into `state`, restored from a snapshot
 /// without it: a later record of an id, a user or a (day, actor) replaces an
@@ -1326,7 +1343,7 @@ fn read_segments(state: &mut State, segments: &[&[u8]]) -> Result<(), RestoreErr
     }
     let forget = &state.forget;
     state.seen.retain(|_, s| forget.keeps(s));
-    state.activity.forget_written(&state.windows);
+    state.activity.forget_written(state.written_from);
     state.users = users.into_values().collect();
     // the users waiting for a flush, at their new positions
     state.dirty = (0..state.users.len() as u32)

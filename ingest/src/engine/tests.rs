@@ -1235,3 +1235,49 @@ fn segments_rebuild_the_state_exactly() {
     assert!(err.contains("in segments"), "{err}");
     assert!(Engine::restore_with_segments(&profile, &engine.snapshot(), &[&[0; 8]]).is_err());
 }
+
+/// A day's `daily_activity` row goes under its first event's school also
+/// when the actor's events of the day come from two partitions (an event on
+/// someone else's resource is keyed by its owner) and one of them arrives
+/// after the other partition's window has passed the day: what was written
+/// is kept until every partition's window has passed it.
+#[test]
+fn a_days_activity_keeps_its_school_across_partitions() {
+    let profile = zhejiang();
+    let mut engine = Engine::new(&profile, EngineConfig::default());
+    let mut sums = ActivityBySchool::default();
+    let t_at = |d: &str, t: &str, more: &str| format!("{d}T{t}+08:00 t1 login {more}");
+    // partition 0: t1's day, its first event stating 3333000001
+    feed(&mut engine, 1, &t_at("2026-11-10", "08:00:00", ""), 0);
+    // partition 1: o1's events, up to the 13th
+    let o1 = "2026-11-13T10:00:00+08:00 o1 login school_id=3333000002";
+    feed(&mut engine, 2, o1, 1);
+    engine.flush(&mut sums);
+    // partition 0 moves on: its window passes the 10th
+    feed(&mut engine, 3, &t_at("2026-11-15", "08:00:00", ""), 0);
+    engine.flush(&mut sums);
+    // t1's event of the 10th on o1's resource, stating another school, comes
+    // from partition 1, whose window still holds the 10th
+    let late = "2026-11-10T09:00:00+08:00 t1 resource_interact resource_id=R1 owner_id=o1 \
+                owner_school_id=3333000002 op=download school_id=3333000002";
+    assert_eq!(
+        feed(&mut engine, 4, late, 1),
+        Outcome::Accepted {
+            day: day_of(
+                parse_rfc3339("2026-11-10T09:00:00+08:00").unwrap(),
+                8 * 3600
+            )
+        }
+    );
+    engine.flush(&mut sums);
+    let lines = sums.lines();
+    let t1_10th: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.starts_with("2026-11-10 t1 "))
+        .collect();
+    assert_eq!(
+        t1_10th,
+        ["2026-11-10 t1 teacher 3333000001 [1, 0, 0, 2]"],
+        "{lines:#?}"
+    );
+}
