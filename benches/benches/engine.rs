@@ -96,18 +96,23 @@ fn checkpoint_bytes(profile: &Profile, chunks: &[DecodedChunk]) -> (usize, usize
     (whole, segmented)
 }
 
+/// The month decoded ahead, in chunks of `size` events.
+fn decoded(data: &[u8], spans: &[Span], size: usize) -> Vec<DecodedChunk> {
+    spans
+        .chunks(size)
+        .map(|s| {
+            let (bytes, rebased) = sub_chunk(data, s, Vec::new());
+            decode_chunk(bytes, &rebased, "bench".into(), NOW)
+        })
+        .collect()
+}
+
 fn bench(c: &mut Criterion) {
     let profile = Profile::builtin("zhejiang-2018").unwrap();
     let (data, spans) = month();
     let n = spans.len() as u64;
     // chunks of 64 Ki events, the size the file reader hands out
-    let chunks: Vec<DecodedChunk> = spans
-        .chunks(65_536)
-        .map(|s| {
-            let (bytes, rebased) = sub_chunk(&data, s, Vec::new());
-            decode_chunk(bytes, &rebased, "bench".into(), NOW)
-        })
-        .collect();
+    let chunks = decoded(&data, &spans, 65_536);
 
     let engine = run_engine(&profile, &chunks, 0);
     let stats = engine.stats();
@@ -126,13 +131,7 @@ fn bench(c: &mut Criterion) {
         stats.activity_bytes,
     );
 
-    let small: Vec<DecodedChunk> = spans
-        .chunks(4096)
-        .map(|s| {
-            let (bytes, rebased) = sub_chunk(&data, s, Vec::new());
-            decode_chunk(bytes, &rebased, "bench".into(), NOW)
-        })
-        .collect();
+    let small = decoded(&data, &spans, 4096);
     let (whole, segmented) = checkpoint_bytes(&profile, &small);
     eprintln!(
         "{} checkpoints, one every 4,096 events: {:.1} MB written with the whole state each \
