@@ -251,6 +251,8 @@ struct Ctx {
     errors: Throttle,
     /// For the warning of a partition read past its end.
     past_end: Throttle,
+    /// The partitions the last statistics found read past their end.
+    past_end_seen: Mutex<BTreeSet<i32>>,
     broker_down: AtomicBool,
     /// Grows at every rebalance: messages polled before one are dropped (the
     /// new assignment reads them again from the checkpointed offsets).
@@ -312,7 +314,8 @@ impl ClientContext for Ctx {
             // a broker that lost its data (a topic recreated or truncated) has
             // its end behind where this instance reads: nothing before that
             // offset would ever be read, and lag says 0
-            if part.hi_offset >= 0 && position > part.hi_offset && self.past_end.ready() {
+            let mut seen = self.past_end_seen.lock().expect("past-end partitions");
+            if past_end(&mut seen, *p, position, part.hi_offset) && self.past_end.ready() {
                 tracing::warn!(
                     "partition {p}: the next offset to read, {position}, is past the partition's end, {}: was the topic recreated or truncated? Its messages before offset {position} are not read (the checkpoint holds the old offsets)",
                     part.hi_offset,
@@ -327,6 +330,19 @@ impl ClientContext for Ctx {
             };
             self.metrics.lag(*p, lag);
         }
+    }
+}
+
+/// Whether partition `p`, read at `position`, is past its end `hi` (-1: not
+/// known) in two statistics reports in a row (`seen` holds the partitions the
+/// last report found so): the first report after the partition is assigned
+/// may still show the end it had when this instance last read it.
+fn past_end(seen: &mut BTreeSet<i32>, p: i32, position: i64, hi: i64) -> bool {
+    if hi >= 0 && position > hi {
+        !seen.insert(p)
+    } else {
+        seen.remove(&p);
+        false
     }
 }
 
@@ -1450,6 +1466,7 @@ pub fn run(
         topic: opts.topic.clone(),
         errors: Throttle::new(Duration::from_secs(10)),
         past_end: Throttle::new(Duration::from_secs(60)),
+        past_end_seen: Mutex::new(BTreeSet::new()),
         broker_down: AtomicBool::new(false),
         rebalances: AtomicU64::new(0),
         fatal: Mutex::new(None),
@@ -1610,6 +1627,21 @@ mod tests {
     /// handed over yet (`app_offset` -1001), fetching at 38,567. Read from
     /// `app_offset` alone, the partition looked neither behind nor past its
     /// end, and the warning never came.
+    /// A partition past its end in one statistics report only (the first
+    /// after a takeover, showing the end this instance saw when it last read
+    /// it) is not said; in two in a row it is.
+    #[test]
+    fn past_its_end_is_said_on_the_second_report() {
+        let mut seen = BTreeSet::new();
+        assert!(!past_end(&mut seen, 1, 34_074, 31_112));
+        assert!(!past_end(&mut seen, 1, 34_074, 35_000));
+        assert!(!past_end(&mut seen, 1, 34_074, 31_112));
+        assert!(!past_end(&mut seen, 2, 10, 5));
+        assert!(past_end(&mut seen, 1, 34_074, 31_112));
+        assert!(past_end(&mut seen, 2, 10, 5));
+        assert!(!past_end(&mut seen, 2, 10, -1));
+    }
+
     #[test]
     fn a_restarted_instance_is_where_it_fetches() {
         assert_eq!(read_position(-1001, 38_567), 38_567);
