@@ -178,7 +178,7 @@ pub struct Resumed {
 /// Resumes the instance `instance` whose checkpoints are in `dir` and whose
 /// file names start with `prefix`: publishes the files its last checkpoint
 /// lists (a stop between the checkpoint and their publication), restores the
-/// engine from it ([`restore_engine`]), and removes the files it staged after
+/// engine from it ([`Checkpoint::restore`]), and removes the files it staged after
 /// it. With no checkpoint, a new engine under `profile` and `cfg`.
 pub fn resume(
     lake: &Path,
@@ -194,14 +194,18 @@ pub fn resume(
     let (engine, published) = match &mut last {
         Some(c) => {
             let published = c.roll_forward(lake)?;
-            let snapshot = std::mem::take(&mut c.engine);
-            let ids = c.read_segments(dir)?;
-            let engine = restore_engine(profile, &snapshot, &ids, cfg).map_err(|error| {
-                CheckpointError::Restore {
-                    path: file(dir, instance).display().to_string(),
-                    error,
-                }
-            })?;
+            let engine = c.restore(dir, profile)?;
+            // the snapshot is not kept: the engine holds it
+            c.engine = Vec::new();
+            // its state before the window is final, so a longer lateness
+            // could not be honoured, and a changed one is only reported
+            let kept = engine.config().lateness_days;
+            if kept != cfg.lateness_days {
+                tracing::warn!(
+                    "the restored state keeps its allowed lateness of {kept} days, not {} (a new lake starts with the new lateness)",
+                    cfg.lateness_days
+                );
+            }
             (engine, published)
         }
         None => (Engine::new(profile, cfg), 0),
@@ -279,6 +283,20 @@ impl Checkpoint {
             retire: Vec::new(),
             handed: BTreeMap::new(),
         }
+    }
+
+    /// The engine this checkpoint holds: its snapshot, with the segments it
+    /// lists read from `dir` (the checkpoint's folder), under `profile`. It
+    /// keeps the engine settings it was built with.
+    pub fn restore(&self, dir: &Path, profile: &Profile) -> Result<Engine, CheckpointError> {
+        let segments = self.read_segments(dir)?;
+        let segments: Vec<&[u8]> = segments.iter().map(Vec::as_slice).collect();
+        Engine::restore_with_segments(profile, &self.engine, &segments).map_err(|error| {
+            CheckpointError::Restore {
+                path: file(dir, &self.instance).display().to_string(),
+                error,
+            }
+        })
     }
 
     /// The bytes of the segments this checkpoint lists, in order.
@@ -588,28 +606,6 @@ fn remove_unlisted_segments(
         }
     }
     Ok(())
-}
-
-/// The engine of a checkpoint, the part of its state kept apart read from
-/// the segments `ids`. It keeps the allowed lateness it was built
-/// with: its state before the window is final, so a longer lateness could not
-/// be honoured, and a changed `cfg` is only reported.
-pub fn restore_engine(
-    profile: &Profile,
-    snapshot: &[u8],
-    ids: &[Vec<u8>],
-    cfg: EngineConfig,
-) -> Result<Engine, RestoreError> {
-    let ids: Vec<&[u8]> = ids.iter().map(Vec::as_slice).collect();
-    let engine = Engine::restore_with_segments(profile, snapshot, &ids)?;
-    let kept = engine.config().lateness_days;
-    if kept != cfg.lateness_days {
-        tracing::warn!(
-            "the restored state keeps its allowed lateness of {kept} days, not {} (a new lake starts with the new lateness)",
-            cfg.lateness_days
-        );
-    }
-    Ok(engine)
 }
 
 /// A writer that keeps the checksum of what went through it.

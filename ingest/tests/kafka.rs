@@ -464,17 +464,9 @@ fn sigkill_at_random_moments_loses_and_doubles_nothing() {
     let ckpt = Checkpoint::load_all(&dir).unwrap().remove(0);
     assert!(ckpt.segments.len() > 1, "{:?}", ckpt.segments);
     let listed: u64 = ckpt.segments.iter().map(|f| f.records).sum();
-    let restored = Engine::restore_with_segments(
-        &Profile::builtin("zhejiang-2018").unwrap(),
-        &ckpt.engine,
-        &ckpt
-            .read_segments(&dir)
-            .unwrap()
-            .iter()
-            .map(Vec::as_slice)
-            .collect::<Vec<_>>(),
-    )
-    .unwrap();
+    let restored = ckpt
+        .restore(&dir, &Profile::builtin("zhejiang-2018").unwrap())
+        .unwrap();
     let live = restored.segment_records() as u64;
     assert!(
         restored.remembered_ids() > 0 && listed >= live,

@@ -278,16 +278,25 @@ fn write_records<'a>(
 }
 
 impl WrittenDays {
-    /// Keeps the (day, actor)s for which `keep` holds, looking only at the
-    /// days before `from`; the days before `drop` go whole, unlooked at.
-    fn retain_before(&mut self, drop: i32, from: i32, mut keep: impl FnMut(i32, &Written) -> bool) {
+    /// Keeps the (day, actor)s for which `keep` holds.
+    fn retain(&mut self, mut keep: impl FnMut(&Written) -> bool) {
+        self.recycle(|_, table| table.retain(|_, w| keep(w)));
+    }
+
+    /// Drops the days before `from` whole (their tables kept for new days).
+    fn forget_before(&mut self, from: i32) {
+        self.recycle(|day, table| {
+            if day < from {
+                table.clear();
+            }
+        });
+    }
+
+    /// `change` each day's table; empty ones go.
+    fn recycle(&mut self, mut change: impl FnMut(i32, &mut FxHashMap<u128, Written>)) {
         // a few spare tables at most: the days a window spans
         self.0.recycle(8, |day, table| {
-            if day < drop {
-                table.clear();
-            } else if day < from {
-                table.retain(|_, w| keep(day, w));
-            }
+            change(day, table);
             table.is_empty()
         });
     }
@@ -457,14 +466,13 @@ impl Activity {
     /// the same whether this runs at every drain or once.
     pub(super) fn forget_written(&mut self, from: i32) {
         if self.written.0.days.iter().any(|(day, _)| *day < from) {
-            self.written.retain_before(from, from, |_, _| true);
+            self.written.forget_before(from);
         }
     }
 
     /// Forgets the written (day, actor)s of the partitions for which `gone` holds.
     pub fn release(&mut self, gone: impl Fn(i32) -> bool) {
-        self.written
-            .retain_before(i32::MIN, i32::MAX, |_, w| !gone(w.partition));
+        self.written.retain(|w| !gone(w.partition));
     }
 
     /// Takes over `other`'s written (day, actor)s of the partitions for

@@ -976,17 +976,25 @@ impl Engine {
     /// followed by a base.
     pub fn take_segment(&mut self, base: bool) -> Segment {
         let base = base || self.base_needed || self.log.is_none();
+        // the log starts again empty
         let mut log = std::mem::take(self.log.get_or_insert_with(ChangeLog::default));
+        self.base_needed = false;
         let st = &mut self.state;
+        // the users changed that are still here (a user forgotten is not)
+        let changed: Vec<u32> = log
+            .users
+            .iter()
+            .filter_map(|&key| {
+                let users = &st.users;
+                st.index.find(key as u64, |i| users[i as usize].key == key)
+            })
+            .collect();
+        for &u in &changed {
+            st.users[u as usize].logged = false;
+        }
         let mut bytes = Vec::new();
         let layout = packed_ids::Layout::WithPartition;
         let vec = "a Vec takes every byte";
-        for &key in &log.users {
-            let users = &st.users;
-            if let Some(u) = st.index.find(key as u64, |i| users[i as usize].key == key) {
-                st.users[u as usize].logged = false;
-            }
-        }
         let mut records = 0;
         if base {
             packed_ids::write(st.seen.iter(), &mut bytes, layout).expect(vec);
@@ -1001,29 +1009,13 @@ impl Engine {
                 .filter_map(|id| st.seen.get_key_value(id))
                 .collect();
             packed_ids::write(ids.iter().copied(), &mut bytes, layout).expect(vec);
-            let users: Vec<&UserState> = log
-                .users
-                .iter()
-                .filter_map(|&key| {
-                    let users = &st.users;
-                    let u = st
-                        .index
-                        .find(key as u64, |i| users[i as usize].key == key)?;
-                    Some(&st.users[u as usize])
-                })
-                .collect();
+            let users: Vec<&UserState> = changed.iter().map(|&u| &st.users[u as usize]).collect();
             to_io(&(&log.gone, &users), &mut bytes).expect(vec);
             log.written.sort_unstable();
             log.written.dedup();
             st.activity.written.write_some(&log.written, &mut bytes);
             records += ids.len() + log.gone.len() + users.len() + log.written.len();
         }
-        log.ids.clear();
-        log.users.clear();
-        log.gone.clear();
-        log.written.clear();
-        self.log = Some(log);
-        self.base_needed = false;
         Segment {
             base,
             records: records as u64,

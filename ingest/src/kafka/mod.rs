@@ -17,7 +17,7 @@
 //! released, and batches read before the rebalance are dropped; an assigned
 //! partition starts at the offset of the newest checkpoint that holds it, and
 //! if another instance wrote that checkpoint, the users of that partition are
-//! taken over from its engine state ([`Engine::absorb`]).
+//! taken over from its engine state ([`crate::engine::Engine::absorb`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -38,7 +38,7 @@ use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
 use huoyue_schemas::profile::Profile;
 
 use crate::checkpoint::{self, Checkpoint, Mark, SegmentFile};
-use crate::engine::{Engine, EngineConfig};
+use crate::engine::EngineConfig;
 use crate::lake_writer::publish::PartitionLock;
 use crate::lake_writer::{LakeWriter, WrittenFile};
 use crate::metrics::Metrics;
@@ -91,8 +91,6 @@ pub enum ServiceError {
     Checkpoint(#[from] checkpoint::CheckpointError),
     #[error(transparent)]
     Lake(#[from] crate::lake_writer::LakeError),
-    #[error(transparent)]
-    Restore(#[from] crate::engine::RestoreError),
     #[error(
         "another process with --instance-id {instance} is consuming into this lake (it holds {path}); each instance needs its own id"
     )]
@@ -887,9 +885,7 @@ impl Service {
         for (i, parts) in take {
             let c = &all[i];
             c.roll_forward(&self.lake)?;
-            let segments = c.read_segments(&dir)?;
-            let segments: Vec<&[u8]> = segments.iter().map(Vec::as_slice).collect();
-            let engine = Engine::restore_with_segments(&self.profile, &c.engine, &segments)?;
+            let engine = c.restore(&dir, &self.profile)?;
             theirs.push((&c.instance, parts, engine));
         }
         // from here on nothing fails
@@ -977,7 +973,7 @@ const MAX_SEGMENTS: usize = 1024;
 
 /// Whether the next checkpoint writes a base rather than what changed, its
 /// last one listing `listed`, the state now holding `live` records
-/// ([`Engine::segment_records`]): when the list is long, or holds more than
+/// ([`crate::engine::Engine::segment_records`]): when the list is long, or holds more than
 /// twice what a base would (records forgotten or written again since).
 fn needs_base(listed: &[SegmentFile], live: usize) -> bool {
     let records: u64 = listed.iter().map(|f| f.records).sum();
