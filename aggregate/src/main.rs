@@ -68,9 +68,9 @@ enum Command {
         #[arg(long, value_name = "YYYY-MM")]
         month: Option<String>,
     },
-    /// Recompute a month's daily_scores from events (and the rejected rows of
-    /// reason late) with the ingest's scoring engine, and replace the month's
-    /// day partitions atomically. The events of every earlier day prime the
+    /// Recompute a month's daily_scores and daily_activity from events (and
+    /// the rejected rows of reason late) with the ingest's scoring engine, and
+    /// replace the month's day partitions atomically. The events of every earlier day prime the
     /// rules' lifetime state; those of the task window after the month bring
     /// its late task points. Other months are not touched.
     Rescore {
@@ -200,8 +200,15 @@ fn try_main(cli: Cli) -> anyhow::Result<()> {
             let progress = progress_bar();
             let s = rescore::run(&opts, &progress)?;
             print_result(format_args!(
-                "rescore {month}: {} events and {} late rows of {} days scored ({} duplicates), {} day partitions replaced with {} rows, {} points",
-                s.events, s.late, s.days_fed, s.duplicates, s.days_replaced, s.rows, s.points
+                "rescore {month}: {} events and {} late rows of {} days scored ({} duplicates), {} day partitions of daily_scores and daily_activity replaced with {} and {} rows, {} points",
+                s.events,
+                s.late,
+                s.days_fed,
+                s.duplicates,
+                s.days_replaced,
+                s.rows,
+                s.activity_rows,
+                s.points
             ))
             .map_err(anyhow::Error::msg)?;
         }

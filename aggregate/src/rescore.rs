@@ -1,6 +1,7 @@
-//! Re-scoring: recompute one month's `daily_scores` from the bronze `events`
-//! (plus the `late` rows of `rejected`) with the ingest's own scoring engine,
-//! and replace the month's day partitions atomically.
+//! Re-scoring: recompute one month's `daily_scores` and `daily_activity` from
+//! the bronze `events` (plus the `late` rows of `rejected`) with the ingest's
+//! own scoring engine, and replace the month's day partitions of both tables
+//! atomically.
 //!
 //! # What is fed to the engine
 //!
@@ -14,7 +15,9 @@
 //! plus one, because a task published in the month earns its points on its
 //! publish day when it qualifies, up to that many days later (scoring.md);
 //! deltas of those later days are dropped too. The result for a closed month
-//! therefore equals what the stream wrote, with the `late` events counted.
+//! therefore equals what the stream wrote, with the `late` events counted;
+//! so does its `daily_activity` (one row per (day, user), with the role and
+//! school of the user's first event of the day in order).
 //!
 //! Since events arrive in order, none is late; a `late` row of `rejected`
 //! (any ingest day) is decoded again from its raw bytes and fed on its event
@@ -25,11 +28,13 @@
 //!
 //! 1. Everything is computed before anything is written. The day folders'
 //!    data files are noted (the snapshot).
-//! 2. Under the table's swap lock (`daily_scores/.compact.lock`, shared with
-//!    compaction), each day's new file is written into a scratch folder
-//!    `LAKE/.scratch/daily_scores/rescore-day=D/` (outside the table; those a
+//! 2. Under the tables' swap locks (`daily_scores/.compact.lock` and
+//!    `daily_activity/.compact.lock`, shared with compaction), each day's new
+//!    file is written into a scratch folder
+//!    `LAKE/.scratch/<table>/rescore-day=D/` (outside the table; those a
 //!    crashed run left are removed first) and the scratch folders are fsynced.
-//! 3. The partition lock of every day of the month is taken, in day order. If
+//! 3. The partition lock of every day of the month is taken, table by table
+//!    in day order. If
 //!    a day's data files differ from the snapshot, a writer's temporary file
 //!    is waiting in it, or the `events` files fed are no longer exactly the
 //!    files of those days (an ingest is still writing into the month), the
@@ -57,13 +62,16 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::sync_channel;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+    Array, ArrayRef, AsArray, RecordBatch, StringArray, TimestampMicrosecondArray,
 };
 use datafusion::arrow::datatypes::{Int32Type, Int64Type, TimestampMicrosecondType};
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use huoyue_ingest::engine::{ActivityRow, DeltaSink, Engine, EngineConfig, Outcome};
+use huoyue_ingest::lake_writer::tables::{ActivityRows, ScoreRows};
 use huoyue_schemas::columns::{EventBatchBuilder, EventRows, Lineage};
+use huoyue_schemas::event::Role;
+use huoyue_schemas::lake::{DAILY_ACTIVITY, DAILY_SCORES};
 use huoyue_schemas::time::{day_of, format_day, parse_day};
 use huoyue_schemas::{Profile, Reason, RuleKind};
 use indicatif::ProgressBar;
@@ -102,10 +110,12 @@ pub struct RescoreSummary {
     pub duplicates: u64,
     /// Days of the lake fed, priming and trailing days included.
     pub days_fed: usize,
-    /// Day partitions of the month replaced.
+    /// Day partitions of the month replaced (of both tables).
     pub days_replaced: usize,
     /// `daily_scores` rows written.
     pub rows: usize,
+    /// `daily_activity` rows written.
+    pub activity_rows: usize,
     /// The month's total points.
     pub points: i64,
 }
@@ -118,12 +128,27 @@ struct Sum {
     events: i64,
 }
 
-/// Collects the deltas of the month's days, summed per (day, user, rule); the
-/// school is the one of the first delta, as the ingest keeps it.
+/// The counts of one (day, user) of `daily_activity`, with the role and
+/// school of the actor's first event of the day in order.
+#[derive(Debug)]
+struct ActivitySum {
+    role: Role,
+    school_id: Box<str>,
+    logins: i64,
+    deep_actions: i64,
+    registers: i64,
+    events: i64,
+}
+
+/// Collects the deltas of the month's days, summed per (day, user, rule) and
+/// per (day, user); the school is the one of the first delta, as the ingest
+/// keeps it (events are fed in order, so the first delta's is the first
+/// event's).
 struct MonthSink {
     first: i32,
     last: i32,
     sums: HashMap<Key, Sum>,
+    activity: HashMap<(i32, Box<str>), ActivitySum>,
 }
 
 impl DeltaSink for MonthSink {
@@ -151,14 +176,82 @@ impl DeltaSink for MonthSink {
         sum.events += events;
     }
 
-    fn activity(&mut self, _row: &ActivityRow<'_>) {}
+    fn activity(&mut self, row: &ActivityRow<'_>) {
+        if row.day < self.first || row.day > self.last {
+            return;
+        }
+        let sum = self
+            .activity
+            .entry((row.day, row.user_id.into()))
+            .or_insert_with(|| ActivitySum {
+                role: row.role,
+                school_id: row.school_id.into(),
+                logins: 0,
+                deep_actions: 0,
+                registers: 0,
+                events: 0,
+            });
+        sum.logins += row.logins;
+        sum.deep_actions += row.deep_actions;
+        sum.registers += row.registers;
+        sum.events += row.events;
+    }
+}
+
+impl MonthSink {
+    /// The month's new `daily_scores` and `daily_activity` day batches,
+    /// rows sorted by key; (day, user, rule)s that sum to 0 points and 0
+    /// events are left out.
+    fn into_batches(self) -> (BTreeMap<i32, RecordBatch>, BTreeMap<i32, RecordBatch>) {
+        let mut sums = self.sums;
+        sums.retain(|_, s| s.points != 0 || s.events != 0);
+        let scores = by_day(sums, |k| k.0)
+            .into_iter()
+            .map(|(day, rows)| {
+                let mut batch = ScoreRows::default();
+                for ((_, user, rule), s) in &rows {
+                    batch.push(user, &s.school_id, rule, s.points, s.events);
+                }
+                (day, batch.finish())
+            })
+            .collect();
+        let activity = by_day(self.activity, |k| k.0)
+            .into_iter()
+            .map(|(day, rows)| {
+                let mut batch = ActivityRows::default();
+                for ((_, user_id), s) in &rows {
+                    batch.push(&ActivityRow {
+                        day,
+                        user_id,
+                        role: s.role,
+                        school_id: &s.school_id,
+                        logins: s.logins,
+                        deep_actions: s.deep_actions,
+                        registers: s.registers,
+                        events: s.events,
+                    });
+                }
+                (day, batch.finish())
+            })
+            .collect();
+        (scores, activity)
+    }
+}
+
+/// The entries of `map` grouped by `day` of their key, sorted by key.
+fn by_day<K: Ord, V>(map: HashMap<K, V>, day: impl Fn(&K) -> i32) -> BTreeMap<i32, Vec<(K, V)>> {
+    let mut out: BTreeMap<i32, Vec<(K, V)>> = BTreeMap::new();
+    for (k, v) in map {
+        out.entry(day(&k)).or_default().push((k, v));
+    }
+    for rows in out.values_mut() {
+        rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    }
+    out
 }
 
 /// A (day, user_id, rule).
 type Key = (i32, Box<str>, Box<str>);
-
-/// One output row: (user_id, rule) and its sums.
-type Row = ((Box<str>, Box<str>), Sum);
 
 /// One day of input, sorted: the batches and the order of their rows.
 struct DayInput {
@@ -213,17 +306,22 @@ pub fn run(opts: &RescoreOptions, progress: &ProgressBar) -> Result<RescoreSumma
             lake: lake.clone(),
         });
     }
-    let table_dir = lake.join("daily_scores");
-    let snapshot = month_snapshot(&table_dir, first, last)?;
+    // The month's day folders as they are before anything is computed: a
+    // change to them meanwhile makes the run give up (step 3).
+    let mut tables = [
+        Replacement::of(lake, DAILY_SCORES, (first, last))?,
+        Replacement::of(lake, DAILY_ACTIVITY, (first, last))?,
+    ];
 
     let days: BTreeSet<i32> = event_days.keys().chain(late.keys()).copied().collect();
-    progress.set_length(days.len() as u64 + u64::from(opts.month.days()));
+    progress.set_length(days.len() as u64 + 2 * u64::from(opts.month.days()));
     progress.set_message(format!("scoring {}", opts.month));
     let mut summary = RescoreSummary::default();
     let mut sink = MonthSink {
         first,
         last,
         sums: HashMap::new(),
+        activity: HashMap::new(),
     };
     // A loader thread reads and sorts the next day while the engine scores
     // this one.
@@ -277,17 +375,13 @@ pub fn run(opts: &RescoreOptions, progress: &ProgressBar) -> Result<RescoreSumma
     })?;
     engine.flush(&mut sink);
 
-    let mut per_day: BTreeMap<i32, Vec<Row>> = BTreeMap::new();
-    for ((day, user, rule), sum) in sink.sums {
-        if sum.points != 0 || sum.events != 0 {
-            per_day.entry(day).or_default().push(((user, rule), sum));
-        }
-    }
-    for rows in per_day.values_mut() {
-        rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    }
-    summary.rows = per_day.values().map(Vec::len).sum();
-    summary.points = per_day.values().flatten().map(|(_, s)| s.points).sum();
+    summary.points = sink.sums.values().map(|s| s.points).sum();
+    let (scores, activity) = sink.into_batches();
+    summary.rows = scores.values().map(RecordBatch::num_rows).sum();
+    summary.activity_rows = activity.values().map(RecordBatch::num_rows).sum();
+    let [scores_table, activity_table] = &mut tables;
+    scores_table.new = scores;
+    activity_table.new = activity;
 
     progress.set_message(format!("replacing {}", opts.month));
     let events_dir = lake.join("events");
@@ -306,11 +400,9 @@ pub fn run(opts: &RescoreOptions, progress: &ProgressBar) -> Result<RescoreSumma
         }
     };
     summary.days_replaced = replace_month(
-        &table_dir,
+        &tables,
         &interrupted_marker(&opts.lake, &opts.month.to_string()),
         (first, last),
-        &snapshot,
-        &per_day,
         &events_unchanged,
         progress,
     )?;
@@ -358,20 +450,43 @@ fn day_partitions(table_dir: &Path) -> Result<BTreeMap<i32, Vec<PathBuf>>> {
     Ok(out)
 }
 
-/// The data files of each existing day folder of the month.
-fn month_snapshot(
-    table_dir: &Path,
-    first: i32,
-    last: i32,
-) -> Result<BTreeMap<i32, BTreeSet<String>>> {
-    let mut out = BTreeMap::new();
-    for day in first..=last {
-        let dir = table_dir.join(format!("day={}", format_day(day)));
-        if dir.is_dir() {
-            out.insert(day, parquet_files(&dir)?);
+/// One table's month as rescore replaces it.
+struct Replacement {
+    /// The table's name (`daily_scores`, `daily_activity`).
+    name: &'static str,
+    /// The table's folder.
+    dir: PathBuf,
+    /// The data files of each existing day folder of the month, as they were
+    /// before the month was computed.
+    snapshot: BTreeMap<i32, BTreeSet<String>>,
+    /// The new content of each day with rows (a day left out is emptied).
+    new: BTreeMap<i32, RecordBatch>,
+}
+
+impl Replacement {
+    /// Table `name` of `lake` with its month's data files noted, nothing new yet.
+    fn of(lake: &Path, name: &'static str, (first, last): (i32, i32)) -> Result<Replacement> {
+        let dir = lake.join(name);
+        let mut snapshot = BTreeMap::new();
+        for day in first..=last {
+            let day_dir = dir.join(format!("day={}", format_day(day)));
+            if day_dir.is_dir() {
+                snapshot.insert(day, parquet_files(&day_dir)?);
+            }
         }
+        Ok(Replacement {
+            name,
+            dir,
+            snapshot,
+            new: BTreeMap::new(),
+        })
     }
-    Ok(out)
+
+    /// Days that get a new content: every day of the month with rows or
+    /// with a folder.
+    fn days(&self, (first, last): (i32, i32)) -> impl Iterator<Item = i32> + '_ {
+        (first..=last).filter(|d| self.new.contains_key(d) || self.snapshot.contains_key(d))
+    }
 }
 
 /// Reads the `late` rows of `rejected` (every ingest day), decodes their raw
@@ -522,31 +637,6 @@ fn load_day(day: i32, files: &[PathBuf], late: Option<RecordBatch>) -> Result<Da
     })
 }
 
-/// One day's rows as a `daily_scores` batch.
-fn day_batch(rows: &[Row]) -> Result<RecordBatch> {
-    let columns: Vec<ArrayRef> = vec![
-        std::sync::Arc::new(StringArray::from_iter_values(
-            rows.iter().map(|((u, _), _)| &**u),
-        )),
-        std::sync::Arc::new(StringArray::from_iter_values(
-            rows.iter().map(|(_, s)| &*s.school_id),
-        )),
-        std::sync::Arc::new(StringArray::from_iter_values(
-            rows.iter().map(|((_, r), _)| &**r),
-        )),
-        std::sync::Arc::new(Int64Array::from_iter_values(
-            rows.iter().map(|(_, s)| s.points),
-        )),
-        std::sync::Arc::new(Int64Array::from_iter_values(
-            rows.iter().map(|(_, s)| s.events),
-        )),
-    ];
-    Ok(RecordBatch::try_new(
-        huoyue_schemas::lake::daily_scores(),
-        columns,
-    )?)
-}
-
 /// The file that says a rescore of `month` was interrupted while it swapped
 /// the month's days (some re-scored, some not), until a rescore of the month
 /// completes: `LAKE/.scratch/rescore-YYYY-MM.interrupted`. The monthly job
@@ -556,32 +646,28 @@ pub fn interrupted_marker(lake: &Path, month: &str) -> PathBuf {
         .join(format!("rescore-{month}.interrupted"))
 }
 
-/// Writes the new day folders into scratch folders and swaps them in (steps
-/// 2–4 of the module documentation). Returns the number of days replaced.
+/// Writes the new day folders of every table into scratch folders and swaps
+/// them in (steps 2–4 of the module documentation). Returns the number of
+/// day folders replaced.
 fn replace_month(
-    table_dir: &Path,
+    tables: &[Replacement],
     marker: &Path,
-    (first, last): (i32, i32),
-    snapshot: &BTreeMap<i32, BTreeSet<String>>,
-    per_day: &BTreeMap<i32, Vec<Row>>,
+    month: (i32, i32),
     events_unchanged: &dyn Fn() -> Result<()>,
     progress: &ProgressBar,
 ) -> Result<usize> {
-    fs::create_dir_all(table_dir).context(|| format!("creating {}", table_dir.display()))?;
-    let _table_lock =
-        lock_table(table_dir).context(|| format!("locking {}", table_dir.display()))?;
-    remove_leftovers(table_dir)
-        .context(|| format!("removing the scratch folders of {}", table_dir.display()))?;
-    // Days that get a new content: every day with rows or with a folder.
-    let days: Vec<i32> = (first..=last)
-        .filter(|d| per_day.contains_key(d) || snapshot.contains_key(d))
-        .collect();
-    let mut staged: Vec<Staged> = Vec::with_capacity(days.len());
+    let mut table_locks = Vec::with_capacity(tables.len());
+    for t in tables {
+        fs::create_dir_all(&t.dir).context(|| format!("creating {}", t.dir.display()))?;
+        table_locks.push(lock_table(&t.dir).context(|| format!("locking {}", t.dir.display()))?);
+        remove_leftovers(&t.dir)
+            .context(|| format!("removing the scratch folders of {}", t.dir.display()))?;
+    }
+    let mut staged: Vec<Staged> = Vec::new();
     let result = stage_and_swap(
-        (table_dir, marker),
-        &days,
-        snapshot,
-        per_day,
+        tables,
+        marker,
+        month,
         events_unchanged,
         progress,
         &mut staged,
@@ -593,81 +679,81 @@ fn replace_month(
             tracing::warn!(folder = %s.scratch.display(), error = %e, "cannot remove a rescore scratch folder");
         }
     }
-    result.map(|()| days.len())
+    result.map(|()| staged.len())
 }
 
-struct Staged {
+/// A day folder whose replacement is written.
+struct Staged<'a> {
+    table: &'a Replacement,
     day: i32,
     dir: PathBuf,
     scratch: PathBuf,
 }
 
 /// `marker`: [`interrupted_marker`], present while the swaps run.
-fn stage_and_swap(
-    (table_dir, marker): (&Path, &Path),
-    days: &[i32],
-    snapshot: &BTreeMap<i32, BTreeSet<String>>,
-    per_day: &BTreeMap<i32, Vec<Row>>,
+fn stage_and_swap<'a>(
+    tables: &'a [Replacement],
+    marker: &Path,
+    month: (i32, i32),
     events_unchanged: &dyn Fn() -> Result<()>,
     progress: &ProgressBar,
-    staged: &mut Vec<Staged>,
+    staged: &mut Vec<Staged<'a>>,
 ) -> Result<()> {
     let empty = BTreeSet::new();
     // Step 2: every new file, fsynced, in hidden scratch folders.
-    for &day in days {
-        let name = format!("day={}", format_day(day));
-        let scratch = scratch_root(table_dir)
-            .context(|| format!("creating the scratch folder of {}", table_dir.display()))?
-            .join(format!("rescore-{name}"));
-        fs::create_dir(&scratch).context(|| format!("creating {}", scratch.display()))?;
-        staged.push(Staged {
-            day,
-            dir: table_dir.join(&name),
-            scratch: scratch.clone(),
-        });
-        if let Some(rows) = per_day.get(&day) {
-            let old = snapshot.get(&day).unwrap_or(&empty);
-            let file_name = compacted_name(old).replacen("compacted-", "rescore-", 1);
-            let path = scratch.join(file_name);
-            let written = (|| {
-                let file = File::create(&path).context(|| "creating".into())?;
-                let batch = day_batch(rows)?;
-                let mut writer =
-                    ArrowWriter::try_new(file, batch.schema(), Some(writer_properties()))?;
-                writer.write(&batch)?;
-                writer.into_inner()?.sync_all().context(|| "syncing".into())
-            })();
-            written.map_err(|e: AggregateError| AggregateError::During {
-                context: format!("writing {} (nothing was replaced)", path.display()),
-                source: Box::new(e),
-            })?;
+    for table in tables {
+        for day in table.days(month) {
+            let name = format!("day={}", format_day(day));
+            let scratch = scratch_root(&table.dir)
+                .context(|| format!("creating the scratch folder of {}", table.dir.display()))?
+                .join(format!("rescore-{name}"));
+            fs::create_dir(&scratch).context(|| format!("creating {}", scratch.display()))?;
+            staged.push(Staged {
+                table,
+                day,
+                dir: table.dir.join(&name),
+                scratch: scratch.clone(),
+            });
+            if let Some(batch) = table.new.get(&day) {
+                let old = table.snapshot.get(&day).unwrap_or(&empty);
+                let file_name = compacted_name(old).replacen("compacted-", "rescore-", 1);
+                let path = scratch.join(file_name);
+                let written = (|| {
+                    let file = File::create(&path).context(|| "creating".into())?;
+                    let mut writer =
+                        ArrowWriter::try_new(file, batch.schema(), Some(writer_properties()))?;
+                    writer.write(batch)?;
+                    writer.into_inner()?.sync_all().context(|| "syncing".into())
+                })();
+                written.map_err(|e: AggregateError| AggregateError::During {
+                    context: format!("writing {} (nothing was replaced)", path.display()),
+                    source: Box::new(e),
+                })?;
+            }
+            fsync_tree(&scratch).context(|| format!("syncing {}", scratch.display()))?;
+            progress.inc(1);
         }
-        fsync_tree(&scratch).context(|| format!("syncing {}", scratch.display()))?;
-        progress.inc(1);
     }
-    // Step 3: every day's lock, in day order, and the check that nobody
-    // changed the month meanwhile.
+    // Step 3: every day's lock, table by table in day order, and the check
+    // that nobody changed the month meanwhile.
     let mut locks = Vec::with_capacity(staged.len());
-    let mut created = false;
     for s in staged.iter() {
         if !s.dir.is_dir() {
             fs::create_dir_all(&s.dir).context(|| format!("creating {}", s.dir.display()))?;
-            created = true;
+            sync_dir(&s.table.dir).context(|| format!("syncing {}", s.table.dir.display()))?;
         }
         locks.push(
             PartitionLock::acquire(&s.dir).context(|| format!("locking {}", s.dir.display()))?,
         );
     }
-    if created {
-        sync_dir(table_dir).context(|| format!("syncing {}", table_dir.display()))?;
-    }
     for s in staged.iter() {
         let now = parquet_files(&s.dir)?;
-        let before = snapshot.get(&s.day).unwrap_or(&empty);
+        let before = s.table.snapshot.get(&s.day).unwrap_or(&empty);
         let writing = has_temporary_files(&s.dir)?;
         if &now != before || writing {
             return Err(AggregateError::Changed(format!(
-                "daily_scores of {} changed while rescoring (is an ingest still writing into the month?); nothing was replaced",
+                "{} of {} changed while rescoring (is an ingest still writing into the month?); nothing was replaced",
+                s.table.name,
                 format_day(s.day)
             )));
         }
@@ -709,7 +795,9 @@ fn stage_and_swap(
                     undone = false;
                 }
             }
-            let _ = sync_dir(table_dir);
+            for t in tables {
+                let _ = sync_dir(&t.dir);
+            }
             if undone {
                 let _ = mark(false);
             }
@@ -722,16 +810,18 @@ fn stage_and_swap(
             });
         }
     }
-    sync_dir(table_dir).context(|| format!("syncing {}", table_dir.display()))?;
-    if let Some(s) = staged.first() {
-        sync_dir(parent_dir(&s.scratch)).context(|| format!("syncing {}", s.scratch.display()))?;
+    for t in tables {
+        sync_dir(&t.dir).context(|| format!("syncing {}", t.dir.display()))?;
+        scratch_root(&t.dir)
+            .and_then(|root| sync_dir(&root))
+            .context(|| format!("syncing the scratch folder of {}", t.dir.display()))?;
     }
     mark(false)?;
     // Temporary files that a writer created in an old folder around its swap
     // move over before the locks are released (see compaction).
     std::thread::sleep(SWAP_GRACE);
     for s in staged.iter() {
-        let old = snapshot.get(&s.day).unwrap_or(&empty);
+        let old = s.table.snapshot.get(&s.day).unwrap_or(&empty);
         link_others(&s.scratch, &s.dir, old)?;
         sync_dir(&s.dir).context(|| format!("syncing {}", s.dir.display()))?;
     }
@@ -773,6 +863,7 @@ mod tests {
             first: 10,
             last: 12,
             sums: HashMap::new(),
+            activity: HashMap::new(),
         };
         sink.score(9, "t1", "s1", "login", 1, 1);
         sink.score(10, "t1", "s1", "login", 1, 1);
@@ -782,5 +873,33 @@ mod tests {
         assert_eq!(sink.sums.len(), 2);
         let s = &sink.sums[&(10, "t1".into(), "login".into())];
         assert_eq!((&*s.school_id, s.points, s.events), ("s1", 2, 2));
+
+        let row = |day, school_id, logins| ActivityRow {
+            day,
+            user_id: "t1",
+            role: Role::Teacher,
+            school_id,
+            logins,
+            deep_actions: 1,
+            registers: 0,
+            events: logins + 1,
+        };
+        sink.activity(&row(9, "s1", 1));
+        sink.activity(&row(10, "s1", 2));
+        sink.activity(&row(10, "s2", 1));
+        sink.activity(&row(13, "s2", 1));
+        let (scores, activity) = sink.into_batches();
+        assert_eq!(scores.keys().copied().collect::<Vec<_>>(), [10, 12]);
+        assert_eq!(activity.keys().copied().collect::<Vec<_>>(), [10]);
+        let a = &activity[&10];
+        assert_eq!(a.num_rows(), 1);
+        let col = |name: &str| a.column_by_name(name).unwrap().clone();
+        assert_eq!(col("school_id").as_string::<i32>().value(0), "s1");
+        assert_eq!(col("role").as_string::<i32>().value(0), "teacher");
+        let ints = |name: &str| col(name).as_primitive::<Int64Type>().value(0);
+        assert_eq!(
+            [ints("logins"), ints("deep_actions"), ints("events")],
+            [3, 2, 5]
+        );
     }
 }

@@ -125,6 +125,55 @@ fn sums(lake: &Path, prefix: &str) -> Sums {
     out
 }
 
+/// (day, user_id, role, school_id) → (logins, deep_actions, registers,
+/// events), summed over the `daily_activity` rows.
+type Activity = BTreeMap<(String, String, String, String), [i64; 4]>;
+
+/// The `daily_activity` sums of the days starting with `prefix`, without
+/// the ones that sum to nothing.
+fn activity(lake: &Path, prefix: &str) -> Activity {
+    let mut out = Activity::new();
+    for (day, dir) in day_folders(&lake.join("daily_activity")) {
+        if !day.starts_with(prefix) {
+            continue;
+        }
+        for path in data_files(&dir) {
+            for batch in ParquetRecordBatchReaderBuilder::try_new(File::open(path).unwrap())
+                .unwrap()
+                .build()
+                .unwrap()
+            {
+                let batch = batch.unwrap();
+                let s = |n: &str| batch.column_by_name(n).unwrap().as_string::<i32>().clone();
+                let i = |n: &str| {
+                    batch
+                        .column_by_name(n)
+                        .unwrap()
+                        .as_primitive::<datafusion::arrow::datatypes::Int64Type>()
+                        .clone()
+                };
+                let (user, role, school) = (s("user_id"), s("role"), s("school_id"));
+                let counts = ["logins", "deep_actions", "registers", "events"].map(i);
+                for r in 0..batch.num_rows() {
+                    let sum = out
+                        .entry((
+                            day.clone(),
+                            user.value(r).into(),
+                            role.value(r).into(),
+                            school.value(r).into(),
+                        ))
+                        .or_default();
+                    for (v, c) in sum.iter_mut().zip(&counts) {
+                        *v += c.value(r);
+                    }
+                }
+            }
+        }
+    }
+    out.retain(|_, v| *v != [0; 4]);
+    out
+}
+
 /// Every file under `dir` with its bytes.
 fn tree(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     let mut out = BTreeMap::new();
@@ -174,6 +223,7 @@ fn rescore_equals_the_streamed_result() {
     let lake = dir.path();
     ingest(lake, conformance_events());
     let streamed = sums(lake, "");
+    let streamed_activity = activity(lake, "");
     assert_eq!(points_only(&sums(lake, "2026-09")), expected_september());
     let august_before = tree(&lake.join("daily_scores"))
         .into_iter()
@@ -191,9 +241,23 @@ fn rescore_equals_the_streamed_result() {
         streamed,
         "rescored sums differ from the stream's"
     );
+    assert_eq!(
+        activity(lake, ""),
+        streamed_activity,
+        "rescored activity differs from the stream's"
+    );
+    // one row per (day, user) of the month's activity
+    assert_eq!(
+        s.activity_rows,
+        streamed_activity
+            .keys()
+            .filter(|k| k.0.starts_with("2026-09"))
+            .count(),
+        "{s:?}"
+    );
     assert_eq!(points_only(&sums(lake, "2026-09")), expected_september());
     assert!(s.events > 12_000 && s.late == 0, "{s:?}");
-    assert_eq!(s.days_replaced, 30);
+    assert_eq!(s.days_replaced, 60, "30 days of two tables");
     assert_eq!(
         s.points,
         expected_september().values().sum::<i64>(),
@@ -225,9 +289,11 @@ fn rescore_equals_the_streamed_result() {
     // Idempotent.
     rescore(lake, "2026-09");
     assert_eq!(sums(lake, ""), streamed);
+    assert_eq!(activity(lake, ""), streamed_activity);
     // August can be re-scored too (it only has its second half).
     rescore(lake, "2026-08");
     assert_eq!(sums(lake, ""), streamed);
+    assert_eq!(activity(lake, ""), streamed_activity);
 }
 
 /// Moves the `login` events of teachers on 1–9 September to the end of the
@@ -300,10 +366,12 @@ fn monthly_refuses_a_month_whose_rescore_was_interrupted() {
 
     rescore(&lake, "2026-09");
     assert!(!marker.exists());
-    let scratch: Vec<_> = fs::read_dir(lake.join(".scratch/daily_scores"))
-        .unwrap()
-        .collect();
-    assert!(scratch.is_empty(), "{scratch:?}");
+    for table in ["daily_scores", "daily_activity"] {
+        let scratch: Vec<_> = fs::read_dir(lake.join(".scratch").join(table))
+            .unwrap()
+            .collect();
+        assert!(scratch.is_empty(), "{table}: {scratch:?}");
+    }
     common::monthly(&lake, "2026-09");
 }
 
@@ -327,9 +395,19 @@ fn rescore_counts_events_that_were_late_in_the_stream() {
         "the late logins changed nothing in the stream"
     );
 
+    let expected_activity = activity(&in_order, "2026-09");
+    assert_ne!(
+        activity(&shuffled, "2026-09"),
+        expected_activity,
+        "the late logins are in the stream's daily_activity"
+    );
+
     let s = rescore(&shuffled, "2026-09");
     assert_eq!(s.late as usize, late, "{s:?}");
     assert_eq!(sums(&shuffled, "2026-09"), expected);
+    // the late logins count in the activity too: the monthly job's login
+    // days and daily active rates are the in-order run's
+    assert_eq!(activity(&shuffled, "2026-09"), expected_activity);
     assert_eq!(points_only(&expected), expected_september());
     // The late rows stay in `rejected` (they are the audit trail).
     assert_eq!(late_rows(&shuffled), late);
@@ -385,37 +463,42 @@ fn readers_see_each_day_whole_while_rescore_swaps() {
 
 #[test]
 fn a_writer_in_flight_makes_rescore_give_up_without_writing() {
-    let dir = tempfile::tempdir().unwrap();
-    let lake = dir.path();
-    ingest(lake, conformance_events());
-    // A file being written by an ingest into a day of the month.
-    fs::write(
-        lake.join("daily_scores/day=2026-09-17/.ingest-0001.parquet.tmp"),
-        b"partial",
-    )
-    .unwrap();
-    let before = tree(lake);
-    let (ok, _out, err) = run_bin(&[
-        "rescore",
-        "--lake",
-        lake.to_str().unwrap(),
-        "--month",
-        "2026-09",
-    ]);
-    assert!(!ok);
-    assert_eq!(err.trim().lines().count(), 1, "{err}");
-    assert!(
-        err.contains("daily_scores of 2026-09-17 changed while rescoring"),
-        "{err}"
-    );
-    let after = tree(lake);
-    let table_lock = lake.join("daily_scores/.compact.lock");
-    let changed: Vec<&PathBuf> = after
-        .keys()
-        .filter(|p| before.get(*p) != after.get(*p) && **p != table_lock)
-        .chain(before.keys().filter(|p| !after.contains_key(*p)))
-        .collect();
-    assert!(changed.is_empty(), "{changed:?}");
+    for table in ["daily_scores", "daily_activity"] {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = dir.path();
+        ingest(lake, conformance_events());
+        // A file being written by an ingest into a day of the month.
+        fs::write(
+            lake.join(format!("{table}/day=2026-09-17/.ingest-0001.parquet.tmp")),
+            b"partial",
+        )
+        .unwrap();
+        let before = tree(lake);
+        let (ok, _out, err) = run_bin(&[
+            "rescore",
+            "--lake",
+            lake.to_str().unwrap(),
+            "--month",
+            "2026-09",
+        ]);
+        assert!(!ok);
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(
+            err.contains(&format!("{table} of 2026-09-17 changed while rescoring")),
+            "{err}"
+        );
+        let after = tree(lake);
+        let table_locks = [
+            lake.join("daily_scores/.compact.lock"),
+            lake.join("daily_activity/.compact.lock"),
+        ];
+        let changed: Vec<&PathBuf> = after
+            .keys()
+            .filter(|p| before.get(*p) != after.get(*p) && !table_locks.contains(p))
+            .chain(before.keys().filter(|p| !after.contains_key(*p)))
+            .collect();
+        assert!(changed.is_empty(), "{table}: {changed:?}");
+    }
 }
 
 #[test]
@@ -476,5 +559,8 @@ fn rescore_input_errors_are_one_line_and_write_nothing() {
     let (ok, out, err) = run_bin(&["rescore", "--lake", lake_s, "--month", "2026-09"]);
     assert!(ok, "{err}");
     assert!(out.starts_with("rescore 2026-09: "), "{out}");
-    assert!(out.contains("30 day partitions replaced"), "{out}");
+    assert!(
+        out.contains("60 day partitions of daily_scores and daily_activity replaced"),
+        "{out}"
+    );
 }

@@ -20,7 +20,8 @@ pub struct Task {
     pub qualified_day: Option<i32>,
     /// Nothing can change it any more, so its progress is forgotten and its
     /// events are ignored: it qualified with its first event frozen, or its
-    /// window is over (then it is kept for one more window, see [`Tasks::fold`]).
+    /// window is over (then, unqualified, it is kept for one more window, see
+    /// [`Tasks::fold`]).
     #[serde(default)]
     pub sealed: bool,
     pub dirty: bool,
@@ -109,8 +110,8 @@ impl Tasks {
     /// `window_start`, the progress of tasks whose first event is frozen, and day
     /// counts older than any task could still correct.
     ///
-    /// A task whose window ended is sealed for one more window before it is
-    /// forgotten. Its later events count for nothing (they are after its
+    /// A task whose window ended is sealed; if it did not qualify, it is
+    /// forgotten one window later (a qualified one is kept, sealed, for good). Its later events count for nothing (they are after its
     /// window: an earlier one would be late), but were it forgotten at once,
     /// the next would start the task anew with that event's `published_at`,
     /// and the sums would depend on when the state was folded. Producers that
@@ -127,7 +128,10 @@ impl Tasks {
                 );
                 t.sealed = true;
                 t.progress = Vec::new();
-                return forget_after >= window_start;
+                // a qualified task keeps that fact for good (lake.md,
+                // guarantee 5): forgotten, a later event stating another
+                // `published_at` would start it anew and it could earn again
+                return t.qualified_day.is_some() || forget_after >= window_start;
             }
             if day_of(t.first.ts, p.offset_seconds) < window_start {
                 if t.qualified_day.is_some() {

@@ -559,16 +559,48 @@ fn a_task_past_its_window_does_not_start_again() {
             "2026-11-05T10:00:00+08:00",
         ));
     }
-    let specs: Vec<&str> = specs.iter().map(String::as_str).collect();
-    let events = lines(&specs);
     for batch in [1, 7, usize::MAX] {
-        let sums = run(&zhejiang(), &events, batch);
-        let task: Vec<_> = sums
-            .lines()
-            .into_iter()
-            .filter(|l| l.contains(" task "))
-            .collect();
+        let task = task_lines(&specs, batch);
         assert!(task.is_empty(), "flushed every {batch}: {task:?}");
+    }
+}
+
+/// The `task` lines of the sums of `specs`, flushed every `batch` events.
+fn task_lines(specs: &[String], batch: usize) -> Vec<String> {
+    let specs: Vec<&str> = specs.iter().map(String::as_str).collect();
+    run(&zhejiang(), &lines(&specs), batch)
+        .lines()
+        .into_iter()
+        .filter(|l| l.contains(" task "))
+        .collect()
+}
+
+/// A qualified task is kept as that fact for good (lake.md, guarantee 5):
+/// students reading it months later, stating another `published_at`, do not
+/// make it qualify again, however long the state has been folded past it.
+#[test]
+fn a_qualified_task_does_not_earn_again_months_later() {
+    let published = "2026-10-01T09:00:00+08:00";
+    let mut specs: Vec<String> = (0..10)
+        .map(|s| progress("K1", s, "2026-10-02T10:00:00+08:00", published))
+        .collect();
+    // the window moves on past 1 Oct + 60 days, when an unqualified task is forgotten
+    for m in 10..=12 {
+        for d in 1..=28 {
+            specs.push(format!("2026-{m:02}-{d:02} T login"));
+        }
+    }
+    for s in 10..22 {
+        specs.push(progress(
+            "K1",
+            s,
+            "2027-01-06T10:00:00+08:00",
+            "2027-01-05T10:00:00+08:00",
+        ));
+    }
+    for batch in [1, 7, usize::MAX] {
+        let task = task_lines(&specs, batch);
+        assert_eq!(task, ["2026-10-01 T task 5"], "flushed every {batch}");
     }
 }
 

@@ -6,7 +6,7 @@
 
 mod encoder;
 pub mod publish;
-mod tables;
+pub mod tables;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -1,4 +1,5 @@
-//! Row builders of the small tables, one per partition day.
+//! Row builders of the small tables, one per partition day (also
+//! `huoyue-aggregate rescore`'s, so that its files are the ingest's).
 
 use std::sync::Arc;
 
