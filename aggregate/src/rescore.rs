@@ -67,6 +67,7 @@ use datafusion::arrow::array::{
 use datafusion::arrow::datatypes::{Int32Type, Int64Type, TimestampMicrosecondType};
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use huoyue_ingest::checkpoint::Checkpoint;
 use huoyue_ingest::engine::{ActivityRow, DeltaSink, Engine, EngineConfig, Outcome};
 use huoyue_ingest::lake_writer::tables::{ActivityRows, ScoreRows};
 use huoyue_schemas::columns::{EventBatchBuilder, EventRows, Lineage};
@@ -287,6 +288,7 @@ pub fn run(opts: &RescoreOptions, progress: &ProgressBar) -> Result<RescoreSumma
     if !lake.is_dir() {
         return Err(AggregateError::LakeNotFound(lake.clone()));
     }
+    check_profile(lake, &opts.profile)?;
     let first = day_number(&opts.month.first_day().to_string())?;
     let last = day_number(&opts.month.last_day().to_string())?;
     let feed_end = last.saturating_add(trailing_days(&opts.profile));
@@ -414,6 +416,23 @@ pub fn run(opts: &RescoreOptions, progress: &ProgressBar) -> Result<RescoreSumma
         );
     }
     Ok(summary)
+}
+
+/// Refuses a profile the lake's ingest state was not built under (another
+/// name, time zone, scored role or set of rules), as the ingest would refuse
+/// it: each checkpoint of the lake is checked.
+fn check_profile(lake: &Path, profile: &Profile) -> Result<()> {
+    let checkpoints = Checkpoint::load_lake(lake)
+        .map_err(|e| AggregateError::InvalidLake(format!("reading the checkpoints: {e}")))?;
+    for (path, ckpt) in checkpoints {
+        Engine::check_profile(profile, &ckpt.engine).map_err(|e| {
+            AggregateError::Profile(format!(
+                "{}: {e}; rescore with the profile the lake was scored under (--profile)",
+                path.display()
+            ))
+        })?;
+    }
+    Ok(())
 }
 
 /// `YYYY-MM-DD` to a day number (days since 1970-01-01).

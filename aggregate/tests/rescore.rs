@@ -505,10 +505,43 @@ fn a_writer_in_flight_makes_rescore_give_up_without_writing() {
 fn rescore_input_errors_are_one_line_and_write_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path();
-    ingest(lake, conformance_events());
+    // as the ingest's command does it: its state checkpointed in the lake
+    common::ingest_run(lake, conformance_events());
+    assert!(lake.join("_checkpoints/file/state.ckpt").is_file());
     let before = tree(lake);
     let lake_s = lake.to_str().unwrap();
+    // the built-in profile under another time zone, and under another name
+    let builtin =
+        fs::read_to_string(manifest_dir().join("../schemas/profiles/zhejiang-2018.toml")).unwrap();
+    let west_dir = tempfile::tempdir().unwrap();
+    let west = west_dir.path().join("west.toml");
+    fs::write(&west, builtin.replace("+08:00", "-03:00")).unwrap();
+    let renamed = west_dir.path().join("renamed.toml");
+    fs::write(
+        &renamed,
+        builtin.replace("name = \"zhejiang-2018\"", "name = \"renamed\""),
+    )
+    .unwrap();
+    let with_profile = |p| {
+        vec![
+            "rescore",
+            "--lake",
+            lake_s,
+            "--month",
+            "2026-09",
+            "--profile",
+            p,
+        ]
+    };
     for (args, message) in [
+        (
+            with_profile(west.to_str().unwrap()),
+            "timezone +08:00, scored_role teacher, now",
+        ),
+        (
+            with_profile(renamed.to_str().unwrap()),
+            "taken under profile \"zhejiang-2018\", not \"renamed\"; rescore with the profile",
+        ),
         (
             vec!["rescore", "--lake", lake_s, "--month", "2026-12"],
             "no data for month 2026-12",
@@ -521,18 +554,7 @@ fn rescore_input_errors_are_one_line_and_write_nothing() {
             vec!["rescore", "--lake", lake_s, "--month", "2026-9"],
             "invalid month",
         ),
-        (
-            vec![
-                "rescore",
-                "--lake",
-                lake_s,
-                "--month",
-                "2026-09",
-                "--profile",
-                "no-such-profile",
-            ],
-            "no-such-profile",
-        ),
+        (with_profile("no-such-profile"), "no-such-profile"),
     ] {
         let (ok, _out, err) = run_bin(&args);
         assert!(!ok, "{args:?}");

@@ -493,6 +493,32 @@ impl Checkpoint {
         Ok(out)
     }
 
+    /// Every checkpoint of `lake`, with its file: the file runs' (in
+    /// `_checkpoints/file/`) and each group's and topic's
+    /// (`_checkpoints/<group>/<topic>/`).
+    pub fn load_lake(lake: &Path) -> Result<Vec<(PathBuf, Checkpoint)>, CheckpointError> {
+        let mut out = Vec::new();
+        let mut dirs = vec![(lake.join(CHECKPOINTS), 0)];
+        while let Some((dir, depth)) = dirs.pop() {
+            for c in Checkpoint::load_all(&dir)? {
+                out.push((file(&dir, &c.instance), c));
+            }
+            if depth == 2 {
+                continue;
+            }
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    dirs.push((e.path(), depth + 1));
+                }
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+
     /// Publishes the files this checkpoint lists (idempotent); returns how
     /// many were published now (not before, by the run that wrote it).
     pub fn roll_forward(&self, lake: &Path) -> Result<usize, CheckpointError> {

@@ -586,6 +586,33 @@ pub fn ingest_with(
     .unwrap();
 }
 
+/// `ndjson` ingested as `huoyue-ingest --lake LAKE --file` runs it: one file
+/// run that leaves its state in the lake's checkpoint.
+pub fn ingest_run(lake: &Path, ndjson: Vec<u8>) {
+    use huoyue_ingest::engine::EngineConfig;
+    use huoyue_ingest::lake_writer::LakeWriter;
+    use huoyue_ingest::pipeline::Pipeline;
+    use huoyue_ingest::pipeline::file::{FILE_PREFIX, FileOptions, FileState};
+    use huoyue_schemas::{DEFAULT_PROFILE, Profile};
+
+    let profile = Profile::builtin(DEFAULT_PROFILE).unwrap();
+    let writer = LakeWriter::open(lake, &format!("{FILE_PREFIX}test"))
+        .unwrap()
+        .stage_only();
+    let (state, engine) = FileState::open(lake, &profile, EngineConfig::default()).unwrap();
+    let mut pipeline = Pipeline::new(engine, writer);
+    state
+        .run(
+            &mut pipeline,
+            Box::new(std::io::Cursor::new(ndjson)),
+            "events.ndjson",
+            FileOptions::default(),
+            &mut |_| {},
+            &std::sync::atomic::AtomicBool::new(false),
+        )
+        .unwrap();
+}
+
 /// Runs `python3 scripts/NAME ARGS…` of this repository (the checks that need
 /// DuckDB: scripts/test installs it).
 pub fn script(name: &str, args: &[&str]) -> std::process::Output {

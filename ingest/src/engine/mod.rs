@@ -511,7 +511,7 @@ pub enum RestoreError {
     #[error("engine snapshot was taken under profile {found:?}, not {expected:?}")]
     Profile { found: String, expected: String },
     #[error(
-        "engine snapshot was taken under another version of profile {profile:?}: its rules were {found}, now {expected} (a profile that keeps its name must keep its rules' ids, kinds, actions and order; their parameters may change)"
+        "engine snapshot was taken under another version of profile {profile:?}: it was laid out by {found}, now {expected} (a profile that keeps its name must keep its time zone, its scored role and its rules' ids, kinds, actions and order; their parameters may change)"
     )]
     Rules {
         profile: String,
@@ -1029,17 +1029,17 @@ impl Engine {
         Engine::restore_with_segments(profile, bytes, &[])
     }
 
-    /// An engine in the state a snapshot recorded, with the part kept apart
-    /// read from `segments` (the last base and the segments after it, in
-    /// order, [`Engine::take_segment`]) if the snapshot was taken without it
-    /// ([`Engine::snapshot_without_segments_into`]).
-    pub fn restore_with_segments(
+    /// Checks that a snapshot can be restored under `profile` (its format,
+    /// its profile's name, and the time zone, scored role and rules its
+    /// state is laid out by, [`Profile::rule_shape`]) without reading the
+    /// state; returns its header and the bytes after what was read.
+    fn check_snapshot<'b>(
         profile: &Profile,
-        bytes: &[u8],
-        segments: &[&[u8]],
-    ) -> Result<Engine, RestoreError> {
+        bytes: &'b [u8],
+    ) -> Result<(SnapshotHeader, &'b [u8]), RestoreError> {
+        let corrupt = |e: postcard::Error| RestoreError::Corrupt(e.to_string());
         let (header, rest): (SnapshotHeader, &[u8]) =
-            postcard::take_from_bytes(bytes).map_err(|e| RestoreError::Corrupt(e.to_string()))?;
+            postcard::take_from_bytes(bytes).map_err(corrupt)?;
         if !(5..=SNAPSHOT_FORMAT).contains(&header.format) {
             return Err(RestoreError::Corrupt(format!(
                 "unknown format {}",
@@ -1052,23 +1052,44 @@ impl Engine {
                 expected: profile.name.clone(),
             });
         }
-        let corrupt = |e: postcard::Error| RestoreError::Corrupt(e.to_string());
         // formats 5 and 6 did not record the shape: taken as the profile's
-        let rest = if header.format >= 7 {
-            let (shape, rest): (Vec<String>, &[u8]) =
-                postcard::take_from_bytes(rest).map_err(corrupt)?;
-            let expected = profile.rule_shape();
-            if shape != expected {
-                return Err(RestoreError::Rules {
-                    profile: profile.name.clone(),
-                    found: shape.join(", "),
-                    expected: expected.join(", "),
-                });
-            }
-            rest
-        } else {
-            rest
-        };
+        if header.format < 7 {
+            return Ok((header, rest));
+        }
+        let (shape, rest): (Vec<String>, &[u8]) =
+            postcard::take_from_bytes(rest).map_err(corrupt)?;
+        let expected = profile.rule_shape();
+        // until session 19 the shape was the rules alone
+        let rules_only = &expected[..profile.rules.len()];
+        if shape != expected && shape != rules_only {
+            return Err(RestoreError::Rules {
+                profile: profile.name.clone(),
+                found: shape.join(", "),
+                expected: expected.join(", "),
+            });
+        }
+        Ok((header, rest))
+    }
+
+    /// Checks that the snapshot `bytes` restores under `profile`, as
+    /// [`Engine::restore`] would, without reading its state: a tool that
+    /// reads a lake's checkpoints (a rescore) refuses another profile as
+    /// the ingest would.
+    pub fn check_profile(profile: &Profile, bytes: &[u8]) -> Result<(), RestoreError> {
+        Engine::check_snapshot(profile, bytes).map(|_| ())
+    }
+
+    /// An engine in the state a snapshot recorded, with the part kept apart
+    /// read from `segments` (the last base and the segments after it, in
+    /// order, [`Engine::take_segment`]) if the snapshot was taken without it
+    /// ([`Engine::snapshot_without_segments_into`]).
+    pub fn restore_with_segments(
+        profile: &Profile,
+        bytes: &[u8],
+        segments: &[&[u8]],
+    ) -> Result<Engine, RestoreError> {
+        let (header, rest) = Engine::check_snapshot(profile, bytes)?;
+        let corrupt = |e: postcard::Error| RestoreError::Corrupt(e.to_string());
         let mut elsewhere = false;
         let (mut state, after) = if header.format == 5 {
             let (old, ids): (v5::State, &[u8]) =

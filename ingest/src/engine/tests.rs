@@ -788,9 +788,9 @@ fn a_format_5_snapshot_restores() {
 }
 
 /// A profile that keeps its name may change its rules' parameters under a
-/// kept state, not the rules themselves: a state is refused by a profile whose
-/// rules differ, with both lists named. A format-6 snapshot (no rules
-/// recorded) still restores.
+/// kept state, not the rules themselves, its time zone or its scored role: a
+/// state is refused by a profile whose rules differ, with both lists named. A
+/// format-6 snapshot (no rules recorded) still restores.
 #[test]
 fn a_state_is_restored_only_under_rules_of_its_shape() {
     let profile = zhejiang();
@@ -816,6 +816,44 @@ fn a_state_is_restored_only_under_rules_of_its_shape() {
         }
     }
     assert!(Engine::restore(&cap, &snap).is_ok());
+
+    // the days are counted in the profile's time zone, and only its scored
+    // role earns: neither may change under a kept state
+    let mut west = profile.clone();
+    west.timezone = "-03:00".into();
+    west.offset_seconds = -3 * 3600;
+    let err = Engine::restore(&west, &snap)
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(
+        err.contains("timezone +08:00, scored_role teacher, now")
+            && err.contains("timezone -03:00"),
+        "{err}"
+    );
+    let mut students = profile.clone();
+    students.scored_role = huoyue_schemas::event::Role::Student;
+    let err = Engine::restore(&students, &snap)
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(err.contains("scored_role student"), "{err}");
+    assert!(Engine::check_profile(&students, &snap).is_err());
+    assert!(Engine::check_profile(&cap, &snap).is_ok());
+
+    // until session 19 a snapshot recorded the rules alone
+    let rules_only = SnapshotHeader {
+        format: SNAPSHOT_FORMAT,
+        profile: profile.name.clone(),
+        cfg: engine.cfg,
+    };
+    let mut before = postcard::to_stdvec(&rules_only).unwrap();
+    let shape = &engine.rule_shape[..profile.rules.len()];
+    before = postcard::to_extend(&shape, before).unwrap();
+    let (_, rest) = Engine::check_snapshot(&profile, &snap).unwrap();
+    before.extend_from_slice(rest);
+    let restored = Engine::restore(&profile, &before).unwrap();
+    assert_eq!(restored.stats().users, engine.stats().users);
 
     // format 6: the header, then the state, without the rules
     let header = SnapshotHeader {

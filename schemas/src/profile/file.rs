@@ -136,6 +136,11 @@ pub enum RuleFile {
 }
 
 /// The rule kinds, for messages.
+/// The most points a rule may give at once (per event, level, tier or
+/// item): far above any real rule, and low enough that sums over billions of
+/// events fit the lake's Int64 (a profile giving 2^63 - 1 crashed the engine).
+pub const MAX_POINTS: i64 = 1_000_000;
+
 const KINDS: &str = "daily_streak, per_event, once_when_complete, distinct_pair, review_levels, \
 threshold_distinct, daily_distinct_tiers, daily_distinct_items";
 
@@ -231,6 +236,16 @@ impl Checker<'_> {
             parameter: parameter.to_owned(),
             problem: problem.into(),
         })
+    }
+
+    /// A number of points: 0 to [`MAX_POINTS`], so that no sum of them over
+    /// any number of events can overflow.
+    fn points(&self, parameter: &str, v: i64) -> Result<i64, ProfileError> {
+        if (0..=MAX_POINTS).contains(&v) {
+            Ok(v)
+        } else {
+            self.fail(parameter, format!("must be 0 to {MAX_POINTS}, not {v}"))
+        }
     }
 
     fn non_negative(&self, parameter: &str, v: i64) -> Result<i64, ProfileError> {
@@ -339,9 +354,9 @@ impl ProfileFile {
                         return c.fail("streak_days", "must be at least 1");
                     }
                     RuleKind::DailyStreak {
-                        points: c.non_negative("points", *points)?,
+                        points: c.points("points", *points)?,
                         streak_days: *streak_days,
-                        streak_points: c.non_negative("streak_points", *streak_points)?,
+                        streak_points: c.points("streak_points", *streak_points)?,
                     }
                 }
                 RuleFile::PerEvent {
@@ -350,7 +365,7 @@ impl ProfileFile {
                     client,
                     ..
                 } => RuleKind::PerEvent {
-                    points: c.non_negative("points", *points)?,
+                    points: c.points("points", *points)?,
                     daily_cap: c.cap("daily_cap", *daily_cap)?,
                     client: match client {
                         None => None,
@@ -384,7 +399,7 @@ impl ProfileFile {
                         );
                     }
                     RuleKind::OnceWhenComplete {
-                        points: c.non_negative("points", *points)?,
+                        points: c.points("points", *points)?,
                         required: required_items.clone(),
                     }
                 }
@@ -396,7 +411,7 @@ impl ProfileFile {
                 } => {
                     c.needs_action(action, Action::ResourceInteract)?;
                     RuleKind::DistinctPair {
-                        points: c.non_negative("points", *points)?,
+                        points: c.points("points", *points)?,
                         daily_cap: c.cap("daily_cap", *daily_cap)?,
                         lifetime_cap_per_item: c
                             .cap("lifetime_cap_per_item", *lifetime_cap_per_item)?,
@@ -415,7 +430,7 @@ impl ProfileFile {
                                 format!("{level:?} is not a level (county, city, province)"),
                             );
                         }
-                        out.push((level.clone(), c.non_negative("levels", *points)?));
+                        out.push((level.clone(), c.points("levels", *points)?));
                     }
                     RuleKind::ReviewLevels { levels: out }
                 }
@@ -438,7 +453,7 @@ impl ProfileFile {
                         return c.fail("counted_role", format!("{counted_role:?} is not a role"));
                     };
                     RuleKind::ThresholdDistinct {
-                        points: c.non_negative("points", *points)?,
+                        points: c.points("points", *points)?,
                         threshold: *threshold,
                         counted_role: role,
                         window_days: *window_days,
@@ -455,7 +470,7 @@ impl ProfileFile {
                         if t.at_least == 0 || t.at_least > 10_000 {
                             return c.fail("tiers", "at_least must be 1 to 10000");
                         }
-                        c.non_negative("tiers", t.points)?;
+                        c.points("tiers", t.points)?;
                     }
                     tiers.sort_by_key(|t| std::cmp::Reverse(t.at_least));
                     RuleKind::DailyDistinctTiers { field, tiers }
@@ -472,7 +487,7 @@ impl ProfileFile {
                     }
                     RuleKind::DailyDistinctItems {
                         field,
-                        points: c.non_negative("points", *points)?,
+                        points: c.points("points", *points)?,
                         items: items.clone(),
                     }
                 }

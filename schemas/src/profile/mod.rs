@@ -143,12 +143,20 @@ impl RuleKind {
 
 impl Profile {
     /// What the engine's state is laid out by: each rule's id, kind and action,
-    /// in order (`login:daily_streak:login`). Its parameters may change under
-    /// the same state; these may not.
+    /// in order (`login:daily_streak:login`), then the time zone its days are
+    /// counted in (`timezone +08:00`, as an offset) and the scored role
+    /// (`scored_role teacher`). Its parameters may change under the same
+    /// state; these may not.
     pub fn rule_shape(&self) -> Vec<String> {
+        let off = self.offset_seconds;
+        let (sign, abs) = if off < 0 { ('-', -off) } else { ('+', off) };
         self.rules
             .iter()
             .map(|r| format!("{}:{}:{}", r.id, r.kind.name(), r.action.as_str()))
+            .chain([
+                format!("timezone {sign}{:02}:{:02}", abs / 3600, abs % 3600 / 60),
+                format!("scored_role {}", self.scored_role.as_str()),
+            ])
             .collect()
     }
 

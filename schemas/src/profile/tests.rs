@@ -73,6 +73,31 @@ fn refusals_name_the_rule_and_the_parameter() {
         "{HEAD}[[rule]]\nid = \"t\"\nkind = \"per_event\"\naction = \"teach\"\npoints = 5\n[[rule]]\nid = \"t\"\nkind = \"per_event\"\naction = \"login\"\npoints = 1\n"
     ));
     assert!(e.contains("two rules"), "{e}");
+    // points that would overflow a sum (the engine panicked on them)
+    for (rule, parameter) in [
+        (
+            "kind = \"per_event\"\naction = \"teach\"\npoints = 9223372036854775807",
+            "\"points\"",
+        ),
+        (
+            "kind = \"review_levels\"\naction = \"resource_review\"\nlevels = { county = 9223372036854775807 }",
+            "\"levels\"",
+        ),
+        (
+            "kind = \"daily_distinct_tiers\"\naction = \"interaction\"\nfield = \"counterpart_id\"\ntiers = [{ at_least = 5, points = 1000001 }]",
+            "\"tiers\"",
+        ),
+        (
+            "kind = \"daily_streak\"\naction = \"login\"\npoints = 1\nstreak_days = 7\nstreak_points = 2000000",
+            "\"streak_points\"",
+        ),
+    ] {
+        let e = refusal(&format!("{HEAD}[[rule]]\nid = \"big\"\n{rule}\n"));
+        assert!(
+            e.contains("rule \"big\"") && e.contains(parameter) && e.contains("0 to 1000000"),
+            "{e}"
+        );
+    }
     assert!(
         Profile::load("no-such-profile")
             .unwrap_err()
