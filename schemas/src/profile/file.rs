@@ -473,6 +473,12 @@ impl ProfileFile {
                         c.points("tiers", t.points)?;
                     }
                     tiers.sort_by_key(|t| std::cmp::Reverse(t.at_least));
+                    if let Some(w) = tiers.windows(2).find(|w| w[0].at_least == w[1].at_least) {
+                        return c.fail(
+                            "tiers",
+                            format!("has two tiers at_least {}: which one pays?", w[0].at_least),
+                        );
+                    }
                     RuleKind::DailyDistinctTiers { field, tiers }
                 }
                 RuleFile::DailyDistinctItems {

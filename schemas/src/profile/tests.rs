@@ -73,6 +73,13 @@ fn refusals_name_the_rule_and_the_parameter() {
         "{HEAD}[[rule]]\nid = \"t\"\nkind = \"per_event\"\naction = \"teach\"\npoints = 5\n[[rule]]\nid = \"t\"\nkind = \"per_event\"\naction = \"login\"\npoints = 1\n"
     ));
     assert!(e.contains("two rules"), "{e}");
+    let e = refusal(&format!(
+        "{HEAD}[[rule]]\nid = \"i\"\nkind = \"daily_distinct_tiers\"\naction = \"interaction\"\nfield = \"counterpart_id\"\ntiers = [{{ at_least = 5, points = 3 }}, {{ at_least = 5, points = 4 }}]\n"
+    ));
+    assert!(
+        e.contains("rule \"i\"") && e.contains("two tiers at_least 5"),
+        "{e}"
+    );
     // points that would overflow a sum (the engine panicked on them)
     for (rule, parameter) in [
         (
