@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::{Profile, ProfileError, Rule, RuleKind, Tier, action_has_field, check_offset};
+use super::{
+    Profile, ProfileError, Rule, RuleKind, Tier, action_has_field, check_offset, countable_fields,
+};
 use crate::decode::values;
 use crate::event::{Action, Client, Role, ScoredBy};
 
@@ -279,7 +281,10 @@ impl Checker<'_> {
         } else {
             self.fail(
                 "field",
-                format!("{field:?} is not a string field of {action} events"),
+                format!(
+                    "{field:?} is not a field a rule can count the values of in {action} events (one of: {})",
+                    countable_fields(action).join(", ")
+                ),
             )
         }
     }

@@ -218,7 +218,13 @@ fn location(text: &str, span: Option<std::ops::Range<usize>>) -> String {
 /// Whether `field` is a string field that `action` carries (the fields a distinct
 /// count can read).
 pub fn action_has_field(action: Action, field: &str) -> bool {
-    let fields: &[&str] = match action {
+    countable_fields(action).contains(&field)
+}
+
+/// The string fields of `action`'s events whose distinct values a rule may
+/// count: the actor, and the action's own ids and words.
+pub fn countable_fields(action: Action) -> &'static [&'static str] {
+    match action {
         Action::Register => &["user_id", "stage"],
         Action::Login => &["user_id"],
         Action::ProfileUpdate => &["user_id"],
@@ -230,8 +236,7 @@ pub fn action_has_field(action: Action, field: &str) -> bool {
         Action::TaskProgress => &["user_id", "task_id", "status"],
         Action::Interaction => &["user_id", "counterpart_id", "counterpart_role"],
         Action::AppUse => &["user_id", "app_id"],
-    };
-    fields.contains(&field)
+    }
 }
 
 pub(crate) fn check_offset(tz: &str) -> Option<i32> {
