@@ -9,6 +9,8 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
 use rustyline::DefaultEditor;
 use rustyline::error::ReadlineError;
 use tokio::runtime::Runtime;
@@ -101,52 +103,37 @@ pub(super) fn run(lake: &Lake, runtime: &Runtime, format: OutputFormat) -> Resul
 
 /// The complete statements of `buffer` (each up to a `;` outside strings,
 /// quoted names and comments, with its `;`) and the incomplete rest (kept
-/// for the next line; leading blank lines dropped).
+/// for the next line; leading blank lines dropped). The `;`s are found by the
+/// SQL tokenizer of the dialect statements are parsed in, so whatever it
+/// reads as a string (`'…'`, `E'…'`, `$$…$$`) or a comment (nested `/* */`)
+/// hides a `;` as it does when the statement runs. A string or comment not
+/// closed yet stops the tokenizer: the statements before it are complete,
+/// the rest waits for more lines.
 fn split_statements(buffer: &str) -> (Vec<String>, String) {
-    #[derive(Clone, Copy, PartialEq)]
-    enum In {
-        Code,
-        Str,
-        Name,
-        LineComment,
-        BlockComment,
-    }
-    let mut state = In::Code;
+    let dialect = GenericDialect {};
+    let mut tokens = Vec::new();
+    // on an error, `tokens` holds those before it
+    let _ = Tokenizer::new(&dialect, buffer).tokenize_with_location_into_buf(&mut tokens);
+    let line_starts: Vec<usize> = std::iter::once(0)
+        .chain(buffer.match_indices('\n').map(|(i, _)| i + 1))
+        .collect();
+    // a token's (line, column), both from 1, columns in characters, as a byte offset
+    let offset = |line: u64, column: u64| -> usize {
+        let start = line_starts[(line as usize).saturating_sub(1).min(line_starts.len() - 1)];
+        buffer[start..]
+            .char_indices()
+            .nth((column as usize).saturating_sub(1))
+            .map_or(buffer.len(), |(i, _)| start + i)
+    };
     let mut statements = Vec::new();
     let mut start = 0;
-    let bytes = buffer.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        let (c, next) = (bytes[i], bytes.get(i + 1).copied());
-        match state {
-            In::Code => match c {
-                b'\'' => state = In::Str,
-                b'"' => state = In::Name,
-                b'-' if next == Some(b'-') => state = In::LineComment,
-                b'/' if next == Some(b'*') => {
-                    state = In::BlockComment;
-                    i += 1;
-                }
-                b';' => {
-                    let statement = buffer[start..=i].trim();
-                    if statement != ";" {
-                        statements.push(statement.to_owned());
-                    }
-                    start = i + 1;
-                }
-                _ => {}
-            },
-            // a doubled quote inside reads as leaving and entering again
-            In::Str if c == b'\'' => state = In::Code,
-            In::Name if c == b'"' => state = In::Code,
-            In::LineComment if c == b'\n' => state = In::Code,
-            In::BlockComment if c == b'*' && next == Some(b'/') => {
-                state = In::Code;
-                i += 1;
-            }
-            _ => {}
+    for t in tokens.iter().filter(|t| t.token == Token::SemiColon) {
+        let end = offset(t.span.start.line, t.span.start.column) + 1;
+        let statement = buffer[start..end].trim();
+        if statement != ";" {
+            statements.push(statement.to_owned());
         }
-        i += 1;
+        start = end;
     }
     let rest = buffer[start..].trim_start();
     (statements, rest.to_owned())
@@ -234,5 +221,42 @@ mod tests {
             (vec!["select \"a;b\" from t;".into()], "".into())
         );
         assert_eq!(split(";;\n"), (vec![], "".into()));
+    }
+
+    /// What the tokenizer reads as one string or comment hides a `;` (the
+    /// shell split these where the statement itself would not, found by a
+    /// probe): dollar quotes, escape strings, nested comments; and a
+    /// statement before an unclosed string still runs.
+    #[test]
+    fn strings_and_comments_of_the_dialect_hide_semicolons() {
+        assert_eq!(
+            split("select $$a;b$$ as d;\nselect 9;\n"),
+            (
+                vec!["select $$a;b$$ as d;".into(), "select 9;".into()],
+                "".into()
+            )
+        );
+        assert_eq!(
+            split("select E'q\\';r' as e; select 9;\n"),
+            (
+                vec!["select E'q\\';r' as e;".into(), "select 9;".into()],
+                "".into()
+            )
+        );
+        assert_eq!(
+            split("select /* a /* b */ ; */ 2 as n;\n"),
+            (vec!["select /* a /* b */ ; */ 2 as n;".into()], "".into())
+        );
+        assert_eq!(
+            split("select 'é;ü' as s; select 1;"),
+            (
+                vec!["select 'é;ü' as s;".into(), "select 1;".into()],
+                "".into()
+            )
+        );
+        assert_eq!(
+            split("select 1;\nselect $$open;\n"),
+            (vec!["select 1;".into()], "select $$open;\n".into())
+        );
     }
 }
