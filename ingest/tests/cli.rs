@@ -864,7 +864,12 @@ fn a_second_run_or_another_profile_gets_one_line() {
 
 /// A history file can span more days in one flush than a process may open
 /// files (each day has an `events` file open until the flush): the run flushes
-/// early instead, here 1,200 days under a limit of 1,024 open files.
+/// early instead, here 1,200 days under a limit of 1,024 open files. The
+/// flush's 2,400 small files wait for their fsyncs a bounded number at a
+/// time: with the queue unbounded this failed on a disk with slow fsyncs
+/// (CI's; here with each fsync delayed by 3 ms under
+/// `strace -f -e inject=fsync,fdatasync:delay_exit=3000`), out of file
+/// descriptors when the checkpoint was opened.
 #[test]
 fn a_file_of_more_days_than_open_files_goes_in() {
     let dir = tempfile::tempdir().unwrap();

@@ -290,13 +290,19 @@ pub fn writer_properties() -> WriterProperties {
     props.build()
 }
 
+/// Files an encoder thread may have closed that its companion has not yet
+/// made durable. Each holds an open file: unbounded, a flush of a history
+/// file spanning 1,200 days queued some 2,400 small files behind their
+/// fsyncs and ran out of file descriptors under a limit of 1,024.
+const MAX_UNSYNCED: usize = 64;
+
 /// An encoder thread: runs its tasks in order until its queue closes. The
 /// files it closes go to a companion thread that makes them durable and sends
 /// the results: an fsync waits for the disk, and meanwhile this thread encodes
 /// (it used to wait too, and with it the rows queued behind, and the scoring
-/// thread once its queue was full).
+/// thread once its queue was full), up to [`MAX_UNSYNCED`] files ahead.
 fn encode(i: usize, tasks: Receiver<Task>, results: Sender<Result<WrittenFile, LakeError>>) {
-    let (closed, to_sync) = channel::<Result<Closed, LakeError>>();
+    let (closed, to_sync) = sync_channel::<Result<Closed, LakeError>>(MAX_UNSYNCED);
     let syncer = std::thread::Builder::new()
         .name(format!("lake-sync-{i}"))
         .spawn(move || {
