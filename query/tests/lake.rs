@@ -300,6 +300,17 @@ async fn monthly_tables_take_the_schema_of_their_files() {
         .unwrap();
     assert_eq!(before.num_rows(), 0);
     assert_eq!(before.schema.fields().len(), 1, "only the month column");
+    // a column the job has not written yet: the error says why
+    let err = lake
+        .query("SELECT user_id FROM school_monthly", None)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("No field named user_id")
+            && err.contains("(school_monthly has no month yet: `huoyue-aggregate monthly"),
+        "{err}"
+    );
 
     write_teacher_monthly(&fixture.lake());
     // A new query (new session) sees the table the job wrote meanwhile.

@@ -189,9 +189,28 @@ impl Lake {
                         .map_err(|e| QueryError::Internal(format!("naming a lake file: {e}")))?;
                     return Err(QueryError::Lake(named));
                 }
+                Err(QueryError::Sql(m)) => return Err(QueryError::Sql(hint_unwritten(m))),
                 r => return r,
             }
         }
+    }
+}
+
+/// A monthly table the monthly job has not written yet has only its
+/// partition column, `month`: a statement naming any other column of it
+/// fails with DataFusion's "No field named …", which says why.
+fn hint_unwritten(message: String) -> String {
+    if !message.contains("No field named") {
+        return message;
+    }
+    match MONTH_TABLES
+        .iter()
+        .find(|t| message.contains(&format!("Valid fields are {t}.month.")))
+    {
+        Some(t) => format!(
+            "{message} ({t} has no month yet: `huoyue-aggregate monthly --lake DIR --month YYYY-MM` writes it)"
+        ),
+        None => message,
     }
 }
 
