@@ -195,7 +195,13 @@ impl RuleFile {
             // one a missing or unknown field message names
             let named = message.split('`').nth(1).unwrap_or("");
             if message.starts_with("missing field") {
-                return fail(named, format!("is missing (a {kind} rule needs it)"));
+                // inside a parameter's table (a tier): `tiers[0].points`
+                return match path.split_once('.') {
+                    Some((_, within)) => {
+                        fail(&format!("{within}.{named}"), "is missing".to_owned())
+                    }
+                    None => fail(named, format!("is missing (a {kind} rule needs it)")),
+                };
             }
             if message.starts_with("unknown field") {
                 let expected = message.split_once(", ").map_or("", |(_, rest)| rest);

@@ -146,6 +146,10 @@ fn mistakes_in_reading_name_the_rule_and_the_parameter() {
             "rule \"t\": parameter \"points\" is missing (a per_event rule needs it)",
         ),
         (
+            "kind = \"daily_distinct_tiers\"\naction = \"interaction\"\nfield = \"counterpart_id\"\ntiers = [{ at_least = 10, points = 5 }, { at_least = 5 }]\n",
+            "rule \"t\": parameter \"tiers[1].points\" is missing",
+        ),
+        (
             "kind = \"per_event\"\naction = \"teach\"\npoints = 5\ncap = 3\n",
             "rule \"t\": parameter \"cap\" is not a parameter of per_event rules",
         ),
