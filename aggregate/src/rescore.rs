@@ -135,10 +135,8 @@ struct Sum {
 struct ActivitySum {
     role: Role,
     school_id: Box<str>,
-    logins: i64,
-    deep_actions: i64,
-    registers: i64,
-    events: i64,
+    /// logins, deep_actions, registers, events
+    counts: [i64; 4],
 }
 
 /// Collects the deltas of the month's days, summed per (day, user, rule) and
@@ -187,15 +185,12 @@ impl DeltaSink for MonthSink {
             .or_insert_with(|| ActivitySum {
                 role: row.role,
                 school_id: row.school_id.into(),
-                logins: 0,
-                deep_actions: 0,
-                registers: 0,
-                events: 0,
+                counts: [0; 4],
             });
-        sum.logins += row.logins;
-        sum.deep_actions += row.deep_actions;
-        sum.registers += row.registers;
-        sum.events += row.events;
+        let counts = [row.logins, row.deep_actions, row.registers, row.events];
+        for (sum, n) in sum.counts.iter_mut().zip(counts) {
+            *sum += n;
+        }
     }
 }
 
@@ -221,15 +216,16 @@ impl MonthSink {
             .map(|(day, rows)| {
                 let mut batch = ActivityRows::default();
                 for ((_, user_id), s) in &rows {
+                    let [logins, deep_actions, registers, events] = s.counts;
                     batch.push(&ActivityRow {
                         day,
                         user_id,
                         role: s.role,
                         school_id: &s.school_id,
-                        logins: s.logins,
-                        deep_actions: s.deep_actions,
-                        registers: s.registers,
-                        events: s.events,
+                        logins,
+                        deep_actions,
+                        registers,
+                        events,
                     });
                 }
                 (day, batch.finish())
@@ -756,14 +752,21 @@ fn stage_and_swap<'a>(
     // Step 3: every day's lock, table by table in day order, and the check
     // that nobody changed the month meanwhile.
     let mut locks = Vec::with_capacity(staged.len());
+    // the tables given a day folder, each synced once
+    let mut created: Vec<&Path> = Vec::new();
     for s in staged.iter() {
         if !s.dir.is_dir() {
             fs::create_dir_all(&s.dir).context(|| format!("creating {}", s.dir.display()))?;
-            sync_dir(&s.table.dir).context(|| format!("syncing {}", s.table.dir.display()))?;
+            if !created.contains(&s.table.dir.as_path()) {
+                created.push(&s.table.dir);
+            }
         }
         locks.push(
             PartitionLock::acquire(&s.dir).context(|| format!("locking {}", s.dir.display()))?,
         );
+    }
+    for dir in created {
+        sync_dir(dir).context(|| format!("syncing {}", dir.display()))?;
     }
     for s in staged.iter() {
         let now = parquet_files(&s.dir)?;

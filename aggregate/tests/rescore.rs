@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use datafusion::arrow::array::{AsArray, Int64Array, StringArray};
+use datafusion::arrow::array::{AsArray, Int64Array, RecordBatch, StringArray};
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use huoyue_aggregate::month::Month;
 use huoyue_aggregate::rescore::{self, RescoreOptions};
@@ -39,6 +39,18 @@ fn rescore(lake: &Path, month: &str) -> rescore::RescoreSummary {
         engine: EngineConfig::default(),
     };
     rescore::run(&opts, &ProgressBar::hidden()).unwrap()
+}
+
+/// `huoyue-aggregate COMMAND --lake LAKE --month 2026-09`: whether it
+/// succeeded, its standard output and its standard error.
+fn september(command: &str, lake: &Path) -> (bool, String, String) {
+    run_bin(&[
+        command,
+        "--lake",
+        lake.to_str().unwrap(),
+        "--month",
+        "2026-09",
+    ])
 }
 
 fn data_files(dir: &Path) -> Vec<PathBuf> {
@@ -133,7 +145,40 @@ type Activity = BTreeMap<(String, String, String, String), [i64; 4]>;
 /// the ones that sum to nothing.
 fn activity(lake: &Path, prefix: &str) -> Activity {
     let mut out = Activity::new();
-    for (day, dir) in day_folders(&lake.join("daily_activity")) {
+    for (day, batch) in batches(lake, "daily_activity", prefix) {
+        let s = |n: &str| batch.column_by_name(n).unwrap().as_string::<i32>().clone();
+        let i = |n: &str| {
+            batch
+                .column_by_name(n)
+                .unwrap()
+                .as_primitive::<datafusion::arrow::datatypes::Int64Type>()
+                .clone()
+        };
+        let (user, role, school) = (s("user_id"), s("role"), s("school_id"));
+        let counts = ["logins", "deep_actions", "registers", "events"].map(i);
+        for r in 0..batch.num_rows() {
+            let sum = out
+                .entry((
+                    day.clone(),
+                    user.value(r).into(),
+                    role.value(r).into(),
+                    school.value(r).into(),
+                ))
+                .or_default();
+            for (v, c) in sum.iter_mut().zip(&counts) {
+                *v += c.value(r);
+            }
+        }
+    }
+    out.retain(|_, v| *v != [0; 4]);
+    out
+}
+
+/// Every batch of `table`'s files of the days starting with `prefix`, with
+/// its day.
+fn batches(lake: &Path, table: &str, prefix: &str) -> Vec<(String, RecordBatch)> {
+    let mut out = Vec::new();
+    for (day, dir) in day_folders(&lake.join(table)) {
         if !day.starts_with(prefix) {
             continue;
         }
@@ -143,34 +188,10 @@ fn activity(lake: &Path, prefix: &str) -> Activity {
                 .build()
                 .unwrap()
             {
-                let batch = batch.unwrap();
-                let s = |n: &str| batch.column_by_name(n).unwrap().as_string::<i32>().clone();
-                let i = |n: &str| {
-                    batch
-                        .column_by_name(n)
-                        .unwrap()
-                        .as_primitive::<datafusion::arrow::datatypes::Int64Type>()
-                        .clone()
-                };
-                let (user, role, school) = (s("user_id"), s("role"), s("school_id"));
-                let counts = ["logins", "deep_actions", "registers", "events"].map(i);
-                for r in 0..batch.num_rows() {
-                    let sum = out
-                        .entry((
-                            day.clone(),
-                            user.value(r).into(),
-                            role.value(r).into(),
-                            school.value(r).into(),
-                        ))
-                        .or_default();
-                    for (v, c) in sum.iter_mut().zip(&counts) {
-                        *v += c.value(r);
-                    }
-                }
+                out.push((day.clone(), batch.unwrap()));
             }
         }
     }
-    out.retain(|_, v| *v != [0; 4]);
     out
 }
 
@@ -317,23 +338,15 @@ fn with_late_logins(ndjson: &[u8]) -> (Vec<u8>, usize) {
 }
 
 fn late_rows(lake: &Path) -> usize {
-    let mut n = 0;
-    for (_, dir) in day_folders(&lake.join("rejected")) {
-        for path in data_files(&dir) {
-            for batch in ParquetRecordBatchReaderBuilder::try_new(File::open(path).unwrap())
-                .unwrap()
-                .build()
-                .unwrap()
-            {
-                let batch = batch.unwrap();
-                let reason = batch.column_by_name("reason").unwrap().as_string::<i32>();
-                n += (0..batch.num_rows())
-                    .filter(|&i| reason.value(i) == "late")
-                    .count();
-            }
-        }
-    }
-    n
+    batches(lake, "rejected", "")
+        .iter()
+        .map(|(_, batch)| {
+            let reason = batch.column_by_name("reason").unwrap().as_string::<i32>();
+            (0..batch.num_rows())
+                .filter(|&i| reason.value(i) == "late")
+                .count()
+        })
+        .sum()
 }
 
 /// A rescore interrupted among its swaps leaves the month part re-scored: its
@@ -349,13 +362,7 @@ fn monthly_refuses_a_month_whose_rescore_was_interrupted() {
     let marker = rescore::interrupted_marker(&lake, "2026-09");
     fs::create_dir_all(marker.parent().unwrap()).unwrap();
     File::create(&marker).unwrap();
-    let (ok, _, err) = run_bin(&[
-        "monthly",
-        "--lake",
-        lake.to_str().unwrap(),
-        "--month",
-        "2026-09",
-    ]);
+    let (ok, _, err) = september("monthly", &lake);
     assert!(!ok);
     assert!(
         err.contains("a rescore of 2026-09 was interrupted")
@@ -474,13 +481,7 @@ fn a_writer_in_flight_makes_rescore_give_up_without_writing() {
         )
         .unwrap();
         let before = tree(lake);
-        let (ok, _out, err) = run_bin(&[
-            "rescore",
-            "--lake",
-            lake.to_str().unwrap(),
-            "--month",
-            "2026-09",
-        ]);
+        let (ok, _out, err) = september("rescore", lake);
         assert!(!ok);
         assert_eq!(err.trim().lines().count(), 1, "{err}");
         assert!(
@@ -565,7 +566,7 @@ fn rescore_input_errors_are_one_line_and_write_nothing() {
     // an unreadable `events` file is named
     let damaged = lake.join("events/day=2026-09-10/damaged.parquet");
     fs::write(&damaged, b"PAR").unwrap();
-    let (ok, _out, err) = run_bin(&["rescore", "--lake", lake_s, "--month", "2026-09"]);
+    let (ok, _out, err) = september("rescore", lake);
     assert!(!ok);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(
@@ -578,7 +579,7 @@ fn rescore_input_errors_are_one_line_and_write_nothing() {
     fs::remove_file(&damaged).unwrap();
     assert_eq!(tree(lake), before);
 
-    let (ok, out, err) = run_bin(&["rescore", "--lake", lake_s, "--month", "2026-09"]);
+    let (ok, out, err) = september("rescore", lake);
     assert!(ok, "{err}");
     assert!(out.starts_with("rescore 2026-09: "), "{out}");
     assert!(

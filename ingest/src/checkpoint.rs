@@ -92,11 +92,11 @@ pub struct Checkpoint {
     /// body); none when the snapshot holds the whole state.
     #[serde(skip)]
     pub segments: Vec<SegmentFile>,
-    /// The bytes of the last of `ids` ([`crate::engine::Segment`]), for
+    /// The bytes of the last of `segments` ([`crate::engine::Segment`]), for
     /// [`Checkpoint::store`] to write first; `None`: written before.
     #[serde(skip)]
     pub new_segment: Option<Vec<u8>>,
-    /// Id segments to remove once this checkpoint is durable.
+    /// Segments to remove once this checkpoint is durable.
     #[serde(skip)]
     pub retire: Vec<String>,
     /// Partitions this instance read before and handed over, whose state

@@ -551,14 +551,8 @@ fn a_task_past_its_window_does_not_start_again() {
         specs.push(format!("2026-10-{d:02} T login"));
     }
     // 12 students read K1 on 6 Nov, stating it was published on 5 Nov
-    for s in 1..=12 {
-        specs.push(progress(
-            "K1",
-            s,
-            "2026-11-06T10:00:00+08:00",
-            "2026-11-05T10:00:00+08:00",
-        ));
-    }
+    let (ts, published) = ("2026-11-06T10:00:00+08:00", "2026-11-05T10:00:00+08:00");
+    specs.extend((1..=12).map(|s| progress("K1", s, ts, published)));
     for batch in [1, 7, usize::MAX] {
         let task = task_lines(&specs, batch);
         assert!(task.is_empty(), "flushed every {batch}: {task:?}");
@@ -590,14 +584,8 @@ fn a_qualified_task_does_not_earn_again_months_later() {
             specs.push(format!("2026-{m:02}-{d:02} T login"));
         }
     }
-    for s in 10..22 {
-        specs.push(progress(
-            "K1",
-            s,
-            "2027-01-06T10:00:00+08:00",
-            "2027-01-05T10:00:00+08:00",
-        ));
-    }
+    let (ts, published) = ("2027-01-06T10:00:00+08:00", "2027-01-05T10:00:00+08:00");
+    specs.extend((10..22).map(|s| progress("K1", s, ts, published)));
     for batch in [1, 7, usize::MAX] {
         let task = task_lines(&specs, batch);
         assert_eq!(task, ["2026-10-01 T task 5"], "flushed every {batch}");

@@ -1618,11 +1618,6 @@ mod tests {
         assert!(!needs_base(&files(20, 100_000), 1_000_000));
     }
 
-    /// The statistics of nisshi, measured after a restart on a topic
-    /// recreated with 12,939 messages under a checkpoint at 38,567: nothing
-    /// handed over yet (`app_offset` -1001), fetching at 38,567. Read from
-    /// `app_offset` alone, the partition looked neither behind nor past its
-    /// end, and the warning never came.
     /// A partition past its end in one statistics report only (the first
     /// after a takeover, showing the end this instance saw when it last read
     /// it) is not said; in two in a row it is.
@@ -1638,6 +1633,11 @@ mod tests {
         assert!(!past_end(&mut seen, 2, 10, -1));
     }
 
+    /// The statistics of nisshi, measured after a restart on a topic
+    /// recreated with 12,939 messages under a checkpoint at 38,567: nothing
+    /// handed over yet (`app_offset` -1001), fetching at 38,567. Read from
+    /// `app_offset` alone, the partition looked neither behind nor past its
+    /// end, and the warning never came.
     #[test]
     fn a_restarted_instance_is_where_it_fetches() {
         assert_eq!(read_position(-1001, 38_567), 38_567);
