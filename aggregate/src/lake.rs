@@ -1,8 +1,7 @@
 //! Table registration: the lake's silver tables as DataFusion listing tables
 //! with Hive partitions, and the rosters as in-memory tables.
 //!
-//! This is the one module that knows how tables are registered, so that it can
-//! be swapped for `huoyue_query::register_lake` once the query crate exposes it.
+//! This is the one module of the crate that knows how tables are registered.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -62,7 +61,8 @@ pub fn register_rosters(ctx: &SessionContext, rosters: &Rosters) -> Result<()> {
 
 /// Registers `LAKE/<table>/day=…/*.parquet` with the partition column `day`
 /// (Date32). Folders and files starting with `.` or `_` are not partitions of
-/// the form `day=…` and are ignored by the listing.
+/// the form `day=…` and are ignored by the listing; a `day=` folder whose
+/// value is not a date is refused by name (it would fail every scan).
 pub async fn register_day_table(
     ctx: &SessionContext,
     lake: &Path,
@@ -80,6 +80,12 @@ pub async fn register_day_table(
         let schema = Arc::new(Schema::new(fields));
         ctx.register_table(table, Arc::new(MemTable::try_new(schema, vec![vec![]])?))?;
         return Ok(());
+    }
+    if let Some(bad) = huoyue_schemas::lake::bad_day_folder(lake, &[table]) {
+        return Err(AggregateError::InvalidLake(format!(
+            "{}/{bad}",
+            lake.display()
+        )));
     }
     // strings are read as views (no copy out of the pages; faster grouping)
     let file_schema = Arc::new(Schema::new(

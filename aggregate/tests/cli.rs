@@ -251,6 +251,31 @@ fn an_empty_data_file_up_to_the_month_is_an_error() {
 }
 
 #[test]
+fn a_stray_folder_that_is_not_a_day_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path();
+    golden_lake(lake);
+    let day = lake.join("daily_scores/day=2026-11-07");
+    let copy = lake.join("daily_scores/day=2026-11-07 (copy)");
+    std::fs::create_dir(&copy).unwrap();
+    for f in std::fs::read_dir(&day).unwrap() {
+        let f = f.unwrap();
+        std::fs::copy(f.path(), copy.join(f.file_name())).unwrap();
+    }
+    let err = monthly_fails(lake, "2026-11");
+    assert_eq!(
+        err,
+        format!(
+            "huoyue-aggregate: {}/daily_scores/day=2026-11-07 (copy): not a day folder (day=YYYY-MM-DD); move it out of the lake",
+            lake.display()
+        )
+    );
+    assert_nothing_written(lake);
+    std::fs::remove_dir_all(&copy).unwrap();
+    monthly(lake, "2026-11");
+}
+
+#[test]
 fn a_month_without_data_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path();

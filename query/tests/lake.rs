@@ -417,6 +417,37 @@ async fn a_filter_on_day_reads_only_that_folder() {
 }
 
 #[tokio::test]
+async fn a_stray_folder_that_is_not_a_day_is_named() {
+    let fixture = build();
+    let lake = fixture.lake();
+    common::write_scores(
+        &lake,
+        "day=2026-11-03.bak/part-00000-a.parquet",
+        &[("t-1003", "3333000001", "login", 1, 1)],
+    );
+    let error = Lake::open(&lake, QueryConfig::default())
+        .unwrap()
+        .query("SELECT SUM(points) FROM daily_scores", None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, QueryError::Lake(m)
+            if m == "daily_scores/day=2026-11-03.bak: not a day folder (day=YYYY-MM-DD); move it out of the lake"),
+        "{error:?}"
+    );
+    // hidden, it is not listed: the table reads again
+    std::fs::rename(
+        lake.join("daily_scores/day=2026-11-03.bak"),
+        lake.join("daily_scores/_day=2026-11-03.bak"),
+    )
+    .unwrap();
+    let out = sql(&lake, "SELECT SUM(points) AS points FROM daily_scores")
+        .await
+        .unwrap();
+    assert!(out.contains("| 7      |"), "{out}");
+}
+
+#[tokio::test]
 async fn a_missing_lake_is_named() {
     let error = Lake::open("/nonexistent/huoyue-lake", QueryConfig::default()).unwrap_err();
     assert_eq!(

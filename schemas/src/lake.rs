@@ -4,8 +4,11 @@
 //! Hive folder names (`day=2026-11-03`), typed Date32 / Utf8 by readers. See
 //! `docs/lake-layout.md`.
 
+use std::path::Path;
 use std::sync::{Arc, LazyLock};
 
+use arrow::array::StringArray;
+use arrow::compute::{CastOptions, cast_with_options};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
 /// The table names of the lake written by the ingest.
@@ -31,6 +34,37 @@ pub fn is_vanished_file(message: &str) -> bool {
 
 /// The partition column of the daily tables.
 pub const DAY: &str = "day";
+
+/// The first folder `table/day=<value>` of `tables` under `lake` whose value
+/// is not a date, as an error naming it (relative to `lake`). A reader
+/// casts every listed folder's value, so one such folder (a copy named
+/// `day=2026-11-03.bak`) fails every scan of its table, without saying
+/// which. Hidden folders (`.` or `_` first) are not partitions.
+pub fn bad_day_folder(lake: &Path, tables: &[&str]) -> Option<String> {
+    let strict = CastOptions {
+        safe: false,
+        ..Default::default()
+    };
+    let is_day = |value: &str| {
+        cast_with_options(&StringArray::from(vec![value]), &DataType::Date32, &strict).is_ok()
+    };
+    let mut bad: Vec<String> = tables
+        .iter()
+        .filter_map(|table| Some((table, std::fs::read_dir(lake.join(table)).ok()?)))
+        .flat_map(|(table, folders)| {
+            folders.flatten().filter_map(move |f| {
+                let name = f.file_name().into_string().ok()?;
+                let value = name.strip_prefix("day=")?;
+                (!is_day(value)).then(|| format!("{table}/{name}"))
+            })
+        })
+        .collect();
+    bad.sort();
+    let first = bad.into_iter().next()?;
+    Some(format!(
+        "{first}: not a day folder (day=YYYY-MM-DD); move it out of the lake"
+    ))
+}
 
 fn utc_micros() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))

@@ -16,7 +16,9 @@ use datafusion::prelude::SessionContext;
 use crate::config::{QueryConfig, session_with_runtime};
 use crate::error::QueryError;
 use crate::run::{QueryOutput, run_query};
-use huoyue_schemas::lake::{VANISHED_FILE_RETRIES, is_vanished_file};
+use huoyue_schemas::lake::{
+    INGEST_TABLES, VANISHED_FILE_RETRIES, bad_day_folder, is_vanished_file,
+};
 
 /// A function giving a declared file schema.
 type SchemaFn = fn() -> SchemaRef;
@@ -188,6 +190,18 @@ impl Lake {
                         .await
                         .map_err(|e| QueryError::Internal(format!("naming a lake file: {e}")))?;
                     return Err(QueryError::Lake(named));
+                }
+                Err(QueryError::Sql(m)) if m.contains("Cannot cast string") => {
+                    // a stray folder whose `day=` value is not a date fails
+                    // every scan of its table: the lake's fault, named
+                    let root = self.root.clone();
+                    let bad =
+                        tokio::task::spawn_blocking(move || bad_day_folder(&root, INGEST_TABLES))
+                            .await
+                            .map_err(|e| {
+                                QueryError::Internal(format!("naming a lake folder: {e}"))
+                            })?;
+                    return Err(bad.map_or(QueryError::Sql(m), QueryError::Lake));
                 }
                 Err(QueryError::Sql(m)) => return Err(QueryError::Sql(hint_unwritten(m))),
                 r => return r,
