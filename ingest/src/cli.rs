@@ -85,6 +85,29 @@ pub fn parse_period(s: &str) -> Result<Duration, String> {
     }
 }
 
+/// Where to serve metrics: `--metrics-addr ADDR`, or `off`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetricsAddr {
+    At(std::net::SocketAddr),
+    Off,
+}
+
+/// The metrics address of the service (Kafka mode) when `--metrics-addr`
+/// is not given (interface.md); a file run serves none unless given one.
+pub const DEFAULT_METRICS_ADDR: &str = "127.0.0.1:9187";
+
+/// Parses `--metrics-addr`: a socket address (`127.0.0.1:9187`,
+/// `0.0.0.0:9187`, `[::1]:9187`) or `off`.
+pub fn parse_metrics_addr(s: &str) -> Result<MetricsAddr, String> {
+    if s.trim().eq_ignore_ascii_case("off") {
+        return Ok(MetricsAddr::Off);
+    }
+    s.trim()
+        .parse()
+        .map(MetricsAddr::At)
+        .map_err(|_| format!("{s:?} is not an address like 127.0.0.1:9187, or off"))
+}
+
 /// Parses a count that must be 1 or more.
 pub fn parse_count(s: &str) -> Result<usize, String> {
     match s.trim().parse::<usize>() {

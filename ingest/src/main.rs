@@ -8,7 +8,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use clap::Parser;
 
-use huoyue_ingest::cli::{parse_count, parse_days, parse_duration, parse_period};
+use huoyue_ingest::cli::{
+    DEFAULT_METRICS_ADDR, MetricsAddr, parse_count, parse_days, parse_duration, parse_metrics_addr,
+    parse_period,
+};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -80,9 +83,10 @@ struct Args {
     /// A librdkafka setting, passed through (security, SASL, TLS, …); repeatable.
     #[arg(short = 'X', value_name = "KEY=VALUE", value_parser = parse_setting, conflicts_with = "file")]
     settings: Vec<(String, String)>,
-    /// Serve Prometheus metrics at http://ADDR/metrics.
-    #[arg(long, value_name = "ADDR")]
-    metrics_addr: Option<std::net::SocketAddr>,
+    /// Serve Prometheus metrics at http://ADDR/metrics, or `off`.
+    /// Default: 127.0.0.1:9187 in Kafka mode; off for a file.
+    #[arg(long, value_name = "ADDR|off", value_parser = parse_metrics_addr)]
+    metrics_addr: Option<MetricsAddr>,
     /// How long to keep trying to reach the brokers at start before giving up.
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration, conflicts_with = "file")]
     connect_timeout: Duration,
@@ -178,10 +182,18 @@ fn try_main() -> Result<()> {
         ..EngineConfig::default()
     };
     let metrics = Metrics::new();
-    if let Some(addr) = args.metrics_addr {
+    let metrics_addr = match args.metrics_addr {
+        Some(MetricsAddr::At(addr)) => Some((addr, "")),
+        None if args.brokers.is_some() => Some((
+            DEFAULT_METRICS_ADDR.parse().expect("a socket address"),
+            " (the default --metrics-addr: give each instance on a host its own, or off)",
+        )),
+        Some(MetricsAddr::Off) | None => None,
+    };
+    if let Some((addr, default)) = metrics_addr {
         let bound = metrics
             .serve(addr)
-            .with_context(|| format!("cannot serve metrics on {addr}"))?;
+            .with_context(|| format!("cannot serve metrics on {addr}{default}"))?;
         tracing::info!("metrics on http://{bound}/metrics");
     }
     if let Some(brokers) = &args.brokers {

@@ -180,6 +180,11 @@ fn bad_flags_and_setups_get_one_line() {
         ("--flush-rows", "0", "must be 1 or more"),
         ("--flush-interval", "0s", "must be more than zero"),
         ("--flush-interval", "1.5s", "1500ms"),
+        (
+            "--metrics-addr",
+            "9187",
+            "not an address like 127.0.0.1:9187, or off",
+        ),
     ] {
         let o = ingest(&["--lake", lake, "--file", events, flag, value]);
         assert_eq!(o.status.code(), Some(1), "{flag} {value}");

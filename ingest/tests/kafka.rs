@@ -978,7 +978,7 @@ fn a_restarted_member_takes_its_partitions_back_at_once_and_a_twin_is_stopped() 
     caught_up(&lake, first.len(), Duration::from_secs(90), &logs);
 
     // a second process with the same id on the same lake
-    let twin = std::process::Command::new(env!("CARGO_BIN_EXE_huoyue-ingest"))
+    let twin = broker::service_command()
         .arg("--lake")
         .arg(&lake)
         .args(["--brokers", &broker.addr(), "--topic", TOPIC])
@@ -1035,7 +1035,7 @@ fn a_restarted_member_takes_its_partitions_back_at_once_and_a_twin_is_stopped() 
 fn a_missing_topic_is_a_one_line_error() {
     let broker = Broker::start();
     let lake = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_huoyue-ingest"))
+    let out = broker::service_command()
         .arg("--lake")
         .arg(lake.path())
         .args(["--brokers", &broker.addr(), "--topic", "nope"])
@@ -1053,7 +1053,7 @@ fn a_missing_topic_is_a_one_line_error() {
 fn a_short_connect_timeout_is_kept() {
     let lake = tempfile::tempdir().unwrap();
     let started = std::time::Instant::now();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_huoyue-ingest"))
+    let out = broker::service_command()
         .arg("--lake")
         .arg(lake.path())
         .args(["--brokers", &format!("127.0.0.1:{}", broker::free_port())])
@@ -1073,13 +1073,60 @@ fn a_short_connect_timeout_is_kept() {
     assert!(took < Duration::from_millis(4000), "{took:?}: {err}");
 }
 
+/// Without `--metrics-addr` the service serves its metrics at
+/// 127.0.0.1:9187 (interface.md); with that port taken it stops at once,
+/// in one line saying the address was the default. The only test that uses
+/// the default port (the others pass `--metrics-addr off` or their own).
+#[test]
+fn the_service_serves_metrics_at_the_default_address() {
+    let lake = tempfile::tempdir().unwrap();
+    let log = lake.path().join("ingest.log");
+    let service = || {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_huoyue-ingest"));
+        command
+            .arg("--lake")
+            .arg(lake.path())
+            .args(["--brokers", &format!("127.0.0.1:{}", broker::free_port())])
+            .args(["--topic", "t", "--connect-timeout", "120s"])
+            .env("RUST_LOG", "info");
+        command
+    };
+    let mut child = service()
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let logs = || std::fs::read_to_string(&log).unwrap_or_default();
+    // it serves while it waits for the brokers
+    wait_said(
+        &logs,
+        "metrics on http://127.0.0.1:9187/metrics",
+        Duration::from_secs(30),
+    );
+    let page = scrape(9187).unwrap();
+    assert!(page.contains("huoyue_events_read_total"), "{page}");
+
+    // a second instance on the host, without its own address
+    let second = service().output().unwrap();
+    assert_eq!(second.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with(
+            "error: cannot serve metrics on 127.0.0.1:9187 (the default --metrics-addr: give each instance on a host its own, or off): "
+        ),
+        "{err}"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
 /// Started while no broker answers, the service retries; a SIGTERM then
 /// stops it at once, exit 0, instead of after `--connect-timeout`.
 #[test]
 fn a_signal_while_no_broker_answers_stops_it_cleanly() {
     let lake = tempfile::tempdir().unwrap();
     let log = lake.path().join("ingest.log");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_huoyue-ingest"))
+    let mut child = broker::service_command()
         .arg("--lake")
         .arg(lake.path())
         .args(["--brokers", &format!("127.0.0.1:{}", broker::free_port())])
@@ -1118,7 +1165,7 @@ fn a_signal_while_no_broker_answers_stops_it_cleanly() {
 #[test]
 fn a_bad_kafka_setting_is_a_one_line_error() {
     let lake = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_huoyue-ingest"))
+    let out = broker::service_command()
         .arg("--lake")
         .arg(lake.path())
         .args([
@@ -1146,7 +1193,7 @@ fn a_group_or_topic_that_leaves_the_lake_is_refused() {
         let mut args = vec!["--brokers", "127.0.0.1:1", "--topic", "t", "--group", "g"];
         let i = args.iter().position(|a| *a == flag).unwrap();
         args[i + 1] = name;
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_huoyue-ingest"))
+        let out = broker::service_command()
             .arg("--lake")
             .arg(lake.path().join("lake"))
             .args(&args)

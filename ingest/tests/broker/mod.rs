@@ -339,6 +339,14 @@ pub fn keyed_lines(path: &Path) -> Vec<(Vec<u8>, Vec<u8>)> {
         .collect()
 }
 
+/// `huoyue-ingest` in Kafka mode without its default metrics address: tests
+/// run side by side, and none may take the default port.
+pub fn service_command() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_huoyue-ingest"));
+    command.args(["--metrics-addr", "off"]);
+    command
+}
+
 /// A `huoyue-ingest` service process.
 pub struct Service {
     pub child: Child,
@@ -365,6 +373,12 @@ impl Service {
             .unwrap();
         let log_from = out.metadata().unwrap().len();
         let child = Command::new(env!("CARGO_BIN_EXE_huoyue-ingest"))
+            // tests run side by side: none takes the default metrics port
+            .args(if a.extra.iter().any(|x| x == "--metrics-addr") {
+                vec![]
+            } else {
+                vec!["--metrics-addr", "off"]
+            })
             .arg("--lake")
             .arg(a.lake)
             .args(["--brokers", &a.broker.addr()])
