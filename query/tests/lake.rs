@@ -404,16 +404,21 @@ async fn a_filter_on_day_reads_only_that_folder() {
         "{error:?}"
     );
     // what a user sees names the file
-    let error = Lake::open(&lake, QueryConfig::default())
-        .unwrap()
-        .query("SELECT SUM(points) FROM daily_scores", None)
-        .await
-        .unwrap_err();
+    let error = query_error(&lake, "SELECT SUM(points) FROM daily_scores").await;
     assert!(
         matches!(&error, QueryError::Lake(m)
             if m.starts_with("daily_scores/day=2026-11-05/part-00003-broken.parquet: ")),
         "{error:?}"
     );
+}
+
+/// The error `sql` fails with, as a user of the lake sees it ([`Lake::query`]).
+async fn query_error(lake: &std::path::Path, sql: &str) -> QueryError {
+    Lake::open(lake, QueryConfig::default())
+        .unwrap()
+        .query(sql, None)
+        .await
+        .unwrap_err()
 }
 
 #[tokio::test]
@@ -425,11 +430,7 @@ async fn a_stray_folder_that_is_not_a_day_is_named() {
         "day=2026-11-03.bak/part-00000-a.parquet",
         &[("t-1003", "3333000001", "login", 1, 1)],
     );
-    let error = Lake::open(&lake, QueryConfig::default())
-        .unwrap()
-        .query("SELECT SUM(points) FROM daily_scores", None)
-        .await
-        .unwrap_err();
+    let error = query_error(&lake, "SELECT SUM(points) FROM daily_scores").await;
     assert!(
         matches!(&error, QueryError::Lake(m)
             if m == "daily_scores/day=2026-11-03.bak: not a day folder (day=YYYY-MM-DD); move it out of the lake"),
