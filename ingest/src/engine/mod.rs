@@ -345,8 +345,11 @@ struct SnapshotHeader {
 /// fixed-width records (`activity::WrittenDays::write`). 9: a
 /// [`SegmentsSection`] before the remembered ids; the users, the ids and the
 /// written (day, actor)s may be kept apart in segments ([`Engine::take_segment`]).
+/// 10: a user's (day, rule)s written hold the events and the school written
+/// too ([`user::Emitted`]), so that rows move to the school of an earlier
+/// event that comes later.
 /// (The users' and activity rows' [`key128`] keys are derived at restore.)
-const SNAPSHOT_FORMAT: u32 = 9;
+const SNAPSHOT_FORMAT: u32 = 10;
 
 /// The remembered event ids as fixed-width little-endian records (id hash,
 /// day, partition, arrival: 32 bytes; format 5 had no partition: 28) after the
@@ -1084,6 +1087,26 @@ impl Engine {
     /// order, [`Engine::take_segment`]) if the snapshot was taken without it
     /// ([`Engine::snapshot_without_segments_into`]).
     pub fn restore_with_segments(
+        profile: &Profile,
+        bytes: &[u8],
+        segments: &[&[u8]],
+    ) -> Result<Engine, RestoreError> {
+        let (header, _) = Engine::check_snapshot(profile, bytes)?;
+        let before_10 = header.format < 10;
+        let mut engine =
+            user::legacy::with(before_10, || Engine::restore_any(profile, bytes, segments))?;
+        if before_10 {
+            for u in &mut engine.state.users {
+                u.settle_legacy();
+            }
+            // its segments have the old layout: the next one starts afresh
+            engine.base_needed = true;
+        }
+        Ok(engine)
+    }
+
+    /// [`Engine::restore_with_segments`] in the layout [`user::legacy`] says.
+    fn restore_any(
         profile: &Profile,
         bytes: &[u8],
         segments: &[&[u8]],

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use super::user::legacy;
 use super::*;
 use huoyue_schemas::decode;
 use huoyue_schemas::time::{day_of, format_day, parse_rfc3339};
@@ -14,10 +15,20 @@ pub(crate) struct Sums {
     pub events: BTreeMap<(String, String, String), i64>,
     pub rows: usize,
     pub activity: BTreeMap<(String, String), [i64; 4]>,
+    /// (points, events) per (day, user, school, rule), summed.
+    pub by_school: BTreeMap<(String, String, String, String), (i64, i64)>,
 }
 
 impl DeltaSink for Sums {
-    fn score(&mut self, day: i32, user: &str, _school: &str, rule: &str, points: i64, events: i64) {
+    fn score(&mut self, day: i32, user: &str, school: &str, rule: &str, points: i64, events: i64) {
+        let row = (
+            format_day(day),
+            user.to_owned(),
+            school.to_owned(),
+            rule.to_owned(),
+        );
+        let sums = self.by_school.entry(row).or_default();
+        (sums.0, sums.1) = (sums.0 + points, sums.1 + events);
         let key = (format_day(day), user.to_owned(), rule.to_owned());
         *self.events.entry(key.clone()).or_default() += events;
         *self.scores.entry(key).or_default() += points;
@@ -642,6 +653,126 @@ fn points_of(sums: &Sums, user: &str) -> i64 {
         .sum()
 }
 
+/// A checkpoint of format 9 (a user's written (day, rule)s without their
+/// events and school), its users in a segment, restores: the rows written
+/// get their day's school, scoring goes on like the engine it came from,
+/// and the next segment is a base (of the new layout).
+#[test]
+fn a_format_9_checkpoint_with_segments_restores() {
+    let profile = zhejiang();
+    let mut engine = Engine::new(&profile, EngineConfig::default());
+    engine.log_changes();
+    feed(
+        &mut engine,
+        1,
+        "2026-11-03T10:00:00+08:00 t1 teach lesson_id=L1",
+        FILE_SOURCE,
+    );
+    feed(
+        &mut engine,
+        2,
+        "2026-11-04 t1 login school_id=3333000002",
+        FILE_SOURCE,
+    );
+    engine.flush(&mut Sums::default());
+    let (snapshot, segment) = legacy::with(true, || {
+        let snapshot = engine.snapshot_without_segments_into(Vec::new());
+        (snapshot, engine.take_segment(true))
+    });
+    let (_, rest) = Engine::check_snapshot(&profile, &snapshot).unwrap();
+    let header = SnapshotHeader {
+        format: 9,
+        profile: profile.name.clone(),
+        cfg: engine.cfg,
+    };
+    let mut old = postcard::to_stdvec(&header).unwrap();
+    old = postcard::to_extend(&engine.rule_shape, old).unwrap();
+    old.extend_from_slice(rest);
+    let mut restored = Engine::restore_with_segments(&profile, &old, &[&segment.bytes]).unwrap();
+    let user = |e: &Engine| {
+        e.state.users[0]
+            .emitted
+            .iter()
+            .map(|w| (w.day, w.rule, w.points, w.school.as_str().to_owned()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(user(&restored), user(&engine));
+    // an earlier event of the 3rd at another school moves its rows alike
+    // (the points: the events written before format 10 are not known)
+    let mut after = (Sums::default(), Sums::default());
+    for (e, sums) in [(&mut engine, &mut after.0), (&mut restored, &mut after.1)] {
+        feed(
+            e,
+            3,
+            "2026-11-03T09:00:00+08:00 t1 login school_id=3333000003",
+            FILE_SOURCE,
+        );
+        e.flush(sums);
+    }
+    let points = |s: &Sums| -> BTreeMap<_, _> {
+        s.by_school.iter().map(|(k, v)| (k.clone(), v.0)).collect()
+    };
+    assert_eq!(points(&after.0), points(&after.1));
+    let teach = |school: &str| {
+        (
+            "2026-11-03".into(),
+            "t1".into(),
+            school.into(),
+            "teach".into(),
+        )
+    };
+    assert_eq!(points(&after.1)[&teach("3333000001")], -5);
+    assert_eq!(points(&after.1)[&teach("3333000003")], 5);
+    restored.log_changes();
+    assert!(restored.take_segment(false).base);
+}
+
+/// lake.md: a (day, user)'s rows keep the school of its first scoring event
+/// in order. An earlier event stating another school that comes after the
+/// day's rows were written moves what was written, points and events, to
+/// its school: the rows then sum by school as if it had come first.
+#[test]
+fn rows_move_to_the_school_of_an_earlier_event_that_comes_later() {
+    let profile = zhejiang();
+    let a = "2026-11-03T10:00:00+08:00 t1 teach lesson_id=L1 school_id=3333000001";
+    let login = "2026-11-03T11:00:00+08:00 t1 login school_id=3333000001";
+    let b = "2026-11-03T09:00:00+08:00 t1 teach lesson_id=L2 school_id=3333000002";
+    let mut late = Engine::new(&profile, EngineConfig::default());
+    let mut moved = Sums::default();
+    feed(&mut late, 1, a, FILE_SOURCE);
+    feed(&mut late, 2, login, FILE_SOURCE);
+    late.flush(&mut moved);
+    // a snapshot between: the written school is part of the state
+    let mut late = Engine::restore(&profile, &late.snapshot()).unwrap();
+    // only the teach rule gets an event; the login's row moves too
+    feed(&mut late, 3, b, FILE_SOURCE);
+    late.flush(&mut moved);
+
+    let mut first = Engine::new(&profile, EngineConfig::default());
+    let mut in_order = Sums::default();
+    for (n, spec) in [(3, b), (1, a), (2, login)] {
+        feed(&mut first, n, spec, FILE_SOURCE);
+    }
+    first.flush(&mut in_order);
+
+    let nonzero = |s: &Sums| -> Vec<_> {
+        s.by_school
+            .iter()
+            .filter(|(_, v)| **v != (0, 0))
+            .map(|(k, v)| (k.clone(), *v))
+            .collect()
+    };
+    assert_eq!(nonzero(&moved), nonzero(&in_order));
+    let day = |school: &str, rule: &str| {
+        let key = ("2026-11-03".into(), "t1".into(), school.into(), rule.into());
+        moved.by_school.get(&key).copied()
+    };
+    assert_eq!(day("3333000002", "teach"), Some((10, 2)));
+    assert_eq!(day("3333000002", "login"), Some((1, 1)));
+    assert_eq!(day("3333000001", "teach"), Some((0, 0)));
+    assert_eq!(day("3333000001", "login"), Some((0, 0)));
+}
+
 /// Lateness, folding and forgetting go by each source partition's own newest
 /// day: a partition read a month behind another loses nothing, its own late
 /// events are still late, and its remembered ids outlive the other's progress.
@@ -753,7 +884,8 @@ fn a_format_5_snapshot_restores() {
         &st.dirty,
         &st.activity,
     );
-    old = postcard::to_extend(&fields, old).unwrap();
+    // the users as formats before 10 laid them out
+    old = legacy::with(true, || postcard::to_extend(&fields, old)).unwrap();
     packed_ids::write(st.seen.iter(), &mut old, packed_ids::Layout::NoPartition).unwrap();
     let mut restored = Engine::restore(&profile, &old).unwrap();
     assert_eq!(restored.newest_day_of(1), engine.newest_day_of(1));
@@ -850,7 +982,7 @@ fn a_state_is_restored_only_under_rules_of_its_shape() {
         cfg: engine.cfg,
     };
     let mut old = postcard::to_stdvec(&header).unwrap();
-    old = postcard::to_extend(&engine.state, old).unwrap();
+    old = legacy::with(true, || postcard::to_extend(&engine.state, old)).unwrap();
     packed_ids::write(
         engine.state.seen.iter(),
         &mut old,
@@ -1149,7 +1281,7 @@ fn a_format_7_snapshot_restores() {
     };
     let mut bytes = postcard::to_stdvec(&header).unwrap();
     bytes = postcard::to_extend(&engine.rule_shape, bytes).unwrap();
-    bytes = postcard::to_extend(&engine.state, bytes).unwrap();
+    bytes = legacy::with(true, || postcard::to_extend(&engine.state, bytes)).unwrap();
     let layout = packed_ids::Layout::WithPartition;
     packed_ids::write(engine.state.seen.iter(), &mut bytes, layout).unwrap();
     let mut restored = Engine::restore(&profile, &bytes).unwrap();

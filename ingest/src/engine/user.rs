@@ -64,6 +64,102 @@ pub struct DayState {
     pub sets: Vec<(u8, Vec<u64>)>,
 }
 
+/// What was written for one (day, rule) of a user, for a day that can still
+/// change: the sums of the rows, and the school they are under.
+#[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Emitted {
+    pub day: i32,
+    pub rule: u8,
+    pub points: i64,
+    pub events: i64,
+    pub school: SchoolId,
+}
+
+/// The [`Emitted`] entries of a user. Snapshots before format 10 held
+/// (day, rule, points) alone; [`legacy::Layout`] says which layout a
+/// snapshot being read (or, in tests, written) has.
+#[derive(Clone, Default)]
+pub struct EmittedList(pub Vec<Emitted>);
+
+impl std::ops::Deref for EmittedList {
+    type Target = Vec<Emitted>;
+    fn deref(&self) -> &Vec<Emitted> {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for EmittedList {
+    fn deref_mut(&mut self) -> &mut Vec<Emitted> {
+        &mut self.0
+    }
+}
+
+/// The layout of [`EmittedList`] in snapshots of formats 5 to 9.
+pub mod legacy {
+    use std::cell::Cell;
+
+    thread_local! {
+        static BEFORE_10: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// Whether users are read (or written) as formats 5 to 9 laid them out.
+    pub fn active() -> bool {
+        BEFORE_10.with(Cell::get)
+    }
+
+    /// Runs `f` with users read (or written) in the layout of formats 5 to
+    /// 9 when `before_10`, on this thread (a restore reads on the thread
+    /// that calls it).
+    pub fn with<T>(before_10: bool, f: impl FnOnce() -> T) -> T {
+        struct Reset(bool);
+        impl Drop for Reset {
+            fn drop(&mut self) {
+                BEFORE_10.with(|c| c.set(self.0));
+            }
+        }
+        let _reset = Reset(BEFORE_10.with(|c| c.replace(before_10)));
+        f()
+    }
+}
+
+/// The school of a legacy entry until [`UserState::settle_legacy`] sets it.
+const UNKNOWN_SCHOOL: SchoolId = SchoolId([b'0'; 10]);
+
+impl Serialize for EmittedList {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if legacy::active() {
+            let old: Vec<(i32, u8, i64)> =
+                self.0.iter().map(|e| (e.day, e.rule, e.points)).collect();
+            old.serialize(s)
+        } else {
+            self.0.serialize(s)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for EmittedList {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if legacy::active() {
+            // the events and school written are not known: the events as 0,
+            // the school as the day's (UserState::settle_legacy)
+            let old: Vec<(i32, u8, i64)> = Vec::deserialize(d)?;
+            Ok(EmittedList(
+                old.into_iter()
+                    .map(|(day, rule, points)| Emitted {
+                        day,
+                        rule,
+                        points,
+                        events: 0,
+                        school: UNKNOWN_SCHOOL,
+                    })
+                    .collect(),
+            ))
+        } else {
+            Vec::deserialize(d).map(EmittedList)
+        }
+    }
+}
+
 /// Lifetime state of a rule that needs more than the window's days.
 #[derive(Clone, Serialize, Deserialize)]
 pub enum Life {
@@ -90,8 +186,8 @@ pub struct UserState {
     pub school: SchoolId,
     pub days: Vec<DayState>,
     pub lives: Vec<(u8, Life)>,
-    /// Points written so far per (day, rule), for days that can still change.
-    pub emitted: Vec<(i32, u8, i64)>,
+    /// What was written so far per (day, rule), for days that can still change.
+    pub emitted: EmittedList,
     /// Events fed to each (day, rule) since the last flush.
     pub pending: Vec<(i32, u8, u32)>,
     /// Rules to recompute at the next flush (bit per rule index).
@@ -115,7 +211,7 @@ impl UserState {
             school,
             days: Vec::new(),
             lives: Vec::new(),
-            emitted: Vec::new(),
+            emitted: EmittedList::default(),
             pending: Vec::new(),
             dirty_rules: 0,
             queued: false,
@@ -138,7 +234,14 @@ impl UserState {
                 let d = &mut self.days[i];
                 if key < d.first {
                     d.first = key;
-                    d.school = school;
+                    if d.school != school {
+                        d.school = school;
+                        // an earlier event states another school: the rows
+                        // written of the day move to it at the next flush
+                        for e in self.emitted.iter().filter(|e| e.day == day) {
+                            self.dirty_rules |= 1 << e.rule;
+                        }
+                    }
                 }
                 i
             }
@@ -199,9 +302,9 @@ impl UserState {
             dirty &= dirty - 1;
             current.clear();
             self.current(rules, r, &mut current);
-            for &(d, rr, _) in &self.emitted {
-                if rr == r && !current.iter().any(|(cd, _)| *cd == d) {
-                    current.push((d, 0));
+            for e in self.emitted.iter() {
+                if e.rule == r && !current.iter().any(|(cd, _)| *cd == e.day) {
+                    current.push((e.day, 0));
                 }
             }
             for &(d, rr, _) in &self.pending {
@@ -219,22 +322,45 @@ impl UserState {
                 let slot = self
                     .emitted
                     .iter()
-                    .position(|(d, rr, _)| *d == day && *rr == r);
-                let prev = slot.map_or(0, |i| self.emitted[i].2);
-                let cur = if cur == i64::MIN { prev } else { cur };
-                let delta = cur - prev;
-                if delta == 0 && events == 0 {
-                    continue;
+                    .position(|e| e.day == day && e.rule == r);
+                let prev = slot.map(|i| self.emitted[i]);
+                let (prev_points, prev_events) = prev.map_or((0, 0), |e| (e.points, e.events));
+                let cur = if cur == i64::MIN { prev_points } else { cur };
+                // the school of the day's first scoring event (lake.md); a
+                // day out of the window keeps the school its rows are under
+                let school = match self.days.iter().find(|d| d.day == day) {
+                    Some(d) => d.school,
+                    None => prev.map_or(self.school, |e| e.school),
+                };
+                match prev {
+                    Some(p) if p.school != school => {
+                        // what was written moves to the school of an earlier
+                        // event that came since
+                        if p.points != 0 || p.events != 0 {
+                            emit(day, p.school.as_str(), r, -p.points, -p.events);
+                        }
+                        if cur != 0 || prev_events + events != 0 {
+                            emit(day, school.as_str(), r, cur, prev_events + events);
+                        }
+                    }
+                    _ => {
+                        let delta = cur - prev_points;
+                        if delta == 0 && events == 0 {
+                            continue;
+                        }
+                        emit(day, school.as_str(), r, delta, events);
+                    }
                 }
-                let school = self
-                    .days
-                    .iter()
-                    .find(|d| d.day == day)
-                    .map_or(self.school, |d| d.school);
-                emit(day, school.as_str(), r, delta, events);
+                let written = Emitted {
+                    day,
+                    rule: r,
+                    points: cur,
+                    events: prev_events + events,
+                    school,
+                };
                 match slot {
-                    Some(i) => self.emitted[i].2 = cur,
-                    None => self.emitted.push((day, r, cur)),
+                    Some(i) => self.emitted[i] = written,
+                    None => self.emitted.push(written),
                 }
             }
         }
@@ -462,13 +588,28 @@ impl UserState {
             Life::Tasks(t) => !t.is_empty(),
         });
         let keep_from = w - rules.max_correction_days;
-        self.emitted.retain(|&(d, r, _)| {
-            d >= w
-                || (matches!(rules.rules[usize::from(r)].kind, Kind::Threshold { .. })
-                    && d >= keep_from)
+        self.emitted.retain(|e| {
+            e.day >= w
+                || (matches!(
+                    rules.rules[usize::from(e.rule)].kind,
+                    Kind::Threshold { .. }
+                ) && e.day >= keep_from)
         });
         trim(&mut self.days);
-        trim(&mut self.emitted);
+        trim(&mut self.emitted.0);
+    }
+
+    /// Gives the entries read from a snapshot before format 10 the school
+    /// their rows were written under: the day's, or the user's latest for a
+    /// day out of the window (what those formats wrote them under).
+    pub fn settle_legacy(&mut self) {
+        for e in self.emitted.iter_mut() {
+            e.school = self
+                .days
+                .iter()
+                .find(|d| d.day == e.day)
+                .map_or(self.school, |d| d.school);
+        }
     }
 
     /// Whether the user holds nothing that can still matter.
@@ -491,7 +632,7 @@ impl UserState {
                 .map(|(_, s)| 32 + s.capacity() * 8)
                 .sum::<usize>();
         }
-        n += self.emitted.capacity() * 16 + self.pending.capacity() * 12;
+        n += self.emitted.capacity() * size_of::<Emitted>() + self.pending.capacity() * 12;
         for (_, l) in &self.lives {
             n += size_of::<Life>()
                 + match l {
