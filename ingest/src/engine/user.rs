@@ -75,22 +75,27 @@ pub struct Emitted {
     pub school: SchoolId,
 }
 
-/// The [`Emitted`] entries of a user. Snapshots before format 10 held
-/// (day, rule, points) alone; [`legacy::Layout`] says which layout a
-/// snapshot being read (or, in tests, written) has.
+/// The [`Emitted`] entries of a user, and whether a day's school changed
+/// since the last flush (only then can a row whose sums did not change
+/// move). Snapshots before format 10 held (day, rule, points) alone;
+/// [`legacy`] says which layout a snapshot being read (or, in tests,
+/// written) has.
 #[derive(Clone, Default)]
-pub struct EmittedList(pub Vec<Emitted>);
+pub struct EmittedList {
+    pub entries: Vec<Emitted>,
+    pub moved: bool,
+}
 
 impl std::ops::Deref for EmittedList {
     type Target = Vec<Emitted>;
     fn deref(&self) -> &Vec<Emitted> {
-        &self.0
+        &self.entries
     }
 }
 
 impl std::ops::DerefMut for EmittedList {
     fn deref_mut(&mut self) -> &mut Vec<Emitted> {
-        &mut self.0
+        &mut self.entries
     }
 }
 
@@ -128,11 +133,10 @@ const UNKNOWN_SCHOOL: SchoolId = SchoolId([b'0'; 10]);
 impl Serialize for EmittedList {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         if legacy::active() {
-            let old: Vec<(i32, u8, i64)> =
-                self.0.iter().map(|e| (e.day, e.rule, e.points)).collect();
+            let old: Vec<(i32, u8, i64)> = self.iter().map(|e| (e.day, e.rule, e.points)).collect();
             old.serialize(s)
         } else {
-            self.0.serialize(s)
+            (&self.entries, self.moved).serialize(s)
         }
     }
 }
@@ -143,19 +147,23 @@ impl<'de> Deserialize<'de> for EmittedList {
             // the events and school written are not known: the events as 0,
             // the school as the day's (UserState::settle_legacy)
             let old: Vec<(i32, u8, i64)> = Vec::deserialize(d)?;
-            Ok(EmittedList(
-                old.into_iter()
-                    .map(|(day, rule, points)| Emitted {
-                        day,
-                        rule,
-                        points,
-                        events: 0,
-                        school: UNKNOWN_SCHOOL,
-                    })
-                    .collect(),
-            ))
+            let entries = old
+                .into_iter()
+                .map(|(day, rule, points)| Emitted {
+                    day,
+                    rule,
+                    points,
+                    events: 0,
+                    school: UNKNOWN_SCHOOL,
+                })
+                .collect();
+            Ok(EmittedList {
+                entries,
+                moved: false,
+            })
         } else {
-            Vec::deserialize(d).map(EmittedList)
+            let (entries, moved) = <(Vec<Emitted>, bool)>::deserialize(d)?;
+            Ok(EmittedList { entries, moved })
         }
     }
 }
@@ -241,6 +249,7 @@ impl UserState {
                         for e in self.emitted.iter().filter(|e| e.day == day) {
                             self.dirty_rules |= 1 << e.rule;
                         }
+                        self.emitted.moved = true;
                     }
                 }
                 i
@@ -296,6 +305,7 @@ impl UserState {
     /// as (day, school, rule, delta, events).
     pub fn flush(&mut self, rules: &Rules, mut emit: impl FnMut(i32, &str, u8, i64, i64)) {
         let mut dirty = std::mem::take(&mut self.dirty_rules);
+        let moved = std::mem::take(&mut self.emitted.moved);
         let mut current: Vec<(i32, i64)> = Vec::new();
         while dirty != 0 {
             let r = dirty.trailing_zeros() as u8;
@@ -326,6 +336,9 @@ impl UserState {
                 let prev = slot.map(|i| self.emitted[i]);
                 let (prev_points, prev_events) = prev.map_or((0, 0), |e| (e.points, e.events));
                 let cur = if cur == i64::MIN { prev_points } else { cur };
+                if cur == prev_points && events == 0 && !moved {
+                    continue;
+                }
                 // the school of the day's first scoring event (lake.md); a
                 // day out of the window keeps the school its rows are under
                 let school = match self.days.iter().find(|d| d.day == day) {
@@ -596,7 +609,7 @@ impl UserState {
                 ) && e.day >= keep_from)
         });
         trim(&mut self.days);
-        trim(&mut self.emitted.0);
+        trim(&mut self.emitted.entries);
     }
 
     /// Gives the entries read from a snapshot before format 10 the school
