@@ -244,7 +244,8 @@ fn try_main() -> Result<()> {
             // read ahead without blocking a stop
             let size = meta.filter(|m| m.is_file()).map(|m| m.len());
             let f = if size.is_some() {
-                refuse_compressed(f, &name)?
+                // named as given: the error is the user's to act on
+                refuse_compressed(f, &file.display().to_string())?
             } else {
                 f
             };

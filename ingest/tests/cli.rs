@@ -953,7 +953,8 @@ fn a_compressed_file_is_refused_with_the_way_to_feed_it() {
     assert_eq!(o.status.code(), Some(1));
     let line = stderr_line(&o);
     assert!(
-        line.contains("events.ndjson.gz is gzip-compressed") && line.contains("zcat FILE |"),
+        line.contains(&format!("{} is gzip-compressed", gz.display()))
+            && line.contains("zcat FILE |"),
         "{line}"
     );
     assert!(!lake.exists(), "the lake is not made for a refused input");
