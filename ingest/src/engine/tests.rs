@@ -653,6 +653,56 @@ fn points_of(sums: &Sums, user: &str) -> i64 {
         .sum()
 }
 
+/// A task's points on a publish day without a scoring event of the teacher
+/// are written under the teacher's latest school; a scoring event of that
+/// day that comes later (a login) makes its school the day's, and the task
+/// rows move to it, as in one flush of every event.
+#[test]
+fn rows_written_before_their_day_had_a_scoring_event_move_to_its_school() {
+    let profile = zhejiang();
+    let published = "2026-09-20T09:00:00+08:00";
+    let progress: Vec<String> = (0..10)
+        .map(|s| {
+            format!(
+                "2026-09-21T10:{s:02}:00+08:00 s{s} task_progress task_id=K owner_id=T owner_school_id=3333000002 published_at={published} status=read role=student"
+            )
+        })
+        .collect();
+    let login = "2026-09-20T08:00:00+08:00 T login school_id=3333000004";
+    let mut two = Engine::new(&profile, EngineConfig::default());
+    let mut moved = Sums::default();
+    for (n, spec) in progress.iter().enumerate() {
+        feed(&mut two, n, spec, FILE_SOURCE);
+    }
+    two.flush(&mut moved);
+    feed(&mut two, 99, login, FILE_SOURCE);
+    two.flush(&mut moved);
+
+    let mut one = Engine::new(&profile, EngineConfig::default());
+    let mut in_one = Sums::default();
+    for (n, spec) in progress.iter().enumerate() {
+        feed(&mut one, n, spec, FILE_SOURCE);
+    }
+    feed(&mut one, 99, login, FILE_SOURCE);
+    one.flush(&mut in_one);
+
+    let net = |s: &Sums| -> Vec<_> {
+        s.by_school
+            .iter()
+            .filter(|(_, v)| **v != (0, 0))
+            .map(|(k, v)| (k.clone(), *v))
+            .collect()
+    };
+    assert_eq!(net(&moved), net(&in_one));
+    let task = (
+        "2026-09-20".into(),
+        "T".into(),
+        "3333000004".into(),
+        "task".into(),
+    );
+    assert_eq!(in_one.by_school[&task].0, 5);
+}
+
 /// A checkpoint of format 9 (a user's written (day, rule)s without their
 /// events and school), its users in a segment, restores: the rows written
 /// get their day's school, scoring goes on like the engine it came from,

@@ -243,18 +243,17 @@ impl UserState {
                 if key < d.first {
                     d.first = key;
                     if d.school != school {
+                        // an earlier event states another school
                         d.school = school;
-                        // an earlier event states another school: the rows
-                        // written of the day move to it at the next flush
-                        for e in self.emitted.iter().filter(|e| e.day == day) {
-                            self.dirty_rules |= 1 << e.rule;
-                        }
-                        self.emitted.moved = true;
+                        self.move_rows(day, school);
                     }
                 }
                 i
             }
             None => {
+                // rows of the day written before it had a scoring event (a
+                // task's publish day) are under another school, maybe
+                self.move_rows(day, school);
                 let at = self.days.partition_point(|d| d.day < day);
                 self.days.insert(
                     at,
@@ -270,6 +269,17 @@ impl UserState {
             }
         };
         &mut self.days[i]
+    }
+
+    /// Has the next flush move the rows written of `day` that are not under
+    /// `school`, now the school of its first scoring event.
+    fn move_rows(&mut self, day: i32, school: SchoolId) {
+        for e in self.emitted.entries.iter() {
+            if e.day == day && e.school != school {
+                self.dirty_rules |= 1 << e.rule;
+                self.emitted.moved = true;
+            }
+        }
     }
 
     pub fn add_pending(&mut self, day: i32, rule: u8) {
