@@ -67,7 +67,9 @@ def monthly(lake, month):
     per_rule = collections.defaultdict(lambda: collections.Counter())
     key_sum = collections.Counter()
     ytd = collections.Counter()
-    last_school = {}
+    # (points, events) per (user, day, school): one whose rows sum to nothing
+    # (what a move to an earlier event's school left) is not a row
+    day_school = collections.defaultdict(lambda: [0, 0])
     for r in scores:
         d = day(r)
         if jan1 <= d <= last:
@@ -76,11 +78,17 @@ def monthly(lake, month):
             per_rule[r["user_id"]][r["rule"]] += r["points"]
             key_sum[(r["user_id"], d, r["rule"])] += r["points"]
             if r["school_id"] is not None:
-                cur = last_school.get(r["user_id"])
-                cand = (d, r["school_id"])
-                # the latest day; on that day the smallest school_id
-                if cur is None or d > cur[0] or (d == cur[0] and r["school_id"] < cur[1]):
-                    last_school[r["user_id"]] = cand
+                sums = day_school[(r["user_id"], d, r["school_id"])]
+                sums[0] += r["points"]
+                sums[1] += r["events"]
+    last_school = {}
+    for (u, d, school), sums in day_school.items():
+        if sums == [0, 0]:
+            continue
+        cur = last_school.get(u)
+        # the latest day; on that day the smallest school_id
+        if cur is None or d > cur[0] or (d == cur[0] and school < cur[1]):
+            last_school[u] = (d, school)
     with_points = {u for (u, _, _), p in key_sum.items() if p != 0}
     login_sum = collections.Counter()
     for r in activity:

@@ -320,3 +320,37 @@ fn reports_are_written_per_county_and_for_the_province() {
     assert!(rank.find("另一县").unwrap() < rank.find("测试区").unwrap());
     assert!(rank.contains("17.20"));
 }
+
+/// A non-roster teacher's school is that of their last (day, school) whose
+/// rows do not sum to nothing: the rows a move left under another school
+/// (the ingest writes what it had written there again, negated, when an
+/// earlier event of the day states another school) do not count, though
+/// that school's id is the smaller. One flush of every event gives the same.
+#[test]
+fn a_moved_days_old_school_is_not_a_non_roster_teachers_last() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path();
+    golden_lake(lake);
+    write_scores(lake, "2026-11-29", "moved-1", &[("tm", S1, "teach", 5, 1)]);
+    write_scores(
+        lake,
+        "2026-11-29",
+        "moved-2",
+        &[("tm", S1, "teach", -5, -1), ("tm", S3, "teach", 10, 2)],
+    );
+    monthly(lake, "2026-11");
+    let batch = read_month(lake, "teacher_monthly", "2026-11");
+    let row = (0..batch.num_rows())
+        .find(|&i| cell(&batch, "user_id", i) == "tm")
+        .expect("a row for tm");
+    assert_eq!(cell(&batch, "school_id", row), S3);
+    assert_eq!(cell(&batch, "points", row), "10");
+    // the second implementation reads it alike
+    let o = script("reference_monthly.py", &[lake.to_str().unwrap(), "2026-11"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success() && out.contains("; 0 differences"),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}

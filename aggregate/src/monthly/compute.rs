@@ -306,6 +306,10 @@ async fn teacher_inputs(ctx: SessionContext, month: Month, rules: Vec<String>) -
     // 2. Scored users who are not in the roster at all: they get a row when
     //    one of their (day, rule) keys has a non-zero sum in the month, with
     //    the school of their last row (latest day; ties: smallest school_id).
+    //    A (day, school) whose rows sum to nothing (points and events) is not
+    //    a row: what the ingest moved away from a school when an earlier
+    //    event of the day stated another, which one flush would not have
+    //    written there.
     let candidates = materialize(
         ctx,
         "candidates",
@@ -322,11 +326,15 @@ async fn teacher_inputs(ctx: SessionContext, month: Month, rules: Vec<String>) -
                WHERE {inm} GROUP BY d.user_id, d.day, d.rule), \
              has AS (SELECT user_id FROM k GROUP BY user_id \
                HAVING SUM(CASE WHEN p <> 0 THEN 1 ELSE 0 END) > 0), \
-             ls AS (SELECT user_id, school_id FROM ( \
-               SELECT d.user_id, d.school_id, ROW_NUMBER() OVER ( \
-                 PARTITION BY d.user_id ORDER BY d.day DESC, d.school_id ASC) AS rn \
+             ds AS (SELECT d.user_id, d.day, d.school_id \
                FROM candidates c JOIN daily_scores d ON d.user_id = c.user_id \
-               WHERE {inm} AND d.school_id IS NOT NULL) WHERE rn = 1) \
+               WHERE {inm} AND d.school_id IS NOT NULL \
+               GROUP BY d.user_id, d.day, d.school_id \
+               HAVING SUM(d.points) <> 0 OR SUM(d.events) <> 0), \
+             ls AS (SELECT user_id, school_id FROM ( \
+               SELECT user_id, school_id, ROW_NUMBER() OVER ( \
+                 PARTITION BY user_id ORDER BY day DESC, school_id ASC) AS rn \
+               FROM ds) WHERE rn = 1) \
              SELECT user_id, name, school_id, true AS in_roster FROM users WHERE role = 'teacher' \
              UNION ALL \
              SELECT has.user_id, CAST(NULL AS VARCHAR) AS name, ls.school_id, false AS in_roster \
