@@ -97,6 +97,41 @@ async fn daily_totals_sums_the_deltas() {
     );
 }
 
+/// Rows a move to an earlier event's school left under the old one (the
+/// sums written there, negated) sum to nothing: `daily_totals` leaves that
+/// key out, as one flush of every event would never have written it.
+#[tokio::test]
+async fn daily_totals_leaves_out_keys_that_sum_to_nothing() {
+    let fixture = build();
+    let lake = fixture.lake();
+    common::write_scores(
+        &lake,
+        "day=2026-11-04/part-00007-moved.parquet",
+        &[
+            ("t-1003", "3333000001", "teach", 5, 1),
+            ("t-1003", "3333000001", "teach", -5, -1),
+            ("t-1003", "3333000002", "teach", 5, 1),
+        ],
+    );
+    let out = sql(
+        &lake,
+        "SELECT school_id, points, events FROM daily_totals WHERE user_id = 't-1003'",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        out,
+        golden(
+            "
+            +------------+--------+--------+
+            | school_id  | points | events |
+            +------------+--------+--------+
+            | 3333000002 | 5      | 1      |
+            +------------+--------+--------+"
+        )
+    );
+}
+
 #[tokio::test]
 async fn column_types_follow_the_layout() {
     let fixture = build();

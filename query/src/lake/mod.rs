@@ -48,9 +48,13 @@ pub const TABLE_NAMES: &[&str] = &[
 ];
 
 /// The definition of the view `daily_totals`: score deltas summed per key.
+/// A key whose rows sum to nothing (points and events) is not shown: what
+/// the ingest moved away from a school when an earlier event of the day
+/// stated another (docs/decisions.md), which one flush would not have written.
 pub const DAILY_TOTALS_SQL: &str = "SELECT day, user_id, school_id, rule, \
      SUM(points) AS points, SUM(events) AS events \
-     FROM daily_scores GROUP BY day, user_id, school_id, rule";
+     FROM daily_scores GROUP BY day, user_id, school_id, rule \
+     HAVING SUM(points) <> 0 OR SUM(events) <> 0";
 
 /// The canonical lake directory as a string usable in listing URLs.
 fn lake_root(lake: &Path) -> Result<String, QueryError> {
