@@ -7,6 +7,9 @@ use super::*;
 use huoyue_schemas::decode;
 use huoyue_schemas::time::{day_of, format_day, parse_rfc3339};
 
+/// A `daily_scores` row's key: day, user, school, rule.
+type RowKey = (String, String, String, String);
+
 /// Sums deltas per (day, user, rule) and activity per (day, user).
 #[derive(Default, Debug)]
 pub(crate) struct Sums {
@@ -16,7 +19,7 @@ pub(crate) struct Sums {
     pub rows: usize,
     pub activity: BTreeMap<(String, String), [i64; 4]>,
     /// (points, events) per (day, user, school, rule), summed.
-    pub by_school: BTreeMap<(String, String, String, String), (i64, i64)>,
+    pub by_school: BTreeMap<RowKey, (i64, i64)>,
 }
 
 impl DeltaSink for Sums {
@@ -52,6 +55,16 @@ fn add_counts(sums: &mut [i64; 4], r: &ActivityRow<'_>) {
 }
 
 impl Sums {
+    /// The (day, user, school, rule)s whose rows do not sum to nothing, with
+    /// their (points, events).
+    pub fn net_by_school(&self) -> Vec<(RowKey, (i64, i64))> {
+        self.by_school
+            .iter()
+            .filter(|(_, v)| **v != (0, 0))
+            .map(|(k, v)| (k.clone(), *v))
+            .collect()
+    }
+
     /// Non-zero sums as `day user rule points` lines.
     pub fn lines(&self) -> Vec<String> {
         self.scores
@@ -686,14 +699,7 @@ fn rows_written_before_their_day_had_a_scoring_event_move_to_its_school() {
     feed(&mut one, 99, login, FILE_SOURCE);
     one.flush(&mut in_one);
 
-    let net = |s: &Sums| -> Vec<_> {
-        s.by_school
-            .iter()
-            .filter(|(_, v)| **v != (0, 0))
-            .map(|(k, v)| (k.clone(), *v))
-            .collect()
-    };
-    assert_eq!(net(&moved), net(&in_one));
+    assert_eq!(moved.net_by_school(), in_one.net_by_school());
     let task = (
         "2026-09-20".into(),
         "T".into(),
@@ -805,14 +811,7 @@ fn rows_move_to_the_school_of_an_earlier_event_that_comes_later() {
     }
     first.flush(&mut in_order);
 
-    let nonzero = |s: &Sums| -> Vec<_> {
-        s.by_school
-            .iter()
-            .filter(|(_, v)| **v != (0, 0))
-            .map(|(k, v)| (k.clone(), *v))
-            .collect()
-    };
-    assert_eq!(nonzero(&moved), nonzero(&in_order));
+    assert_eq!(moved.net_by_school(), in_order.net_by_school());
     let day = |school: &str, rule: &str| {
         let key = ("2026-11-03".into(), "t1".into(), school.into(), rule.into());
         moved.by_school.get(&key).copied()
