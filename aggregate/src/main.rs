@@ -70,9 +70,10 @@ enum Command {
     },
     /// Recompute a month's daily_scores and daily_activity from events (and
     /// the rejected rows of reason late) with the ingest's scoring engine, and
-    /// replace the month's day partitions atomically. The events of every earlier day prime the
-    /// rules' lifetime state; those of the task window after the month bring
-    /// its late task points. Other months are not touched.
+    /// replace the month's day partitions atomically. The events of every
+    /// earlier day prime the rules' lifetime state; those of the task window
+    /// after the month bring its late task points. Other months are not
+    /// touched.
     Rescore {
         /// The lake directory.
         #[arg(long, value_name = "DIR")]

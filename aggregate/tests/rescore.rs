@@ -82,6 +82,23 @@ fn day_folders(table: &Path) -> Vec<(String, PathBuf)> {
     v
 }
 
+/// Column `name` of `batch`, of strings.
+fn strings(batch: &RecordBatch, name: &str) -> StringArray {
+    batch
+        .column_by_name(name)
+        .unwrap()
+        .as_string::<i32>()
+        .clone()
+}
+
+/// Column `name` of `batch`, of Int64s.
+fn ints(batch: &RecordBatch, name: &str) -> Int64Array {
+    let column = batch.column_by_name(name).unwrap();
+    column
+        .as_primitive::<datafusion::arrow::datatypes::Int64Type>()
+        .clone()
+}
+
 /// Sums of one day folder, or None when a listed file vanished (a swap
 /// between listing and opening: the read must be retried).
 fn day_sums(day: &str, dir: &Path, into: &mut Sums) -> Option<()> {
@@ -97,16 +114,7 @@ fn day_sums(day: &str, dir: &Path, into: &mut Sums) -> Option<()> {
             .unwrap()
         {
             let batch = batch.unwrap();
-            let s = |n: &str| -> StringArray {
-                batch.column_by_name(n).unwrap().as_string::<i32>().clone()
-            };
-            let i = |n: &str| -> Int64Array {
-                batch
-                    .column_by_name(n)
-                    .unwrap()
-                    .as_primitive::<datafusion::arrow::datatypes::Int64Type>()
-                    .clone()
-            };
+            let (s, i) = (|n| strings(&batch, n), |n| ints(&batch, n));
             let (user, rule, points, events) = (s("user_id"), s("rule"), i("points"), i("events"));
             for r in 0..batch.num_rows() {
                 let e = into
@@ -146,14 +154,7 @@ type Activity = BTreeMap<(String, String, String, String), [i64; 4]>;
 fn activity(lake: &Path, prefix: &str) -> Activity {
     let mut out = Activity::new();
     for (day, batch) in batches(lake, "daily_activity", prefix) {
-        let s = |n: &str| batch.column_by_name(n).unwrap().as_string::<i32>().clone();
-        let i = |n: &str| {
-            batch
-                .column_by_name(n)
-                .unwrap()
-                .as_primitive::<datafusion::arrow::datatypes::Int64Type>()
-                .clone()
-        };
+        let (s, i) = (|n| strings(&batch, n), |n| ints(&batch, n));
         let (user, role, school) = (s("user_id"), s("role"), s("school_id"));
         let counts = ["logins", "deep_actions", "registers", "events"].map(i);
         for r in 0..batch.num_rows() {

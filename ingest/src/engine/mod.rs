@@ -1091,10 +1091,11 @@ impl Engine {
         bytes: &[u8],
         segments: &[&[u8]],
     ) -> Result<Engine, RestoreError> {
-        let (header, _) = Engine::check_snapshot(profile, bytes)?;
+        let (header, rest) = Engine::check_snapshot(profile, bytes)?;
         let before_10 = header.format < 10;
-        let mut engine =
-            user::legacy::with(before_10, || Engine::restore_any(profile, bytes, segments))?;
+        let mut engine = user::legacy::with(before_10, || {
+            Engine::restore_any(profile, header, rest, segments)
+        })?;
         if before_10 {
             for u in &mut engine.state.users {
                 u.settle_legacy();
@@ -1105,13 +1106,15 @@ impl Engine {
         Ok(engine)
     }
 
-    /// [`Engine::restore_with_segments`] in the layout [`user::legacy`] says.
+    /// [`Engine::restore_with_segments`] of the snapshot `header` and the
+    /// bytes after what [`Engine::check_snapshot`] read, in the layout
+    /// [`user::legacy`] says.
     fn restore_any(
         profile: &Profile,
-        bytes: &[u8],
+        header: SnapshotHeader,
+        rest: &[u8],
         segments: &[&[u8]],
     ) -> Result<Engine, RestoreError> {
-        let (header, rest) = Engine::check_snapshot(profile, bytes)?;
         let corrupt = |e: postcard::Error| RestoreError::Corrupt(e.to_string());
         let mut elsewhere = false;
         let (mut state, after) = if header.format == 5 {

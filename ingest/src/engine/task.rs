@@ -111,7 +111,8 @@ impl Tasks {
     /// counts older than any task could still correct.
     ///
     /// A task whose window ended is sealed; if it did not qualify, it is
-    /// forgotten one window later (a qualified one is kept, sealed, for good). Its later events count for nothing (they are after its
+    /// forgotten one window later (a qualified one is kept, sealed, for
+    /// good). Its later events count for nothing (they are after its
     /// window: an earlier one would be late), but were it forgotten at once,
     /// the next would start the task anew with that event's `published_at`,
     /// and the sums would depend on when the state was folded. Producers that

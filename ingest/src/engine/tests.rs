@@ -77,6 +77,21 @@ impl Sums {
 
 const NOW: i64 = 4_000_000_000 * 1_000_000;
 
+/// The start of a snapshot of `engine` as format `format` wrote it: the
+/// header, then the rule shape `shape` (formats 7 on).
+fn header_as(engine: &Engine, format: u32, shape: Option<&[String]>) -> Vec<u8> {
+    let header = SnapshotHeader {
+        format,
+        profile: engine.profile_name.clone(),
+        cfg: engine.cfg,
+    };
+    let bytes = postcard::to_stdvec(&header).unwrap();
+    match shape {
+        Some(shape) => postcard::to_extend(&shape, bytes).unwrap(),
+        None => bytes,
+    }
+}
+
 fn zhejiang() -> Profile {
     Profile::builtin("zhejiang-2018").unwrap()
 }
@@ -736,13 +751,7 @@ fn a_format_9_checkpoint_with_segments_restores() {
         (snapshot, engine.take_segment(true))
     });
     let (_, rest) = Engine::check_snapshot(&profile, &snapshot).unwrap();
-    let header = SnapshotHeader {
-        format: 9,
-        profile: profile.name.clone(),
-        cfg: engine.cfg,
-    };
-    let mut old = postcard::to_stdvec(&header).unwrap();
-    old = postcard::to_extend(&engine.rule_shape, old).unwrap();
+    let mut old = header_as(&engine, 9, Some(&engine.rule_shape));
     old.extend_from_slice(rest);
     let mut restored = Engine::restore_with_segments(&profile, &old, &[&segment.bytes]).unwrap();
     let user = |e: &Engine| {
@@ -918,13 +927,8 @@ fn a_format_5_snapshot_restores() {
     }
     // the same state as format 5 wrote it: no sources, one window, 28-byte ids
     let st = &engine.state;
-    let header = SnapshotHeader {
-        format: 5,
-        profile: profile.name.clone(),
-        cfg: engine.cfg,
-    };
     let (newest_day, folded_to) = (engine.newest_day(), st.sources[0].folded_to);
-    let mut old = postcard::to_stdvec(&header).unwrap();
+    let mut old = header_as(&engine, 5, None);
     let fields = (
         &newest_day,
         &folded_to,
@@ -1011,26 +1015,15 @@ fn a_state_is_restored_only_under_rules_of_its_shape() {
     assert!(Engine::check_profile(&cap, &snap).is_ok());
 
     // until session 19 a snapshot recorded the rules alone
-    let rules_only = SnapshotHeader {
-        format: SNAPSHOT_FORMAT,
-        profile: profile.name.clone(),
-        cfg: engine.cfg,
-    };
-    let mut before = postcard::to_stdvec(&rules_only).unwrap();
     let shape = &engine.rule_shape[..profile.rules.len()];
-    before = postcard::to_extend(&shape, before).unwrap();
+    let mut before = header_as(&engine, SNAPSHOT_FORMAT, Some(shape));
     let (_, rest) = Engine::check_snapshot(&profile, &snap).unwrap();
     before.extend_from_slice(rest);
     let restored = Engine::restore(&profile, &before).unwrap();
     assert_eq!(restored.stats().users, engine.stats().users);
 
     // format 6: the header, then the state, without the rules
-    let header = SnapshotHeader {
-        format: 6,
-        profile: profile.name.clone(),
-        cfg: engine.cfg,
-    };
-    let mut old = postcard::to_stdvec(&header).unwrap();
+    let mut old = header_as(&engine, 6, None);
     old = legacy::with(true, || postcard::to_extend(&engine.state, old)).unwrap();
     packed_ids::write(
         engine.state.seen.iter(),
@@ -1323,13 +1316,7 @@ fn a_format_7_snapshot_restores() {
     }
     // format 7: the state and the remembered ids, no [`SegmentsSection`] before
     // them nor written activity after them
-    let header = SnapshotHeader {
-        format: 7,
-        profile: profile.name.clone(),
-        cfg: engine.cfg,
-    };
-    let mut bytes = postcard::to_stdvec(&header).unwrap();
-    bytes = postcard::to_extend(&engine.rule_shape, bytes).unwrap();
+    let mut bytes = header_as(&engine, 7, Some(&engine.rule_shape));
     bytes = legacy::with(true, || postcard::to_extend(&engine.state, bytes)).unwrap();
     let layout = packed_ids::Layout::WithPartition;
     packed_ids::write(engine.state.seen.iter(), &mut bytes, layout).unwrap();

@@ -372,13 +372,12 @@ impl Service {
             .open(log)
             .unwrap();
         let log_from = out.metadata().unwrap().len();
-        let child = Command::new(env!("CARGO_BIN_EXE_huoyue-ingest"))
-            // tests run side by side: none takes the default metrics port
-            .args(if a.extra.iter().any(|x| x == "--metrics-addr") {
-                vec![]
-            } else {
-                vec!["--metrics-addr", "off"]
-            })
+        let mut command = if a.extra.iter().any(|x| x == "--metrics-addr") {
+            Command::new(env!("CARGO_BIN_EXE_huoyue-ingest"))
+        } else {
+            service_command()
+        };
+        let child = command
             .arg("--lake")
             .arg(a.lake)
             .args(["--brokers", &a.broker.addr()])

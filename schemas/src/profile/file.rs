@@ -137,12 +137,12 @@ pub enum RuleFile {
     },
 }
 
-/// The rule kinds, for messages.
 /// The most points a rule may give at once (per event, level, tier or
 /// item): far above any real rule, and low enough that sums over billions of
 /// events fit the lake's Int64 (a profile giving 2^63 - 1 crashed the engine).
 pub const MAX_POINTS: i64 = 1_000_000;
 
+/// The rule kinds, for messages.
 const KINDS: &str = "daily_streak, per_event, once_when_complete, distinct_pair, review_levels, \
 threshold_distinct, daily_distinct_tiers, daily_distinct_items";
 
