@@ -14,7 +14,10 @@
 //! longest `window_days` of the profile's threshold rules (`task`: 30 days)
 //! plus one, because a task published in the month earns its points on its
 //! publish day when it qualifies, up to that many days later (scoring.md);
-//! deltas of those later days are dropped too. The result for a closed month
+//! deltas of those later days are dropped too. So a month without events of
+//! its own can have scores (a late first event of a task can move its
+//! publish day into it): it is refused as having no data only when nothing
+//! fed gives it a row and it has none to replace. The result for a closed month
 //! therefore equals what the stream wrote, with the `late` events counted;
 //! so does its `daily_activity` (one row per (day, user), with the role and
 //! school of the user's first event of the day in order).
@@ -296,20 +299,27 @@ pub fn run(opts: &RescoreOptions, progress: &ProgressBar) -> Result<RescoreSumma
         .filter(|(d, _)| *d <= feed_end)
         .collect();
     let mut late = late_rows(&lake.join("rejected"), offset, feed_end)?;
-    let month_has_data = event_days.range(first..=last).next().is_some()
-        || late.range(first..=last).next().is_some();
-    if !month_has_data {
-        return Err(AggregateError::NoData {
-            month: opts.month.to_string(),
-            lake: lake.clone(),
-        });
-    }
+    let no_data = || AggregateError::NoData {
+        month: opts.month.to_string(),
+        lake: lake.clone(),
+    };
     // The month's day folders as they are before anything is computed: a
     // change to them meanwhile makes the run give up (step 3).
     let mut tables = [
         Replacement::of(lake, DAILY_SCORES, (first, last))?,
         Replacement::of(lake, DAILY_ACTIVITY, (first, last))?,
     ];
+    // A month without events of its own may still have scores: a task
+    // published in it earns on its publish day from events of the days
+    // after (also when a late event moved its publish day into the month).
+    // Nothing to score and nothing to replace is a month the lake does not
+    // have (a mistyped --month).
+    let had_rows = tables.iter().any(|t| !t.snapshot.is_empty());
+    let feeds_month = event_days.range(first..=feed_end).next().is_some()
+        || late.range(first..=feed_end).next().is_some();
+    if !had_rows && !feeds_month {
+        return Err(no_data());
+    }
 
     let days: BTreeSet<i32> = event_days.keys().chain(late.keys()).copied().collect();
     progress.set_length(days.len() as u64 + 2 * u64::from(opts.month.days()));
@@ -377,6 +387,9 @@ pub fn run(opts: &RescoreOptions, progress: &ProgressBar) -> Result<RescoreSumma
     let (scores, activity) = sink.into_batches();
     summary.rows = scores.values().map(RecordBatch::num_rows).sum();
     summary.activity_rows = activity.values().map(RecordBatch::num_rows).sum();
+    if !had_rows && summary.rows == 0 && summary.activity_rows == 0 {
+        return Err(no_data());
+    }
     let [scores_table, activity_table] = &mut tables;
     scores_table.new = scores;
     activity_table.new = activity;

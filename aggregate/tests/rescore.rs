@@ -421,6 +421,73 @@ fn rescore_counts_events_that_were_late_in_the_stream() {
     assert_eq!(late_rows(&shuffled), late);
 }
 
+/// A task earns on its publish day, from the events of the days after: a
+/// month can have scores and no events of its own. Here the task's first
+/// event in order comes late and states a publish instant in September,
+/// where the lake has no event: rescoring October takes the points off 1
+/// October, and rescoring September (not refused for having no events)
+/// puts them on 30 September. A month nothing scores into and nothing was
+/// written to is still refused.
+#[test]
+fn rescore_scores_a_month_whose_points_come_from_the_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path();
+    let progress = |id: &str, ts: &str, student: &str, published: &str| {
+        format!(
+            r#"{{"event_id":"{id}","ts":"{ts}","user_id":"{student}","role":"student","school_id":"3310810001","action":"task_progress","task_id":"k2","owner_id":"t0","owner_school_id":"3310810001","published_at":"{published}","status":"read"}}"#
+        ) + "\n"
+    };
+    let reads: String = (0..10)
+        .map(|i| {
+            let ts = format!("2026-10-{:02}T09:00:00+08:00", i + 2);
+            progress(
+                &format!("r{i}"),
+                &ts,
+                &format!("s{i}"),
+                "2026-10-01T00:30:00+08:00",
+            )
+        })
+        .collect();
+    common::ingest_run(lake, reads.into_bytes());
+    let first = progress(
+        "r-first",
+        "2026-10-01T09:00:00+08:00",
+        "s0",
+        "2026-09-30T23:00:00+08:00",
+    );
+    common::ingest_run(lake, first.into_bytes());
+    assert_eq!(late_rows(lake), 1);
+    let task_points = |lake| {
+        let mut days: Vec<(String, i64)> = points_only(&sums(lake, "2026-"))
+            .into_iter()
+            .map(|((day, user, rule), points)| {
+                assert_eq!((user.as_str(), rule.as_str()), ("t0", "task"));
+                (day, points)
+            })
+            .collect();
+        days.sort();
+        days
+    };
+    assert_eq!(task_points(lake), [("2026-10-01".to_string(), 5)]);
+
+    rescore(lake, "2026-10");
+    assert_eq!(task_points(lake), []);
+    let s = rescore(lake, "2026-09");
+    assert_eq!((s.rows, s.points, s.late), (1, 5, 1), "{s:?}");
+    assert_eq!(task_points(lake), [("2026-09-30".to_string(), 5)]);
+
+    // August: the feed after it reaches 1 and 2 October, which score nothing in it
+    let (ok, _, err) = run_bin(&[
+        "rescore",
+        "--lake",
+        lake.to_str().unwrap(),
+        "--month",
+        "2026-08",
+    ]);
+    assert!(!ok);
+    assert!(err.contains("no data for month 2026-08"), "{err}");
+}
+
 #[test]
 fn readers_see_each_day_whole_while_rescore_swaps() {
     let dir = tempfile::tempdir().unwrap();
