@@ -11,7 +11,13 @@ the lake's `daily_scores`, and every (day, user_id) count with its
 function of the set of events. Validation and de-duplication are not its
 business: the conformance case checks those.
 
-usage: reference_scores.py LAKE        prints the differences, exit 1 if any
+The one place the engine's memory shows: an unqualified task is forgotten
+two windows (60 days) and the allowed lateness after its publish instant
+(docs/decisions.md, Scoring), and a later event of it starts it anew; give
+the lateness the lake was ingested with (huoyue-ingest's --lateness, default
+3d).
+
+usage: reference_scores.py LAKE [--lateness Nd]   prints the differences, exit 1 if any
 """
 import collections
 import sys
@@ -45,7 +51,7 @@ def events(lake):
     return rows
 
 
-def score(rows):
+def score(rows, lateness):
     pts = collections.Counter()  # (day, user, rule) -> points
     login_days = collections.defaultdict(set)
     profile_items = collections.defaultdict(set)
@@ -100,7 +106,13 @@ def score(rows):
                 pts[(day, owner, "resource_submit")] -= r["earned"]
                 r["earned"] = 0
         elif action == "task_progress":
-            t = tasks.setdefault((owner, task), {"published": published, "students": set(), "qualified": False})
+            t = tasks.get((owner, task))
+            if t is not None and not t["qualified"] and day > day_of(t["published"] + 60 * DAY_US) + lateness:
+                # forgotten two windows after its publish instant: a later
+                # event starts it anew (docs/decisions.md, Scoring)
+                t = None
+            if t is None:
+                t = tasks[(owner, task)] = {"published": published, "students": set(), "qualified": False}
             if t["qualified"] or role != "student":
                 continue
             if t["published"] <= ts <= t["published"] + 30 * DAY_US:
@@ -174,8 +186,11 @@ def lake_scores(lake):
 
 def main() -> None:
     lake = sys.argv[1]
+    lateness = 3
+    if sys.argv[2:3] == ["--lateness"]:
+        lateness = int(sys.argv[3].removesuffix("d"))
     rows = events(lake)
-    want = score(rows)
+    want = score(rows, lateness)
     got = lake_scores(lake)
     diffs = sorted(k for k in want.keys() | got.keys() if want.get(k) != got.get(k))
     for d, u, r in diffs[:50]:

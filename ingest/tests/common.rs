@@ -178,7 +178,15 @@ pub fn fuzz_events(args: &[&str]) -> Vec<u8> {
 /// `scripts/reference_scores.py`, a second, plain implementation of the
 /// rules, finds the same scores and activity counts as the lake at `lake`.
 pub fn assert_reference_agrees(lake: &Path) {
-    let o = script("reference_scores.py", &[lake]);
+    assert_reference_agrees_with(lake, &[]);
+}
+
+/// [`assert_reference_agrees`] with the reference's `args` after the lake
+/// (`--lateness Nd`: the lake's ingest lateness, if not the default).
+pub fn assert_reference_agrees_with(lake: &Path, args: &[&str]) {
+    let mut all: Vec<&std::ffi::OsStr> = vec![lake.as_os_str()];
+    all.extend(args.iter().map(std::ffi::OsStr::new));
+    let o = script("reference_scores.py", &all);
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(
         o.status.success() && out.contains("; 0 differences"),

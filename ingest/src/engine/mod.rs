@@ -530,7 +530,10 @@ impl Engine {
             ..cfg
         };
         Engine {
-            rules: Rules::compile(profile),
+            rules: Rules {
+                lateness_days: cfg.lateness_days,
+                ..Rules::compile(profile)
+            },
             cfg,
             profile_name: profile.name.clone(),
             rule_shape: profile.rule_shape(),
@@ -758,7 +761,12 @@ impl Engine {
                         log.push(key, day, item);
                     }
                 }
-                Kind::Threshold { counted_role, .. } => {
+                Kind::Threshold {
+                    counted_role,
+                    threshold,
+                    window,
+                    ..
+                } => {
                     let (Some(task), Some(published_at)) =
                         (e.str(ExtraStr::TaskId), e.published_at())
                     else {
@@ -768,7 +776,8 @@ impl Engine {
                     // the event counts on the task's publish day, where its points go
                     let publish = match user.life(r, || Life::Tasks(task::Tasks::default())) {
                         Life::Tasks(tasks) => {
-                            tasks.observe(hash64(task), key, published_at, student)
+                            let p = task::TaskParams::new(*threshold, *window, &self.rules);
+                            tasks.observe(hash64(task), key, published_at, student, p)
                         }
                         _ => published_at,
                     };

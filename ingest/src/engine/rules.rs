@@ -91,6 +91,9 @@ pub struct Rules {
     pub scored_role: Role,
     /// The longest a rule may correct a day for, in days (the task window).
     pub max_correction_days: i32,
+    /// The engine's allowed lateness in days ([`super::EngineConfig`]): an
+    /// unqualified task is kept that much longer ([`super::task`]).
+    pub lateness_days: i32,
 }
 
 /// A profile item's bit in a completion mask.
@@ -212,6 +215,7 @@ impl Rules {
             offset_seconds: profile.offset_seconds,
             scored_role: profile.scored_role,
             max_correction_days,
+            lateness_days: 0,
         }
     }
 

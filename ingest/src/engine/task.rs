@@ -41,19 +41,57 @@ pub struct TaskParams {
     pub threshold: u32,
     pub window: i64,
     pub offset_seconds: i32,
+    pub lateness_days: i32,
+}
+
+impl TaskParams {
+    pub fn new(threshold: u32, window: i64, rules: &super::rules::Rules) -> TaskParams {
+        TaskParams {
+            threshold,
+            window,
+            offset_seconds: rules.offset_seconds,
+            lateness_days: rules.lateness_days,
+        }
+    }
 }
 
 impl Tasks {
     /// Records a progress event; `student` is `Some` when its actor counts.
     /// Returns the task's publish instant (its first event's `published_at`,
     /// which need not be this event's).
+    ///
+    /// An unqualified task is forgotten two windows and the lateness after
+    /// its publish instant ([`Tasks::fold`]); an event after that starts it
+    /// anew. So that this
+    /// does not depend on when the state is folded, an event dated after
+    /// that starts it anew also while the old task is still held: the old
+    /// one moves aside ([`aside`]) until it is forgotten, and the events of
+    /// its days that still come (within the lateness) count for nothing, as
+    /// they would for it.
     pub fn observe(
         &mut self,
         task: u64,
         key: OrderKey,
         published_at: i64,
         student: Option<(u64, i64)>,
+        p: TaskParams,
     ) -> i64 {
+        let day = day_of(key.ts, p.offset_seconds);
+        if let Some(old) = self.tasks.get(&aside(task))
+            && day <= forget_after(old, p)
+        {
+            return old.published_at;
+        }
+        if let Some(t) = self.tasks.get(&task)
+            && day > forget_after(t, p)
+            && t.qualified_day.is_none()
+            && qualified_day(t, p).is_none()
+        {
+            let mut old = self.tasks.remove(&task).expect("just found");
+            old.sealed = true;
+            old.progress = Vec::new();
+            self.tasks.insert(aside(task), old);
+        }
         let t = self.tasks.entry(task).or_insert_with(|| Task {
             first: key,
             published_at,
@@ -111,8 +149,8 @@ impl Tasks {
     /// counts older than any task could still correct.
     ///
     /// A task whose window ended is sealed; if it did not qualify, it is
-    /// forgotten one window later (a qualified one is kept, sealed, for
-    /// good). Its later events count for nothing (they are after its
+    /// forgotten one window and the lateness later (a qualified one is
+    /// kept, sealed, for good). Its later events count for nothing (they are after its
     /// window: an earlier one would be late), but were it forgotten at once,
     /// the next would start the task anew with that event's `published_at`,
     /// and the sums would depend on when the state was folded. Producers that
@@ -123,16 +161,12 @@ impl Tasks {
         self.tasks.retain(|_, t| {
             let last_day = day_of(t.published_at.saturating_add(p.window), p.offset_seconds);
             if last_day < window_start {
-                let forget_after = day_of(
-                    t.published_at.saturating_add(p.window.saturating_mul(2)),
-                    p.offset_seconds,
-                );
                 t.sealed = true;
                 t.progress = Vec::new();
                 // a qualified task keeps that fact for good (lake.md,
                 // guarantee 5): forgotten, a later event stating another
                 // `published_at` would start it anew and it could earn again
-                return t.qualified_day.is_some() || forget_after >= window_start;
+                return t.qualified_day.is_some() || forget_after(t, p) >= window_start;
             }
             if day_of(t.first.ts, p.offset_seconds) < window_start {
                 if t.qualified_day.is_some() {
@@ -155,6 +189,28 @@ impl Tasks {
     pub fn is_empty(&self) -> bool {
         self.tasks.is_empty() && self.day_counts.is_empty()
     }
+}
+
+/// The last day of events that belong to `t` if it does not qualify: two
+/// windows after its publish instant, plus the lateness. After it, it is
+/// forgotten and an event starts it anew ([`Tasks::observe`]). The lateness
+/// makes this final: an event that can still come, and so move the task's
+/// first event (and publish instant) earlier, is of a day after the first
+/// event's; one past this day needs a first event dated two windows after
+/// the publish instant it states.
+fn forget_after(t: &Task, p: TaskParams) -> i32 {
+    day_of(
+        t.published_at.saturating_add(p.window.saturating_mul(2)),
+        p.offset_seconds,
+    )
+    .saturating_add(p.lateness_days)
+}
+
+/// Where a task that an event started anew keeps its old self until that is
+/// forgotten: under its id's hash with these bits flipped (another task's
+/// hash is as unlikely to be that as to be equal).
+fn aside(task: u64) -> u64 {
+    task ^ 0x9e37_79b9_7f4a_7c15
 }
 
 fn bump(days: &mut Vec<(i32, u32)>, day: i32, by: i32) {

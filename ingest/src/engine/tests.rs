@@ -608,6 +608,49 @@ fn task_lines(specs: &[String], batch: usize) -> Vec<String> {
         .collect()
 }
 
+/// An unqualified task is forgotten two windows and the lateness after its
+/// publish instant (K1: 1 Jul, so after 2 Sep): ten students reading it later, stating
+/// another `published_at`, start it anew and it qualifies on that day,
+/// whether the state was folded between (K1 forgotten) or not (still held,
+/// as in one flush).
+#[test]
+fn an_unqualified_task_starts_anew_after_it_is_forgotten_whatever_the_flushes() {
+    let first = |task| {
+        progress(
+            task,
+            0,
+            "2026-07-01T10:00:00+08:00",
+            "2026-07-01T10:00:00+08:00",
+        )
+    };
+    let students = |task, day: &str, published: &str| -> Vec<String> {
+        (1..=10)
+            .map(|s| progress(task, s, &format!("{day}T10:{s:02}:00+08:00"), published))
+            .collect()
+    };
+    let mut specs = vec![first("K1"), "2026-09-07T12:00:00+08:00 T login".to_owned()];
+    specs.extend(students("K1", "2026-09-14", "2026-09-14T09:00:00+08:00"));
+    for batch in [1, 2, 5, usize::MAX] {
+        let task = task_lines(&specs, batch);
+        assert_eq!(task, ["2026-09-14 T task 5"], "flushed every {batch}");
+    }
+    // Started anew on 3 Sep, the day after; an event of 1 Sep that comes
+    // after, within the lateness, is the old task's and counts for nothing
+    // (it does not become the new one's first and move its publish day).
+    let mut specs = vec![first("K2")];
+    specs.extend(students("K2", "2026-09-03", "2026-09-03T09:00:00+08:00"));
+    specs.push(progress(
+        "K2",
+        20,
+        "2026-09-01T10:00:00+08:00",
+        "2026-09-01T09:00:00+08:00",
+    ));
+    for batch in [1, 2, 5, usize::MAX] {
+        let task = task_lines(&specs, batch);
+        assert_eq!(task, ["2026-09-03 T task 5"], "flushed every {batch}");
+    }
+}
+
 /// A qualified task is kept as that fact for good (lake.md, guarantee 5):
 /// students reading it months later, stating another `published_at`, do not
 /// make it qualify again, however long the state has been folded past it.

@@ -497,11 +497,7 @@ impl UserState {
                     .find(|(rr, _)| *rr == r)
                     .map(|(_, l)| l)
                 {
-                    tasks.settle(TaskParams {
-                        threshold: *threshold,
-                        window: *window,
-                        offset_seconds: rules.offset_seconds,
-                    });
+                    tasks.settle(TaskParams::new(*threshold, *window, rules));
                     for &(d, n) in &tasks.day_counts {
                         out.push((
                             d,
@@ -591,11 +587,7 @@ impl UserState {
                         .find(|(rr, _)| *rr == r)
                         .map(|(_, l)| l)
                     {
-                        let p = TaskParams {
-                            threshold: *threshold,
-                            window: *window,
-                            offset_seconds: rules.offset_seconds,
-                        };
+                        let p = TaskParams::new(*threshold, *window, rules);
                         tasks.settle(p);
                         tasks.fold(p, w, w - rules.max_correction_days);
                     }
