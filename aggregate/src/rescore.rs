@@ -98,7 +98,8 @@ pub struct RescoreOptions {
     pub month: Month,
     /// The rule profile to score with (the one the ingest used, normally).
     pub profile: Profile,
-    /// Engine settings (lateness, duplicate memory), as the ingest's.
+    /// Engine settings (lateness, duplicate memory), as the ingest's; the
+    /// lateness the lake's checkpoints keep overrides this one's.
     pub engine: EngineConfig,
 }
 
@@ -287,11 +288,20 @@ pub fn run(opts: &RescoreOptions, progress: &ProgressBar) -> Result<RescoreSumma
     if !lake.is_dir() {
         return Err(AggregateError::LakeNotFound(lake.clone()));
     }
-    check_profile(lake, &opts.profile)?;
+    // the lateness the lake was ingested with: it decides when an
+    // unqualified task is forgotten (the ingest's engine, in order, is the
+    // stream's result only under the stream's settings)
+    let cfg = match check_profile(lake, &opts.profile)? {
+        Some(lateness_days) => EngineConfig {
+            lateness_days,
+            ..opts.engine
+        },
+        None => opts.engine,
+    };
     let first = day_number(&opts.month.first_day().to_string())?;
     let last = day_number(&opts.month.last_day().to_string())?;
     let feed_end = last.saturating_add(trailing_days(&opts.profile));
-    let mut engine = Engine::new(&opts.profile, opts.engine);
+    let mut engine = Engine::new(&opts.profile, cfg);
     let offset = engine.offset_seconds();
 
     let event_days: BTreeMap<i32, Vec<PathBuf>> = day_partitions(&lake.join("events"))?
@@ -429,19 +439,22 @@ pub fn run(opts: &RescoreOptions, progress: &ProgressBar) -> Result<RescoreSumma
 
 /// Refuses a profile the lake's ingest state was not built under (another
 /// name, time zone, scored role or set of rules), as the ingest would refuse
-/// it: each checkpoint of the lake is checked.
-fn check_profile(lake: &Path, profile: &Profile) -> Result<()> {
+/// it: each checkpoint of the lake is checked. Gives the longest allowed
+/// lateness the checkpoints keep, if there are any.
+fn check_profile(lake: &Path, profile: &Profile) -> Result<Option<i32>> {
     let checkpoints = Checkpoint::load_lake(lake)
         .map_err(|e| AggregateError::InvalidLake(format!("reading the checkpoints: {e}")))?;
+    let mut lateness = None;
     for (path, ckpt) in checkpoints {
-        Engine::check_profile(profile, &ckpt.engine).map_err(|e| {
+        let cfg = Engine::check_profile(profile, &ckpt.engine).map_err(|e| {
             AggregateError::Profile(format!(
                 "{}: {e}; rescore with the profile the lake was scored under (--profile)",
                 path.display()
             ))
         })?;
+        lateness = lateness.max(Some(cfg.lateness_days));
     }
-    Ok(())
+    Ok(lateness)
 }
 
 /// `YYYY-MM-DD` to a day number (days since 1970-01-01).

@@ -488,6 +488,62 @@ fn rescore_scores_a_month_whose_points_come_from_the_next() {
     assert!(err.contains("no data for month 2026-08"), "{err}");
 }
 
+/// The allowed lateness decides when an unqualified task is forgotten (two
+/// windows and the lateness after its publish instant): a rescore scores
+/// under the lateness the lake was ingested with, as the stream did. K, first
+/// read on 1 Jul, is read by ten students on 14 Sep stating another
+/// publish instant: with the default lateness K was forgotten and starts
+/// anew (5 points on 14 Sep); with 400 days it was not, and earns nothing.
+#[test]
+fn rescore_keeps_the_lakes_lateness() {
+    let dir = tempfile::tempdir().unwrap();
+    let progress = |id: &str, ts: &str, student: &str, published: &str| {
+        format!(
+            r#"{{"event_id":"{id}","ts":"{ts}","user_id":"{student}","role":"student","school_id":"3310810001","action":"task_progress","task_id":"k","owner_id":"t0","owner_school_id":"3310810001","published_at":"{published}","status":"read"}}"#
+        ) + "\n"
+    };
+    let mut input = progress(
+        "r-first",
+        "2026-07-01T10:00:00+08:00",
+        "s0",
+        "2026-07-01T10:00:00+08:00",
+    );
+    for i in 0..10 {
+        let ts = format!("2026-09-14T10:{i:02}:00+08:00");
+        input += &progress(
+            &format!("r{i}"),
+            &ts,
+            &format!("s{i}"),
+            "2026-09-14T09:00:00+08:00",
+        );
+    }
+    for (lateness_days, expected) in [(3, &[("2026-09-14".to_string(), 5)][..]), (400, &[])] {
+        let lake = dir.path().join(format!("lateness-{lateness_days}"));
+        let cfg = EngineConfig {
+            lateness_days,
+            ..EngineConfig::default()
+        };
+        common::ingest_run_with(&lake, input.clone().into_bytes(), cfg);
+        let task_points = || -> Vec<(String, i64)> {
+            points_only(&sums(&lake, "2026-"))
+                .into_iter()
+                .map(|((day, _, _), points)| (day, points))
+                .collect()
+        };
+        assert_eq!(
+            task_points(),
+            expected,
+            "streamed, lateness {lateness_days}"
+        );
+        rescore(&lake, "2026-09");
+        assert_eq!(
+            task_points(),
+            expected,
+            "rescored, lateness {lateness_days}"
+        );
+    }
+}
+
 #[test]
 fn readers_see_each_day_whole_while_rescore_swaps() {
     let dir = tempfile::tempdir().unwrap();

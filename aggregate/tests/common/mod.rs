@@ -589,7 +589,12 @@ pub fn ingest_with(
 /// `ndjson` ingested as `huoyue-ingest --lake LAKE --file` runs it: one file
 /// run that leaves its state in the lake's checkpoint.
 pub fn ingest_run(lake: &Path, ndjson: Vec<u8>) {
-    use huoyue_ingest::engine::EngineConfig;
+    ingest_run_with(lake, ndjson, huoyue_ingest::engine::EngineConfig::default());
+}
+
+/// [`ingest_run`] with the engine settings `cfg` (those of the lake's state,
+/// once it has one).
+pub fn ingest_run_with(lake: &Path, ndjson: Vec<u8>, cfg: huoyue_ingest::engine::EngineConfig) {
     use huoyue_ingest::lake_writer::LakeWriter;
     use huoyue_ingest::pipeline::Pipeline;
     use huoyue_ingest::pipeline::file::{FILE_PREFIX, FileOptions, FileState};
@@ -599,7 +604,7 @@ pub fn ingest_run(lake: &Path, ndjson: Vec<u8>) {
     let writer = LakeWriter::open(lake, &format!("{FILE_PREFIX}test"))
         .unwrap()
         .stage_only();
-    let (state, engine) = FileState::open(lake, &profile, EngineConfig::default()).unwrap();
+    let (state, engine) = FileState::open(lake, &profile, cfg).unwrap();
     let mut pipeline = Pipeline::new(engine, writer);
     state
         .run(

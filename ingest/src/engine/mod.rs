@@ -1086,9 +1086,9 @@ impl Engine {
     /// Checks that the snapshot `bytes` restores under `profile`, as
     /// [`Engine::restore`] would, without reading its state: a tool that
     /// reads a lake's checkpoints (a rescore) refuses another profile as
-    /// the ingest would.
-    pub fn check_profile(profile: &Profile, bytes: &[u8]) -> Result<(), RestoreError> {
-        Engine::check_snapshot(profile, bytes).map(|_| ())
+    /// the ingest would. Gives the settings the state was kept under.
+    pub fn check_profile(profile: &Profile, bytes: &[u8]) -> Result<EngineConfig, RestoreError> {
+        Engine::check_snapshot(profile, bytes).map(|(header, _)| header.cfg)
     }
 
     /// An engine in the state a snapshot recorded, with the part kept apart
