@@ -12,8 +12,9 @@ function of the set of events. Validation and de-duplication are not its
 business: the conformance case checks those.
 
 The one place the engine's memory shows: an unqualified task is forgotten
-two windows (60 days) and the allowed lateness after its publish instant
-(docs/decisions.md, Scoring), and a later event of it starts it anew; give
+two windows (60 days) and the allowed lateness after its publish instant,
+and the lateness after its first event (docs/decisions.md, Scoring), and a
+later event of it starts it anew; give
 the lateness the lake was ingested with (huoyue-ingest's --lateness, default
 3d).
 
@@ -107,12 +108,15 @@ def score(rows, lateness):
                 r["earned"] = 0
         elif action == "task_progress":
             t = tasks.get((owner, task))
-            if t is not None and not t["qualified"] and day > day_of(t["published"] + 60 * DAY_US) + lateness:
-                # forgotten two windows after its publish instant: a later
-                # event starts it anew (docs/decisions.md, Scoring)
+            if (t is not None and not t["qualified"]
+                    and day > day_of(t["published"] + 60 * DAY_US) + lateness
+                    and day > t["first_day"] + lateness):
+                # forgotten two windows and the lateness after its publish
+                # instant: a later event starts it anew (docs/decisions.md, Scoring)
                 t = None
             if t is None:
-                t = tasks[(owner, task)] = {"published": published, "students": set(), "qualified": False}
+                t = tasks[(owner, task)] = {"published": published, "first_day": day,
+                                            "students": set(), "qualified": False}
             if t["qualified"] or role != "student":
                 continue
             if t["published"] <= ts <= t["published"] + 30 * DAY_US:

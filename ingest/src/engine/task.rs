@@ -84,6 +84,7 @@ impl Tasks {
         }
         if let Some(t) = self.tasks.get(&task)
             && day > forget_after(t, p)
+            && first_final_by(t, p) < day
             && t.qualified_day.is_none()
             && qualified_day(t, p).is_none()
         {
@@ -144,9 +145,11 @@ impl Tasks {
         changed
     }
 
-    /// Forgets what can no longer change: tasks whose window ended before
-    /// `window_start`, the progress of tasks whose first event is frozen, and day
-    /// counts older than any task could still correct.
+    /// Forgets what can no longer change: of the tasks whose first event is
+    /// frozen (before `window_start`: no event earlier in order can come, so
+    /// their publish instant is final), those whose window ended before
+    /// `window_start` and the progress of the others; and day counts older
+    /// than any task could still correct.
     ///
     /// A task whose window ended is sealed; if it did not qualify, it is
     /// forgotten one window and the lateness later (a qualified one is
@@ -159,6 +162,11 @@ impl Tasks {
     /// its publish instant.
     pub fn fold(&mut self, p: TaskParams, window_start: i32, keep_days_from: i32) {
         self.tasks.retain(|_, t| {
+            // until its first event is older than the window, an event that
+            // comes later can be first, with another publish instant
+            if day_of(t.first.ts, p.offset_seconds) >= window_start {
+                return true;
+            }
             let last_day = day_of(t.published_at.saturating_add(p.window), p.offset_seconds);
             if last_day < window_start {
                 t.sealed = true;
@@ -166,19 +174,19 @@ impl Tasks {
                 // a qualified task keeps that fact for good (lake.md,
                 // guarantee 5): forgotten, a later event stating another
                 // `published_at` would start it anew and it could earn again
-                return t.qualified_day.is_some() || forget_after(t, p) >= window_start;
+                return t.qualified_day.is_some()
+                    || forget_after(t, p) >= window_start
+                    || first_final_by(t, p) >= window_start;
             }
-            if day_of(t.first.ts, p.offset_seconds) < window_start {
-                if t.qualified_day.is_some() {
-                    t.sealed = true;
-                    t.progress = Vec::new();
-                } else {
-                    let (lo, hi) = (t.published_at, t.published_at.saturating_add(p.window));
-                    t.progress.retain(|&(_, ts)| lo <= ts && ts <= hi);
-                    t.progress.sort_unstable();
-                    t.progress.dedup_by_key(|s| s.0);
-                    t.progress.shrink_to_fit();
-                }
+            if t.qualified_day.is_some() {
+                t.sealed = true;
+                t.progress = Vec::new();
+            } else {
+                let (lo, hi) = (t.published_at, t.published_at.saturating_add(p.window));
+                t.progress.retain(|&(_, ts)| lo <= ts && ts <= hi);
+                t.progress.sort_unstable();
+                t.progress.dedup_by_key(|s| s.0);
+                t.progress.shrink_to_fit();
             }
             true
         });
@@ -192,18 +200,25 @@ impl Tasks {
 }
 
 /// The last day of events that belong to `t` if it does not qualify: two
-/// windows after its publish instant, plus the lateness. After it, it is
-/// forgotten and an event starts it anew ([`Tasks::observe`]). The lateness
-/// makes this final: an event that can still come, and so move the task's
-/// first event (and publish instant) earlier, is of a day after the first
-/// event's; one past this day needs a first event dated two windows after
-/// the publish instant it states.
+/// windows after its publish instant, plus the lateness. After it (and after
+/// [`first_final_by`]) it is forgotten and an event starts it anew
+/// ([`Tasks::observe`]).
 fn forget_after(t: &Task, p: TaskParams) -> i32 {
     day_of(
         t.published_at.saturating_add(p.window.saturating_mul(2)),
         p.offset_seconds,
     )
     .saturating_add(p.lateness_days)
+}
+
+/// The day after which every event that can still come is later in order
+/// than `t`'s first event: the first event's day plus the lateness. An event
+/// of a later day starts an unqualified task past [`forget_after`] anew;
+/// one of this day or before, which came before the first event was final,
+/// joins it, whatever came first (an event earlier in order that comes
+/// after it is of its day minus the lateness or later).
+fn first_final_by(t: &Task, p: TaskParams) -> i32 {
+    day_of(t.first.ts, p.offset_seconds).saturating_add(p.lateness_days)
 }
 
 /// Where a task that an event started anew keeps its old self until that is

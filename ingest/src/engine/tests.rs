@@ -651,6 +651,72 @@ fn an_unqualified_task_starts_anew_after_it_is_forgotten_whatever_the_flushes() 
     }
 }
 
+/// A task is not sealed while its first event can still change: ten
+/// students state a publish instant whose window ended weeks ago, then the
+/// task's first event in order comes (within the lateness) stating the day's;
+/// the students count, however the state was folded between.
+#[test]
+fn a_task_is_not_sealed_before_its_first_event_is_final() {
+    let mut specs: Vec<String> = (0..10)
+        .map(|s| {
+            let ts = format!("2026-09-10T{:02}:00:00+08:00", 11 + s);
+            progress("K1", s, &ts, "2026-08-01T09:00:00+08:00")
+        })
+        .collect();
+    specs.push(progress(
+        "K1",
+        20,
+        "2026-09-10T10:00:00+08:00",
+        "2026-09-10T09:00:00+08:00",
+    ));
+    for batch in [1, 2, 5, usize::MAX] {
+        let task = task_lines(&specs, batch);
+        assert_eq!(task, ["2026-09-10 T task 5"], "flushed every {batch}");
+    }
+}
+
+/// Whether an event starts an unqualified task anew does not depend on
+/// which came first: K1's first event in order states a publish instant
+/// two months back, the next (the same day) another; that day is not past
+/// the first event's day plus the lateness, so the second joins the task
+/// whichever arrives first, and the students count for nothing.
+#[test]
+fn a_task_starts_anew_alike_whatever_arrives_first() {
+    let first = progress(
+        "K1",
+        0,
+        "2026-09-15T08:00:00+08:00",
+        "2026-07-13T10:00:00+08:00",
+    );
+    let second = progress(
+        "K1",
+        1,
+        "2026-09-15T09:00:00+08:00",
+        "2026-08-29T10:00:00+08:00",
+    );
+    let students: Vec<String> = (2..11)
+        .map(|s| {
+            progress(
+                "K1",
+                s,
+                &format!("2026-09-15T{:02}:00:00+08:00", 8 + s),
+                "2026-08-29T10:00:00+08:00",
+            )
+        })
+        .collect();
+    for pair in [[&first, &second], [&second, &first]] {
+        let mut specs: Vec<String> = pair.into_iter().cloned().collect();
+        specs.extend(students.iter().cloned());
+        for batch in [1, 2, usize::MAX] {
+            assert_eq!(
+                task_lines(&specs, batch),
+                [] as [String; 0],
+                "flushed every {batch}"
+            );
+        }
+    }
+}
+
 /// A qualified task is kept as that fact for good (lake.md, guarantee 5):
 /// students reading it months later, stating another `published_at`, do not
 /// make it qualify again, however long the state has been folded past it.
