@@ -61,13 +61,12 @@ impl Tasks {
     /// which need not be this event's).
     ///
     /// An unqualified task is forgotten two windows and the lateness after
-    /// its publish instant ([`Tasks::fold`]); an event after that starts it
-    /// anew. So that this
-    /// does not depend on when the state is folded, an event dated after
-    /// that starts it anew also while the old task is still held: the old
-    /// one moves aside ([`aside`]) until it is forgotten, and the events of
-    /// its days that still come (within the lateness) count for nothing, as
-    /// they would for it.
+    /// its publish instant ([`Tasks::fold`]); an event after that (and after
+    /// [`first_final_by`]) starts it anew. So that this does not depend on
+    /// when the state is folded, such an event starts it anew also while the
+    /// old task is still held: the old one moves aside ([`aside`]) until it
+    /// is forgotten, and the events of the days it still takes that come
+    /// after (within the lateness) count for nothing, as they would for it.
     pub fn observe(
         &mut self,
         task: u64,
@@ -78,7 +77,7 @@ impl Tasks {
     ) -> i64 {
         let day = day_of(key.ts, p.offset_seconds);
         if let Some(old) = self.tasks.get(&aside(task))
-            && day <= forget_after(old, p)
+            && (day <= forget_after(old, p) || day <= first_final_by(old, p))
         {
             return old.published_at;
         }

@@ -717,6 +717,35 @@ fn a_task_starts_anew_alike_whatever_arrives_first() {
     }
 }
 
+/// An event that comes after the one that started a task anew, of a day the
+/// old task still takes (not past its first event's day plus the lateness),
+/// is the old task's: it does not become the new one's first and start it
+/// anew again later. K1 is first read on 11 Sep stating 9 Jul, read again on
+/// 15 Sep (starting it anew), then a read of 14 Sep comes; the students of
+/// 18 Sep join the task started on 15 Sep, whose window ended long ago.
+#[test]
+fn an_event_of_the_old_tasks_days_stays_with_it() {
+    let old = "2026-07-09T10:00:00+08:00";
+    let mut specs = vec![
+        progress("K1", 20, "2026-09-11T10:00:00+08:00", old),
+        progress("K1", 21, "2026-09-15T10:00:00+08:00", old),
+        progress("K1", 22, "2026-09-14T10:00:00+08:00", old),
+    ];
+    let published = "2026-09-18T09:00:00+08:00";
+    specs.push(progress("K1", 23, "2026-09-18T10:00:00+08:00", published));
+    specs.extend((0..10).map(|s| {
+        let ts = format!("2026-09-18T{:02}:00:00+08:00", 11 + s);
+        progress("K1", s, &ts, published)
+    }));
+    for batch in [1, 2, usize::MAX] {
+        assert_eq!(
+            task_lines(&specs, batch),
+            [] as [String; 0],
+            "flushed every {batch}"
+        );
+    }
+}
+
 /// A qualified task is kept as that fact for good (lake.md, guarantee 5):
 /// students reading it months later, stating another `published_at`, do not
 /// make it qualify again, however long the state has been folded past it.
