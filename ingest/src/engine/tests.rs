@@ -592,10 +592,7 @@ fn a_task_past_its_window_does_not_start_again() {
     // 12 students read K1 on 6 Nov, stating it was published on 5 Nov
     let (ts, published) = ("2026-11-06T10:00:00+08:00", "2026-11-05T10:00:00+08:00");
     specs.extend((1..=12).map(|s| progress("K1", s, ts, published)));
-    for batch in [1, 7, usize::MAX] {
-        let task = task_lines(&specs, batch);
-        assert!(task.is_empty(), "flushed every {batch}: {task:?}");
-    }
+    assert_task_lines(&specs, &[]);
 }
 
 /// The `task` lines of the sums of `specs`, flushed every `batch` events.
@@ -608,47 +605,64 @@ fn task_lines(specs: &[String], batch: usize) -> Vec<String> {
         .collect()
 }
 
+/// Asserts the `task` lines of `specs`, flushed every 1, 2, 5 or 7 events
+/// and once at the end: the same whatever the flushes.
+fn assert_task_lines(specs: &[String], expected: &[&str]) {
+    for batch in [1, 2, 5, 7, usize::MAX] {
+        assert_eq!(task_lines(specs, batch), expected, "flushed every {batch}");
+    }
+}
+
+/// Progress events of `task` by `students` on `day`, one an hour from 11:00,
+/// stating `published`.
+fn reads(task: &str, students: std::ops::Range<usize>, day: &str, published: &str) -> Vec<String> {
+    students
+        .enumerate()
+        .map(|(i, s)| {
+            progress(
+                task,
+                s,
+                &format!("{day}T{:02}:00:00+08:00", 11 + i),
+                published,
+            )
+        })
+        .collect()
+}
+
 /// An unqualified task is forgotten two windows and the lateness after its
-/// publish instant (K1: 1 Jul, so after 2 Sep): ten students reading it later, stating
-/// another `published_at`, start it anew and it qualifies on that day,
-/// whether the state was folded between (K1 forgotten) or not (still held,
-/// as in one flush).
+/// publish instant (K1: 1 Jul, so after 2 Sep): ten students reading it
+/// later, stating another `published_at`, start it anew and it qualifies on
+/// that day, whether the state was folded between (K1 forgotten) or not
+/// (still held, as in one flush).
 #[test]
 fn an_unqualified_task_starts_anew_after_it_is_forgotten_whatever_the_flushes() {
-    let first = |task| {
-        progress(
-            task,
-            0,
-            "2026-07-01T10:00:00+08:00",
-            "2026-07-01T10:00:00+08:00",
-        )
-    };
-    let students = |task, day: &str, published: &str| -> Vec<String> {
-        (1..=10)
-            .map(|s| progress(task, s, &format!("{day}T10:{s:02}:00+08:00"), published))
-            .collect()
-    };
-    let mut specs = vec![first("K1"), "2026-09-07T12:00:00+08:00 T login".to_owned()];
-    specs.extend(students("K1", "2026-09-14", "2026-09-14T09:00:00+08:00"));
-    for batch in [1, 2, 5, usize::MAX] {
-        let task = task_lines(&specs, batch);
-        assert_eq!(task, ["2026-09-14 T task 5"], "flushed every {batch}");
-    }
+    let first = |task| reads(task, 20..21, "2026-07-01", "2026-07-01T10:00:00+08:00");
+    let mut specs = first("K1");
+    specs.push("2026-09-07T12:00:00+08:00 T login".to_owned());
+    specs.extend(reads(
+        "K1",
+        0..10,
+        "2026-09-14",
+        "2026-09-14T09:00:00+08:00",
+    ));
+    assert_task_lines(&specs, &["2026-09-14 T task 5"]);
     // Started anew on 3 Sep, the day after; an event of 1 Sep that comes
     // after, within the lateness, is the old task's and counts for nothing
     // (it does not become the new one's first and move its publish day).
-    let mut specs = vec![first("K2")];
-    specs.extend(students("K2", "2026-09-03", "2026-09-03T09:00:00+08:00"));
-    specs.push(progress(
+    let mut specs = first("K2");
+    specs.extend(reads(
         "K2",
-        20,
-        "2026-09-01T10:00:00+08:00",
+        0..10,
+        "2026-09-03",
+        "2026-09-03T09:00:00+08:00",
+    ));
+    specs.extend(reads(
+        "K2",
+        21..22,
+        "2026-09-01",
         "2026-09-01T09:00:00+08:00",
     ));
-    for batch in [1, 2, 5, usize::MAX] {
-        let task = task_lines(&specs, batch);
-        assert_eq!(task, ["2026-09-03 T task 5"], "flushed every {batch}");
-    }
+    assert_task_lines(&specs, &["2026-09-03 T task 5"]);
 }
 
 /// A task is not sealed while its first event can still change: ten
@@ -657,63 +671,36 @@ fn an_unqualified_task_starts_anew_after_it_is_forgotten_whatever_the_flushes() 
 /// the students count, however the state was folded between.
 #[test]
 fn a_task_is_not_sealed_before_its_first_event_is_final() {
-    let mut specs: Vec<String> = (0..10)
-        .map(|s| {
-            let ts = format!("2026-09-10T{:02}:00:00+08:00", 11 + s);
-            progress("K1", s, &ts, "2026-08-01T09:00:00+08:00")
-        })
-        .collect();
+    let mut specs = reads("K1", 0..10, "2026-09-10", "2026-08-01T09:00:00+08:00");
     specs.push(progress(
         "K1",
         20,
         "2026-09-10T10:00:00+08:00",
         "2026-09-10T09:00:00+08:00",
     ));
-    for batch in [1, 2, 5, usize::MAX] {
-        let task = task_lines(&specs, batch);
-        assert_eq!(task, ["2026-09-10 T task 5"], "flushed every {batch}");
-    }
+    assert_task_lines(&specs, &["2026-09-10 T task 5"]);
 }
 
 /// Whether an event starts an unqualified task anew does not depend on
-/// which came first: K1's first event in order states a publish instant
-/// two months back, the next (the same day) another; that day is not past
-/// the first event's day plus the lateness, so the second joins the task
-/// whichever arrives first, and the students count for nothing.
+/// which came first: K1's first event in order (15 Sep) states a publish
+/// instant two months back, the next (the same day) another; that day is
+/// not past the first event's day plus the lateness, so the second joins the
+/// task whichever arrives first. Nine students on 19 Sep start it anew, and
+/// are one short.
 #[test]
 fn a_task_starts_anew_alike_whatever_arrives_first() {
+    let then = "2026-08-29T10:00:00+08:00";
     let first = progress(
         "K1",
-        0,
+        20,
         "2026-09-15T08:00:00+08:00",
         "2026-07-13T10:00:00+08:00",
     );
-    let second = progress(
-        "K1",
-        1,
-        "2026-09-15T09:00:00+08:00",
-        "2026-08-29T10:00:00+08:00",
-    );
-    let students: Vec<String> = (2..11)
-        .map(|s| {
-            progress(
-                "K1",
-                s,
-                &format!("2026-09-15T{:02}:00:00+08:00", 8 + s),
-                "2026-08-29T10:00:00+08:00",
-            )
-        })
-        .collect();
+    let second = progress("K1", 21, "2026-09-15T09:00:00+08:00", then);
     for pair in [[&first, &second], [&second, &first]] {
         let mut specs: Vec<String> = pair.into_iter().cloned().collect();
-        specs.extend(students.iter().cloned());
-        for batch in [1, 2, usize::MAX] {
-            assert_eq!(
-                task_lines(&specs, batch),
-                [] as [String; 0],
-                "flushed every {batch}"
-            );
-        }
+        specs.extend(reads("K1", 0..9, "2026-09-19", then));
+        assert_task_lines(&specs, &[]);
     }
 }
 
@@ -726,24 +713,16 @@ fn a_task_starts_anew_alike_whatever_arrives_first() {
 #[test]
 fn an_event_of_the_old_tasks_days_stays_with_it() {
     let old = "2026-07-09T10:00:00+08:00";
-    let mut specs = vec![
-        progress("K1", 20, "2026-09-11T10:00:00+08:00", old),
-        progress("K1", 21, "2026-09-15T10:00:00+08:00", old),
-        progress("K1", 22, "2026-09-14T10:00:00+08:00", old),
-    ];
-    let published = "2026-09-18T09:00:00+08:00";
-    specs.push(progress("K1", 23, "2026-09-18T10:00:00+08:00", published));
-    specs.extend((0..10).map(|s| {
-        let ts = format!("2026-09-18T{:02}:00:00+08:00", 11 + s);
-        progress("K1", s, &ts, published)
-    }));
-    for batch in [1, 2, usize::MAX] {
-        assert_eq!(
-            task_lines(&specs, batch),
-            [] as [String; 0],
-            "flushed every {batch}"
-        );
-    }
+    let mut specs = reads("K1", 20..21, "2026-09-11", old);
+    specs.extend(reads("K1", 21..22, "2026-09-15", old));
+    specs.extend(reads("K1", 22..23, "2026-09-14", old));
+    specs.extend(reads(
+        "K1",
+        0..11,
+        "2026-09-18",
+        "2026-09-18T09:00:00+08:00",
+    ));
+    assert_task_lines(&specs, &[]);
 }
 
 /// A qualified task is kept as that fact for good (lake.md, guarantee 5):
@@ -763,10 +742,7 @@ fn a_qualified_task_does_not_earn_again_months_later() {
     }
     let (ts, published) = ("2027-01-06T10:00:00+08:00", "2027-01-05T10:00:00+08:00");
     specs.extend((10..22).map(|s| progress("K1", s, ts, published)));
-    for batch in [1, 7, usize::MAX] {
-        let task = task_lines(&specs, batch);
-        assert_eq!(task, ["2026-10-01 T task 5"], "flushed every {batch}");
-    }
+    assert_task_lines(&specs, &["2026-10-01 T task 5"]);
 }
 
 /// An engine that forgets remembered ids by event time only (no count of
