@@ -150,15 +150,12 @@ impl Tasks {
     /// `window_start` and the progress of the others; and day counts older
     /// than any task could still correct.
     ///
-    /// A task whose window ended is sealed; if it did not qualify, it is
-    /// forgotten one window and the lateness later (a qualified one is
-    /// kept, sealed, for good). Its later events count for nothing (they are after its
-    /// window: an earlier one would be late), but were it forgotten at once,
-    /// the next would start the task anew with that event's `published_at`,
-    /// and the sums would depend on when the state was folded. Producers that
-    /// send one `published_at` per task never see a difference; for others
-    /// the scores are exact while a task's events come within two windows of
-    /// its publish instant.
+    /// A task whose window ended is sealed: its later events count for
+    /// nothing (they are after its window; an earlier one would be late).
+    /// If it did not qualify, it is forgotten one window and the lateness
+    /// later ([`forget_after`]), as [`Tasks::observe`] would start it anew
+    /// by then; a qualified one is kept, sealed, for good. Producers that
+    /// send one `published_at` per task never see a difference.
     pub fn fold(&mut self, p: TaskParams, window_start: i32, keep_days_from: i32) {
         self.tasks.retain(|_, t| {
             // until its first event is older than the window, an event that
