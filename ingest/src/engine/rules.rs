@@ -92,7 +92,7 @@ pub struct Rules {
     /// The longest a rule may correct a day for, in days (the task window).
     pub max_correction_days: i32,
     /// The engine's allowed lateness in days ([`super::EngineConfig`]): an
-    /// unqualified task is kept that much longer ([`super::task`]).
+    /// unqualified task is kept that much longer (`engine/task.rs`).
     pub lateness_days: i32,
 }
 
