@@ -421,6 +421,27 @@ fn rescore_counts_events_that_were_late_in_the_stream() {
     assert_eq!(late_rows(&shuffled), late);
 }
 
+/// A `task_progress` line: `student` reads task k of teacher t0 at `ts`,
+/// stating `published`.
+fn task_read(id: &str, ts: &str, student: &str, published: &str) -> String {
+    format!(
+        r#"{{"event_id":"{id}","ts":"{ts}","user_id":"{student}","role":"student","school_id":"3310810001","action":"task_progress","task_id":"k","owner_id":"t0","owner_school_id":"3310810001","published_at":"{published}","status":"read"}}"#
+    ) + "\n"
+}
+
+/// The points per day of `lake`'s `daily_scores`, all of them t0's `task`.
+fn task_points(lake: &Path) -> Vec<(String, i64)> {
+    let mut days: Vec<(String, i64)> = points_only(&sums(lake, "2026-"))
+        .into_iter()
+        .map(|((day, user, rule), points)| {
+            assert_eq!((user.as_str(), rule.as_str()), ("t0", "task"));
+            (day, points)
+        })
+        .collect();
+    days.sort();
+    days
+}
+
 /// A task earns on its publish day, from the events of the days after: a
 /// month can have scores and no events of its own. Here the task's first
 /// event in order comes late and states a publish instant in September,
@@ -432,15 +453,10 @@ fn rescore_counts_events_that_were_late_in_the_stream() {
 fn rescore_scores_a_month_whose_points_come_from_the_next() {
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path();
-    let progress = |id: &str, ts: &str, student: &str, published: &str| {
-        format!(
-            r#"{{"event_id":"{id}","ts":"{ts}","user_id":"{student}","role":"student","school_id":"3310810001","action":"task_progress","task_id":"k2","owner_id":"t0","owner_school_id":"3310810001","published_at":"{published}","status":"read"}}"#
-        ) + "\n"
-    };
     let reads: String = (0..10)
         .map(|i| {
             let ts = format!("2026-10-{:02}T09:00:00+08:00", i + 2);
-            progress(
+            task_read(
                 &format!("r{i}"),
                 &ts,
                 &format!("s{i}"),
@@ -449,7 +465,7 @@ fn rescore_scores_a_month_whose_points_come_from_the_next() {
         })
         .collect();
     common::ingest_run(lake, reads.into_bytes());
-    let first = progress(
+    let first = task_read(
         "r-first",
         "2026-10-01T09:00:00+08:00",
         "s0",
@@ -457,17 +473,6 @@ fn rescore_scores_a_month_whose_points_come_from_the_next() {
     );
     common::ingest_run(lake, first.into_bytes());
     assert_eq!(late_rows(lake), 1);
-    let task_points = |lake| {
-        let mut days: Vec<(String, i64)> = points_only(&sums(lake, "2026-"))
-            .into_iter()
-            .map(|((day, user, rule), points)| {
-                assert_eq!((user.as_str(), rule.as_str()), ("t0", "task"));
-                (day, points)
-            })
-            .collect();
-        days.sort();
-        days
-    };
     assert_eq!(task_points(lake), [("2026-10-01".to_string(), 5)]);
 
     rescore(lake, "2026-10");
@@ -497,12 +502,7 @@ fn rescore_scores_a_month_whose_points_come_from_the_next() {
 #[test]
 fn rescore_keeps_the_lakes_lateness() {
     let dir = tempfile::tempdir().unwrap();
-    let progress = |id: &str, ts: &str, student: &str, published: &str| {
-        format!(
-            r#"{{"event_id":"{id}","ts":"{ts}","user_id":"{student}","role":"student","school_id":"3310810001","action":"task_progress","task_id":"k","owner_id":"t0","owner_school_id":"3310810001","published_at":"{published}","status":"read"}}"#
-        ) + "\n"
-    };
-    let mut input = progress(
+    let mut input = task_read(
         "r-first",
         "2026-07-01T10:00:00+08:00",
         "s0",
@@ -510,7 +510,7 @@ fn rescore_keeps_the_lakes_lateness() {
     );
     for i in 0..10 {
         let ts = format!("2026-09-14T10:{i:02}:00+08:00");
-        input += &progress(
+        input += &task_read(
             &format!("r{i}"),
             &ts,
             &format!("s{i}"),
@@ -524,20 +524,14 @@ fn rescore_keeps_the_lakes_lateness() {
             ..EngineConfig::default()
         };
         common::ingest_run_with(&lake, input.clone().into_bytes(), cfg);
-        let task_points = || -> Vec<(String, i64)> {
-            points_only(&sums(&lake, "2026-"))
-                .into_iter()
-                .map(|((day, _, _), points)| (day, points))
-                .collect()
-        };
         assert_eq!(
-            task_points(),
+            task_points(&lake),
             expected,
             "streamed, lateness {lateness_days}"
         );
         rescore(&lake, "2026-09");
         assert_eq!(
-            task_points(),
+            task_points(&lake),
             expected,
             "rescored, lateness {lateness_days}"
         );

@@ -530,10 +530,7 @@ impl Engine {
             ..cfg
         };
         Engine {
-            rules: Rules {
-                lateness_days: cfg.lateness_days,
-                ..Rules::compile(profile)
-            },
+            rules: Rules::compile(profile, cfg.lateness_days),
             cfg,
             profile_name: profile.name.clone(),
             rule_shape: profile.rule_shape(),

@@ -120,7 +120,7 @@ pub fn level_index(level: &str) -> Option<usize> {
 const NO_CAP: i64 = i64::MAX;
 
 impl Rules {
-    pub fn compile(profile: &Profile) -> Rules {
+    pub fn compile(profile: &Profile, lateness_days: i32) -> Rules {
         let mut rules = Vec::new();
         let mut by_action = vec![Vec::new(); Action::ALL.len()];
         let mut max_correction_days = 0;
@@ -215,7 +215,7 @@ impl Rules {
             offset_seconds: profile.offset_seconds,
             scored_role: profile.scored_role,
             max_correction_days,
-            lateness_days: 0,
+            lateness_days,
         }
     }
 

@@ -27,6 +27,15 @@ pub struct Task {
     pub dirty: bool,
 }
 
+impl Task {
+    /// Nothing can change it any more: its progress is forgotten and its
+    /// events are ignored.
+    fn seal(&mut self) {
+        self.sealed = true;
+        self.progress = Vec::new();
+    }
+}
+
 /// The tasks of one owner and the qualified-task count per publish day.
 #[derive(Clone, Default, Serialize, Deserialize)]
 pub struct Tasks {
@@ -88,8 +97,7 @@ impl Tasks {
             && qualified_day(t, p).is_none()
         {
             let mut old = self.tasks.remove(&task).expect("just found");
-            old.sealed = true;
-            old.progress = Vec::new();
+            old.seal();
             self.tasks.insert(aside(task), old);
         }
         let t = self.tasks.entry(task).or_insert_with(|| Task {
@@ -165,8 +173,7 @@ impl Tasks {
             }
             let last_day = day_of(t.published_at.saturating_add(p.window), p.offset_seconds);
             if last_day < window_start {
-                t.sealed = true;
-                t.progress = Vec::new();
+                t.seal();
                 // a qualified task keeps that fact for good (lake.md,
                 // guarantee 5): forgotten, a later event stating another
                 // `published_at` would start it anew and it could earn again
@@ -175,8 +182,7 @@ impl Tasks {
                     || first_final_by(t, p) >= window_start;
             }
             if t.qualified_day.is_some() {
-                t.sealed = true;
-                t.progress = Vec::new();
+                t.seal();
             } else {
                 let (lo, hi) = (t.published_at, t.published_at.saturating_add(p.window));
                 t.progress.retain(|&(_, ts)| lo <= ts && ts <= hi);
