@@ -1,8 +1,10 @@
 //! The scoring engine alone: events/s over a generated county month, decoded ahead
-//! of time, and the engine's state bytes per active user. The decoder is measured
-//! beside it as the peer that feeds it. The engine runs twice: growing its
-//! event-id table from empty, and with the table sized ahead for the month's
-//! events, as file mode sizes it from the input's bytes. It also prints the
+//! of time and grouped by day and user as the decoder threads hand chunks to
+//! it, and the engine's state bytes per active user. The decoder is measured
+//! beside it as the peer that feeds it, with and without the grouping. The
+//! engine runs twice: growing its event-id table from empty, and with the
+//! table sized ahead for the month's events, as file mode sizes it from the
+//! input's bytes. It also prints the
 //! bytes the Kafka service's checkpoints would write over the month, one every
 //! 4,096 events, with segments (what changed since the last) against the whole
 //! state each time. Run: `cargo bench -p huoyue-benches`.
@@ -66,6 +68,7 @@ fn run_engine(profile: &Profile, chunks: &[DecodedChunk], reserve: usize) -> Eng
         engine.process_rows(
             &rows,
             &c.keys,
+            &c.arrival,
             |_| FILE_SOURCE,
             |_, _, outcome| {
                 black_box(outcome);
@@ -87,7 +90,7 @@ fn checkpoint_bytes(profile: &Profile, chunks: &[DecodedChunk]) -> (usize, usize
     let (mut whole, mut segmented) = (0, 0);
     for c in chunks {
         let rows = EventRows::new(&c.batch).unwrap();
-        engine.process_rows(&rows, &c.keys, |_| FILE_SOURCE, |_, _, _| {});
+        engine.process_rows(&rows, &c.keys, &c.arrival, |_| FILE_SOURCE, |_, _, _| {});
         engine.flush(&mut sink);
         whole += engine.snapshot().len();
         segmented += engine.snapshot_without_segments_into(Vec::new()).len();
@@ -96,13 +99,14 @@ fn checkpoint_bytes(profile: &Profile, chunks: &[DecodedChunk]) -> (usize, usize
     (whole, segmented)
 }
 
-/// The month decoded ahead, in chunks of `size` events.
-fn decoded(data: &[u8], spans: &[Span], size: usize) -> Vec<DecodedChunk> {
+/// The month decoded ahead, in chunks of `size` events, grouped as the
+/// decoder threads group them for the engine (`offset`: the profile's).
+fn decoded(data: &[u8], spans: &[Span], size: usize, offset: i32) -> Vec<DecodedChunk> {
     spans
         .chunks(size)
         .map(|s| {
             let (bytes, rebased) = sub_chunk(data, s, Vec::new());
-            decode_chunk(bytes, &rebased, "bench".into(), NOW)
+            decode_chunk(bytes, &rebased, "bench".into(), NOW).grouped(offset)
         })
         .collect()
 }
@@ -112,7 +116,8 @@ fn bench(c: &mut Criterion) {
     let (data, spans) = month();
     let n = spans.len() as u64;
     // chunks of 64 Ki events, the size the file reader hands out
-    let chunks = decoded(&data, &spans, 65_536);
+    let offset = Engine::new(&profile, EngineConfig::default()).offset_seconds();
+    let chunks = decoded(&data, &spans, 65_536, offset);
 
     let engine = run_engine(&profile, &chunks, 0);
     let stats = engine.stats();
@@ -131,7 +136,7 @@ fn bench(c: &mut Criterion) {
         stats.activity_bytes,
     );
 
-    let small = decoded(&data, &spans, 4096);
+    let small = decoded(&data, &spans, 4096, offset);
     let (whole, segmented) = checkpoint_bytes(&profile, &small);
     eprintln!(
         "{} checkpoints, one every 4,096 events: {:.1} MB written with the whole state each \
@@ -159,6 +164,11 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function("decode (one thread)", |b| {
         b.iter(|| black_box(decode_chunk(data.clone(), &spans, "bench".into(), NOW)))
+    });
+    // what the decoder threads do for the engine: decode, then group each
+    // chunk by day and user (the engine's figures above start from there)
+    g.bench_function("decode and group (one thread)", |b| {
+        b.iter(|| black_box(decoded(&data, &spans, 65_536, offset).len()))
     });
     g.finish();
 }

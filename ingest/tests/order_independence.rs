@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 
 use proptest::prelude::*;
 
-use huoyue_ingest::engine::{ActivityRow, DeltaSink, Engine, EngineConfig};
+use huoyue_ingest::engine::{ActivityRow, DeltaSink, Engine, EngineConfig, FILE_SOURCE, Outcome};
+use huoyue_ingest::pipeline::{Span, decode_chunk};
+use huoyue_schemas::columns::EventRows;
 use huoyue_schemas::decode;
 use huoyue_schemas::profile::Profile;
 use huoyue_schemas::time::MICROS_PER_DAY;
@@ -214,4 +216,138 @@ fn a_snapshot_and_restore_midway_changes_no_sum() {
         .map(|(k, v)| format!("{k:?} want {v} got {:?}", a.scores.get(k)))
         .collect();
     assert!(diff.is_empty(), "{:#?}", &diff[..diff.len().min(10)]);
+}
+
+/// `lines` through the engine in chunks ending after the indices `ends`,
+/// each line read from its partition (`None`: a file): one event at a time
+/// ([`Engine::process_from`]), or, `grouped`, as the service does, each
+/// chunk decoded, grouped by day and user ([`DecodedChunk::grouped`]) and
+/// counted by [`Engine::process_rows`]. The sums and each event's outcome,
+/// in arrival order.
+fn run_chunks(
+    lines: &[(Option<i32>, &String)],
+    ends: &[usize],
+    grouped: bool,
+) -> (Sums, Vec<Outcome>) {
+    let profile = Profile::builtin("zhejiang-2018").unwrap();
+    let mut engine = Engine::new(&profile, EngineConfig::default());
+    let (mut sums, mut outcomes) = (Sums::default(), Vec::new());
+    let mut cuts: Vec<usize> = ends
+        .iter()
+        .map(|e| e + 1)
+        .filter(|&e| e < lines.len())
+        .collect();
+    cuts.push(lines.len());
+    cuts.sort_unstable();
+    cuts.dedup();
+    let mut start = 0;
+    for end in cuts {
+        let part = &lines[start..end];
+        start = end;
+        if !grouped {
+            for (p, line) in part {
+                let e = decode(line.as_bytes(), NOW).unwrap();
+                outcomes.push(engine.process_from(&e, p.unwrap_or(FILE_SOURCE)));
+            }
+        } else {
+            let (mut data, mut spans) = (Vec::new(), Vec::new());
+            for (p, line) in part {
+                let start = data.len();
+                data.extend_from_slice(line.as_bytes());
+                spans.push(Span {
+                    start,
+                    end: data.len(),
+                    partition: *p,
+                    offset: None,
+                });
+            }
+            let chunk =
+                decode_chunk(data, &spans, "test".into(), NOW).grouped(engine.offset_seconds());
+            let rows = EventRows::new(&chunk.batch).unwrap();
+            engine.process_rows(
+                &rows,
+                &chunk.keys,
+                &chunk.arrival,
+                |i| chunk.spans[i].source(),
+                |_, _, outcome| outcomes.push(outcome),
+            );
+        }
+        engine.flush(&mut sums);
+    }
+    (sums.nonzero(), outcomes)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 16, .. ProptestConfig::default() })]
+
+    /// Counting a chunk grouped by day and user changes no outcome and no
+    /// sum, also with late events, re-sent copies, and events of one user
+    /// read from several partitions whose windows differ (where the engine
+    /// must take the chunk one event at a time).
+    #[test]
+    fn grouped_chunks_score_as_one_event_at_a_time(
+        seed in any::<u64>(),
+        partitions in 1u64..4,
+        runs in any::<bool>(),
+        ends in proptest::collection::vec(0usize..14_000, 0..12),
+    ) {
+        let all = lines();
+        // arrival = ts + a pseudo-random delay of up to five days (some
+        // events late), one line in 30 sent again a little later; read from
+        // one partition, or several: in runs of up to 2,000 lines, each run
+        // a chunk of its own (the engine counts those grouped), or each line
+        // from a pseudo-random one (it takes those one at a time)
+        let mut x = seed | 1;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut arrivals: Vec<(i64, &String)> = Vec::new();
+        for (ts, line) in &all {
+            let delay = (next() % (5 * MICROS_PER_DAY as u64)) as i64;
+            arrivals.push((ts + delay, line));
+            if next() % 30 == 0 {
+                arrivals.push((ts + delay + (next() % MICROS_PER_DAY as u64) as i64, line));
+            }
+        }
+        arrivals.sort_by_key(|(t, _)| *t);
+        let (mut ends, mut run_end, mut p) = (ends, 0, 0);
+        let mut order: Vec<(Option<i32>, &String)> = Vec::new();
+        for (i, (_, line)) in arrivals.iter().enumerate() {
+            if partitions == 1 {
+                order.push((None, line));
+                continue;
+            }
+            if runs && i == run_end {
+                run_end = i + 1 + (next() % 2000) as usize;
+                p = (p + 1 + next() % (partitions - 1)) % partitions;
+                ends.push(run_end - 1);
+            }
+            if !runs {
+                p = next() % partitions;
+            }
+            order.push((Some(p as i32), line));
+        }
+        let (want, want_outcomes) = run_chunks(&order, &ends, false);
+        let (got, got_outcomes) = run_chunks(&order, &ends, true);
+        let late = want_outcomes.iter().filter(|o| **o == Outcome::Late).count();
+        prop_assert!(late > 0, "the test's disorder makes some events late");
+        prop_assert_eq!(got_outcomes.len(), want_outcomes.len());
+        let first = (0..want_outcomes.len()).find(|&i| got_outcomes[i] != want_outcomes[i]);
+        prop_assert!(
+            first.is_none(),
+            "event {:?}: got {:?}, want {:?}; {} differ; line {:?}",
+            first,
+            first.map(|i| got_outcomes[i]),
+            first.map(|i| want_outcomes[i]),
+            (0..want_outcomes.len()).filter(|&i| got_outcomes[i] != want_outcomes[i]).count(),
+            first.map(|i| order[i]),
+        );
+        let scores = differences(&got.scores, &want.scores);
+        prop_assert!(scores.is_empty(), "scores: {:#?}", scores);
+        let activity = differences(&got.activity, &want.activity);
+        prop_assert!(activity.is_empty(), "activity: {:#?}", activity);
+    }
 }

@@ -21,7 +21,7 @@ use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 use huoyue_schemas::columns::EventRows;
-use huoyue_schemas::event::{Action, Event, EventView, ExtraStr, Kinds};
+use huoyue_schemas::event::{Action, Event, EventView, ExtraStr, Kinds, ScoredBy};
 use huoyue_schemas::profile::Profile;
 use huoyue_schemas::time::day_of;
 
@@ -570,49 +570,126 @@ impl Engine {
         self.process_keyed(e, &EventKeys::of(e), partition)
     }
 
-    /// Takes the events of a decoded batch in order: row `i` of `rows`, with
-    /// the keys `keys[i]` ([`EventKeys::of`]), read from `partition(i)`; `then`
-    /// gets each outcome. Rows are read in place ([`EventRows::row`]), not
-    /// built into [`Event`]s. The id table is probed a group of events ahead,
-    /// so its cache misses overlap instead of stalling one event at a time.
+    /// Takes the events of a decoded batch: row `i` of `rows`, with the keys
+    /// `keys[i]` ([`EventKeys::of`]), read from `partition(i)`; `arrival`
+    /// lists the rows in the order they were read ([`Arrival`]). `then` gets
+    /// each outcome, in that order. Rows are read in place
+    /// ([`EventRows::row`]), not built into [`Event`]s.
+    ///
+    /// Two passes. The first, in arrival order, settles each event's outcome
+    /// (duplicate, late or accepted) and moves the windows. The second counts
+    /// the accepted events in the order of the rows, which the decoder sorts
+    /// by day and scored user ([`crate::pipeline::DecodedChunk::grouped`]):
+    /// a user's state is then fetched once per day of the batch rather than
+    /// once per event. The order of counting changes no outcome and no sum:
+    /// what the second pass does for an event depends only on that event and
+    /// on the state of its own user and actor, whose sums do not depend on
+    /// order (scoring.md, ground rule 3), and everything shared (ids,
+    /// windows) is the first pass's. The one check that reads another
+    /// source's window ([`Engine::late_by_user`]: a user last seen on another
+    /// partition) is settled ahead: a batch where it could decide an outcome
+    /// is taken one event at a time, in arrival order ([`Engine::may_group`]).
     pub fn process_rows(
         &mut self,
         rows: &EventRows<'_>,
         keys: &[EventKeys],
+        arrival: &[Arrival],
         partition: impl Fn(usize) -> i32,
         mut then: impl FnMut(&Engine, usize, Outcome),
     ) {
-        const AHEAD: usize = 16;
         debug_assert_eq!(rows.len(), keys.len());
-        for (g, group) in keys.chunks(AHEAD).enumerate() {
+        debug_assert_eq!(rows.len(), arrival.len());
+        if !self.may_group(arrival) {
+            for a in arrival {
+                let (i, k) = (a.row as usize, &keys[a.row as usize]);
+                let outcome = self.process_keyed(&rows.row(i, k.kinds), k, a.partition);
+                then(self, i, outcome);
+            }
+            return;
+        }
+        const AHEAD: usize = 16;
+        let off = self.rules.offset_seconds;
+        // the day and arrival number of each row accepted (day i32::MIN: not)
+        let mut accepted = vec![(i32::MIN, 0u64); keys.len()];
+        for group in arrival.chunks(AHEAD) {
             // Independent lookups whose answers are not needed: the CPU runs
             // them side by side and the lines they touch are cached below.
             let mut found = 0usize;
-            for k in group {
-                found += usize::from(self.state.seen.contains_key(&k.id));
+            for a in group {
+                found += usize::from(self.state.seen.contains_key(&a.id));
             }
             std::hint::black_box(found);
-            for (k, keys) in group.iter().enumerate() {
-                let i = g * AHEAD + k;
-                let outcome = self.process_keyed(&rows.row(i, keys.kinds), keys, partition(i));
-                then(self, i, outcome);
+            for a in group {
+                let day = day_of(a.ts, off);
+                let outcome = match self.admit(a.id, day, a.partition) {
+                    Ok(source) => {
+                        self.settle_source(source, a.partition, day);
+                        accepted[a.row as usize] = (day, self.state.arrivals);
+                        Outcome::Accepted { day }
+                    }
+                    Err(outcome) => outcome,
+                };
+                then(self, a.row as usize, outcome);
             }
         }
+        for (i, (k, (day, number))) in keys.iter().zip(accepted).enumerate() {
+            if day == i32::MIN {
+                continue;
+            }
+            let e = rows.row(i, k.kinds);
+            let scored = self.scored(&e, k);
+            self.count(&e, k, partition(i), day, number, scored);
+        }
+    }
+
+    /// Whether [`Engine::process_rows`] may count the batch grouped by user:
+    /// every event comes from one partition (so that each user's and actor's
+    /// partition is the same in any order of counting), and no other source's
+    /// window is past the day of any event ([`Engine::late_by_user`] holds
+    /// for none). True for a file, and for a batch of one Kafka partition
+    /// whose users were not seen on a partition ahead of it.
+    fn may_group(&self, arrival: &[Arrival]) -> bool {
+        let Some(p) = arrival.first().map(|a| a.partition) else {
+            return true;
+        };
+        let off = self.rules.offset_seconds;
+        let ahead: Option<i32> = (self.state.sources.iter())
+            .filter(|s| s.partition != p)
+            .filter_map(|s| s.folded_to)
+            .max();
+        arrival
+            .iter()
+            .all(|a| a.partition == p && ahead.is_none_or(|w| day_of(a.ts, off) >= w))
     }
 
     /// [`Engine::process_from`] with the event's keys already computed.
     fn process_keyed<E: EventView>(&mut self, e: &E, keys: &EventKeys, partition: i32) -> Outcome {
-        let off = self.rules.offset_seconds;
-        let ts = e.ts();
-        let kinds = e.kinds();
-        let day = day_of(ts, off);
+        let day = day_of(e.ts(), self.rules.offset_seconds);
+        let source = match self.admit(keys.id, day, partition) {
+            Ok(source) => source,
+            Err(outcome) => return outcome,
+        };
+        // the user the event is scored for, if any (found or added now, so
+        // that the check below comes before anything is counted)
+        let scored = self.scored(e, keys);
+        if scored.is_some_and(|(u, _)| self.late_by_user(u, partition, day)) {
+            return Outcome::Late;
+        }
+        self.settle_source(source, partition, day);
+        self.count(e, keys, partition, day, self.state.arrivals, scored);
+        Outcome::Accepted { day }
+    }
+
+    /// Remembers the event id `id` of an event of `day` from `partition`:
+    /// `Err` if it is a duplicate or late by its source's window, else the
+    /// source's place in the list, if it has one yet.
+    fn admit(&mut self, id: u128, day: i32, partition: i32) -> Result<Option<usize>, Outcome> {
         let st = &mut self.state;
-        let id_hash = keys.id;
         // One probe of the id table: found is a duplicate, else the free slot
         // takes the id, late or not: a late event was seen too, so a re-sent
         // copy of it is a duplicate (events.md), not late again.
-        let slot = match st.seen.entry(id_hash) {
-            Entry::Occupied(_) => return Outcome::Duplicate,
+        let slot = match st.seen.entry(id) {
+            Entry::Occupied(_) => return Err(Outcome::Duplicate),
             Entry::Vacant(slot) => slot,
         };
         st.arrivals += 1;
@@ -622,41 +699,51 @@ impl Engine {
             arrival: st.arrivals,
         });
         if let Some(log) = &mut self.log {
-            log.ids.push(id_hash);
+            log.ids.push(id);
         }
         let source = find_from_last(&st.sources, &mut st.last_source, |s| {
             s.partition == partition
         });
         if source.is_some_and(|i| day < st.sources[i].newest - self.cfg.lateness_days) {
-            return Outcome::Late;
+            return Err(Outcome::Late);
         }
-        // the user the event is scored for, if any (found or added now, so
-        // that the check below comes before anything is counted)
-        let rule_ids = &self.rules.by_action[kinds.action as usize];
-        let scored = if rule_ids.is_empty() {
-            None
-        } else {
-            self.rules.scored_user(e, keys)
-        };
-        let scored = scored.map(|(id, key)| {
-            let school = SchoolId::new(e.scored_school());
-            (
-                user_index(&mut st.users, &mut st.index, id, key, school),
-                school,
-            )
-        });
-        // a user whose events came from another partition (producers not
-        // keying by scored user) has state folded by that partition's
-        // window: an event before it cannot be scored exactly, so it is late
-        if let Some((u, _)) = scored {
-            let theirs = st.users[u as usize].partition;
-            if theirs != partition
-                && let Some(src) = st.sources.iter().find(|s| s.partition == theirs)
-                && src.folded_to.is_some_and(|w| day < w)
-            {
-                return Outcome::Late;
-            }
+        Ok(source)
+    }
+
+    /// The user `e` is scored for, if any (found or added now), and the
+    /// school it states.
+    fn scored<E: EventView>(&mut self, e: &E, keys: &EventKeys) -> Option<(u32, SchoolId)> {
+        if self.rules.by_action[keys.kinds.action as usize].is_empty() {
+            return None;
         }
+        let (id, key) = self.rules.scored_user(e, keys)?;
+        let st = &mut self.state;
+        let school = SchoolId::new(e.scored_school());
+        Some((
+            user_index(&mut st.users, &mut st.index, id, key, school),
+            school,
+        ))
+    }
+
+    /// Whether an event of `day` from `partition` for user `u` is late by
+    /// the user's state: a user whose events came from another partition
+    /// (producers not keying by scored user) has state folded by that
+    /// partition's window, and an event before it cannot be scored exactly.
+    fn late_by_user(&self, u: u32, partition: i32, day: i32) -> bool {
+        let st = &self.state;
+        let theirs = st.users[u as usize].partition;
+        theirs != partition
+            && st
+                .sources
+                .iter()
+                .find(|s| s.partition == theirs)
+                .is_some_and(|src| src.folded_to.is_some_and(|w| day < w))
+    }
+
+    /// Moves the newest day of the source of an accepted event of `day`
+    /// (`source`: its place in the list, if it has one yet).
+    fn settle_source(&mut self, source: Option<usize>, partition: i32, day: i32) {
+        let st = &mut self.state;
         let source = match source {
             Some(i) => i,
             None => {
@@ -670,20 +757,42 @@ impl Engine {
         };
         let newest = &mut st.sources[source].newest;
         *newest = (*newest).max(day);
+    }
+
+    /// Counts an accepted event of `day` from `partition`, the `number`-th
+    /// to arrive: its actor's activity and, for its `scored` user
+    /// ([`Engine::scored`]), each rule that reads it.
+    fn count<E: EventView>(
+        &mut self,
+        e: &E,
+        keys: &EventKeys,
+        partition: i32,
+        day: i32,
+        number: u64,
+        scored: Option<(u32, SchoolId)>,
+    ) {
+        let off = self.rules.offset_seconds;
+        let ts = e.ts();
+        let kinds = keys.kinds;
+        let st = &mut self.state;
         let key = OrderKey::new(ts, e.event_id());
         st.activity.add(day, key, keys.user, partition, e);
 
         let Some((u, school)) = scored else {
-            return Outcome::Accepted { day };
+            return;
         };
+        let rule_ids = &self.rules.by_action[kinds.action as usize];
         let user = &mut st.users[u as usize];
         if !user.queued {
             user.queued = true;
             st.dirty.push(u);
         }
         log_user(&mut self.log, user);
-        user.school = school;
-        user.partition = partition;
+        if number > user.latest_arrival {
+            user.latest_arrival = number;
+            user.school = school;
+            user.partition = partition;
+        }
         let n_rules = self.rules.rules.len();
         user.day(day, key, school, n_rules);
         for &r in rule_ids {
@@ -784,7 +893,6 @@ impl Engine {
             }
             user.add_pending(day, r);
         }
-        Outcome::Accepted { day }
     }
 
     /// Hands every delta since the last flush to `sink`, then forgets what the
@@ -1414,6 +1522,17 @@ fn user_index(
     u
 }
 
+/// What the first pass of [`Engine::process_rows`] reads of an event, in the
+/// order events were read: its id's key, instant and source partition, and
+/// its row in the batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Arrival {
+    pub id: u128,
+    pub ts: i64,
+    pub partition: i32,
+    pub row: u32,
+}
+
 /// The 128-bit hashes (xxh3) by which the engine finds an event's state: the
 /// event id (de-duplication), the actor (`daily_activity`) and the owner
 /// (owner-scored rules). The decoder threads compute them, so the engine's
@@ -1437,6 +1556,17 @@ impl EventKeys {
             user: key128(&e.user_id),
             owner: e.extra.owner_id.as_deref().map_or(0, key128),
             kinds: e.kinds(),
+        }
+    }
+
+    /// The key of the user the event is scored for: the owner's for an
+    /// owner-scored action, else the actor's (also when the profile scores
+    /// nobody for it): what [`super::pipeline::DecodedChunk::grouped`] groups
+    /// rows by.
+    pub fn group(&self) -> u128 {
+        match self.kinds.action.scored_by() {
+            ScoredBy::Owner if self.owner != 0 => self.owner,
+            _ => self.user,
         }
     }
 }

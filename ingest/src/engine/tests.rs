@@ -1621,3 +1621,44 @@ fn a_days_activity_keeps_its_school_across_partitions() {
         "{lines:#?}"
     );
 }
+
+/// A batch counted grouped by day ([`Engine::process_rows`]) leaves a user's
+/// latest school as the latest event to arrive stated it, not the latest
+/// counted: here the later day's event arrives first, and the earlier day's,
+/// of another school, last.
+#[test]
+fn a_grouped_batch_keeps_the_school_of_the_latest_arrival() {
+    let events = lines(&[
+        "2026-11-04 t-1 login school_id=3333000002",
+        "2026-11-03 t-1 login school_id=3333000003",
+    ]);
+    let mut data = Vec::new();
+    let mut spans = Vec::new();
+    for line in &events {
+        let start = data.len();
+        data.extend_from_slice(line.as_bytes());
+        spans.push(crate::pipeline::Span {
+            start,
+            end: data.len(),
+            partition: None,
+            offset: None,
+        });
+    }
+    let mut engine = Engine::new(&zhejiang(), EngineConfig::default());
+    let chunk = crate::pipeline::decode_chunk(data, &spans, "test".into(), NOW)
+        .grouped(engine.offset_seconds());
+    let rows = EventRows::new(&chunk.batch).unwrap();
+    // the rows are counted day by day: the row of 11-03 first
+    assert_eq!(
+        chunk.arrival.iter().map(|a| a.row).collect::<Vec<_>>(),
+        [1, 0]
+    );
+    engine.process_rows(
+        &rows,
+        &chunk.keys,
+        &chunk.arrival,
+        |_| FILE_SOURCE,
+        |_, _, _| {},
+    );
+    assert_eq!(engine.state.users[0].school.as_str(), "3333000003");
+}

@@ -209,6 +209,12 @@ pub struct UserState {
     /// The Kafka partition the user's latest scoring event came from ([`super::FILE_SOURCE`] for
     /// files): a rebalance hands a partition's users to its new owner.
     pub partition: i32,
+    /// The arrival number ([`super::Engine::process_rows`]) of the event that
+    /// set `school` and `partition`: events counted out of arrival order
+    /// leave them as the latest to arrive set them. Not in a snapshot: every
+    /// event after a restore arrived later.
+    #[serde(skip)]
+    pub latest_arrival: u64,
 }
 
 impl UserState {
@@ -225,6 +231,7 @@ impl UserState {
             queued: false,
             logged: false,
             partition: super::FILE_SOURCE,
+            latest_arrival: 0,
         }
     }
 

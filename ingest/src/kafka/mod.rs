@@ -500,6 +500,7 @@ impl Service {
                 &mut self.spare_bytes,
                 &self.opts.topic,
                 now_micros(),
+                self.pipeline.engine().offset_seconds(),
             ),
             marks,
         });
@@ -1118,6 +1119,7 @@ fn decode_parallel(
     spares: &mut Vec<Vec<u8>>,
     source: &str,
     now: i64,
+    offset: i32,
 ) -> Vec<std::thread::JoinHandle<DecodedChunk>> {
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
@@ -1126,7 +1128,7 @@ fn decode_parallel(
         let source = source.to_owned();
         std::thread::Builder::new()
             .name("decoder".into())
-            .spawn(move || decode_chunk(bytes, &spans, source, now))
+            .spawn(move || decode_chunk(bytes, &spans, source, now).grouped(offset))
             .expect("spawn a decoder thread")
     };
     if workers < 2 || pending.spans.len() < 4096 {

@@ -2,13 +2,15 @@
 //! `events`), rejections with their bytes. Runs on decoder threads; everything it
 //! returns is owned, so chunks travel between threads.
 
-use arrow::array::{Array, RecordBatch, TimestampMicrosecondArray};
+use arrow::array::{Array, RecordBatch, TimestampMicrosecondArray, UInt32Array};
+use arrow::compute::take_record_batch;
 
 use huoyue_schemas::columns::{EventBatchBuilder, Lineage};
 use huoyue_schemas::decode;
 use huoyue_schemas::reason::Reason;
+use huoyue_schemas::time::day_of;
 
-use crate::engine::{EventKeys, FILE_SOURCE};
+use crate::engine::{Arrival, EventKeys, FILE_SOURCE};
 
 /// Where one message's bytes are in a chunk, and where it came from.
 #[derive(Clone, Copy, Debug)]
@@ -46,6 +48,10 @@ pub struct DecodedChunk {
     /// The keys of each valid event ([`EventKeys::of`]), computed here on the
     /// decoder threads.
     pub keys: Vec<EventKeys>,
+    /// The valid events in the order their messages were read, with their
+    /// rows. The rows themselves are in that order unless
+    /// [`DecodedChunk::grouped`] sorted them.
+    pub arrival: Vec<Arrival>,
     pub rejected: Vec<Rejected>,
     /// When the chunk was decoded (the ingest clock), microseconds since the epoch.
     pub decoded_at: i64,
@@ -64,6 +70,52 @@ impl DecodedChunk {
     pub fn messages(&self) -> usize {
         self.spans.len() + self.rejected.len()
     }
+
+    /// The chunk with its rows sorted by day (in the profile's time zone,
+    /// `offset_seconds` east of UTC), then by the user each event is scored
+    /// for ([`EventKeys::group`]), then by arrival; [`DecodedChunk::arrival`]
+    /// keeps the order they were read in. The engine counts the rows in this
+    /// order, so a user's state is fetched once per day of the chunk rather
+    /// than once per event ([`crate::engine::Engine::process_rows`]); the
+    /// writer gets a day's rows as one run. Done here, on the decoder
+    /// threads, so the engine's thread reads the rows in sequence. A chunk of
+    /// several Kafka partitions is left as it is: the engine takes those one
+    /// event at a time, in arrival order.
+    pub fn grouped(self, offset_seconds: i32) -> DecodedChunk {
+        let one_partition = (self.arrival.first()).map(|first| first.partition);
+        if self
+            .arrival
+            .iter()
+            .any(|a| Some(a.partition) != one_partition)
+        {
+            return self;
+        }
+        let mut order: Vec<(i32, u64, u32)> = (self.keys.iter().zip(&self.arrival))
+            .map(|(k, a)| (day_of(a.ts, offset_seconds), k.group() as u64, a.row))
+            .collect();
+        order.sort_unstable();
+        let mut moved_to = vec![0u32; order.len()];
+        for (row, &(_, _, i)) in order.iter().enumerate() {
+            moved_to[i as usize] = row as u32;
+        }
+        let mut arrival = self.arrival;
+        for a in &mut arrival {
+            a.row = moved_to[a.row as usize];
+        }
+        let rows = UInt32Array::from_iter_values(order.iter().map(|&(_, _, i)| i));
+        let batch = take_record_batch(&self.batch, &rows).expect("rows of the batch");
+        let pick = |i: &(i32, u64, u32)| i.2 as usize;
+        DecodedChunk {
+            batch,
+            spans: order.iter().map(|i| self.spans[pick(i)]).collect(),
+            keys: order.iter().map(|i| self.keys[pick(i)]).collect(),
+            arrival,
+            data: self.data,
+            source: self.source,
+            rejected: self.rejected,
+            decoded_at: self.decoded_at,
+        }
+    }
 }
 
 /// Decodes the messages at `spans` of `data`; `now` is the ingest clock.
@@ -71,6 +123,7 @@ pub fn decode_chunk(data: Vec<u8>, spans: &[Span], source: String, now: i64) -> 
     let mut builder = EventBatchBuilder::with_capacity(spans.len());
     let mut valid = Vec::with_capacity(spans.len());
     let mut keys = Vec::with_capacity(spans.len());
+    let mut arrival = Vec::with_capacity(spans.len());
     let mut rejected = Vec::new();
     for span in spans {
         let bytes = &data[span.start..span.end];
@@ -84,8 +137,15 @@ pub fn decode_chunk(data: Vec<u8>, spans: &[Span], source: String, now: i64) -> 
                         offset: span.offset,
                     },
                 );
+                let k = EventKeys::of(&e);
+                arrival.push(Arrival {
+                    id: k.id,
+                    ts: e.ts,
+                    partition: span.source(),
+                    row: valid.len() as u32,
+                });
                 valid.push(*span);
-                keys.push(EventKeys::of(&e));
+                keys.push(k);
             }
             Err(r) => rejected.push(Rejected {
                 span: *span,
@@ -98,6 +158,7 @@ pub fn decode_chunk(data: Vec<u8>, spans: &[Span], source: String, now: i64) -> 
         batch: builder.finish(),
         data,
         source,
+        arrival,
         spans: valid,
         keys,
         rejected,

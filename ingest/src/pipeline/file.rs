@@ -298,6 +298,7 @@ fn feed_file(
             move || read_chunks(input, &source, opts.chunk_bytes, raw_tx, spare_rx)
         })
         .expect("spawn the reader thread");
+    let offset = pipeline.engine().offset_seconds();
     let decoders: Vec<_> = (0..opts.decoders)
         .map(|i| {
             let raw_rx = Arc::clone(&raw_rx);
@@ -305,7 +306,7 @@ fn feed_file(
             let source = source.to_owned();
             std::thread::Builder::new()
                 .name(format!("decoder-{i}"))
-                .spawn(move || decode_loop(&raw_rx, &dec_tx, &source))
+                .spawn(move || decode_loop(&raw_rx, &dec_tx, &source, offset))
                 .expect("spawn a decoder thread")
         })
         .collect();
@@ -446,7 +447,14 @@ fn compression(head: &[u8]) -> Option<(&'static str, &'static str)> {
         .map(|&(_, format, tool)| (format, tool))
 }
 
-fn decode_loop(rx: &Mutex<Receiver<RawChunk>>, tx: &SyncSender<(u64, DecodedChunk)>, source: &str) {
+/// Decodes chunks until the reader is done, each [`DecodedChunk::grouped`]
+/// for the engine (`offset`: the profile's, seconds east of UTC).
+fn decode_loop(
+    rx: &Mutex<Receiver<RawChunk>>,
+    tx: &SyncSender<(u64, DecodedChunk)>,
+    source: &str,
+    offset: i32,
+) {
     loop {
         let raw = match rx.lock().expect("decoder queue").recv() {
             Ok(raw) => raw,
@@ -457,7 +465,8 @@ fn decode_loop(rx: &Mutex<Receiver<RawChunk>>, tx: &SyncSender<(u64, DecodedChun
             &raw.spans,
             source.to_owned(),
             super::file::now_micros(),
-        );
+        )
+        .grouped(offset);
         if tx.send((raw.seq, chunk)).is_err() {
             return;
         }

@@ -269,6 +269,7 @@ impl Pipeline {
         self.engine.process_rows(
             &rows,
             &chunk.keys,
+            &chunk.arrival,
             |i| spans[i].source(),
             |engine, i, outcome| match outcome {
                 Outcome::Accepted { day } => {
