@@ -14,7 +14,7 @@ use std::hint::black_box;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 use huoyue_benches::r#gen::{GenConfig, LineKind, for_each_line};
-use huoyue_ingest::engine::{ActivityRow, DeltaSink, Engine, EngineConfig, FILE_SOURCE};
+use huoyue_ingest::engine::{ActivityRow, DeltaSink, Engine, EngineConfig};
 use huoyue_ingest::pipeline::{DecodedChunk, Span, decode_chunk, sub_chunk};
 use huoyue_schemas::columns::EventRows;
 use huoyue_schemas::profile::Profile;
@@ -65,15 +65,9 @@ fn run_engine(profile: &Profile, chunks: &[DecodedChunk], reserve: usize) -> Eng
     let mut sink = Discard(0);
     for c in chunks {
         let rows = EventRows::new(&c.batch).unwrap();
-        engine.process_rows(
-            &rows,
-            &c.keys,
-            &c.arrival,
-            |_| FILE_SOURCE,
-            |_, _, outcome| {
-                black_box(outcome);
-            },
-        );
+        engine.process_rows(&rows, &c.keys, &c.arrival, |_, _, outcome| {
+            black_box(outcome);
+        });
         engine.flush(&mut sink);
     }
     black_box(sink.0);
@@ -90,7 +84,7 @@ fn checkpoint_bytes(profile: &Profile, chunks: &[DecodedChunk]) -> (usize, usize
     let (mut whole, mut segmented) = (0, 0);
     for c in chunks {
         let rows = EventRows::new(&c.batch).unwrap();
-        engine.process_rows(&rows, &c.keys, &c.arrival, |_| FILE_SOURCE, |_, _, _| {});
+        engine.process_rows(&rows, &c.keys, &c.arrival, |_, _, _| {});
         engine.flush(&mut sink);
         whole += engine.snapshot().len();
         segmented += engine.snapshot_without_segments_into(Vec::new()).len();

@@ -264,13 +264,9 @@ fn run_chunks(
             let chunk =
                 decode_chunk(data, &spans, "test".into(), NOW).grouped(engine.offset_seconds());
             let rows = EventRows::new(&chunk.batch).unwrap();
-            engine.process_rows(
-                &rows,
-                &chunk.keys,
-                &chunk.arrival,
-                |i| chunk.spans[i].source(),
-                |_, _, outcome| outcomes.push(outcome),
-            );
+            engine.process_rows(&rows, &chunk.keys, &chunk.arrival, |_, _, outcome| {
+                outcomes.push(outcome)
+            });
         }
         engine.flush(&mut sums);
     }

@@ -571,9 +571,9 @@ impl Engine {
     }
 
     /// Takes the events of a decoded batch: row `i` of `rows`, with the keys
-    /// `keys[i]` ([`EventKeys::of`]), read from `partition(i)`; `arrival`
-    /// lists the rows in the order they were read ([`Arrival`]). `then` gets
-    /// each outcome, in that order. Rows are read in place
+    /// `keys[i]` ([`EventKeys::of`]); `arrival` lists the rows in the order
+    /// they were read, with their source partitions ([`Arrival`]). `then`
+    /// gets each row's outcome, in that order. Rows are read in place
     /// ([`EventRows::row`]), not built into [`Event`]s.
     ///
     /// Two passes. The first, in arrival order, settles each event's outcome
@@ -588,25 +588,24 @@ impl Engine {
     /// windows) is the first pass's. The one check that reads another
     /// source's window ([`Engine::late_by_user`]: a user last seen on another
     /// partition) is settled ahead: a batch where it could decide an outcome
-    /// is taken one event at a time, in arrival order ([`Engine::may_group`]).
+    /// is taken one event at a time, in arrival order ([`Engine::grouping`]).
     pub fn process_rows(
         &mut self,
         rows: &EventRows<'_>,
         keys: &[EventKeys],
         arrival: &[Arrival],
-        partition: impl Fn(usize) -> i32,
         mut then: impl FnMut(&Engine, usize, Outcome),
     ) {
         debug_assert_eq!(rows.len(), keys.len());
         debug_assert_eq!(rows.len(), arrival.len());
-        if !self.may_group(arrival) {
+        let Some(partition) = self.grouping(arrival) else {
             for a in arrival {
                 let (i, k) = (a.row as usize, &keys[a.row as usize]);
                 let outcome = self.process_keyed(&rows.row(i, k.kinds), k, a.partition);
                 then(self, i, outcome);
             }
             return;
-        }
+        };
         const AHEAD: usize = 16;
         let off = self.rules.offset_seconds;
         // the day and arrival number of each row accepted (day i32::MIN: not)
@@ -638,20 +637,19 @@ impl Engine {
             }
             let e = rows.row(i, k.kinds);
             let scored = self.scored(&e, k);
-            self.count(&e, k, partition(i), day, number, scored);
+            self.count(&e, k, partition, day, number, scored);
         }
     }
 
-    /// Whether [`Engine::process_rows`] may count the batch grouped by user:
-    /// every event comes from one partition (so that each user's and actor's
-    /// partition is the same in any order of counting), and no other source's
-    /// window is past the day of any event ([`Engine::late_by_user`] holds
-    /// for none). True for a file, and for a batch of one Kafka partition
-    /// whose users were not seen on a partition ahead of it.
-    fn may_group(&self, arrival: &[Arrival]) -> bool {
-        let Some(p) = arrival.first().map(|a| a.partition) else {
-            return true;
-        };
+    /// The one partition of a batch that [`Engine::process_rows`] may count
+    /// grouped by user, if it may: every event comes from that partition (so
+    /// that each user's and actor's partition is the same in any order of
+    /// counting), and no other source's window is past the day of any event
+    /// ([`Engine::late_by_user`] holds for none). So for a file, and for a
+    /// batch of one Kafka partition whose users were not seen on a partition
+    /// ahead of it.
+    fn grouping(&self, arrival: &[Arrival]) -> Option<i32> {
+        let p = arrival.first()?.partition;
         let off = self.rules.offset_seconds;
         let ahead: Option<i32> = (self.state.sources.iter())
             .filter(|s| s.partition != p)
@@ -660,6 +658,7 @@ impl Engine {
         arrival
             .iter()
             .all(|a| a.partition == p && ahead.is_none_or(|w| day_of(a.ts, off) >= w))
+            .then_some(p)
     }
 
     /// [`Engine::process_from`] with the event's keys already computed.

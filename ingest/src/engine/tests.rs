@@ -1653,12 +1653,6 @@ fn a_grouped_batch_keeps_the_school_of_the_latest_arrival() {
         chunk.arrival.iter().map(|a| a.row).collect::<Vec<_>>(),
         [1, 0]
     );
-    engine.process_rows(
-        &rows,
-        &chunk.keys,
-        &chunk.arrival,
-        |_| FILE_SOURCE,
-        |_, _, _| {},
-    );
+    engine.process_rows(&rows, &chunk.keys, &chunk.arrival, |_, _, _| {});
     assert_eq!(engine.state.users[0].school.as_str(), "3333000003");
 }

@@ -266,56 +266,56 @@ impl Pipeline {
         let counts = &mut self.counts;
         let writer = &mut self.writer;
         let on_reject = &mut self.on_reject;
-        self.engine.process_rows(
-            &rows,
-            &chunk.keys,
-            &chunk.arrival,
-            |i| spans[i].source(),
-            |engine, i, outcome| match outcome {
-                Outcome::Accepted { day } => {
-                    counts.valid += 1;
-                    row_day[i] = day;
-                }
-                Outcome::Duplicate => counts.duplicates += 1,
-                Outcome::Late => {
-                    let span = spans[i];
-                    let newest = engine
-                        .newest_day_of(span.source())
-                        .map(huoyue_schemas::time::format_day)
-                        .unwrap_or_default();
-                    let mut detail = format!(
-                        "older than the allowed lateness of {} days before {newest}",
-                        engine.config().lateness_days
-                    );
-                    if let Some(p) = span.partition {
-                        detail.push_str(&format!(", the newest day of partition {p}"));
+        self.engine
+            .process_rows(
+                &rows,
+                &chunk.keys,
+                &chunk.arrival,
+                |engine, i, outcome| match outcome {
+                    Outcome::Accepted { day } => {
+                        counts.valid += 1;
+                        row_day[i] = day;
                     }
-                    *counts.rejected.entry(Reason::Late).or_default() += 1;
-                    writer.add_rejected(
-                        ingest_day,
-                        chunk.decoded_at,
-                        Reason::Late.as_str(),
-                        Some(&detail),
-                        &chunk.data[span.start..span.end],
-                        Lineage {
-                            source: &chunk.source,
-                            partition: span.partition,
-                            offset: span.offset,
-                        },
-                    );
-                    if let Some(hook) = on_reject {
-                        hook(RejectedMessage {
-                            reason: Reason::Late,
-                            detail: Some(&detail),
-                            raw: &chunk.data[span.start..span.end],
-                            source: &chunk.source,
-                            partition: span.partition,
-                            offset: span.offset,
-                        });
+                    Outcome::Duplicate => counts.duplicates += 1,
+                    Outcome::Late => {
+                        let span = spans[i];
+                        let newest = engine
+                            .newest_day_of(span.source())
+                            .map(huoyue_schemas::time::format_day)
+                            .unwrap_or_default();
+                        let mut detail = format!(
+                            "older than the allowed lateness of {} days before {newest}",
+                            engine.config().lateness_days
+                        );
+                        if let Some(p) = span.partition {
+                            detail.push_str(&format!(", the newest day of partition {p}"));
+                        }
+                        *counts.rejected.entry(Reason::Late).or_default() += 1;
+                        writer.add_rejected(
+                            ingest_day,
+                            chunk.decoded_at,
+                            Reason::Late.as_str(),
+                            Some(&detail),
+                            &chunk.data[span.start..span.end],
+                            Lineage {
+                                source: &chunk.source,
+                                partition: span.partition,
+                                offset: span.offset,
+                            },
+                        );
+                        if let Some(hook) = on_reject {
+                            hook(RejectedMessage {
+                                reason: Reason::Late,
+                                detail: Some(&detail),
+                                raw: &chunk.data[span.start..span.end],
+                                source: &chunk.source,
+                                partition: span.partition,
+                                offset: span.offset,
+                            });
+                        }
                     }
-                }
-            },
-        );
+                },
+            );
         for (day, offset, len, keep) in day_rows(&row_day) {
             self.writer
                 .add_events(day, chunk.batch.slice(offset, len), keep);
