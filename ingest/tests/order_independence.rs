@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 use proptest::prelude::*;
 
 use huoyue_ingest::engine::{ActivityRow, DeltaSink, Engine, EngineConfig, FILE_SOURCE, Outcome};
-use huoyue_ingest::pipeline::{Span, decode_chunk};
+use huoyue_ingest::pipeline::decode::line_spans;
+use huoyue_ingest::pipeline::decode_chunk;
 use huoyue_schemas::columns::EventRows;
 use huoyue_schemas::decode;
 use huoyue_schemas::profile::Profile;
@@ -250,19 +251,18 @@ fn run_chunks(
                 outcomes.push(engine.process_from(&e, p.unwrap_or(FILE_SOURCE)));
             }
         } else {
-            let (mut data, mut spans) = (Vec::new(), Vec::new());
-            for (p, line) in part {
-                let start = data.len();
-                data.extend_from_slice(line.as_bytes());
-                spans.push(Span {
-                    start,
-                    end: data.len(),
-                    partition: *p,
-                    offset: None,
-                });
+            let data = part
+                .iter()
+                .map(|(_, l)| l.as_str())
+                .collect::<Vec<_>>()
+                .join("\n");
+            let mut spans = Vec::new();
+            line_spans(data.as_bytes(), true, &mut spans);
+            for (span, (p, _)) in spans.iter_mut().zip(part) {
+                span.partition = *p;
             }
-            let chunk =
-                decode_chunk(data, &spans, "test".into(), NOW).grouped(engine.offset_seconds());
+            let chunk = decode_chunk(data.into_bytes(), &spans, "test".into(), NOW)
+                .grouped(engine.offset_seconds());
             let rows = EventRows::new(&chunk.batch).unwrap();
             engine.process_rows(&rows, &chunk.keys, &chunk.arrival, |_, _, outcome| {
                 outcomes.push(outcome)

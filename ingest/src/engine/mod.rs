@@ -868,8 +868,7 @@ impl Engine {
                 }
                 Kind::Threshold {
                     counted_role,
-                    threshold,
-                    window,
+                    task: p,
                     ..
                 } => {
                     let (Some(task), Some(published_at)) =
@@ -881,8 +880,7 @@ impl Engine {
                     // the event counts on the task's publish day, where its points go
                     let publish = match user.life(r, || Life::Tasks(task::Tasks::default())) {
                         Life::Tasks(tasks) => {
-                            let p = task::TaskParams::new(*threshold, *window, &self.rules);
-                            tasks.observe(hash64(task), key, published_at, student, p)
+                            tasks.observe(hash64(task), key, published_at, student, *p)
                         }
                         _ => published_at,
                     };

@@ -6,6 +6,7 @@ use huoyue_schemas::profile::{Profile, RuleKind, Tier};
 use huoyue_schemas::time::MICROS_PER_DAY;
 
 use super::EventKeys;
+use super::task::TaskParams;
 
 /// A string field of an event that a distinct count reads.
 #[derive(Clone, Copy, Debug)]
@@ -56,10 +57,10 @@ pub enum Kind {
     },
     Threshold {
         points: i64,
-        threshold: u32,
         counted_role: Role,
-        window: i64,
         cap: i64,
+        /// The threshold, the window and what they are read with.
+        task: TaskParams,
     },
     Tiers {
         field: FieldSel,
@@ -91,9 +92,6 @@ pub struct Rules {
     pub scored_role: Role,
     /// The longest a rule may correct a day for, in days (the task window).
     pub max_correction_days: i32,
-    /// The engine's allowed lateness in days ([`super::EngineConfig`]): an
-    /// unqualified task is kept that much longer (`engine/task.rs`).
-    pub lateness_days: i32,
 }
 
 /// A profile item's bit in a completion mask.
@@ -120,6 +118,9 @@ pub fn level_index(level: &str) -> Option<usize> {
 const NO_CAP: i64 = i64::MAX;
 
 impl Rules {
+    /// The profile's rules in engine units; `lateness_days`: the engine's
+    /// allowed lateness ([`super::EngineConfig`]), which keeps an unqualified
+    /// task that much longer ([`TaskParams`]).
     pub fn compile(profile: &Profile, lateness_days: i32) -> Rules {
         let mut rules = Vec::new();
         let mut by_action = vec![Vec::new(); Action::ALL.len()];
@@ -181,10 +182,14 @@ impl Rules {
                     max_correction_days = max_correction_days.max(*window_days as i32 + 1);
                     Kind::Threshold {
                         points: *points,
-                        threshold: *threshold,
                         counted_role: *counted_role,
-                        window: i64::from(*window_days) * MICROS_PER_DAY,
                         cap: daily_cap.unwrap_or(NO_CAP),
+                        task: TaskParams {
+                            threshold: *threshold,
+                            window: i64::from(*window_days) * MICROS_PER_DAY,
+                            offset_seconds: profile.offset_seconds,
+                            lateness_days,
+                        },
                     }
                 }
                 RuleKind::DailyDistinctTiers { field, tiers } => Kind::Tiers {
@@ -215,7 +220,6 @@ impl Rules {
             offset_seconds: profile.offset_seconds,
             scored_role: profile.scored_role,
             max_correction_days,
-            lateness_days,
         }
     }
 

@@ -44,24 +44,14 @@ pub struct Tasks {
     pub dirty: Vec<u64>,
 }
 
-/// The rule's parameters in engine units.
-#[derive(Clone, Copy)]
+/// The rule's parameters in engine units, with the profile's time zone and
+/// the engine's allowed lateness ([`super::rules::Rules::compile`]).
+#[derive(Clone, Copy, Debug)]
 pub struct TaskParams {
     pub threshold: u32,
     pub window: i64,
     pub offset_seconds: i32,
     pub lateness_days: i32,
-}
-
-impl TaskParams {
-    pub fn new(threshold: u32, window: i64, rules: &super::rules::Rules) -> TaskParams {
-        TaskParams {
-            threshold,
-            window,
-            offset_seconds: rules.offset_seconds,
-            lateness_days: rules.lateness_days,
-        }
-    }
 }
 
 impl Tasks {

@@ -1632,18 +1632,9 @@ fn a_grouped_batch_keeps_the_school_of_the_latest_arrival() {
         "2026-11-04 t-1 login school_id=3333000002",
         "2026-11-03 t-1 login school_id=3333000003",
     ]);
-    let mut data = Vec::new();
+    let data = events.join("\n").into_bytes();
     let mut spans = Vec::new();
-    for line in &events {
-        let start = data.len();
-        data.extend_from_slice(line.as_bytes());
-        spans.push(crate::pipeline::Span {
-            start,
-            end: data.len(),
-            partition: None,
-            offset: None,
-        });
-    }
+    crate::pipeline::decode::line_spans(&data, true, &mut spans);
     let mut engine = Engine::new(&zhejiang(), EngineConfig::default());
     let chunk = crate::pipeline::decode_chunk(data, &spans, "test".into(), NOW)
         .grouped(engine.offset_seconds());

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::order::OrderKey;
 use super::replay::{Log, Once, Pair, Replay, Review};
 use super::rules::{Kind, Rules, capped};
-use super::task::{TaskParams, Tasks};
+use super::task::Tasks;
 
 /// A school id: exactly 10 bytes (events.md: 10 ASCII digits), held inline so
 /// that comparing the school of each event with the user's is no pointer chase.
@@ -492,11 +492,7 @@ impl UserState {
                 }
             }
             Kind::Threshold {
-                points,
-                threshold,
-                window,
-                cap,
-                ..
+                points, cap, task, ..
             } => {
                 if let Some(Life::Tasks(tasks)) = self
                     .lives
@@ -504,7 +500,7 @@ impl UserState {
                     .find(|(rr, _)| *rr == r)
                     .map(|(_, l)| l)
                 {
-                    tasks.settle(TaskParams::new(*threshold, *window, rules));
+                    tasks.settle(*task);
                     for &(d, n) in &tasks.day_counts {
                         out.push((
                             d,
@@ -585,18 +581,15 @@ impl UserState {
                         log.fold(&(*level_points, *has_level), w);
                     }
                 }
-                Kind::Threshold {
-                    threshold, window, ..
-                } => {
+                Kind::Threshold { task, .. } => {
                     if let Some(Life::Tasks(tasks)) = self
                         .lives
                         .iter_mut()
                         .find(|(rr, _)| *rr == r)
                         .map(|(_, l)| l)
                     {
-                        let p = TaskParams::new(*threshold, *window, rules);
-                        tasks.settle(p);
-                        tasks.fold(p, w, w - rules.max_correction_days);
+                        tasks.settle(*task);
+                        tasks.fold(*task, w, w - rules.max_correction_days);
                     }
                 }
                 Kind::PerEvent { .. } | Kind::Tiers { .. } | Kind::Items { .. } => {}
