@@ -896,22 +896,26 @@ impl Engine {
     /// allowed lateness no longer needs.
     pub fn flush(&mut self, sink: &mut impl DeltaSink) {
         let st = &mut self.state;
+        let mut scratch = Vec::new();
         for u in std::mem::take(&mut st.dirty) {
             let user = &mut st.users[u as usize];
             user.queued = false;
             log_user(&mut self.log, user);
             let rules = &self.rules;
-            let id: &str = &user.id.clone();
-            user.flush(rules, |day, school, r, points, events| {
+            // lent out while the user's rows are written (a clone was an
+            // allocation and a copy per user and flush)
+            let id = std::mem::take(&mut user.id);
+            user.flush(rules, &mut scratch, |day, school, r, points, events| {
                 sink.score(
                     day,
-                    id,
+                    &id,
                     school,
                     &rules.rules[usize::from(r)].id,
                     points,
                     events,
                 );
             });
+            user.id = id;
         }
         let moved = self.move_windows();
         // what the activity roll-up writes is kept for the days each

@@ -105,6 +105,15 @@ impl<R: Replay> Log<R> {
         if n == 0 {
             return;
         }
+        if n == self.entries.len() {
+            // the settled overlay is every entry applied in order on the
+            // frozen state: what folding them all would compute again
+            R::merge(p, &mut self.frozen, std::mem::take(&mut self.overlay));
+            self.entries.clear();
+            super::user::trim(&mut self.entries);
+            self.applied = 0;
+            return;
+        }
         let mut ov = R::Overlay::default();
         for e in &self.entries[..n] {
             R::apply(p, &self.frozen, &mut ov, e.day, &e.item);

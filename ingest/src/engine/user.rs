@@ -319,16 +319,21 @@ impl UserState {
     }
 
     /// Recomputes the dirty rules and reports every changed (day, rule) to `emit`
-    /// as (day, school, rule, delta, events).
-    pub fn flush(&mut self, rules: &Rules, mut emit: impl FnMut(i32, &str, u8, i64, i64)) {
+    /// as (day, school, rule, delta, events); `current` is scratch space,
+    /// kept by the caller across users.
+    pub fn flush(
+        &mut self,
+        rules: &Rules,
+        current: &mut Vec<(i32, i64)>,
+        mut emit: impl FnMut(i32, &str, u8, i64, i64),
+    ) {
         let mut dirty = std::mem::take(&mut self.dirty_rules);
         let moved = std::mem::take(&mut self.emitted.moved);
-        let mut current: Vec<(i32, i64)> = Vec::new();
         while dirty != 0 {
             let r = dirty.trailing_zeros() as u8;
             dirty &= dirty - 1;
             current.clear();
-            self.current(rules, r, &mut current);
+            self.current(rules, r, current);
             for e in self.emitted.iter() {
                 if e.rule == r && !current.iter().any(|(cd, _)| *cd == e.day) {
                     current.push((e.day, 0));
@@ -340,7 +345,7 @@ impl UserState {
                 }
             }
             current.sort_unstable_by_key(|(d, _)| *d);
-            for &(day, cur) in &current {
+            for &(day, cur) in current.iter() {
                 let events = self
                     .pending
                     .iter()
