@@ -357,26 +357,33 @@ impl EventRow<'_, '_> {
 }
 
 impl EventView for EventRow<'_, '_> {
+    #[inline]
     fn event_id(&self) -> &str {
         self.rows.event_id.value(self.i)
     }
+    #[inline]
     fn ts(&self) -> i64 {
         self.rows.ts.value(self.i)
     }
+    #[inline]
     fn user_id(&self) -> &str {
         self.rows.user_id.value(self.i)
     }
+    #[inline]
     fn school_id(&self) -> &str {
         self.rows.school_id.value(self.i)
     }
+    #[inline]
     fn kinds(&self) -> Kinds {
         self.kinds
     }
+    #[inline]
     fn str(&self, f: ExtraStr) -> Option<&str> {
         let (rows, i) = (self.rows, self.i);
         let c = rows.strs[f as usize];
         (self.has(Field::Str(f)) && c.is_valid(i)).then(|| c.value(i))
     }
+    #[inline]
     fn published_at(&self) -> Option<i64> {
         let (rows, i) = (self.rows, self.i);
         (self.has(Field::PublishedAt) && rows.published_at.is_valid(i))

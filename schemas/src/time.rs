@@ -135,6 +135,7 @@ pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
 }
 
 /// The calendar day of an instant in a fixed offset from UTC.
+#[inline]
 pub fn day_of(micros: i64, offset_seconds: i32) -> i32 {
     (micros + i64::from(offset_seconds) * MICROS_PER_SECOND).div_euclid(MICROS_PER_DAY) as i32
 }

@@ -27,7 +27,9 @@ pub trait Replay {
         day: i32,
         item: &Self::Item,
     );
-    fn merge(p: &Self::Params, frozen: &mut Self::Frozen, ov: Self::Overlay);
+    /// Adds what `ov` holds to `frozen`, taking it out of `ov` (whose
+    /// allocations stay for the next replay; [`Replay::reset`] empties the rest).
+    fn merge(p: &Self::Params, frozen: &mut Self::Frozen, ov: &mut Self::Overlay);
     /// Empties an overlay for a replay (implementations keep their allocations).
     fn reset(ov: &mut Self::Overlay) {
         *ov = Self::Overlay::default();
@@ -105,23 +107,24 @@ impl<R: Replay> Log<R> {
         if n == 0 {
             return;
         }
-        if n == self.entries.len() {
-            // the settled overlay is every entry applied in order on the
-            // frozen state: what folding them all would compute again
-            R::merge(p, &mut self.frozen, std::mem::take(&mut self.overlay));
-            self.entries.clear();
-            super::user::trim(&mut self.entries);
-            self.applied = 0;
-            return;
+        // The overlay, rebuilt below anyway, takes the entries that leave
+        // (its tables keep their room). When they all leave, the settled
+        // overlay already is every entry applied in order.
+        if n < self.entries.len() {
+            R::reset(&mut self.overlay);
+            for e in &self.entries[..n] {
+                R::apply(p, &self.frozen, &mut self.overlay, e.day, &e.item);
+            }
         }
-        let mut ov = R::Overlay::default();
-        for e in &self.entries[..n] {
-            R::apply(p, &self.frozen, &mut ov, e.day, &e.item);
-        }
-        R::merge(p, &mut self.frozen, ov);
+        R::merge(p, &mut self.frozen, &mut self.overlay);
         self.entries.drain(..n);
         super::user::trim(&mut self.entries);
-        self.rebuild(p);
+        if self.entries.is_empty() {
+            // a log with nothing in the window holds no tables
+            self.overlay = R::Overlay::default();
+        } else {
+            self.rebuild(p);
+        }
         self.applied = self.entries.len();
     }
 
@@ -192,7 +195,7 @@ impl Replay for Once {
         }
     }
 
-    fn merge(_: &OnceParams, f: &mut OnceFrozen, ov: OnceOverlay) {
+    fn merge(_: &OnceParams, f: &mut OnceFrozen, ov: &mut OnceOverlay) {
         f.mask |= ov.mask;
         f.done |= !ov.days.is_empty();
     }
@@ -288,11 +291,11 @@ impl Replay for Pair {
         }
     }
 
-    fn merge(&(_, _, item_cap): &PairParams, f: &mut PairFrozen, ov: PairOverlay) {
-        for (item, earned) in ov.points {
+    fn merge(&(_, _, item_cap): &PairParams, f: &mut PairFrozen, ov: &mut PairOverlay) {
+        for (item, earned) in ov.points.drain() {
             f.res.entry(item).or_default().points += earned;
         }
-        for (item, actor) in ov.pairs {
+        for (item, actor) in ov.pairs.drain() {
             let res = f.res.entry(item).or_default();
             if res.points >= item_cap {
                 // capped for life: its pairs no longer matter
@@ -394,8 +397,8 @@ impl Replay for Review {
         }
     }
 
-    fn merge(_: &ReviewParams, f: &mut ReviewFrozen, ov: ReviewOverlay) {
-        f.res.extend(ov.res);
+    fn merge(_: &ReviewParams, f: &mut ReviewFrozen, ov: &mut ReviewOverlay) {
+        f.res.extend(ov.res.drain());
     }
 
     fn reset(ov: &mut ReviewOverlay) {
