@@ -510,6 +510,7 @@ impl Activity {
     }
 }
 
+#[inline]
 fn push_name(names: &mut String, s: &str) -> Name {
     let start = names.len() as u32;
     names.push_str(s);
@@ -519,6 +520,7 @@ fn push_name(names: &mut String, s: &str) -> Name {
     }
 }
 
+#[inline]
 fn name(names: &str, n: Name) -> &str {
     &names[n.start as usize..(n.start + n.len) as usize]
 }

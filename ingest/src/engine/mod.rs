@@ -631,12 +631,13 @@ impl Engine {
                 then(self, a.row as usize, outcome);
             }
         }
+        let mut last = None;
         for (i, (k, (day, number))) in keys.iter().zip(accepted).enumerate() {
             if day == i32::MIN {
                 continue;
             }
             let e = rows.row(i, k.kinds);
-            let scored = self.scored(&e, k);
+            let scored = self.scored_after(&e, k, &mut last);
             self.count(&e, k, partition, day, number, scored);
         }
     }
@@ -712,16 +713,30 @@ impl Engine {
     /// The user `e` is scored for, if any (found or added now), and the
     /// school it states.
     fn scored<E: EventView>(&mut self, e: &E, keys: &EventKeys) -> Option<(u32, SchoolId)> {
+        self.scored_after(e, keys, &mut None)
+    }
+
+    /// [`Engine::scored`] where `last` is the last scored user found, by key
+    /// (and is set to this one): a grouped batch brings each user's events
+    /// one after another, and users keep their place until a flush.
+    fn scored_after<E: EventView>(
+        &mut self,
+        e: &E,
+        keys: &EventKeys,
+        last: &mut Option<(u128, u32)>,
+    ) -> Option<(u32, SchoolId)> {
         if self.rules.by_action[keys.kinds.action as usize].is_empty() {
             return None;
         }
         let (id, key) = self.rules.scored_user(e, keys)?;
         let st = &mut self.state;
         let school = SchoolId::new(e.scored_school());
-        Some((
-            user_index(&mut st.users, &mut st.index, id, key, school),
-            school,
-        ))
+        let u = match *last {
+            Some((k, u)) if k == key => u,
+            _ => user_index(&mut st.users, &mut st.index, id, key, school),
+        };
+        *last = Some((key, u));
+        Some((u, school))
     }
 
     /// Whether an event of `day` from `partition` for user `u` is late by
