@@ -27,8 +27,9 @@ pub trait Replay {
         day: i32,
         item: &Self::Item,
     );
-    /// Adds what `ov` holds to `frozen`, taking it out of `ov` (whose
-    /// allocations stay for the next replay; [`Replay::reset`] empties the rest).
+    /// Adds what `ov` holds to `frozen`. `ov` is left for [`Replay::reset`]
+    /// to empty: implementations drain their tables into `frozen`, so that
+    /// the allocations stay for the next replay.
     fn merge(p: &Self::Params, frozen: &mut Self::Frozen, ov: &mut Self::Overlay);
     /// Empties an overlay for a replay (implementations keep their allocations).
     fn reset(ov: &mut Self::Overlay) {
