@@ -110,7 +110,7 @@ fn bench(c: &mut Criterion) {
     let (data, spans) = month();
     let n = spans.len() as u64;
     // chunks of 64 Ki events, the size the file reader hands out
-    let offset = Engine::new(&profile, EngineConfig::default()).offset_seconds();
+    let offset = profile.offset_seconds;
     let chunks = decoded(&data, &spans, 65_536, offset);
 
     let engine = run_engine(&profile, &chunks, 0);

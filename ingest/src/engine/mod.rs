@@ -1540,7 +1540,10 @@ fn user_index(
 
 /// What the first pass of [`Engine::process_rows`] reads of an event, in the
 /// order events were read: its id's key, instant and source partition, and
-/// its row in the batch.
+/// its row in the batch. The three are copies of what the row's keys, the
+/// batch and its span hold: the rows are sorted by day and user
+/// ([`crate::pipeline::DecodedChunk::grouped`]), and reading them through
+/// `row` in arrival order would jump about the batch for every event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Arrival {
     pub id: u128,
