@@ -7,6 +7,8 @@
 //! * [`rescore::run`] recomputes a month's `daily_scores` from `events` (and
 //!   the `late` rows of `rejected`) with the ingest's scoring engine and swaps
 //!   the month's day folders in.
+//! * [`rebuild::run`] rebuilds the file runs' engine state from `events`
+//!   when its checkpoint is corrupt.
 //! * [`swap`] is the folder-swap protocol both follow, on top of the ingest's
 //!   partition lock.
 
@@ -15,6 +17,7 @@ pub mod error;
 pub mod lake;
 pub mod month;
 pub mod monthly;
+pub mod rebuild;
 pub mod report;
 pub mod rescore;
 pub mod roster;

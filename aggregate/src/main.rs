@@ -9,9 +9,10 @@ use huoyue_aggregate::compact::{self, CompactScope, CompactTable};
 use huoyue_aggregate::error::one_line;
 use huoyue_aggregate::month::{Day, Month};
 use huoyue_aggregate::monthly::{self, MonthlyOptions};
+use huoyue_aggregate::rebuild::{self, RebuildOptions};
 use huoyue_aggregate::rescore::{self, RescoreOptions};
 use huoyue_aggregate::{AggregateError, rules};
-use huoyue_ingest::cli::print_result;
+use huoyue_ingest::cli::{parse_days, print_result};
 use huoyue_ingest::engine::EngineConfig;
 use huoyue_schemas::Profile;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -85,6 +86,23 @@ enum Command {
         /// used).
         #[arg(long, value_name = "FILE|NAME", default_value = rules::DEFAULT_PROFILE)]
         profile: String,
+    },
+    /// Rebuild the engine state of the lake's file runs
+    /// (LAKE/_checkpoints/file/state.ckpt) from the events they wrote, when
+    /// that checkpoint is corrupt: the next `huoyue-ingest --file` run then
+    /// goes on as it would have from the lost one. The corrupt file is kept
+    /// beside it; a sound one is left alone.
+    RebuildState {
+        /// The lake directory.
+        #[arg(long, value_name = "DIR")]
+        lake: PathBuf,
+        /// Rule profile: a built-in name or a TOML file (the one the file
+        /// runs used).
+        #[arg(long, value_name = "FILE|NAME", default_value = rules::DEFAULT_PROFILE)]
+        profile: String,
+        /// The allowed lateness the file runs used (huoyue-ingest --lateness).
+        #[arg(long, value_name = "DAYS", default_value = "3d", value_parser = parse_days)]
+        lateness: i32,
     },
 }
 
@@ -210,6 +228,43 @@ fn try_main(cli: Cli) -> anyhow::Result<()> {
                 s.rows,
                 s.activity_rows,
                 s.points
+            ))
+            .map_err(anyhow::Error::msg)?;
+        }
+        Command::RebuildState {
+            lake,
+            profile,
+            lateness,
+        } => {
+            let profile = Profile::load(&profile)
+                .map_err(|e| AggregateError::Profile(one_line(&e.to_string())))?;
+            let opts = RebuildOptions {
+                lake: lake.clone(),
+                profile,
+                engine: EngineConfig {
+                    lateness_days: lateness,
+                    ..EngineConfig::default()
+                },
+            };
+            let progress = progress_bar();
+            let s = rebuild::run(&opts, &progress)?;
+            let moved = match &s.moved_to {
+                Some(p) => format!("; the corrupt checkpoint was moved to {}", p.display()),
+                None => String::new(),
+            };
+            let staged = match s.staged {
+                0 => String::new(),
+                n => format!(
+                    "; {n} files staged by a run that did not publish them will be deleted by the next file run (give that run's input again)"
+                ),
+            };
+            print_result(format_args!(
+                "rebuild-state: {} events of file runs on {} days fed ({} duplicates), state written ({} bytes) to {}{moved}{staged}",
+                s.events,
+                s.days,
+                s.duplicates,
+                s.checkpoint_bytes,
+                huoyue_ingest::pipeline::file::state_dir(&lake).display(),
             ))
             .map_err(anyhow::Error::msg)?;
         }

@@ -308,7 +308,7 @@ pub fn run(opts: &RescoreOptions, progress: &ProgressBar) -> Result<RescoreSumma
         .into_iter()
         .filter(|(d, _)| *d <= feed_end)
         .collect();
-    let mut late = late_rows(&lake.join("rejected"), offset, feed_end)?;
+    let late = late_rows(&lake.join("rejected"), offset, feed_end)?;
     let no_data = || AggregateError::NoData {
         month: opts.month.to_string(),
         lake: lake.clone(),
@@ -331,67 +331,34 @@ pub fn run(opts: &RescoreOptions, progress: &ProgressBar) -> Result<RescoreSumma
         return Err(no_data());
     }
 
-    let days: BTreeSet<i32> = event_days.keys().chain(late.keys()).copied().collect();
-    progress.set_length(days.len() as u64 + 2 * u64::from(opts.month.days()));
+    let days = event_days
+        .keys()
+        .chain(late.keys())
+        .collect::<BTreeSet<_>>()
+        .len();
+    progress.set_length(days as u64 + 2 * u64::from(opts.month.days()));
     progress.set_message(format!("scoring {}", opts.month));
-    let mut summary = RescoreSummary::default();
     let mut sink = MonthSink {
         first,
         last,
         sums: HashMap::new(),
         activity: HashMap::new(),
     };
-    // A loader thread reads and sorts the next day while the engine scores
-    // this one.
-    let (tx, rx) = sync_channel::<Result<DayInput>>(1);
-    std::thread::scope(|s| -> Result<()> {
-        let event_days = &event_days;
-        let mut late_days: BTreeMap<i32, RecordBatch> = std::mem::take(&mut late);
-        let days = &days;
-        s.spawn(move || {
-            for &day in days {
-                let files = event_days.get(&day).map_or(&[][..], Vec::as_slice);
-                let loaded = load_day(day, files, late_days.remove(&day));
-                let failed = loaded.is_err();
-                if tx.send(loaded).is_err() || failed {
-                    return;
-                }
-            }
-        });
-        for input in rx {
-            let input = input?;
-            let rows = input
-                .batches
-                .iter()
-                .map(EventRows::new)
-                .collect::<std::result::Result<Vec<_>, _>>()?;
-            for &(b, r) in &input.order {
-                let event = rows[b as usize].get(r as usize).ok_or_else(|| {
-                    AggregateError::InvalidLake(format!(
-                        "events of {} hold a value that is not in events.md (row {r})",
-                        format_day(input.day)
-                    ))
-                })?;
-                match engine.process(&event) {
-                    Outcome::Accepted { .. } => {}
-                    Outcome::Duplicate => summary.duplicates += 1,
-                    Outcome::Late => {
-                        return Err(AggregateError::Internal(format!(
-                            "an event of {} was late although events are fed in order",
-                            format_day(input.day)
-                        )));
-                    }
-                }
-            }
-            engine.flush(&mut sink);
-            summary.events += input.events;
-            summary.late += input.order.len() as u64 - input.events;
-            summary.days_fed += 1;
-            progress.inc(1);
-        }
-        Ok(())
-    })?;
-    engine.flush(&mut sink);
+    let fed = feed_days(
+        &mut engine,
+        &event_days,
+        late,
+        Rows::All,
+        &mut sink,
+        progress,
+    )?;
+    let mut summary = RescoreSummary {
+        events: fed.events,
+        late: fed.late,
+        duplicates: fed.duplicates,
+        days_fed: fed.days,
+        ..RescoreSummary::default()
+    };
 
     summary.points = sink.sums.values().map(|s| s.points).sum();
     let (scores, activity) = sink.into_batches();
@@ -437,6 +404,93 @@ pub fn run(opts: &RescoreOptions, progress: &ProgressBar) -> Result<RescoreSumma
     Ok(summary)
 }
 
+/// Which rows of `events` [`feed_days`] feeds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Rows {
+    /// Every row.
+    All,
+    /// The rows file runs wrote (those without a Kafka partition).
+    OfFileRuns,
+}
+
+/// What [`feed_days`] fed.
+#[derive(Debug, Default)]
+pub(crate) struct Fed {
+    /// Rows of `events`.
+    pub events: u64,
+    /// `late` rows of `rejected`.
+    pub late: u64,
+    /// Rows the engine found to be duplicates.
+    pub duplicates: u64,
+    /// Days fed.
+    pub days: usize,
+}
+
+/// Feeds `engine` the `rows` of `event_days` (each day's `events` files)
+/// and the `late` rows, one day after the other in event order (`ts`, then
+/// `event_id`), and flushes it into `sink` after each day. A loader thread
+/// reads and sorts the next day while the engine scores this one. In order,
+/// no event is late: one that is is an internal error.
+pub(crate) fn feed_days(
+    engine: &mut Engine,
+    event_days: &BTreeMap<i32, Vec<PathBuf>>,
+    mut late: BTreeMap<i32, RecordBatch>,
+    rows: Rows,
+    sink: &mut impl DeltaSink,
+    progress: &ProgressBar,
+) -> Result<Fed> {
+    let days: BTreeSet<i32> = event_days.keys().chain(late.keys()).copied().collect();
+    let mut fed = Fed::default();
+    let (tx, rx) = sync_channel::<Result<DayInput>>(1);
+    std::thread::scope(|s| -> Result<()> {
+        let days = &days;
+        s.spawn(move || {
+            for &day in days {
+                let files = event_days.get(&day).map_or(&[][..], Vec::as_slice);
+                let loaded = load_day(day, files, late.remove(&day), rows);
+                let failed = loaded.is_err();
+                if tx.send(loaded).is_err() || failed {
+                    return;
+                }
+            }
+        });
+        for input in rx {
+            let input = input?;
+            let batches = input
+                .batches
+                .iter()
+                .map(EventRows::new)
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            for &(b, r) in &input.order {
+                let event = batches[b as usize].get(r as usize).ok_or_else(|| {
+                    AggregateError::InvalidLake(format!(
+                        "events of {} hold a value that is not in events.md (row {r})",
+                        format_day(input.day)
+                    ))
+                })?;
+                match engine.process(&event) {
+                    Outcome::Accepted { .. } => {}
+                    Outcome::Duplicate => fed.duplicates += 1,
+                    Outcome::Late => {
+                        return Err(AggregateError::Internal(format!(
+                            "an event of {} was late although events are fed in order",
+                            format_day(input.day)
+                        )));
+                    }
+                }
+            }
+            engine.flush(sink);
+            fed.events += input.events;
+            fed.late += input.order.len() as u64 - input.events;
+            fed.days += 1;
+            progress.inc(1);
+        }
+        Ok(())
+    })?;
+    engine.flush(sink);
+    Ok(fed)
+}
+
 /// Refuses a profile the lake's ingest state was not built under (another
 /// name, time zone, scored role or set of rules), as the ingest would refuse
 /// it: each checkpoint of the lake is checked. Gives the longest allowed
@@ -464,7 +518,7 @@ fn day_number(s: &str) -> Result<i32> {
 
 /// The `day=YYYY-MM-DD` folders of a table with their data files; a missing
 /// table has none.
-fn day_partitions(table_dir: &Path) -> Result<BTreeMap<i32, Vec<PathBuf>>> {
+pub(crate) fn day_partitions(table_dir: &Path) -> Result<BTreeMap<i32, Vec<PathBuf>>> {
     let mut out = BTreeMap::new();
     if !table_dir.is_dir() {
         return Ok(out);
@@ -629,13 +683,19 @@ fn read_parquet(path: &Path) -> Result<Vec<RecordBatch>> {
 }
 
 /// Reads a day's `events` files (and its `late` rows) and sorts the rows in
-/// event order: `ts`, then `event_id` as bytes.
-fn load_day(day: i32, files: &[PathBuf], late: Option<RecordBatch>) -> Result<DayInput> {
+/// event order: `ts`, then `event_id` as bytes; with [`Rows::OfFileRuns`],
+/// the `events` rows with a Kafka partition are left out.
+fn load_day(
+    day: i32,
+    files: &[PathBuf],
+    late: Option<RecordBatch>,
+    rows: Rows,
+) -> Result<DayInput> {
     let mut batches = Vec::new();
     for path in files {
         batches.extend(read_parquet(path)?);
     }
-    let events = batches.iter().map(|b| b.num_rows() as u64).sum();
+    let of_events = batches.len();
     batches.extend(late);
     let mut keys: Vec<(&TimestampMicrosecondArray, &StringArray)> =
         Vec::with_capacity(batches.len());
@@ -656,8 +716,20 @@ fn load_day(day: i32, files: &[PathBuf], late: Option<RecordBatch>) -> Result<Da
     }
     let mut order: Vec<(u32, u32)> = Vec::with_capacity(batches.iter().map(|b| b.num_rows()).sum());
     for (b, batch) in batches.iter().enumerate() {
-        order.extend((0..batch.num_rows()).map(|r| (b as u32, r as u32)));
+        let kafka = match rows {
+            Rows::OfFileRuns if b < of_events => batch.column_by_name("partition"),
+            _ => None,
+        };
+        order.extend(
+            (0..batch.num_rows())
+                .filter(|&r| kafka.is_none_or(|p| p.is_null(r)))
+                .map(|r| (b as u32, r as u32)),
+        );
     }
+    let events = order
+        .iter()
+        .filter(|(b, _)| (*b as usize) < of_events)
+        .count() as u64;
     order.sort_unstable_by(|&(ba, ra), &(bb, rb)| {
         let (ta, ia) = keys[ba as usize];
         let (tb, ib) = keys[bb as usize];

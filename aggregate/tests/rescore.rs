@@ -17,6 +17,7 @@ use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use huoyue_aggregate::month::Month;
 use huoyue_aggregate::rescore::{self, RescoreOptions};
 use huoyue_ingest::engine::EngineConfig;
+use huoyue_ingest::pipeline::file::FileState;
 use huoyue_schemas::{DEFAULT_PROFILE, Profile};
 use indicatif::ProgressBar;
 
@@ -704,4 +705,99 @@ fn rescore_input_errors_are_one_line_and_write_nothing() {
         out.contains("60 day partitions of daily_scores and daily_activity replaced"),
         "{out}"
     );
+}
+
+/// How many keys two maps of sums disagree on (in one and not the other, or
+/// with other values).
+fn differing<K: Ord, V: PartialEq>(a: &BTreeMap<K, V>, b: &BTreeMap<K, V>) -> usize {
+    a.iter().filter(|(k, v)| b.get(*k) != Some(*v)).count()
+        + b.keys().filter(|k| !a.contains_key(*k)).count()
+}
+
+/// The first `n` lines of `ndjson` and the rest.
+fn split_lines(ndjson: &[u8], n: usize) -> (Vec<u8>, Vec<u8>) {
+    let at = ndjson
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| **b == b'\n')
+        .nth(n - 1)
+        .map_or(ndjson.len(), |(i, _)| i + 1);
+    (ndjson[..at].to_vec(), ndjson[at..].to_vec())
+}
+
+#[test]
+fn a_rebuilt_file_state_goes_on_as_the_lost_one_would_have() {
+    let (first, second) = split_lines(&conformance_events(), 6_000);
+    let lakes = tempfile::tempdir().unwrap();
+    let lake = |name: &str| {
+        let l = lakes.path().join(name);
+        common::ingest_run(&l, first.clone());
+        l
+    };
+    let state = |l: &Path| l.join("_checkpoints/file/state.ckpt");
+    // the stream as it went: both runs on the first run's state
+    let kept = lake("kept");
+    common::ingest_run(&kept, second.clone());
+    // the first run's checkpoint damaged, then rebuilt from the lake
+    let rebuilt = lake("rebuilt");
+    let mut bytes = fs::read(state(&rebuilt)).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    fs::write(state(&rebuilt), &bytes).unwrap();
+    // file runs stop at it, and say how to go on
+    let profile = Profile::builtin(DEFAULT_PROFILE).unwrap();
+    let opened = FileState::open(&rebuilt, &profile, EngineConfig::default());
+    let err = opened
+        .err()
+        .expect("a corrupt state is refused")
+        .to_string();
+    assert!(
+        err.contains("checksum mismatch; rebuild it from the lake's events with `huoyue-aggregate rebuild-state --lake"),
+        "{err}"
+    );
+    let args = ["rebuild-state", "--lake", rebuilt.to_str().unwrap()];
+    let (ok, out, err) = run_bin(&args);
+    assert!(ok, "{err}");
+    assert!(out.contains("the corrupt checkpoint was moved to"), "{out}");
+    let aside: Vec<_> = fs::read_dir(rebuilt.join("_checkpoints/file"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with("state.ckpt.corrupt-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    common::ingest_run(&rebuilt, second.clone());
+    let want = sums(&kept, "");
+    assert_eq!(differing(&sums(&rebuilt, ""), &want), 0);
+    assert_eq!(differing(&activity(&rebuilt, ""), &activity(&kept, "")), 0);
+    // starting the second run from nothing instead scores otherwise (the
+    // comparison above can tell)
+    let fresh = lake("fresh");
+    fs::remove_file(state(&fresh)).unwrap();
+    common::ingest_run(&fresh, second);
+    assert!(differing(&sums(&fresh, ""), &want) > 0);
+
+    // a sound state, or one of another profile, is left alone
+    let before = tree(&kept);
+    let (ok, _, err) = run_bin(&["rebuild-state", "--lake", kept.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(err.contains("is sound"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    let builtin =
+        fs::read_to_string(manifest_dir().join("../schemas/profiles/zhejiang-2018.toml")).unwrap();
+    let renamed = lakes.path().join("renamed.toml");
+    fs::write(
+        &renamed,
+        builtin.replace("name = \"zhejiang-2018\"", "name = \"renamed\""),
+    )
+    .unwrap();
+    let (ok, _, err) = run_bin(&[
+        "rebuild-state",
+        "--lake",
+        kept.to_str().unwrap(),
+        "--profile",
+        renamed.to_str().unwrap(),
+    ]);
+    assert!(!ok);
+    assert!(err.contains("rebuild with the profile"), "{err}");
+    assert_eq!(tree(&kept), before);
 }

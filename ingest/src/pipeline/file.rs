@@ -24,7 +24,7 @@ use huoyue_schemas::profile::Profile;
 use super::decode::{Span, decode_chunk, line_spans};
 use super::{Counts, DecodedChunk, Pipeline};
 use crate::checkpoint::{self, Checkpoint, CheckpointError};
-use crate::engine::{Engine, EngineConfig, EngineStats};
+use crate::engine::{Engine, EngineConfig, EngineStats, RestoreError};
 use crate::lake_writer::publish::PartitionLock;
 use crate::lake_writer::{LakeError, WrittenFile};
 
@@ -119,6 +119,15 @@ pub enum FileError {
     Busy { path: String },
     #[error("cannot lock {path}: {error}")]
     Lock { path: String, error: std::io::Error },
+    /// The file runs' state cannot be read: no run can go on until it is
+    /// rebuilt from the lake.
+    #[error(
+        "{error}; rebuild it from the lake's events with `huoyue-aggregate rebuild-state --lake {lake}`"
+    )]
+    CorruptState {
+        error: CheckpointError,
+        lake: String,
+    },
 }
 
 /// Where the file runs of `lake` keep their checkpoint.
@@ -159,7 +168,20 @@ impl FileState {
                 error,
             })?
             .ok_or(FileError::Busy { path: lock_path })?;
-        let resumed = checkpoint::resume(lake, &dir, STATE, FILE_PREFIX, profile, cfg)?;
+        let resumed =
+            checkpoint::resume(lake, &dir, STATE, FILE_PREFIX, profile, cfg).map_err(|error| {
+                match error {
+                    CheckpointError::Corrupt { .. }
+                    | CheckpointError::Restore {
+                        error: RestoreError::Corrupt(_),
+                        ..
+                    } => FileError::CorruptState {
+                        error,
+                        lake: lake.display().to_string(),
+                    },
+                    error => FileError::Checkpoint(error),
+                }
+            })?;
         let state = FileState {
             lake: lake.to_owned(),
             last_seq: resumed.last.map_or(0, |c| c.seq),
