@@ -127,17 +127,20 @@ pub fn decode_chunk(data: Vec<u8>, spans: &[Span], source: String, now: i64) -> 
     let mut rejected = Vec::new();
     for span in spans {
         let bytes = &data[span.start..span.end];
-        match decode(bytes, now) {
-            Ok(e) => {
+        // the event is read where `decode` put it (a move is a copy of
+        // its few hundred bytes)
+        let decoded = decode(bytes, now);
+        match decoded {
+            Ok(ref e) => {
                 builder.append(
-                    &e,
+                    e,
                     Lineage {
                         source: &source,
                         partition: span.partition,
                         offset: span.offset,
                     },
                 );
-                let k = EventKeys::of(&e);
+                let k = EventKeys::of(e);
                 arrival.push(Arrival {
                     id: k.id,
                     ts: e.ts,

@@ -268,15 +268,18 @@ impl<'de> serde::Deserialize<'de> for KeyName {
     }
 }
 
+#[cold]
 fn missing(field: &str) -> Rejection {
     Rejection::new(Reason::MissingField, field.to_owned())
 }
 
+#[cold]
 fn bad(field: &str, why: &str) -> Rejection {
     Rejection::new(Reason::BadValue, format!("{field}: {why}"))
 }
 
 /// Takes a required string field.
+#[inline]
 fn required<'a>(v: Val<'a>, field: &str) -> Result<Cow<'a, str>, Rejection> {
     match v {
         Val::Absent | Val::Null => Err(missing(field)),
@@ -286,6 +289,7 @@ fn required<'a>(v: Val<'a>, field: &str) -> Result<Cow<'a, str>, Rejection> {
 }
 
 /// Takes an optional string field (`null` is absent).
+#[inline]
 fn optional<'a>(v: Val<'a>, field: &str) -> Result<Option<Cow<'a, str>>, Rejection> {
     match v {
         Val::Absent | Val::Null => Ok(None),
@@ -295,6 +299,7 @@ fn optional<'a>(v: Val<'a>, field: &str) -> Result<Option<Cow<'a, str>>, Rejecti
 }
 
 /// The id rule: 1–64 characters, no control characters.
+#[inline]
 fn id<'a>(v: Val<'a>, field: &str) -> Result<Cow<'a, str>, Rejection> {
     let s = required(v, field)?;
     check_id(&s, field)?;
@@ -331,6 +336,7 @@ fn char_len(s: &str, limit: usize) -> usize {
     }
 }
 
+#[inline]
 fn short_text<'a>(v: Val<'a>, field: &str) -> Result<Cow<'a, str>, Rejection> {
     let s = required(v, field)?;
     let n = char_len(&s, 32);
@@ -340,6 +346,7 @@ fn short_text<'a>(v: Val<'a>, field: &str) -> Result<Cow<'a, str>, Rejection> {
     Ok(s)
 }
 
+#[inline]
 fn school<'a>(v: Val<'a>, field: &str) -> Result<Cow<'a, str>, Rejection> {
     let s = required(v, field)?;
     if !crate::event::is_school_id(&s) {
@@ -348,6 +355,7 @@ fn school<'a>(v: Val<'a>, field: &str) -> Result<Cow<'a, str>, Rejection> {
     Ok(s)
 }
 
+#[inline]
 fn one_of<'a>(v: Val<'a>, field: &str, allowed: &[&str]) -> Result<Cow<'a, str>, Rejection> {
     let s = required(v, field)?;
     check_one_of(&s, field, allowed)?;
@@ -366,6 +374,7 @@ fn check_one_of(s: &str, field: &str, allowed: &[&str]) -> Result<(), Rejection>
 }
 
 /// A required RFC 3339 field whose instant must lie in `within`.
+#[inline]
 fn timestamp(v: Val<'_>, field: &str, within: Range<i64>) -> Result<i64, Rejection> {
     let s = required(v, field)?;
     match parse_rfc3339(&s) {
@@ -395,6 +404,7 @@ pub mod values {
 
 impl<'a> RawEvent<'a> {
     /// Takes the slots it needs (the caller drops the rest).
+    #[inline]
     fn validate(&mut self, now: i64) -> Result<Event<'a>, Rejection> {
         use values::*;
         let event_id = required(take(&mut self.event_id), "event_id")?;
