@@ -50,6 +50,10 @@ pub enum AggregateError {
     /// writing into the month); nothing was replaced.
     #[error("{0}")]
     Changed(String),
+    /// The lake is not in the state the command is for (a file run holds
+    /// it, its file-mode state is sound); nothing was changed.
+    #[error("{0}")]
+    Refused(String),
 
     // --- external systems (file system, libraries) ------------------------
     /// An I/O error, with what was being done.

@@ -81,7 +81,7 @@ pub fn run(opts: &RebuildOptions, progress: &ProgressBar) -> Result<RebuildSumma
     let _lock = checkpoint::lock_instance(&dir, STATE)
         .context(|| format!("locking {}", lock_path.display()))?
         .ok_or_else(|| {
-            AggregateError::Changed(format!(
+            AggregateError::Refused(format!(
                 "a file run is writing to this lake (it holds {}); nothing was rebuilt",
                 lock_path.display()
             ))
@@ -134,7 +134,7 @@ fn set_aside(dir: &Path, profile: &Profile) -> Result<Option<PathBuf>> {
         }
     });
     match restored {
-        Ok(_) => Err(AggregateError::Changed(format!(
+        Ok(_) => Err(AggregateError::Refused(format!(
             "{} is sound: the file runs go on from it; nothing was rebuilt",
             path.display()
         ))),

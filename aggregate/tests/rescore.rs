@@ -17,7 +17,7 @@ use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use huoyue_aggregate::month::Month;
 use huoyue_aggregate::rescore::{self, RescoreOptions};
 use huoyue_ingest::engine::EngineConfig;
-use huoyue_ingest::pipeline::file::FileState;
+use huoyue_ingest::pipeline::file::{FileState, STATE, state_dir};
 use huoyue_schemas::{DEFAULT_PROFILE, Profile};
 use indicatif::ProgressBar;
 
@@ -799,5 +799,13 @@ fn a_rebuilt_file_state_goes_on_as_the_lost_one_would_have() {
     ]);
     assert!(!ok);
     assert!(err.contains("rebuild with the profile"), "{err}");
+    // nor while a file run holds the lake
+    let held = huoyue_ingest::checkpoint::lock_instance(&state_dir(&kept), STATE)
+        .unwrap()
+        .expect("nothing else holds it");
+    let (ok, _, err) = run_bin(&["rebuild-state", "--lake", kept.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(err.contains("a file run is writing to this lake"), "{err}");
+    drop(held);
     assert_eq!(tree(&kept), before);
 }
