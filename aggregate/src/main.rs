@@ -248,8 +248,8 @@ fn try_main(cli: Cli) -> anyhow::Result<()> {
             };
             let progress = progress_bar();
             let s = rebuild::run(&opts, &progress)?;
-            let moved = match &s.moved_to {
-                Some(p) => format!("; the corrupt checkpoint was moved to {}", p.display()),
+            let kept = match &s.kept_as {
+                Some(p) => format!("; the corrupt checkpoint was kept as {}", p.display()),
                 None => String::new(),
             };
             let staged = match s.staged {
@@ -259,7 +259,7 @@ fn try_main(cli: Cli) -> anyhow::Result<()> {
                 ),
             };
             print_result(format_args!(
-                "rebuild-state: {} events of file runs on {} days fed ({} duplicates), state written ({} bytes) to {}{moved}{staged}",
+                "rebuild-state: {} events of file runs on {} days fed ({} duplicates), state written ({} bytes) to {}{kept}{staged}",
                 s.events,
                 s.days,
                 s.duplicates,

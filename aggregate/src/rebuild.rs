@@ -14,8 +14,10 @@
 //! So the next file run writes exactly the deltas it would have written
 //! after the lost checkpoint.
 //!
-//! The unreadable checkpoint is kept beside it (`state.ckpt.corrupt-<time>`);
-//! a sound one is left alone and the rebuild refused. Files a run staged and
+//! The unreadable checkpoint is kept beside it (`state.ckpt.corrupt-<time>`)
+//! and replaced only once the new state is written (a rebuild that fails
+//! leaves it, so file runs still stop at it); a sound one is left alone and
+//! the rebuild refused. Files a run staged and
 //! the lost checkpoint listed but had not published yet cannot be told from
 //! those of a failed run: the next file run deletes them, and the summary
 //! says how many there are (that run's input must be given again).
@@ -51,8 +53,8 @@ pub struct RebuildSummary {
     pub duplicates: u64,
     /// Days fed.
     pub days: usize,
-    /// Where the unreadable checkpoint was moved.
-    pub moved_to: Option<PathBuf>,
+    /// Where the unreadable checkpoint was kept.
+    pub kept_as: Option<PathBuf>,
     /// Files staged by file runs and not published, which the next file run
     /// deletes.
     pub staged: usize,
@@ -86,14 +88,11 @@ pub fn run(opts: &RebuildOptions, progress: &ProgressBar) -> Result<RebuildSumma
                 lock_path.display()
             ))
         })?;
-    let mut summary = RebuildSummary {
-        moved_to: set_aside(&dir, &opts.profile)?,
-        ..RebuildSummary::default()
-    };
+    let corrupt = corrupt_state(&dir, &opts.profile)?;
+    let mut summary = RebuildSummary::default();
 
     let mut engine = Engine::new(&opts.profile, opts.engine);
     let days = day_partitions(&lake.join("events"))?;
-    progress.set_length(days.len() as u64);
     progress.set_message("feeding events");
     let fed = feed_days(
         &mut engine,
@@ -107,6 +106,15 @@ pub fn run(opts: &RebuildOptions, progress: &ProgressBar) -> Result<RebuildSumma
     summary.duplicates = fed.duplicates;
     summary.days = fed.days;
 
+    // the damaged file is kept under another name, and replaced only once
+    // the new state is written: until then file runs still stop at it
+    if let Some(path) = corrupt {
+        let aside = path.with_extension(format!("ckpt.corrupt-{}", now_micros() / 1_000_000));
+        std::fs::hard_link(&path, &aside)
+            .or_else(|_| std::fs::copy(&path, &aside).map(|_| ()))
+            .context(|| format!("keeping {} as {}", path.display(), aside.display()))?;
+        summary.kept_as = Some(aside);
+    }
     let begun = Checkpoint::begin(&dir, STATE, |w| engine.snapshot_to(w)).map_err(state_error)?;
     let ckpt = Checkpoint {
         seq: 1,
@@ -119,10 +127,10 @@ pub fn run(opts: &RebuildOptions, progress: &ProgressBar) -> Result<RebuildSumma
     Ok(summary)
 }
 
-/// Moves the file runs' checkpoint aside if it is corrupt; refuses to go on
-/// if it is sound, unreadable for another reason (permissions), or taken
-/// under another profile. `None` when there is none.
-fn set_aside(dir: &Path, profile: &Profile) -> Result<Option<PathBuf>> {
+/// The file runs' checkpoint if it is corrupt; `None` if there is none, and
+/// an error if it is sound, unreadable for another reason (permissions), or
+/// taken under another profile.
+fn corrupt_state(dir: &Path, profile: &Profile) -> Result<Option<PathBuf>> {
     let path = checkpoint::file(dir, STATE);
     if !path.exists() {
         return Ok(None);
@@ -144,12 +152,7 @@ fn set_aside(dir: &Path, profile: &Profile) -> Result<Option<PathBuf>> {
                 error: RestoreError::Corrupt(_),
                 ..
             },
-        ) => {
-            let aside = path.with_extension(format!("ckpt.corrupt-{}", now_micros() / 1_000_000));
-            std::fs::rename(&path, &aside)
-                .context(|| format!("moving {} to {}", path.display(), aside.display()))?;
-            Ok(Some(aside))
-        }
+        ) => Ok(Some(path)),
         Err(e @ CheckpointError::Restore { .. }) => Err(AggregateError::Profile(format!(
             "{e}; rebuild with the profile the file runs scored under (--profile)"
         ))),

@@ -331,12 +331,8 @@ pub fn run(opts: &RescoreOptions, progress: &ProgressBar) -> Result<RescoreSumma
         return Err(no_data());
     }
 
-    let days = event_days
-        .keys()
-        .chain(late.keys())
-        .collect::<BTreeSet<_>>()
-        .len();
-    progress.set_length(days as u64 + 2 * u64::from(opts.month.days()));
+    // the days written, twice (both tables); `feed_days` adds the days fed
+    progress.set_length(2 * u64::from(opts.month.days()));
     progress.set_message(format!("scoring {}", opts.month));
     let mut sink = MonthSink {
         first,
@@ -428,7 +424,8 @@ pub(crate) struct Fed {
 
 /// Feeds `engine` the `rows` of `event_days` (each day's `events` files)
 /// and the `late` rows, one day after the other in event order (`ts`, then
-/// `event_id`), and flushes it into `sink` after each day. A loader thread
+/// `event_id`), and flushes it into `sink` after each day; `progress` gets
+/// the days to feed added to its length and counts them. A loader thread
 /// reads and sorts the next day while the engine scores this one. In order,
 /// no event is late: one that is is an internal error.
 pub(crate) fn feed_days(
@@ -440,6 +437,7 @@ pub(crate) fn feed_days(
     progress: &ProgressBar,
 ) -> Result<Fed> {
     let days: BTreeSet<i32> = event_days.keys().chain(late.keys()).copied().collect();
+    progress.inc_length(days.len() as u64);
     let mut fed = Fed::default();
     let (tx, rx) = sync_channel::<Result<DayInput>>(1);
     std::thread::scope(|s| -> Result<()> {

@@ -756,9 +756,24 @@ fn a_rebuilt_file_state_goes_on_as_the_lost_one_would_have() {
         "{err}"
     );
     let args = ["rebuild-state", "--lake", rebuilt.to_str().unwrap()];
+    // a rebuild that fails leaves the damaged state where it was
+    let unreadable = rebuilt.join("events/day=2026-09-10/unreadable.parquet");
+    fs::write(&unreadable, b"PAR").unwrap();
+    let (ok, _, err) = run_bin(&args);
+    assert!(!ok);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("unreadable.parquet"), "{err}");
+    assert_eq!(fs::read(state(&rebuilt)).unwrap(), bytes);
+    assert_eq!(
+        fs::read_dir(rebuilt.join("_checkpoints/file"))
+            .unwrap()
+            .count(),
+        2
+    );
+    fs::remove_file(&unreadable).unwrap();
     let (ok, out, err) = run_bin(&args);
     assert!(ok, "{err}");
-    assert!(out.contains("the corrupt checkpoint was moved to"), "{out}");
+    assert!(out.contains("the corrupt checkpoint was kept as"), "{out}");
     let aside: Vec<_> = fs::read_dir(rebuilt.join("_checkpoints/file"))
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
