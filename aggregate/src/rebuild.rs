@@ -25,7 +25,7 @@
 use std::path::{Path, PathBuf};
 
 use huoyue_ingest::checkpoint::{self, Checkpoint, CheckpointError};
-use huoyue_ingest::engine::{ActivityRow, DeltaSink, Engine, EngineConfig, RestoreError};
+use huoyue_ingest::engine::{ActivityRow, DeltaSink, Engine, EngineConfig};
 use huoyue_ingest::pipeline::file::{FILE_PREFIX, STATE, now_micros, state_dir};
 use huoyue_schemas::Profile;
 use huoyue_schemas::lake::INGEST_TABLES;
@@ -122,7 +122,8 @@ pub fn run(opts: &RebuildOptions, progress: &ProgressBar) -> Result<RebuildSumma
         ..Checkpoint::new(STATE, "rebuild-state")
     };
     summary.checkpoint_bytes = begun.finish(&ckpt).map_err(state_error)?;
-    summary.staged = staged_files(lake)?;
+    // the new state lists none: the next file run deletes them
+    summary.staged = checkpoint::unlisted_staged(lake, INGEST_TABLES, FILE_PREFIX, &[]).len();
     progress.finish_and_clear();
     Ok(summary)
 }
@@ -146,13 +147,7 @@ fn corrupt_state(dir: &Path, profile: &Profile) -> Result<Option<PathBuf>> {
             "{} is sound: the file runs go on from it; nothing was rebuilt",
             path.display()
         ))),
-        Err(
-            CheckpointError::Corrupt { .. }
-            | CheckpointError::Restore {
-                error: RestoreError::Corrupt(_),
-                ..
-            },
-        ) => Ok(Some(path)),
+        Err(e) if e.is_corrupt() => Ok(Some(path)),
         Err(e @ CheckpointError::Restore { .. }) => Err(AggregateError::Profile(format!(
             "{e}; rebuild with the profile the file runs scored under (--profile)"
         ))),
@@ -162,36 +157,4 @@ fn corrupt_state(dir: &Path, profile: &Profile) -> Result<Option<PathBuf>> {
 
 fn state_error(e: CheckpointError) -> AggregateError {
     AggregateError::InvalidLake(format!("{e}; nothing was rebuilt"))
-}
-
-/// The files file runs staged in the ingest's tables and did not publish.
-fn staged_files(lake: &Path) -> Result<usize> {
-    // as the next file run's `checkpoint::remove_unlisted` finds them
-    let staged = format!(".{FILE_PREFIX}");
-    let mut n = 0;
-    for table in INGEST_TABLES {
-        let dir = lake.join(table);
-        for day in read_dir_or_empty(&dir)? {
-            n += read_dir_or_empty(&day)?
-                .iter()
-                .filter(|f| {
-                    f.file_name()
-                        .and_then(|n| n.to_str())
-                        .is_some_and(|n| n.starts_with(&staged) && n.ends_with(".tmp"))
-                })
-                .count();
-        }
-    }
-    Ok(n)
-}
-
-fn read_dir_or_empty(dir: &Path) -> Result<Vec<PathBuf>> {
-    match std::fs::read_dir(dir) {
-        Ok(rd) => rd
-            .map(|e| e.map(|e| e.path()))
-            .collect::<std::io::Result<_>>()
-            .context(|| format!("listing {}", dir.display())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(e).context(|| format!("listing {}", dir.display())),
-    }
 }

@@ -162,6 +162,22 @@ pub enum CheckpointError {
     },
 }
 
+impl CheckpointError {
+    /// Whether the checkpoint itself is damaged (its bytes, or the engine
+    /// snapshot they hold), as opposed to unreadable, or taken under another
+    /// profile: the state it held is lost.
+    pub fn is_corrupt(&self) -> bool {
+        matches!(
+            self,
+            CheckpointError::Corrupt { .. }
+                | CheckpointError::Restore {
+                    error: crate::engine::RestoreError::Corrupt(_),
+                    ..
+                }
+        )
+    }
+}
+
 /// Where an instance (a Kafka service replica, or a lake's file runs) starts
 /// again: the engine its last checkpoint holds, or a new one.
 pub struct Resumed {
@@ -563,9 +579,24 @@ pub fn remove_unlisted(
     prefix: &str,
     keep: &[(String, String)],
 ) -> std::io::Result<usize> {
+    let unlisted = unlisted_staged(lake, tables, prefix, keep);
+    for path in &unlisted {
+        std::fs::remove_file(path)?;
+    }
+    Ok(unlisted.len())
+}
+
+/// The staged files of `tables` whose names start with `.{prefix}` and that
+/// `keep` does not list: those [`remove_unlisted`] removes.
+pub fn unlisted_staged(
+    lake: &Path,
+    tables: &[&str],
+    prefix: &str,
+    keep: &[(String, String)],
+) -> Vec<PathBuf> {
     let keep: std::collections::HashSet<PathBuf> = keep.iter().map(|(s, _)| lake.join(s)).collect();
     let start = format!(".{prefix}");
-    let mut removed = 0;
+    let mut out = Vec::new();
     for table in tables {
         let Ok(days) = std::fs::read_dir(lake.join(table)) else {
             continue;
@@ -578,13 +609,12 @@ pub fn remove_unlisted(
                 let name = f.file_name();
                 let Some(name) = name.to_str() else { continue };
                 if name.starts_with(&start) && name.ends_with(".tmp") && !keep.contains(&f.path()) {
-                    std::fs::remove_file(f.path())?;
-                    removed += 1;
+                    out.push(f.path());
                 }
             }
         }
     }
-    Ok(removed)
+    out
 }
 
 /// Writes the segment `name` in `dir` durably (file and folder synced);

@@ -24,7 +24,7 @@ use huoyue_schemas::profile::Profile;
 use super::decode::{Span, decode_chunk, line_spans};
 use super::{Counts, DecodedChunk, Pipeline};
 use crate::checkpoint::{self, Checkpoint, CheckpointError};
-use crate::engine::{Engine, EngineConfig, EngineStats, RestoreError};
+use crate::engine::{Engine, EngineConfig, EngineStats};
 use crate::lake_writer::publish::PartitionLock;
 use crate::lake_writer::{LakeError, WrittenFile};
 
@@ -170,16 +170,12 @@ impl FileState {
             .ok_or(FileError::Busy { path: lock_path })?;
         let resumed =
             checkpoint::resume(lake, &dir, STATE, FILE_PREFIX, profile, cfg).map_err(|error| {
-                match error {
-                    CheckpointError::Corrupt { .. }
-                    | CheckpointError::Restore {
-                        error: RestoreError::Corrupt(_),
-                        ..
-                    } => FileError::CorruptState {
+                match error.is_corrupt() {
+                    true => FileError::CorruptState {
                         error,
                         lake: lake.display().to_string(),
                     },
-                    error => FileError::Checkpoint(error),
+                    false => FileError::Checkpoint(error),
                 }
             })?;
         let state = FileState {

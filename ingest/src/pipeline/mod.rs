@@ -214,6 +214,52 @@ impl DeltaSink for Counting<'_> {
     }
 }
 
+/// Where a rejected message goes: counted, buffered for `rejected`, and
+/// handed to the reject hook.
+struct Kept<'a> {
+    counts: &'a mut Counts,
+    writer: &'a mut LakeWriter,
+    on_reject: &'a mut Option<RejectHook>,
+}
+
+impl Kept<'_> {
+    /// Keeps the message of `chunk` at `span`, rejected for `reason`
+    /// (`ingest_day`: the chunk's day by the ingest clock).
+    fn reject(
+        self,
+        chunk: &DecodedChunk,
+        ingest_day: i32,
+        span: Span,
+        reason: Reason,
+        detail: Option<&str>,
+    ) {
+        *self.counts.rejected.entry(reason).or_default() += 1;
+        let raw = &chunk.data[span.start..span.end];
+        self.writer.add_rejected(
+            ingest_day,
+            chunk.decoded_at,
+            reason.as_str(),
+            detail,
+            raw,
+            Lineage {
+                source: &chunk.source,
+                partition: span.partition,
+                offset: span.offset,
+            },
+        );
+        if let Some(hook) = self.on_reject {
+            hook(RejectedMessage {
+                reason,
+                detail,
+                raw,
+                source: &chunk.source,
+                partition: span.partition,
+                offset: span.offset,
+            });
+        }
+    }
+}
+
 impl Pipeline {
     pub fn new(engine: Engine, writer: LakeWriter) -> Pipeline {
         Pipeline {
@@ -290,29 +336,12 @@ impl Pipeline {
                         if let Some(p) = span.partition {
                             detail.push_str(&format!(", the newest day of partition {p}"));
                         }
-                        *counts.rejected.entry(Reason::Late).or_default() += 1;
-                        writer.add_rejected(
-                            ingest_day,
-                            chunk.decoded_at,
-                            Reason::Late.as_str(),
-                            Some(&detail),
-                            &chunk.data[span.start..span.end],
-                            Lineage {
-                                source: &chunk.source,
-                                partition: span.partition,
-                                offset: span.offset,
-                            },
-                        );
-                        if let Some(hook) = on_reject {
-                            hook(RejectedMessage {
-                                reason: Reason::Late,
-                                detail: Some(&detail),
-                                raw: &chunk.data[span.start..span.end],
-                                source: &chunk.source,
-                                partition: span.partition,
-                                offset: span.offset,
-                            });
-                        }
+                        let kept = Kept {
+                            counts,
+                            writer,
+                            on_reject,
+                        };
+                        kept.reject(&chunk, ingest_day, span, Reason::Late, Some(&detail));
                     }
                 },
             );
@@ -321,30 +350,12 @@ impl Pipeline {
                 .add_events(day, chunk.batch.slice(offset, len), keep);
         }
         for r in &chunk.rejected {
-            *self.counts.rejected.entry(r.reason).or_default() += 1;
-            let s = r.span;
-            self.writer.add_rejected(
-                ingest_day,
-                chunk.decoded_at,
-                r.reason.as_str(),
-                r.detail.as_deref(),
-                &chunk.data[s.start..s.end],
-                Lineage {
-                    source: &chunk.source,
-                    partition: s.partition,
-                    offset: s.offset,
-                },
-            );
-            if let Some(hook) = &mut self.on_reject {
-                hook(RejectedMessage {
-                    reason: r.reason,
-                    detail: r.detail.as_deref(),
-                    raw: &chunk.data[s.start..s.end],
-                    source: &chunk.source,
-                    partition: s.partition,
-                    offset: s.offset,
-                });
-            }
+            let kept = Kept {
+                counts: &mut self.counts,
+                writer: &mut self.writer,
+                on_reject: &mut self.on_reject,
+            };
+            kept.reject(&chunk, ingest_day, r.span, r.reason, r.detail.as_deref());
         }
         chunk.data
     }
