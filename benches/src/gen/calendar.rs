@@ -2,6 +2,9 @@
 //!
 //! Days are counted from 1970-01-01 (day 0). Instants are microseconds since
 //! the Unix epoch, UTC. China time is UTC+08:00 all year (no daylight saving).
+//! The generator shares no code with the crates it feeds (not even these
+//! date algorithms, which `huoyue-schemas` has too), so that a bug in one is
+//! not written into the data that tests it.
 
 /// Microseconds in one second.
 pub const US_PER_SEC: i64 = 1_000_000;
