@@ -6,7 +6,8 @@ monthly job against on any lake.
 It reads the lake's `daily_scores`, `daily_activity` and rosters with DuckDB
 as rows, computes `teacher_monthly` and `school_monthly` with dictionaries,
 and compares every column with the tables the job wrote for the month
-(floats to 1e-9). It shares no code with the job, which is DataFusion SQL.
+(floats as the same double: both follow monthly.md's formulas step by
+step). It shares no code with the job, which is DataFusion SQL.
 
 usage: reference_monthly.py LAKE YYYY-MM       prints the differences, exit 1 if any
 """
@@ -142,7 +143,8 @@ def monthly(lake, month):
             logins[r["school_id"]] += r["logins"]
             if r["role"] == "teacher":
                 deep[r["school_id"]] += r["deep_actions"]
-    active_days = collections.Counter(s for (s, _, _), n in active_sum.items() if n > 0)
+    # distinct users with a login, per school and day of the month
+    active_on = collections.Counter((s, d) for (s, d, _), n in active_sum.items() if n > 0)
     registered = collections.Counter(s for (s, _), n in registers.items() if n > 0)
     roster_teacher_rows = [t for t in teachers if t["name"] is not None or t["user_id"] in users]
     out = []
@@ -152,7 +154,13 @@ def monthly(lake, month):
         total = sum(t["points"] for t in mine)
         active = sum(1 for t in mine if t["meets_monthly_target"])
         nu = roster_users[sid]
-        rate = active_days[sid] / (nu * days) if nu else None
+        # (1/D) · Σ_days active / users, added up day by day, divided once
+        rate = None
+        if nu:
+            rate = 0.0
+            for i in range(days):
+                rate += active_on[(sid, first + datetime.timedelta(days=i))] / nu
+            rate /= days
         target = 0.20 if s["category"] == "demo" else 0.10
         base = int(s["student_base"])
         out.append({
@@ -189,8 +197,7 @@ def compare(name, want, got, key):
         for col, wv in w.items():
             gv = g.get(col)
             if isinstance(wv, float) or isinstance(gv, float):
-                same = (wv is None and gv is None) or (
-                    wv is not None and gv is not None and abs(wv - gv) <= 1e-9 * max(1.0, abs(wv)))
+                same = wv == gv  # the same double, or both null
             else:
                 same = wv == gv
             if not same:

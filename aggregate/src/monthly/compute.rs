@@ -20,7 +20,7 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{RecordBatch, StringArray};
+use datafusion::arrow::array::{Float64Array, RecordBatch, StringArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::prelude::SessionContext;
@@ -178,6 +178,7 @@ pub async fn finish(
     joined(ytd)?;
     joined(registered)?;
     let days = joined(days)?;
+    school_rates(ctx, &days, days_in_month).await?;
 
     // 7. teacher_monthly.
     let rule_cols: String = rules
@@ -213,6 +214,7 @@ pub async fn finish(
     let teachers = teacher_facts(&teacher)?;
 
     // 8. school_monthly.
+    let dd = format!("{:?}", f64::from(days_in_month));
     let school = collect(
         ctx,
         &format!(
@@ -230,16 +232,18 @@ pub async fn finish(
                  COALESCE(tp.active_teachers, 0) AS active_teachers, \
                  COALESCE(act.user_days, 0) AS user_days, COALESCE(act.logins, 0) AS logins, \
                  COALESCE(act.deep_actions, 0) AS deep_actions, \
-                 COALESCE(rg.registered, 0) AS registered_students, s.student_base \
+                 COALESCE(rg.registered, 0) AS registered_students, s.student_base, \
+                 COALESCE(sr.rate, 0.0) AS summed_rate \
                FROM schools s \
                LEFT JOIN uc ON uc.school_id = s.school_id \
                LEFT JOIN tp ON tp.school_id = s.school_id \
                LEFT JOIN act ON act.school_id = s.school_id \
-               LEFT JOIN registered rg ON rg.school_id = s.school_id), \
+               LEFT JOIN registered rg ON rg.school_id = s.school_id \
+               LEFT JOIN school_rate sr ON sr.school_id = s.school_id), \
              m AS (SELECT *, \
                  CASE WHEN teachers > 0 THEN CAST(points_total AS DOUBLE) / CAST(teachers AS DOUBLE) END AS avg_points, \
                  CASE WHEN teachers > 0 THEN CAST(active_teachers AS DOUBLE) / CAST(teachers AS DOUBLE) END AS active_ratio, \
-                 CASE WHEN users > 0 THEN CAST(user_days AS DOUBLE) / (CAST(users AS DOUBLE) * {dd}) END AS daily_active_rate, \
+                 CASE WHEN users > 0 THEN summed_rate END AS daily_active_rate, \
                  CASE WHEN category = 'demo' THEN {DEMO_TARGET_RATE:?} ELSE {REGULAR_TARGET_RATE:?} END AS target_rate, \
                  CAST(logins AS DOUBLE) / {dd} AS avg_daily_logins, \
                  CASE WHEN teachers > 0 THEN CAST(deep_actions AS DOUBLE) / CAST(teachers AS DOUBLE) END AS deep_index, \
@@ -252,7 +256,6 @@ pub async fn finish(
                RANK() OVER (PARTITION BY county_code ORDER BY avg_points DESC NULLS LAST) AS rank_points, \
                RANK() OVER (PARTITION BY county_code ORDER BY daily_active_rate DESC NULLS LAST) AS rank_active_rate \
              FROM m ORDER BY school_id",
-            dd = format!("{:?}", f64::from(days_in_month)),
         ),
     )
     .await?;
@@ -266,6 +269,62 @@ pub async fn finish(
         schools,
         days,
     })
+}
+
+/// Registers `school_rate` (`school_id`, `rate`): each roster school's
+/// `daily_active_rate`, `(1/D) · Σ_days active / users` (monthly.md) summed
+/// in day order and divided by `D` once, as the formula reads, rather than
+/// `Σ active / (users · D)`: the two can differ in the last bits, and so in a
+/// rank between equal rates. Schools without roster users get none.
+async fn school_rates(ctx: &SessionContext, days: &[DayFacts], days_in_month: u32) -> Result<()> {
+    let batches = collect(
+        ctx,
+        "SELECT school_id, COUNT(*) AS users FROM users GROUP BY school_id",
+    )
+    .await?;
+    let mut users = std::collections::HashMap::new();
+    for b in &batches {
+        let c = Columns::new(b);
+        let (ids, counts) = (c.strings("school_id")?, c.ints("users")?);
+        for (id, n) in ids.into_iter().zip(counts) {
+            if let (Some(id), Some(n)) = (id, n) {
+                users.insert(id, n);
+            }
+        }
+    }
+    let rates = summed_rates(days, &users, days_in_month);
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("school_id", DataType::Utf8, false),
+        Field::new("rate", DataType::Float64, false),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(StringArray::from_iter_values(rates.keys())),
+            Arc::new(Float64Array::from_iter_values(rates.values().copied())),
+        ],
+    )?;
+    register_batches(ctx, "school_rate", schema, vec![batch])
+}
+
+/// Each school's `(Σ_d active_d / users) / D`, adding the days in order
+/// (`days` is sorted by day), for the schools with roster users.
+fn summed_rates(
+    days: &[DayFacts],
+    users: &std::collections::HashMap<String, i64>,
+    days_in_month: u32,
+) -> std::collections::BTreeMap<String, f64> {
+    debug_assert!(days.is_sorted_by_key(|d| d.day));
+    let mut sums = std::collections::BTreeMap::new();
+    for d in days {
+        if let Some(&n) = users.get(&d.school_id).filter(|&&n| n > 0) {
+            *sums.entry(d.school_id.clone()).or_insert(0.0) += d.active_users as f64 / n as f64;
+        }
+    }
+    for rate in sums.values_mut() {
+        *rate /= f64::from(days_in_month);
+    }
+    sums
 }
 
 /// The result of a task running a step.

@@ -49,7 +49,9 @@ struct Unit {
     teachers: i64,
     points_total: i64,
     active_teachers: i64,
-    user_days: i64,
+    /// The daily active rate: a school's own (`school_monthly`), a county's
+    /// pooled over its schools (Σ user-days / (users · D)).
+    daily_active_rate: Option<f64>,
     /// Σ users · target of the schools (for the weighted target).
     target_weight: f64,
     logins: i64,
@@ -62,6 +64,7 @@ struct Unit {
 impl Unit {
     fn school(s: &SchoolFacts, days: u32) -> Self {
         let mut u = Self::aggregate(&s.school_id, s.display_name(), &[s], days);
+        u.daily_active_rate = s.daily_active_rate;
         u.category = Some(
             if s.category == "demo" {
                 "示范校"
@@ -75,16 +78,18 @@ impl Unit {
 
     fn aggregate(id: &str, name: &str, schools: &[&SchoolFacts], days: u32) -> Self {
         let sum = |f: fn(&SchoolFacts) -> i64| schools.iter().map(|s| f(s)).sum::<i64>();
+        let (users, user_days) = (sum(|s| s.users), sum(|s| s.user_days));
         Self {
             id: id.to_string(),
             name: name.to_string(),
             category: None,
             schools: schools.len() as i64,
-            users: sum(|s| s.users),
+            users,
             teachers: sum(|s| s.teachers),
             points_total: sum(|s| s.points_total),
             active_teachers: sum(|s| s.active_teachers),
-            user_days: sum(|s| s.user_days),
+            daily_active_rate: (users > 0)
+                .then(|| user_days as f64 / (users as f64 * f64::from(days))),
             target_weight: schools.iter().map(|s| s.users as f64 * s.target_rate).sum(),
             logins: sum(|s| s.logins),
             deep_actions: sum(|s| s.deep_actions),
@@ -107,7 +112,7 @@ impl Unit {
         self.per_teacher(self.deep_actions)
     }
     fn daily_active_rate(&self) -> Option<f64> {
-        (self.users > 0).then(|| self.user_days as f64 / (self.users as f64 * self.days))
+        self.daily_active_rate
     }
     fn target_rate(&self) -> Option<f64> {
         (self.users > 0).then(|| self.target_weight / self.users as f64)

@@ -184,7 +184,8 @@ pub const FLOAT_COLUMNS: [&str; 8] = [
 
 /// Asserts that `got` (a monthly table's rows, each cell as text the way
 /// [`cell`] writes it: null → "") holds exactly the rows of the `expected` CSV,
-/// found by their `key` column; floats to 1e-9, every other cell as text.
+/// found by their `key` column; floats as the same double, every other cell
+/// as text.
 pub fn assert_rows_match(
     table: &str,
     got: &[std::collections::HashMap<String, String>],
@@ -213,9 +214,9 @@ pub fn assert_rows_match(
             let same = if FLOAT_COLUMNS.contains(&col.as_str()) {
                 match (g.is_empty(), w.is_empty()) {
                     (true, true) => true,
-                    (false, false) => {
-                        (g.parse::<f64>().unwrap() - w.parse::<f64>().unwrap()).abs() <= 1e-9
-                    }
+                    // the same double, to the last bit: the tables follow
+                    // monthly.md's formulas operation by operation
+                    (false, false) => g.parse::<f64>().unwrap() == w.parse::<f64>().unwrap(),
                     _ => false,
                 }
             } else {
