@@ -751,3 +751,36 @@ mod span_tests {
         assert_eq!(days_per_query(3_000_000_000, 30), 1);
     }
 }
+
+#[cfg(test)]
+mod rate_tests {
+    use super::{DayFacts, summed_rates};
+
+    #[test]
+    fn the_daily_active_rate_adds_the_days_fractions_in_order() {
+        let active = [
+            6, 7, 5, 6, 5, 0, 5, 7, 0, 3, 2, 2, 1, 4, 0, 1, 1, 0, 7, 0, 4, 3, 4, 1, 2, 5, 4, 1, 2,
+            2,
+        ];
+        let day = |school: &str, day: u32, active_users: i64| DayFacts {
+            school_id: school.into(),
+            day,
+            active_users,
+            logins: active_users,
+        };
+        let mut days: Vec<DayFacts> = (1..=30)
+            .map(|d| day("a", d, active[d as usize - 1]))
+            .filter(|d| d.active_users > 0)
+            .collect();
+        // a school with no roster users, and one not in the roster at all
+        days.push(day("b", 30, 3));
+        days.push(day("c", 30, 3));
+        let users = std::collections::HashMap::from([("a".to_string(), 7), ("b".to_string(), 0)]);
+        let rates = summed_rates(&days, &users, 30);
+        // (1/D) · Σ active / users, day by day: one ulp above Σ active / (users · D)
+        assert_eq!(rates["a"], 0.4285714285714286);
+        let pooled = active.iter().sum::<i64>() as f64 / (7.0 * 30.0);
+        assert_eq!(pooled, 0.42857142857142855);
+        assert_eq!(rates.len(), 1, "{rates:?}");
+    }
+}
