@@ -93,10 +93,16 @@ CREATE OR REPLACE TEMP TABLE sm AS
   tp AS (SELECT school_id, SUM(points) AS points_total,
            count(*) FILTER (WHERE meets_monthly_target) AS active_teachers
          FROM tm WHERE in_roster GROUP BY school_id),
+  ud AS (SELECT day, school_id, user_id, SUM(logins) AS l,
+           SUM(CASE WHEN role = 'teacher' THEN deep_actions ELSE 0 END) AS dp
+         FROM da WHERE {in_month} GROUP BY ALL),
   act AS (SELECT school_id, count(*) FILTER (WHERE l > 0) AS user_days, SUM(l) AS logins, SUM(dp) AS deep
-          FROM (SELECT day, school_id, user_id, SUM(logins) AS l,
-                  SUM(CASE WHEN role = 'teacher' THEN deep_actions ELSE 0 END) AS dp
-                FROM da WHERE {in_month} GROUP BY ALL) GROUP BY school_id),
+          FROM ud GROUP BY school_id),
+  -- each school's active users per day, in day order (monthly.md's daily
+  -- fractions are added day by day, as the job adds them)
+  rd AS (SELECT school_id, list(n ORDER BY day) AS ns FROM (
+           SELECT school_id, day, count(*) FILTER (WHERE l > 0) AS n FROM ud GROUP BY ALL)
+         WHERE n > 0 GROUP BY school_id),
   rg AS (SELECT school_id, count(*) AS registered FROM (
            SELECT school_id, user_id FROM da WHERE day <= DATE '{last}' AND role = 'student'
              AND registers <> 0 GROUP BY ALL HAVING SUM(registers) > 0) GROUP BY school_id),
@@ -104,19 +110,21 @@ CREATE OR REPLACE TEMP TABLE sm AS
              COALESCE(uc.users, 0) AS users, COALESCE(uc.teachers, 0) AS teachers,
              COALESCE(tp.points_total, 0) AS points_total, COALESCE(tp.active_teachers, 0) AS active_teachers,
              COALESCE(act.user_days, 0) AS user_days, COALESCE(act.logins, 0) AS logins,
-             COALESCE(act.deep, 0) AS deep, COALESCE(rg.registered, 0) AS registered_students, s.student_base
+             COALESCE(act.deep, 0) AS deep, COALESCE(rg.registered, 0) AS registered_students, s.student_base,
+             rd.ns
            FROM schools s LEFT JOIN uc USING (school_id) LEFT JOIN tp USING (school_id)
-             LEFT JOIN act USING (school_id) LEFT JOIN rg USING (school_id)),
+             LEFT JOIN act USING (school_id) LEFT JOIN rg USING (school_id) LEFT JOIN rd USING (school_id)),
   m AS (SELECT *,
           CASE WHEN teachers > 0 THEN points_total / teachers END AS avg_points,
           CASE WHEN teachers > 0 THEN active_teachers / teachers END AS active_ratio,
-          CASE WHEN users > 0 THEN user_days / (users * {days}.0) END AS daily_active_rate,
+          CASE WHEN users > 0 THEN COALESCE(list_reduce(list_transform(ns, lambda x: x / users::DOUBLE),
+            lambda a, b: a + b), 0.0) / {days}.0 END AS daily_active_rate,
           CASE WHEN category = 'demo' THEN 0.20 ELSE 0.10 END AS target_rate,
           logins / {days}.0 AS avg_daily_logins,
           CASE WHEN teachers > 0 THEN deep / teachers END AS deep_index,
           CASE WHEN student_base > 0 THEN least(1.0, registered_students / student_base) END AS registration_rate
         FROM base)
-  SELECT * EXCLUDE (users, user_days, logins, deep), daily_active_rate - target_rate AS rate_gap,
+  SELECT * EXCLUDE (users, user_days, logins, deep, ns), daily_active_rate - target_rate AS rate_gap,
     rank() OVER (PARTITION BY county_code ORDER BY avg_points DESC NULLS LAST) AS rank_points,
     rank() OVER (PARTITION BY county_code ORDER BY daily_active_rate DESC NULLS LAST) AS rank_active_rate
   FROM m;

@@ -18,6 +18,7 @@
 //! Rows are deltas everywhere: every measure sums a key's rows before testing
 //! it (`SUM(logins) > 0`, never `logins > 0` on a single row).
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Float64Array, RecordBatch, StringArray};
@@ -168,8 +169,9 @@ pub async fn finish(
     started: Started,
 ) -> Result<MonthResult> {
     let days_in_month = month.days();
-    let (teacher_rows, ytd, days, registered) = tokio::join!(
+    let (teacher_rows, counts, ytd, days, registered) = tokio::join!(
         tokio::spawn(teacher_inputs(ctx.clone(), month, rules.to_vec())),
+        tokio::spawn(roster_counts(ctx.clone())),
         started.ytd,
         started.days,
         started.registered,
@@ -178,7 +180,7 @@ pub async fn finish(
     joined(ytd)?;
     joined(registered)?;
     let days = joined(days)?;
-    school_rates(ctx, &days, days_in_month).await?;
+    school_rates(ctx, &days, &joined(counts)?, days_in_month)?;
 
     // 7. teacher_monthly.
     let rule_cols: String = rules
@@ -218,10 +220,7 @@ pub async fn finish(
     let school = collect(
         ctx,
         &format!(
-            "WITH uc AS (SELECT school_id, COUNT(*) AS users, \
-                 SUM(CASE WHEN role = 'teacher' THEN 1 ELSE 0 END) AS teachers \
-               FROM users GROUP BY school_id), \
-             tp AS (SELECT school_id, SUM(points) AS points_total, \
+            "WITH tp AS (SELECT school_id, SUM(points) AS points_total, \
                  SUM(CASE WHEN meets_monthly_target THEN 1 ELSE 0 END) AS active_teachers \
                FROM tm WHERE in_roster GROUP BY school_id), \
              act AS (SELECT school_id, SUM(active_users) AS user_days, SUM(logins) AS logins, \
@@ -235,7 +234,7 @@ pub async fn finish(
                  COALESCE(rg.registered, 0) AS registered_students, s.student_base, \
                  COALESCE(sr.rate, 0.0) AS summed_rate \
                FROM schools s \
-               LEFT JOIN uc ON uc.school_id = s.school_id \
+               LEFT JOIN roster_counts uc ON uc.school_id = s.school_id \
                LEFT JOIN tp ON tp.school_id = s.school_id \
                LEFT JOIN act ON act.school_id = s.school_id \
                LEFT JOIN registered rg ON rg.school_id = s.school_id \
@@ -271,22 +270,37 @@ pub async fn finish(
     })
 }
 
+/// Registers `roster_counts` (`school_id`, `users`, `teachers`): the
+/// roster's users and teachers per school, for the daily active rate and
+/// step 8.
+async fn roster_counts(ctx: SessionContext) -> Result<Vec<RecordBatch>> {
+    materialize(
+        &ctx,
+        "roster_counts",
+        "SELECT school_id, COUNT(*) AS users, \
+           SUM(CASE WHEN role = 'teacher' THEN 1 ELSE 0 END) AS teachers \
+         FROM users GROUP BY school_id",
+    )
+    .await
+}
+
 /// Registers `school_rate` (`school_id`, `rate`): each roster school's
 /// `daily_active_rate`, `(1/D) · Σ_days active / users` (monthly.md) summed
 /// in day order and divided by `D` once, as the formula reads, rather than
 /// `Σ active / (users · D)`: the two can differ in the last bits, and so in a
-/// rank between equal rates. Schools without roster users get none.
-async fn school_rates(ctx: &SessionContext, days: &[DayFacts], days_in_month: u32) -> Result<()> {
-    let batches = collect(
-        ctx,
-        "SELECT school_id, COUNT(*) AS users FROM users GROUP BY school_id",
-    )
-    .await?;
-    let mut users = std::collections::HashMap::new();
-    for b in &batches {
+/// rank between equal rates. Schools without roster users (`counts`: the
+/// `roster_counts` rows) get none.
+fn school_rates(
+    ctx: &SessionContext,
+    days: &[DayFacts],
+    counts: &[RecordBatch],
+    days_in_month: u32,
+) -> Result<()> {
+    let mut users = HashMap::new();
+    for b in counts {
         let c = Columns::new(b);
-        let (ids, counts) = (c.strings("school_id")?, c.ints("users")?);
-        for (id, n) in ids.into_iter().zip(counts) {
+        let (ids, ns) = (c.strings("school_id")?, c.ints("users")?);
+        for (id, n) in ids.into_iter().zip(ns) {
             if let (Some(id), Some(n)) = (id, n) {
                 users.insert(id, n);
             }
@@ -311,11 +325,11 @@ async fn school_rates(ctx: &SessionContext, days: &[DayFacts], days_in_month: u3
 /// (`days` is sorted by day), for the schools with roster users.
 fn summed_rates(
     days: &[DayFacts],
-    users: &std::collections::HashMap<String, i64>,
+    users: &HashMap<String, i64>,
     days_in_month: u32,
-) -> std::collections::BTreeMap<String, f64> {
+) -> BTreeMap<String, f64> {
     debug_assert!(days.is_sorted_by_key(|d| d.day));
-    let mut sums = std::collections::BTreeMap::new();
+    let mut sums = BTreeMap::new();
     for d in days {
         if let Some(&n) = users.get(&d.school_id).filter(|&&n| n > 0) {
             *sums.entry(d.school_id.clone()).or_insert(0.0) += d.active_users as f64 / n as f64;
@@ -754,6 +768,8 @@ mod span_tests {
 
 #[cfg(test)]
 mod rate_tests {
+    use std::collections::HashMap;
+
     use super::{DayFacts, summed_rates};
 
     #[test]
@@ -775,7 +791,7 @@ mod rate_tests {
         // a school with no roster users, and one not in the roster at all
         days.push(day("b", 30, 3));
         days.push(day("c", 30, 3));
-        let users = std::collections::HashMap::from([("a".to_string(), 7), ("b".to_string(), 0)]);
+        let users = HashMap::from([("a".to_string(), 7), ("b".to_string(), 0)]);
         let rates = summed_rates(&days, &users, 30);
         // (1/D) · Σ active / users, day by day: one ulp above Σ active / (users · D)
         assert_eq!(rates["a"], 0.4285714285714286);
