@@ -9,7 +9,7 @@ use huoyue_aggregate::compact::{self, CompactScope, CompactTable};
 use huoyue_aggregate::error::one_line;
 use huoyue_aggregate::month::{Day, Month};
 use huoyue_aggregate::monthly::{self, MonthlyOptions};
-use huoyue_aggregate::rebuild::{self, RebuildOptions};
+use huoyue_aggregate::rebuild::{self, KafkaGroup, RebuildOptions};
 use huoyue_aggregate::rescore::{self, RescoreOptions};
 use huoyue_aggregate::{AggregateError, rules};
 use huoyue_ingest::cli::{parse_days, print_result};
@@ -90,12 +90,21 @@ enum Command {
     /// Rebuild the engine state of the lake's file runs
     /// (LAKE/_checkpoints/file/state.ckpt) from the events they wrote, when
     /// that checkpoint is corrupt: the next `huoyue-ingest --file` run then
-    /// goes on as it would have from the lost one. The corrupt file is kept
-    /// beside it; a sound one is left alone.
+    /// goes on as it would have from the lost one. With --group and --topic,
+    /// the corrupt checkpoints of that Kafka group's instances instead (stop
+    /// them first). The corrupt file is kept beside it; a sound one is left
+    /// alone.
     RebuildState {
         /// The lake directory.
         #[arg(long, value_name = "DIR")]
         lake: PathBuf,
+        /// The Kafka consumer group whose corrupt checkpoints to rebuild
+        /// (huoyue-ingest --group).
+        #[arg(long, value_name = "GROUP", requires = "topic")]
+        group: Option<String>,
+        /// The topic the group reads (huoyue-ingest --topic).
+        #[arg(long, value_name = "TOPIC", requires = "group")]
+        topic: Option<String>,
         /// Rule profile: a built-in name or a TOML file (the one the file
         /// runs used).
         #[arg(long, value_name = "FILE|NAME", default_value = rules::DEFAULT_PROFILE)]
@@ -233,6 +242,8 @@ fn try_main(cli: Cli) -> anyhow::Result<()> {
         }
         Command::RebuildState {
             lake,
+            group,
+            topic,
             profile,
             lateness,
         } => {
@@ -245,6 +256,9 @@ fn try_main(cli: Cli) -> anyhow::Result<()> {
                     lateness_days: lateness,
                     ..EngineConfig::default()
                 },
+                kafka: group
+                    .zip(topic)
+                    .map(|(group, topic)| KafkaGroup { group, topic }),
             };
             let progress = progress_bar();
             let s = rebuild::run(&opts, &progress)?;
@@ -252,20 +266,52 @@ fn try_main(cli: Cli) -> anyhow::Result<()> {
                 Some(p) => format!("; the corrupt checkpoint was kept as {}", p.display()),
                 None => String::new(),
             };
-            let staged = match s.staged {
-                0 => String::new(),
-                n => format!(
-                    "; {n} files staged by a run that did not publish them will be deleted by the next file run (give that run's input again)"
-                ),
-            };
-            print_result(format_args!(
-                "rebuild-state: {} events of file runs on {} days fed ({} duplicates), state written ({} bytes) to {}{kept}{staged}",
-                s.events,
-                s.days,
-                s.duplicates,
-                s.checkpoint_bytes,
-                huoyue_ingest::pipeline::file::state_dir(&lake).display(),
-            ))
+            match (&opts.kafka, &s.instance) {
+                (Some(kafka), Some(instance)) => {
+                    let offsets = s
+                        .partitions
+                        .iter()
+                        .map(|(p, o)| format!("{p}@{o}"))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    let aside = match s.set_aside.len() {
+                        0 => String::new(),
+                        n => format!("; {n} other corrupt checkpoints of the group set aside"),
+                    };
+                    let staged = match s.staged {
+                        0 => String::new(),
+                        n => format!(
+                            "; {n} files staged and not published will be deleted when their instance starts (their messages are read again)"
+                        ),
+                    };
+                    print_result(format_args!(
+                        "rebuild-state: {} events of topic {} on {} days fed ({} duplicates), checkpoint of instance {instance} written ({} bytes) to {}, going on from partition@offset {}{kept}{aside}{staged}",
+                        s.events,
+                        kafka.topic,
+                        s.days,
+                        s.duplicates,
+                        s.checkpoint_bytes,
+                        huoyue_ingest::checkpoint::dir(&lake, &kafka.group, &kafka.topic).display(),
+                        if offsets.is_empty() { "none" } else { &offsets },
+                    ))
+                }
+                _ => {
+                    let staged = match s.staged {
+                        0 => String::new(),
+                        n => format!(
+                            "; {n} files staged by a run that did not publish them will be deleted by the next file run (give that run's input again)"
+                        ),
+                    };
+                    print_result(format_args!(
+                        "rebuild-state: {} events of file runs on {} days fed ({} duplicates), state written ({} bytes) to {}{kept}{staged}",
+                        s.events,
+                        s.days,
+                        s.duplicates,
+                        s.checkpoint_bytes,
+                        huoyue_ingest::pipeline::file::state_dir(&lake).display(),
+                    ))
+                }
+            }
             .map_err(anyhow::Error::msg)?;
         }
     }

@@ -1,6 +1,8 @@
 //! Rebuilding the state of a lake's file runs
-//! (`LAKE/_checkpoints/file/state.ckpt`) from the lake itself, when that
-//! checkpoint is corrupt (a disk error, a truncated copy of the lake).
+//! (`LAKE/_checkpoints/file/state.ckpt`), or of a Kafka group's instances
+//! (`LAKE/_checkpoints/<group>/<topic>/<instance>.ckpt`), from the lake
+//! itself, when a checkpoint is corrupt (a disk error, a truncated copy of
+//! the lake).
 //!
 //! Without the state, no file run can go on: a run that started from
 //! nothing would restart streaks, pay lifetime caps and the once-only
@@ -21,10 +23,38 @@
 //! the lost checkpoint listed but had not published yet cannot be told from
 //! those of a failed run: the next file run deletes them, and the summary
 //! says how many there are (that run's input must be given again).
+//!
+//! A Kafka instance's checkpoint holds the state of the partitions it read,
+//! and where it was in each. Which partitions those were is lost with it,
+//! but the lake says it: every `events` and `rejected` row names its topic,
+//! partition and offset, and a checkpoint lists its files before they are
+//! published, so the published rows of a partition are exactly the messages
+//! its last sound owner read before its next offset. A partition is thus the
+//! lost instance's when no sound checkpoint of the group holds it, or when
+//! the lake has a row of it at or after the offset of the newest sound one
+//! that does (a later owner read on from there). Those partitions' `events`
+//! rows are fed to a new engine, each as read from its partition, and the
+//! state becomes the instance's checkpoint, at the offset after the last row
+//! of each partition in the lake and at a generation above every other
+//! checkpoint's, so that whichever instance is assigned a partition takes
+//! its state from there. Messages the lost instance read after its last
+//! published row (duplicates, or a flush whose files it had not published)
+//! are read again: the files it had staged are deleted when the instance
+//! starts again, and a duplicate is caught again, its first copy being
+//! remembered. Every instance of the group must be stopped: their locks are
+//! taken while the state is rebuilt. Several corrupt checkpoints of one
+//! group are rebuilt as one, under the first one's instance; the others are
+//! set aside.
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use huoyue_ingest::checkpoint::{self, Checkpoint, CheckpointError};
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::datatypes::{Int32Type, Int64Type};
+use datafusion::parquet::arrow::ProjectionMask;
+use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use huoyue_ingest::checkpoint::{self, Checkpoint, CheckpointError, Mark};
 use huoyue_ingest::engine::{ActivityRow, DeltaSink, Engine, EngineConfig};
 use huoyue_ingest::pipeline::file::{FILE_PREFIX, STATE, now_micros, state_dir};
 use huoyue_schemas::Profile;
@@ -38,10 +68,20 @@ use crate::rescore::{Rows, day_partitions, feed_days};
 pub struct RebuildOptions {
     /// The lake directory.
     pub lake: PathBuf,
-    /// The rule profile the file runs scored under.
+    /// The rule profile the file runs (or the group's instances) scored under.
     pub profile: Profile,
     /// Engine settings, as the file runs' (`--lateness`).
     pub engine: EngineConfig,
+    /// The Kafka group and topic whose corrupt checkpoints to rebuild;
+    /// `None`: the file runs' state.
+    pub kafka: Option<KafkaGroup>,
+}
+
+/// A Kafka consumer group reading a topic into the lake.
+#[derive(Debug, Clone)]
+pub struct KafkaGroup {
+    pub group: String,
+    pub topic: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -60,6 +100,12 @@ pub struct RebuildSummary {
     pub staged: usize,
     /// The new checkpoint's size.
     pub checkpoint_bytes: u64,
+    /// Kafka: the instance whose checkpoint was written, and the partitions
+    /// it holds with the offsets they go on from.
+    pub instance: Option<String>,
+    pub partitions: BTreeMap<i32, i64>,
+    /// Kafka: the other corrupt checkpoints, set aside.
+    pub set_aside: Vec<PathBuf>,
 }
 
 /// Drops every delta: the lake holds them already.
@@ -77,6 +123,9 @@ pub fn run(opts: &RebuildOptions, progress: &ProgressBar) -> Result<RebuildSumma
     let lake = &opts.lake;
     if !lake.is_dir() {
         return Err(AggregateError::LakeNotFound(lake.clone()));
+    }
+    if let Some(kafka) = &opts.kafka {
+        return run_kafka(opts, kafka, progress);
     }
     let dir = state_dir(lake);
     let lock_path = checkpoint::instance_lock(&dir, STATE);
@@ -109,11 +158,7 @@ pub fn run(opts: &RebuildOptions, progress: &ProgressBar) -> Result<RebuildSumma
     // the damaged file is kept under another name, and replaced only once
     // the new state is written: until then file runs still stop at it
     if let Some(path) = corrupt {
-        let aside = path.with_extension(format!("ckpt.corrupt-{}", now_micros() / 1_000_000));
-        std::fs::hard_link(&path, &aside)
-            .or_else(|_| std::fs::copy(&path, &aside).map(|_| ()))
-            .context(|| format!("keeping {} as {}", path.display(), aside.display()))?;
-        summary.kept_as = Some(aside);
+        summary.kept_as = Some(keep_aside(&path)?);
     }
     let begun = Checkpoint::begin(&dir, STATE, |w| engine.snapshot_to(w)).map_err(state_error)?;
     let ckpt = Checkpoint {
@@ -126,6 +171,242 @@ pub fn run(opts: &RebuildOptions, progress: &ProgressBar) -> Result<RebuildSumma
     summary.staged = checkpoint::unlisted_staged(lake, INGEST_TABLES, FILE_PREFIX, &[]).len();
     progress.finish_and_clear();
     Ok(summary)
+}
+
+/// `path` (a corrupt checkpoint) hard-linked (else copied) as
+/// `<name>.ckpt.corrupt-<unix time>`, which no instance reads.
+fn keep_aside(path: &Path) -> Result<PathBuf> {
+    let aside = aside_name(path);
+    std::fs::hard_link(path, &aside)
+        .or_else(|_| std::fs::copy(path, &aside).map(|_| ()))
+        .context(|| format!("keeping {} as {}", path.display(), aside.display()))?;
+    Ok(aside)
+}
+
+fn aside_name(path: &Path) -> PathBuf {
+    path.with_extension(format!("ckpt.corrupt-{}", now_micros() / 1_000_000))
+}
+
+/// Rebuilds the corrupt checkpoints of a Kafka group's instances (see the
+/// module documentation).
+fn run_kafka(
+    opts: &RebuildOptions,
+    kafka: &KafkaGroup,
+    progress: &ProgressBar,
+) -> Result<RebuildSummary> {
+    let lake = &opts.lake;
+    let dir = checkpoint::dir(lake, &kafka.group, &kafka.topic);
+    let files = Checkpoint::files(&dir).map_err(state_error)?;
+    if files.is_empty() {
+        return Err(AggregateError::Refused(format!(
+            "group {} has no checkpoints of topic {} in {}; nothing was rebuilt",
+            kafka.group,
+            kafka.topic,
+            dir.display()
+        )));
+    }
+    // every instance of the group stays stopped until the state is written
+    let mut locks = Vec::with_capacity(files.len());
+    let mut sound = Vec::new();
+    let mut corrupt = Vec::new();
+    for path in files {
+        let instance = instance_of(&path);
+        let lock_path = checkpoint::instance_lock(&dir, &instance);
+        let lock = checkpoint::lock_instance(&dir, &instance)
+            .context(|| format!("locking {}", lock_path.display()))?
+            .ok_or_else(|| {
+                AggregateError::Refused(format!(
+                    "instance {instance} of group {} is running (it holds {}): stop the group's \
+                     instances first; nothing was rebuilt",
+                    kafka.group,
+                    lock_path.display()
+                ))
+            })?;
+        locks.push(lock);
+        match Checkpoint::load(&path).and_then(|c| {
+            let lateness = c.restore(&dir, &opts.profile)?.config().lateness_days;
+            Ok((c, lateness))
+        }) {
+            Ok((c, lateness)) if lateness != opts.engine.lateness_days => {
+                return Err(AggregateError::Refused(format!(
+                    "instance {} of group {} scores with an allowed lateness of {lateness} days: \
+                     rebuild with --lateness {lateness}d; nothing was rebuilt",
+                    c.instance, kafka.group
+                )));
+            }
+            Ok((c, _)) => sound.push(c),
+            Err(e) if e.is_corrupt() => corrupt.push((path, instance)),
+            Err(e @ CheckpointError::Restore { .. }) => {
+                return Err(AggregateError::Profile(format!(
+                    "{e}; rebuild with the profile the group's instances score under (--profile)"
+                )));
+            }
+            Err(e) => return Err(state_error(e)),
+        }
+    }
+    let Some((path, instance)) = corrupt.first().cloned() else {
+        return Err(AggregateError::Refused(format!(
+            "every checkpoint of group {} and topic {} is sound: its instances go on from them; \
+             nothing was rebuilt",
+            kafka.group, kafka.topic
+        )));
+    };
+
+    progress.set_message("finding the partitions");
+    let read = partitions_read(lake, &kafka.topic)?;
+    let mut lost = BTreeSet::new();
+    let mut marks = BTreeMap::new();
+    for (&p, &last) in &read {
+        let newest = sound
+            .iter()
+            .filter_map(|c| c.partitions.get(&p).or(c.handed.get(&p)))
+            .max_by_key(|m| m.generation);
+        if newest.is_none_or(|m| m.offset <= last) {
+            let generation = sound
+                .iter()
+                .flat_map(|c| [c.partitions.get(&p), c.handed.get(&p)])
+                .flatten()
+                .map(|m| m.generation)
+                .max()
+                .unwrap_or(0);
+            lost.insert(p);
+            marks.insert(
+                p,
+                Mark {
+                    offset: last + 1,
+                    generation: generation + 1,
+                },
+            );
+        }
+    }
+    drop(sound);
+
+    let mut engine = Engine::new(&opts.profile, opts.engine);
+    let days = day_partitions(&lake.join("events"))?;
+    progress.set_message("feeding events");
+    let rows = Rows::OfPartitions {
+        topic: &kafka.topic,
+        partitions: &lost,
+    };
+    let fed = feed_days(
+        &mut engine,
+        &days,
+        Default::default(),
+        rows,
+        &mut Discard,
+        progress,
+    )?;
+    let mut summary = RebuildSummary {
+        events: fed.events,
+        duplicates: fed.duplicates,
+        days: fed.days,
+        kept_as: Some(keep_aside(&path)?),
+        instance: Some(instance.clone()),
+        partitions: marks.iter().map(|(&p, m)| (p, m.offset)).collect(),
+        ..RebuildSummary::default()
+    };
+    // the segments the lost checkpoint listed go when the instance starts
+    // again; the new one's go after them
+    let seq = last_segment(&dir, &instance).max(1) + 1;
+    let begun =
+        Checkpoint::begin(&dir, &instance, |w| engine.snapshot_to(w)).map_err(state_error)?;
+    let ckpt = Checkpoint {
+        seq,
+        written_at: now_micros(),
+        partitions: marks,
+        ..Checkpoint::new(&instance, &kafka.topic)
+    };
+    summary.checkpoint_bytes = begun.finish(&ckpt).map_err(state_error)?;
+    for (path, _) in &corrupt[1..] {
+        let aside = aside_name(path);
+        std::fs::rename(path, &aside)
+            .context(|| format!("setting {} aside as {}", path.display(), aside.display()))?;
+        summary.set_aside.push(aside);
+    }
+    // the files the lost instances staged and did not publish: their next
+    // start deletes them (the messages are read again)
+    summary.staged = corrupt
+        .iter()
+        .map(|(_, i)| {
+            checkpoint::unlisted_staged(lake, INGEST_TABLES, &format!("k_{i}_"), &[]).len()
+        })
+        .sum();
+    drop(locks);
+    progress.finish_and_clear();
+    Ok(summary)
+}
+
+/// The instance a checkpoint file is of (`<instance>.ckpt`).
+fn instance_of(path: &Path) -> String {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    name.strip_suffix(".ckpt").unwrap_or(name).to_owned()
+}
+
+/// The highest sequence number of the segments of `instance` in `dir`.
+fn last_segment(dir: &Path, instance: &str) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let seq = name.strip_prefix(instance)?.strip_prefix('.')?;
+            seq.strip_suffix(".seg")?.parse().ok()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// The lineage columns of the lake's files.
+const LINEAGE: [&str; 3] = ["source", "partition", "offset"];
+
+/// Per partition of `topic`, the last offset with a row in the lake's
+/// `events` or `rejected`.
+fn partitions_read(lake: &Path, topic: &str) -> Result<BTreeMap<i32, i64>> {
+    let mut last: BTreeMap<i32, i64> = BTreeMap::new();
+    for table in ["events", "rejected"] {
+        for path in day_partitions(&lake.join(table))?.values().flatten() {
+            for batch in read_lineage(path)? {
+                let [source, partition, offset] = LINEAGE.map(|c| batch.column_by_name(c));
+                let source = source.and_then(|c| c.as_string_opt::<i32>());
+                let partition = partition.and_then(|c| c.as_primitive_opt::<Int32Type>());
+                let offset = offset.and_then(|c| c.as_primitive_opt::<Int64Type>());
+                let (Some(source), Some(partition), Some(offset)) = (source, partition, offset)
+                else {
+                    return Err(AggregateError::InvalidLake(format!(
+                        "{} lacks the lineage columns source, partition and offset of the lake's types",
+                        path.display()
+                    )));
+                };
+                for r in 0..batch.num_rows() {
+                    if partition.is_valid(r) && offset.is_valid(r) && source.value(r) == topic {
+                        let at = last.entry(partition.value(r)).or_insert(i64::MIN);
+                        *at = (*at).max(offset.value(r));
+                    }
+                }
+            }
+        }
+    }
+    Ok(last)
+}
+
+/// The lineage columns of a lake file.
+fn read_lineage(path: &Path) -> Result<Vec<RecordBatch>> {
+    let read = || -> Result<Vec<RecordBatch>> {
+        let file = File::open(path).context(|| format!("opening {}", path.display()))?;
+        let builder = ParquetRecordBatchReaderBuilder::try_new(file)?;
+        let mask = ProjectionMask::columns(builder.parquet_schema(), LINEAGE);
+        let reader = builder.with_projection(mask).build()?;
+        Ok(reader.collect::<std::result::Result<Vec<_>, _>>()?)
+    };
+    read().map_err(|e| AggregateError::During {
+        context: format!("reading {} (nothing was rebuilt)", path.display()),
+        source: Box::new(e),
+    })
 }
 
 /// The file runs' checkpoint if it is corrupt; `None` if there is none, and

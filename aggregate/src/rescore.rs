@@ -65,13 +65,13 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::sync_channel;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, RecordBatch, StringArray, TimestampMicrosecondArray,
+    Array, ArrayRef, AsArray, Int32Array, RecordBatch, StringArray, TimestampMicrosecondArray,
 };
 use datafusion::arrow::datatypes::{Int32Type, Int64Type, TimestampMicrosecondType};
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use huoyue_ingest::checkpoint::Checkpoint;
-use huoyue_ingest::engine::{ActivityRow, DeltaSink, Engine, EngineConfig, Outcome};
+use huoyue_ingest::engine::{ActivityRow, DeltaSink, Engine, EngineConfig, FILE_SOURCE, Outcome};
 use huoyue_ingest::lake_writer::tables::{ActivityRows, ScoreRows};
 use huoyue_schemas::columns::{EventBatchBuilder, EventRows, Lineage};
 use huoyue_schemas::event::Role;
@@ -402,11 +402,17 @@ pub fn run(opts: &RescoreOptions, progress: &ProgressBar) -> Result<RescoreSumma
 
 /// Which rows of `events` [`feed_days`] feeds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Rows {
+pub(crate) enum Rows<'a> {
     /// Every row.
     All,
     /// The rows file runs wrote (those without a Kafka partition).
     OfFileRuns,
+    /// The rows read from these partitions of this topic, each scored as
+    /// read from its partition (the lateness window is per partition).
+    OfPartitions {
+        topic: &'a str,
+        partitions: &'a BTreeSet<i32>,
+    },
 }
 
 /// What [`feed_days`] fed.
@@ -432,7 +438,7 @@ pub(crate) fn feed_days(
     engine: &mut Engine,
     event_days: &BTreeMap<i32, Vec<PathBuf>>,
     mut late: BTreeMap<i32, RecordBatch>,
-    rows: Rows,
+    rows: Rows<'_>,
     sink: &mut impl DeltaSink,
     progress: &ProgressBar,
 ) -> Result<Fed> {
@@ -459,6 +465,17 @@ pub(crate) fn feed_days(
                 .iter()
                 .map(EventRows::new)
                 .collect::<std::result::Result<Vec<_>, _>>()?;
+            // each row's Kafka partition, where rows are scored as read from it
+            let partitions: Vec<Option<&Int32Array>> = input
+                .batches
+                .iter()
+                .map(|b| match rows {
+                    Rows::OfPartitions { .. } => b
+                        .column_by_name("partition")
+                        .and_then(|c| c.as_primitive_opt::<Int32Type>()),
+                    _ => None,
+                })
+                .collect();
             for &(b, r) in &input.order {
                 let event = batches[b as usize].get(r as usize).ok_or_else(|| {
                     AggregateError::InvalidLake(format!(
@@ -466,7 +483,10 @@ pub(crate) fn feed_days(
                         format_day(input.day)
                     ))
                 })?;
-                match engine.process(&event) {
+                let source = partitions[b as usize]
+                    .filter(|p| p.is_valid(r as usize))
+                    .map_or(FILE_SOURCE, |p| p.value(r as usize));
+                match engine.process_from(&event, source) {
                     Outcome::Accepted { .. } => {}
                     Outcome::Duplicate => fed.duplicates += 1,
                     Outcome::Late => {
@@ -681,13 +701,13 @@ fn read_parquet(path: &Path) -> Result<Vec<RecordBatch>> {
 }
 
 /// Reads a day's `events` files (and its `late` rows) and sorts the rows in
-/// event order: `ts`, then `event_id` as bytes; with [`Rows::OfFileRuns`],
-/// the `events` rows with a Kafka partition are left out.
+/// event order: `ts`, then `event_id` as bytes; the `events` rows that
+/// `rows` does not select are left out.
 fn load_day(
     day: i32,
     files: &[PathBuf],
     late: Option<RecordBatch>,
-    rows: Rows,
+    rows: Rows<'_>,
 ) -> Result<DayInput> {
     let mut batches = Vec::new();
     for path in files {
@@ -714,15 +734,32 @@ fn load_day(
     }
     let mut order: Vec<(u32, u32)> = Vec::with_capacity(batches.iter().map(|b| b.num_rows()).sum());
     for (b, batch) in batches.iter().enumerate() {
-        let kafka = match rows {
-            Rows::OfFileRuns if b < of_events => batch.column_by_name("partition"),
-            _ => None,
-        };
-        order.extend(
-            (0..batch.num_rows())
-                .filter(|&r| kafka.is_none_or(|p| p.is_null(r)))
-                .map(|r| (b as u32, r as u32)),
-        );
+        let all = (0..batch.num_rows()).map(|r| (b as u32, r as u32));
+        match rows {
+            _ if b >= of_events => order.extend(all),
+            Rows::All => order.extend(all),
+            Rows::OfFileRuns => match batch.column_by_name("partition") {
+                Some(kafka) => order.extend(all.filter(|&(_, r)| kafka.is_null(r as usize))),
+                None => order.extend(all),
+            },
+            Rows::OfPartitions { topic, partitions } => {
+                let source = batch
+                    .column_by_name("source")
+                    .and_then(|c| c.as_string_opt::<i32>());
+                let partition = batch
+                    .column_by_name("partition")
+                    .and_then(|c| c.as_primitive_opt::<Int32Type>());
+                let (Some(source), Some(partition)) = (source, partition) else {
+                    return Err(lineage(day));
+                };
+                order.extend(all.filter(|&(_, r)| {
+                    let r = r as usize;
+                    partition.is_valid(r)
+                        && partitions.contains(&partition.value(r))
+                        && source.value(r) == topic
+                }));
+            }
+        }
     }
     let events = order
         .iter()
@@ -746,6 +783,14 @@ fn load_day(
         order,
         events,
     })
+}
+
+/// The error of a day whose `events` rows lack their lineage columns.
+fn lineage(day: i32) -> AggregateError {
+    AggregateError::InvalidLake(format!(
+        "events of {} lack the source and partition columns of the lake's types",
+        format_day(day)
+    ))
 }
 
 /// The file that says a rescore of `month` was interrupted while it swapped

@@ -219,6 +219,30 @@ fn bad_flags_get_one_line_naming_them() {
     );
 }
 
+/// `rebuild-state` of a Kafka group needs both the group and the topic,
+/// and a group with no checkpoints of the topic has nothing to rebuild.
+#[test]
+fn rebuild_state_of_a_kafka_group_names_what_is_missing() {
+    let err = fails(&["rebuild-state", "--lake", "x", "--group", "g"]);
+    assert!(err.contains("--topic"), "{err}");
+    let lake = tempfile::tempdir().unwrap();
+    let lake_arg = lake.path().to_str().unwrap();
+    let err = fails(&[
+        "rebuild-state",
+        "--lake",
+        lake_arg,
+        "--group",
+        "g",
+        "--topic",
+        "events",
+    ]);
+    assert!(
+        err.contains("group g has no checkpoints of topic events")
+            && err.ends_with("nothing was rebuilt"),
+        "{err}"
+    );
+}
+
 /// A 0-byte data file (a damaged disk, a copy cut short) read as a file
 /// without rows gave the month without them: the job names it instead. One
 /// in a later month does not matter to this one.

@@ -480,6 +480,17 @@ impl Checkpoint {
 
     /// Every instance's checkpoint in `dir` (none if the folder does not exist).
     pub fn load_all(dir: &Path) -> Result<Vec<Checkpoint>, CheckpointError> {
+        let mut out = Checkpoint::files(dir)?
+            .iter()
+            .map(|path| Checkpoint::load(path))
+            .collect::<Result<Vec<_>, _>>()?;
+        out.sort_by(|a, b| a.instance.cmp(&b.instance));
+        Ok(out)
+    }
+
+    /// The checkpoint files in `dir` (`<instance>.ckpt`), sorted; none if
+    /// there is no such folder.
+    pub fn files(dir: &Path) -> Result<Vec<PathBuf>, CheckpointError> {
         let read_err = |source| CheckpointError::Read {
             path: dir.display().to_string(),
             source,
@@ -496,17 +507,22 @@ impl Checkpoint {
                 .file_name()
                 .and_then(|n| n.to_str())
                 .is_some_and(|n| n.ends_with(".ckpt") && !n.starts_with('.'));
-            if !is_ckpt {
-                continue;
+            if is_ckpt {
+                out.push(path);
             }
-            let bytes = std::fs::read(&path).map_err(|source| CheckpointError::Read {
-                path: path.display().to_string(),
-                source,
-            })?;
-            out.push(Checkpoint::decode(&path, &bytes)?);
         }
-        out.sort_by(|a, b| a.instance.cmp(&b.instance));
+        out.sort();
         Ok(out)
+    }
+
+    /// The checkpoint in the file `path` (its segments are read by
+    /// [`Checkpoint::restore`]).
+    pub fn load(path: &Path) -> Result<Checkpoint, CheckpointError> {
+        let bytes = std::fs::read(path).map_err(|source| CheckpointError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Checkpoint::decode(path, &bytes)
     }
 
     /// Every checkpoint of `lake`, with its file: the file runs' (in

@@ -849,45 +849,257 @@ fn a_new_owner_killed_before_its_first_checkpoint_loses_and_doubles_nothing() {
     assert_same_as_file_mode(lake.path(), &input);
 }
 
+/// Instances A and B of group `g` reading fixed partitions of a 4-partition
+/// topic into one lake, the first half of the conformance case produced.
+struct FixedPair {
+    broker: Broker,
+    input: PathBuf,
+    messages: Vec<Keyed>,
+    lake: tempfile::TempDir,
+    logs: TwoLogs,
+}
+
+impl FixedPair {
+    fn new() -> FixedPair {
+        let (broker, input, messages) = first_half_produced();
+        let lake = tempfile::tempdir().unwrap();
+        let logs = TwoLogs::new(lake.path());
+        FixedPair {
+            broker,
+            input,
+            messages,
+            lake,
+            logs,
+        }
+    }
+
+    fn lake(&self) -> &Path {
+        self.lake.path()
+    }
+
+    fn logs(&self) -> String {
+        self.logs.text()
+    }
+
+    /// Starts instance `a` or `b` reading `parts`.
+    fn run(&self, instance: &str, parts: &str) -> Service {
+        let log = if instance == "a" {
+            &self.logs.a
+        } else {
+            &self.logs.b
+        };
+        Service::start(
+            &group_args(
+                self.lake(),
+                &self.broker,
+                instance,
+                &["--partitions", parts],
+            ),
+            log,
+        )
+    }
+
+    /// Stops an instance, which must exit cleanly.
+    fn stop(&self, svc: Service) {
+        let status = svc.terminate(Duration::from_secs(15));
+        assert!(status.success(), "{}", self.logs());
+    }
+
+    /// Waits until the group's checkpoints hold the first `n` messages.
+    fn caught_up(&self, n: usize) {
+        caught_up(self.lake(), n, Duration::from_secs(90), &|| self.logs());
+    }
+
+    /// A on 0 and 1, B on 2 and 3, until the first half is read; both stopped.
+    fn first_half_read(&self) {
+        let (a, b) = (self.run("a", "0,1"), self.run("b", "2,3"));
+        self.caught_up(self.messages.len() / 2);
+        self.stop(a);
+        self.stop(b);
+    }
+}
+
 /// A partition moved from one fixed instance to another while both were
 /// stopped, the one letting it go started first: the other takes it over
 /// from the first one's checkpoint, which still holds it (it used to be
 /// read again from the start).
 #[test]
 fn a_partition_moved_between_fixed_instances_is_taken_over() {
-    let (broker, input, messages) = first_half_produced();
-    let lake = tempfile::tempdir().unwrap();
-    let two = TwoLogs::new(lake.path());
-    let logs = || two.text();
-    let run = |instance: &str, parts: &str, log: &Path| {
-        Service::start(
-            &group_args(lake.path(), &broker, instance, &["--partitions", parts]),
-            log,
-        )
-    };
-    let (a, b) = (run("a", "0,1", &two.a), run("b", "2,3", &two.b));
-    caught_up(
-        lake.path(),
-        messages.len() / 2,
-        Duration::from_secs(90),
-        &logs,
-    );
-    assert!(a.terminate(Duration::from_secs(15)).success(), "{}", logs());
-    assert!(b.terminate(Duration::from_secs(15)).success(), "{}", logs());
+    let t = FixedPair::new();
+    t.first_half_read();
     // partition 2 moves from B to A; B starts first and checkpoints its own
-    broker.produce(TOPIC, &messages[messages.len() / 2..]);
-    let b = run("b", "3", &two.b);
+    t.broker.produce(TOPIC, &t.messages[t.messages.len() / 2..]);
+    let b = t.run("b", "3");
     std::thread::sleep(Duration::from_secs(2));
-    let a = run("a", "0,1,2", &two.a);
-    caught_up(lake.path(), messages.len(), Duration::from_secs(90), &logs);
-    assert!(a.terminate(Duration::from_secs(15)).success(), "{}", logs());
-    assert!(b.terminate(Duration::from_secs(15)).success(), "{}", logs());
+    let a = t.run("a", "0,1,2");
+    t.caught_up(t.messages.len());
+    t.stop(a);
+    t.stop(b);
     assert!(
-        logs().contains("taking over the state of partitions"),
+        t.logs().contains("taking over the state of partitions"),
         "{}",
-        logs()
+        t.logs()
     );
-    assert_same_as_file_mode(lake.path(), &input);
+    assert_same_as_file_mode(t.lake(), &t.input);
+}
+
+/// `huoyue-aggregate` (which rebuilds a corrupt checkpoint), built beside
+/// `huoyue-ingest` by the README's `cargo test --workspace`.
+fn aggregate_command() -> std::process::Command {
+    let bin = Path::new(env!("CARGO_BIN_EXE_huoyue-ingest")).with_file_name("huoyue-aggregate");
+    assert!(
+        bin.exists(),
+        "{} is not built: run the tests with --workspace, or build it first",
+        bin.display()
+    );
+    std::process::Command::new(bin)
+}
+
+/// `huoyue-aggregate rebuild-state` of group `g` on [`TOPIC`] in `lake`.
+fn rebuild_state(lake: &Path) -> std::process::Output {
+    aggregate_command()
+        .arg("rebuild-state")
+        .arg("--lake")
+        .arg(lake)
+        .args(["--group", "g", "--topic", TOPIC])
+        .output()
+        .unwrap()
+}
+
+/// Damages the checkpoint file of instance `a` of group `g` (one byte flipped
+/// at `at`, counted from its middle if `None`); what it held.
+fn damage_checkpoint_of_a(lake: &Path, at: Option<usize>) -> BTreeMap<i32, checkpoint::Mark> {
+    let file = checkpoint::file(&checkpoint::dir(lake, "g", TOPIC), "a");
+    let held = Checkpoint::load(&file).unwrap().partitions;
+    let mut bytes = std::fs::read(&file).unwrap();
+    let at = at.unwrap_or(bytes.len() / 2);
+    bytes[at] ^= 0x55;
+    std::fs::write(&file, &bytes).unwrap();
+    held
+}
+
+/// Instance A's checkpoint is damaged while the group is stopped: A refuses
+/// to start on it and says how to rebuild it; `rebuild-state` refuses while
+/// an instance runs and while every checkpoint is sound, then rebuilds A's
+/// partitions (those no sound checkpoint holds) from the lake's rows; A and
+/// B go on from there, and the lake ends as file mode's, with no message
+/// counted twice or lost.
+#[test]
+fn a_corrupt_instance_checkpoint_is_rebuilt_from_the_lake() {
+    let t = FixedPair::new();
+    let (a, b) = (t.run("a", "0,1"), t.run("b", "2,3"));
+    t.caught_up(t.messages.len() / 2);
+    let refused = |out: std::process::Output, what: &str| {
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "rebuilt: {err}");
+        assert!(err.contains(what), "{err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    };
+    refused(rebuild_state(t.lake()), "is running");
+    t.stop(a);
+    t.stop(b);
+    refused(rebuild_state(t.lake()), "is sound");
+
+    let held = damage_checkpoint_of_a(t.lake(), None);
+    assert_eq!(held.keys().copied().collect::<Vec<_>>(), [0, 1]);
+    let mut a = t.run("a", "0,1");
+    let said = exits_with_error(&mut a, &t.logs.a, "a", &|| t.logs());
+    assert!(said.contains("is corrupt"), "{said}");
+    assert!(
+        said.contains("rebuild-state --lake") && said.contains("--group g --topic events"),
+        "{said}"
+    );
+
+    let out = rebuild_state(t.lake());
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("checkpoint of instance a written"), "{said}");
+    // A's partitions, each from after its last message in the lake (the
+    // end of what A had read, unless that ended with duplicates)
+    let dir = checkpoint::dir(t.lake(), "g", TOPIC);
+    let rebuilt = Checkpoint::load(&checkpoint::file(&dir, "a")).unwrap();
+    assert_eq!(
+        rebuilt.partitions.keys().collect::<Vec<_>>(),
+        held.keys().collect::<Vec<_>>()
+    );
+    for (p, m) in &rebuilt.partitions {
+        assert!(
+            m.offset > 0 && m.offset <= held[p].offset,
+            "{p}: {m:?} {held:?}"
+        );
+    }
+    let kept: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("a.ckpt.corrupt-")
+        })
+        .collect();
+    assert_eq!(kept.len(), 1, "the damaged file is kept aside");
+
+    t.broker.produce(TOPIC, &t.messages[t.messages.len() / 2..]);
+    let (a, b) = (t.run("a", "0,1"), t.run("b", "2,3"));
+    t.caught_up(t.messages.len());
+    t.stop(a);
+    t.stop(b);
+    assert_same_as_file_mode(t.lake(), &t.input);
+}
+
+/// As above, after A took partition 2 over from B: A's lost partitions
+/// are found by the lake's rows past where B's checkpoint last had partition
+/// 2, and the rebuilt state of 2 is the one taken next, not B's older one.
+#[test]
+fn a_corrupt_checkpoint_of_a_partition_taken_over_is_rebuilt_past_the_old_owner() {
+    let t = FixedPair::new();
+    t.first_half_read();
+    let (half, three_quarters) = (t.messages.len() / 2, t.messages.len() * 3 / 4);
+    // B lets go of 2 and stops before A takes it: B's checkpoint keeps
+    // 2's state until A's holds it, which B does not see
+    t.stop(t.run("b", "3"));
+    t.broker.produce(TOPIC, &t.messages[half..three_quarters]);
+    let a = t.run("a", "0,1,2");
+    let ends = t.broker.end_offsets(TOPIC);
+    let dir = checkpoint::dir(t.lake(), "g", TOPIC);
+    let file = checkpoint::file(&dir, "a");
+    let started = Instant::now();
+    while !Checkpoint::load(&file)
+        .is_ok_and(|c| (0..3).all(|p| c.partitions.get(&p).map(|m| m.offset) == Some(ends[&p])))
+    {
+        assert!(started.elapsed() < Duration::from_secs(90), "{}", t.logs());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    t.stop(a);
+
+    let held = damage_checkpoint_of_a(t.lake(), Some(40));
+    // B, stopped before A took 2, still holds 2's older state
+    let stale = Checkpoint::load(&checkpoint::file(&dir, "b"))
+        .unwrap()
+        .handed;
+    assert!(stale[&2].offset < held[&2].offset, "{stale:?} {held:?}");
+    let out = rebuild_state(t.lake());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rebuilt = Checkpoint::load(&file).unwrap().partitions;
+    assert_eq!(rebuilt.keys().collect::<Vec<_>>(), [&0, &1, &2]);
+    for (p, m) in &rebuilt {
+        assert!(m.offset <= held[p].offset, "{p}: {m:?} {held:?}");
+    }
+
+    t.broker.produce(TOPIC, &t.messages[three_quarters..]);
+    let (a, b) = (t.run("a", "0,1,2"), t.run("b", "3"));
+    t.caught_up(t.messages.len());
+    t.stop(a);
+    t.stop(b);
+    assert_same_as_file_mode(t.lake(), &t.input);
 }
 
 #[test]

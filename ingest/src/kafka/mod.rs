@@ -89,6 +89,17 @@ pub enum ServiceError {
     BadName { what: &'static str, name: String },
     #[error(transparent)]
     Checkpoint(#[from] checkpoint::CheckpointError),
+    /// A checkpoint of the group cannot be read: no instance can take its
+    /// partitions until it is rebuilt from the lake.
+    #[error(
+        "{error}; stop the group's instances and rebuild it from the lake with `huoyue-aggregate rebuild-state --lake {lake} --group {group} --topic {topic}`"
+    )]
+    CorruptCheckpoint {
+        error: Box<checkpoint::CheckpointError>,
+        lake: String,
+        group: String,
+        topic: String,
+    },
     #[error(transparent)]
     Lake(#[from] crate::lake_writer::LakeError),
     #[error(
@@ -1254,6 +1265,26 @@ fn check_topics(opts: &KafkaOptions, stop: &AtomicBool) -> Result<bool, ServiceE
 /// Runs the service until `stop` is set: then flushes, checkpoints, commits
 /// and returns the counts of this run.
 pub fn run(
+    opts: KafkaOptions,
+    profile: Profile,
+    engine_cfg: EngineConfig,
+    lake: &Path,
+    metrics: Metrics,
+    stop: Arc<AtomicBool>,
+) -> Result<Counts, ServiceError> {
+    let (group, topic) = (opts.group.clone(), opts.topic.clone());
+    serve(opts, profile, engine_cfg, lake, metrics, stop).map_err(|e| match e {
+        ServiceError::Checkpoint(error) if error.is_corrupt() => ServiceError::CorruptCheckpoint {
+            error: Box::new(error),
+            lake: lake.display().to_string(),
+            group,
+            topic,
+        },
+        e => e,
+    })
+}
+
+fn serve(
     opts: KafkaOptions,
     profile: Profile,
     engine_cfg: EngineConfig,
