@@ -253,32 +253,8 @@ fn run_kafka(
     };
 
     progress.set_message("finding the partitions");
-    let read = partitions_read(lake, &kafka.topic)?;
-    let mut lost = BTreeSet::new();
-    let mut marks = BTreeMap::new();
-    for (&p, &last) in &read {
-        let newest = sound
-            .iter()
-            .filter_map(|c| c.partitions.get(&p).or(c.handed.get(&p)))
-            .max_by_key(|m| m.generation);
-        if newest.is_none_or(|m| m.offset <= last) {
-            let generation = sound
-                .iter()
-                .flat_map(|c| [c.partitions.get(&p), c.handed.get(&p)])
-                .flatten()
-                .map(|m| m.generation)
-                .max()
-                .unwrap_or(0);
-            lost.insert(p);
-            marks.insert(
-                p,
-                Mark {
-                    offset: last + 1,
-                    generation: generation + 1,
-                },
-            );
-        }
-    }
+    let marks = lost_partitions(&partitions_read(lake, &kafka.topic)?, &sound);
+    let lost: BTreeSet<i32> = marks.keys().copied().collect();
     drop(sound);
 
     let mut engine = Engine::new(&opts.profile, opts.engine);
@@ -334,6 +310,30 @@ fn run_kafka(
     drop(locks);
     progress.finish_and_clear();
     Ok(summary)
+}
+
+/// The partitions of a lost checkpoint and where they go on, given the last
+/// offset of each partition with a row in the lake (`read`) and the group's
+/// `sound` checkpoints: those no sound checkpoint holds, or whose newest
+/// sound holder (read or handed over: the highest generation) is at or
+/// before a row of the lake (a later owner read on from there). Each goes on
+/// after its last row, at a generation above the newest sound holder's.
+fn lost_partitions(read: &BTreeMap<i32, i64>, sound: &[Checkpoint]) -> BTreeMap<i32, Mark> {
+    let mut lost = BTreeMap::new();
+    for (&p, &last) in read {
+        let newest = sound
+            .iter()
+            .filter_map(|c| c.partitions.get(&p).or(c.handed.get(&p)))
+            .max_by_key(|m| m.generation);
+        if newest.is_none_or(|m| m.offset <= last) {
+            let mark = Mark {
+                offset: last + 1,
+                generation: newest.map_or(0, |m| m.generation) + 1,
+            };
+            lost.insert(p, mark);
+        }
+    }
+    lost
 }
 
 /// The instance a checkpoint file is of (`<instance>.ckpt`).
@@ -438,4 +438,48 @@ fn corrupt_state(dir: &Path, profile: &Profile) -> Result<Option<PathBuf>> {
 
 fn state_error(e: CheckpointError) -> AggregateError {
     AggregateError::InvalidLake(format!("{e}; nothing was rebuilt"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mark(offset: i64, generation: u64) -> Mark {
+        Mark { offset, generation }
+    }
+
+    #[test]
+    fn the_lost_partitions_are_those_read_past_every_sound_checkpoint() {
+        let mut b = Checkpoint::new("b", "events");
+        // b reads 2 and 3; it handed 4 over, and holds 5 at an older
+        // generation than c, which read it on
+        b.partitions = BTreeMap::from([(2, mark(100, 3)), (3, mark(50, 1))]);
+        b.handed = BTreeMap::from([(4, mark(70, 2))]);
+        b.partitions.insert(5, mark(10, 1));
+        let mut c = Checkpoint::new("c", "events");
+        c.handed = BTreeMap::from([(5, mark(40, 2))]);
+        let read = BTreeMap::from([
+            // no sound checkpoint holds 0 and 1
+            (0, 9),
+            (1, 0),
+            // b is where its rows end: b's
+            (2, 99),
+            // a row at b's offset: read on by the lost checkpoint
+            (3, 50),
+            // rows past the handed mark: the new owner was the lost one
+            (4, 80),
+            // c's mark (the newest) is past the rows: c's
+            (5, 39),
+        ]);
+        let lost = lost_partitions(&read, &[b, c]);
+        assert_eq!(
+            lost,
+            BTreeMap::from([
+                (0, mark(10, 1)),
+                (1, mark(1, 1)),
+                (3, mark(51, 2)),
+                (4, mark(81, 3)),
+            ])
+        );
+    }
 }
