@@ -5,14 +5,19 @@ Generates a county month (huoyue-gen), then times
   1. huoyue-ingest --file: read, validate, de-duplicate, score, write the lake;
   2. DuckDB: read the same NDJSON, validate, de-duplicate, write `events` and the
      per-day scores (the per-event and distinct rules with their caps) as Parquet.
-and prints both rates and their ratio. Release binaries are expected in
-$CARGO_TARGET_DIR/release (cargo build --release -p huoyue-ingest -p huoyue-benches).
+and prints both rates and their ratio. The input is written to disk (sync)
+before anything is timed, so that neither side competes with the kernel
+flushing it; then the two sides run alternately `--rounds` times (each
+huoyue run on a fresh lake) and the medians are compared. Release binaries
+are expected in $CARGO_TARGET_DIR/release (cargo build --release -p
+huoyue-ingest -p huoyue-benches).
 
-usage: benches/e2e.py [--schools 100] [--work DIR]
+usage: benches/e2e.py [--schools 100] [--rounds 3] [--work DIR]
 """
 import argparse
 import os
 import shutil
+import statistics
 import subprocess
 import time
 
@@ -63,6 +68,7 @@ COPY (
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--schools", type=int, default=100)
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--work", default="/tmp/huoyue-e2e")
     args = ap.parse_args()
     target = os.environ.get("CARGO_TARGET_DIR", os.path.join(os.path.dirname(__file__), "..", "target"))
@@ -76,24 +82,44 @@ def main() -> None:
     lines = sum(1 for _ in open(events, "rb"))
     size = os.path.getsize(events)
 
-    t = time.perf_counter()
-    out = subprocess.run([os.path.join(bins, "huoyue-ingest"), "--lake", os.path.join(args.work, "lake"),
-                          "--file", events], check=True, capture_output=True, text=True)
-    ours = time.perf_counter() - t
-    print("huoyue:", out.stdout.strip())
+    # the fresh input written out first: a run while the kernel flushes 250 MB
+    # of dirty pages is slower for reasons of neither side
+    os.sync()
 
-    duck_out = os.path.join(args.work, "duck")
-    os.makedirs(duck_out)
-    con = duckdb.connect()
-    con.execute(f"SET threads = {os.cpu_count()}")
-    t = time.perf_counter()
-    con.execute(DUCK_SQL.format(src=events, out=duck_out))
-    duck = time.perf_counter() - t
+    def ours() -> float:
+        lake = os.path.join(args.work, "lake")
+        shutil.rmtree(lake, ignore_errors=True)
+        t = time.perf_counter()
+        out = subprocess.run([os.path.join(bins, "huoyue-ingest"), "--lake", lake, "--file", events],
+                             check=True, capture_output=True, text=True)
+        took = time.perf_counter() - t
+        print("huoyue:", out.stdout.strip())
+        return took
 
-    print(f"input: {lines} lines, {size / 1e6:.0f} MB, {os.cpu_count()} cores")
-    print(f"huoyue-ingest: {ours:.2f} s, {lines / ours:,.0f} events/s")
-    print(f"duckdb {duckdb.__version__}: {duck:.2f} s, {lines / duck:,.0f} events/s")
-    print(f"ratio huoyue/duckdb: {duck / ours:.2f}x")
+    def duck() -> float:
+        duck_out = os.path.join(args.work, "duck")
+        shutil.rmtree(duck_out, ignore_errors=True)
+        os.makedirs(duck_out)
+        con = duckdb.connect()
+        con.execute(f"SET threads = {os.cpu_count()}")
+        t = time.perf_counter()
+        con.execute(DUCK_SQL.format(src=events, out=duck_out))
+        took = time.perf_counter() - t
+        con.close()
+        return took
+
+    times = {"huoyue": [], "duckdb": []}
+    for r in range(args.rounds):
+        times["huoyue"].append(ours())
+        times["duckdb"].append(duck())
+        print(f"round {r + 1}: huoyue-ingest {times['huoyue'][-1]:.2f} s, duckdb {times['duckdb'][-1]:.2f} s")
+    ours_s = statistics.median(times["huoyue"])
+    duck_s = statistics.median(times["duckdb"])
+
+    print(f"input: {lines} lines, {size / 1e6:.0f} MB, {os.cpu_count()} cores, {args.rounds} rounds (medians)")
+    print(f"huoyue-ingest: {ours_s:.2f} s, {lines / ours_s:,.0f} events/s")
+    print(f"duckdb {duckdb.__version__}: {duck_s:.2f} s, {lines / duck_s:,.0f} events/s")
+    print(f"ratio huoyue/duckdb: {duck_s / ours_s:.2f}x")
 
 
 if __name__ == "__main__":
