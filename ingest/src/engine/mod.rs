@@ -1013,7 +1013,13 @@ impl Engine {
             recent_from: st.arrivals.saturating_sub(self.cfg.dedup_recent),
         };
         let forget = &st.forget;
-        st.seen.retain(|_, s| forget.keeps(s));
+        // arrival numbers start at 1: while fewer ids than `dedup_recent` have
+        // arrived, every one is among the most recent and none can go, and
+        // the scan of the whole table (a month of a county's ids at every
+        // flush of a file run) is skipped
+        if forget.recent_from > 0 {
+            st.seen.retain(|_, s| forget.keeps(s));
+        }
     }
 
     /// The whole state, to be restored by [`Engine::restore`] under the same profile.
