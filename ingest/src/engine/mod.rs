@@ -133,6 +133,11 @@ struct State {
     /// [`SegmentsSection`]).
     #[serde(skip)]
     written_from: i32,
+    /// Days folded out of users' windows, kept to be a user's new day
+    /// ([`UserState::day`]): a day's slots are allocated once, not once per
+    /// user and day.
+    #[serde(skip)]
+    spare_days: Vec<user::DayState>,
 }
 
 /// The ids the last fold forgot, as a rule over an id's partition, day and
@@ -497,6 +502,7 @@ mod v5 {
                 activity: self.activity,
                 index: Default::default(),
                 written_from: 0,
+                spare_days: Vec::new(),
             }
         }
     }
@@ -808,23 +814,24 @@ impl Engine {
             user.partition = partition;
         }
         let n_rules = self.rules.rules.len();
-        user.day(day, key, school, n_rules);
+        let spare = &mut st.spare_days;
+        user.day(day, key, school, n_rules, spare);
         for &r in rule_ids {
             let ri = usize::from(r);
             match &self.rules.rules[ri].kind {
                 Kind::Streak { .. } => {
-                    user.day(day, key, school, n_rules).slots[ri] = 1;
+                    user.day(day, key, school, n_rules, spare).slots[ri] = 1;
                 }
                 Kind::PerEvent { client, .. } => {
                     if client.is_some_and(|c| c != kinds.client) {
                         continue;
                     }
-                    user.day(day, key, school, n_rules).slots[ri] += 1;
+                    user.day(day, key, school, n_rules, spare).slots[ri] += 1;
                 }
                 Kind::Tiers { field, keep, .. } => {
                     let Some(v) = field.get(e) else { continue };
                     let h = hash64(v);
-                    let d = user.day(day, key, school, n_rules);
+                    let d = user.day(day, key, school, n_rules, spare);
                     let set = match d.sets.iter().position(|(rr, _)| *rr == r) {
                         Some(i) => &mut d.sets[i].1,
                         None => {
@@ -839,7 +846,7 @@ impl Engine {
                 Kind::Items { field, items, .. } => {
                     let Some(v) = field.get(e) else { continue };
                     if let Some(i) = items.iter().position(|it| **it == *v) {
-                        user.day(day, key, school, n_rules).slots[ri] |= 1 << i;
+                        user.day(day, key, school, n_rules, spare).slots[ri] |= 1 << i;
                     }
                 }
                 Kind::Once { .. } => {
@@ -974,7 +981,7 @@ impl Engine {
         let lateness = self.cfg.lateness_days;
         for user in &mut st.users {
             if let Some(&(_, w)) = moved.iter().find(|(p, _)| *p == user.partition) {
-                user.fold(&self.rules, w);
+                user.fold(&self.rules, w, &mut st.spare_days);
                 log_user(&mut self.log, user);
             }
         }

@@ -130,6 +130,9 @@ pub mod legacy {
 /// The school of a legacy entry until [`UserState::settle_legacy`] sets it.
 const UNKNOWN_SCHOOL: SchoolId = SchoolId([b'0'; 10]);
 
+/// Days folded out of windows kept for new days, at most.
+const MAX_SPARE_DAYS: usize = 4096;
+
 impl Serialize for EmittedList {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         if legacy::active() {
@@ -242,6 +245,7 @@ impl UserState {
         key: OrderKey,
         school: SchoolId,
         n_rules: usize,
+        spare: &mut Vec<DayState>,
     ) -> &mut DayState {
         // events come roughly in time order: the day is most often the last
         let i = match self.days.iter().rposition(|d| d.day == day) {
@@ -262,16 +266,27 @@ impl UserState {
                 // task's publish day) are under another school, maybe
                 self.move_rows(day, school);
                 let at = self.days.partition_point(|d| d.day < day);
-                self.days.insert(
-                    at,
-                    DayState {
+                let new = match spare.pop() {
+                    Some(mut d) => {
+                        d.slots.clear();
+                        d.slots.resize(n_rules, 0);
+                        d.sets.clear();
+                        DayState {
+                            day,
+                            first: key,
+                            school,
+                            ..d
+                        }
+                    }
+                    None => DayState {
                         day,
                         first: key,
                         school,
                         slots: vec![0; n_rules],
                         sets: Vec::new(),
                     },
-                );
+                };
+                self.days.insert(at, new);
                 at
             }
         };
@@ -522,7 +537,7 @@ impl UserState {
     }
 
     /// Moves the window's start to `w`: days before it are frozen for good.
-    pub fn fold(&mut self, rules: &Rules, w: i32) {
+    pub fn fold(&mut self, rules: &Rules, w: i32, spare: &mut Vec<DayState>) {
         let n = self.days.partition_point(|d| d.day < w);
         let leaving: Vec<DayState> = self.days.drain(..n).collect();
         for (ri, rule) in rules.rules.iter().enumerate() {
@@ -617,6 +632,10 @@ impl UserState {
         });
         trim(&mut self.days);
         trim(&mut self.emitted.entries);
+        // the days gone become other users' new days (a few thousand at most
+        // are kept: about the users' days of one day)
+        let room = MAX_SPARE_DAYS.saturating_sub(spare.len());
+        spare.extend(leaving.into_iter().take(room));
     }
 
     /// Gives the entries read from a snapshot before format 10 the school
