@@ -35,9 +35,9 @@
 //! that does (a later owner read on from there). Those partitions' `events`
 //! rows are fed to a new engine, each as read from its partition, and the
 //! state becomes the instance's checkpoint, at the offset after the last row
-//! of each partition in the lake and at a generation above every other
-//! checkpoint's, so that whichever instance is assigned a partition takes
-//! its state from there. Messages the lost instance read after its last
+//! of each partition in the lake and at a generation above the newest sound
+//! holder's, so that whichever instance is assigned a partition takes its
+//! state from there. Messages the lost instance read after its last
 //! published row (duplicates, or a flush whose files it had not published)
 //! are read again: the files it had staged are deleted when the instance
 //! starts again, and a duplicate is caught again, its first copy being
@@ -210,7 +210,7 @@ fn run_kafka(
     let mut sound = Vec::new();
     let mut corrupt = Vec::new();
     for path in files {
-        let instance = instance_of(&path);
+        let instance = checkpoint::instance_of(&path);
         let lock_path = checkpoint::instance_lock(&dir, &instance);
         let lock = checkpoint::lock_instance(&dir, &instance)
             .context(|| format!("locking {}", lock_path.display()))?
@@ -283,7 +283,7 @@ fn run_kafka(
     };
     // the segments the lost checkpoint listed go when the instance starts
     // again; the new one's go after them
-    let seq = last_segment(&dir, &instance).max(1) + 1;
+    let seq = checkpoint::last_segment(&dir, &instance).max(1) + 1;
     let begun =
         Checkpoint::begin(&dir, &instance, |w| engine.snapshot_to(w)).map_err(state_error)?;
     let ckpt = Checkpoint {
@@ -304,7 +304,8 @@ fn run_kafka(
     summary.staged = corrupt
         .iter()
         .map(|(_, i)| {
-            checkpoint::unlisted_staged(lake, INGEST_TABLES, &format!("k_{i}_"), &[]).len()
+            checkpoint::unlisted_staged(lake, INGEST_TABLES, &checkpoint::kafka_prefix(i), &[])
+                .len()
         })
         .sum();
     drop(locks);
@@ -334,31 +335,6 @@ fn lost_partitions(read: &BTreeMap<i32, i64>, sound: &[Checkpoint]) -> BTreeMap<
         }
     }
     lost
-}
-
-/// The instance a checkpoint file is of (`<instance>.ckpt`).
-fn instance_of(path: &Path) -> String {
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or_default();
-    name.strip_suffix(".ckpt").unwrap_or(name).to_owned()
-}
-
-/// The highest sequence number of the segments of `instance` in `dir`.
-fn last_segment(dir: &Path, instance: &str) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .filter_map(|e| {
-            let name = e.file_name().into_string().ok()?;
-            let seq = name.strip_prefix(instance)?.strip_prefix('.')?;
-            seq.strip_suffix(".seg")?.parse().ok()
-        })
-        .max()
-        .unwrap_or(0)
 }
 
 /// The lineage columns of the lake's files.

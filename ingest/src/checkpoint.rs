@@ -120,12 +120,33 @@ pub fn segment_file(instance: &str, seq: u64) -> String {
     format!("{instance}.{seq:010}.seg")
 }
 
-/// Whether `name` is the name of a segment of `instance`.
-fn is_segment_of(name: &str, instance: &str) -> bool {
+/// The checkpoint sequence number of `name` if it names a segment of
+/// `instance` ([`segment_file`]).
+fn segment_seq(name: &str, instance: &str) -> Option<u64> {
     name.strip_prefix(instance)
         .and_then(|n| n.strip_prefix('.'))
         .and_then(|n| n.strip_suffix(".seg"))
-        .is_some_and(|seq| seq.len() == 10 && seq.bytes().all(|b| b.is_ascii_digit()))
+        .filter(|seq| seq.len() == 10 && seq.bytes().all(|b| b.is_ascii_digit()))?
+        .parse()
+        .ok()
+}
+
+/// The highest sequence number of the segments of `instance` in `dir` (0 if
+/// it has none).
+pub fn last_segment(dir: &Path, instance: &str) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter_map(|e| segment_seq(e.file_name().to_str()?, instance))
+        .max()
+        .unwrap_or(0)
+}
+
+/// The prefix of the lake files the Kafka instance `instance` writes.
+pub fn kafka_prefix(instance: &str) -> String {
+    format!("k_{instance}_")
 }
 
 /// A checkpoint file that cannot be used.
@@ -255,6 +276,15 @@ pub fn resume(
 /// The checkpoint file of `instance` in `dir`.
 pub fn file(dir: &Path, instance: &str) -> PathBuf {
     dir.join(format!("{instance}.ckpt"))
+}
+
+/// The instance whose checkpoint [`file`] `path` is.
+pub fn instance_of(path: &Path) -> String {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    name.strip_suffix(".ckpt").unwrap_or(name).to_owned()
 }
 
 /// The lock file that keeps a second process of `instance` away from its
@@ -673,7 +703,7 @@ fn remove_unlisted_segments(
         let entry = entry?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        if is_segment_of(name, instance) && !keep.iter().any(|f| f.name == name) {
+        if segment_seq(name, instance).is_some() && !keep.iter().any(|f| f.name == name) {
             std::fs::remove_file(entry.path())?;
         }
     }

@@ -1344,7 +1344,7 @@ fn serve(
     }
 
     // this instance's last checkpoint: roll forward, restore, clean up
-    let prefix = format!("k_{}_", opts.instance);
+    let prefix = checkpoint::kafka_prefix(&opts.instance);
     let resumed = checkpoint::resume(
         lake,
         &ckpt_dir,
