@@ -236,6 +236,13 @@ fn run_kafka(
             }
             Ok((c, _)) => sound.push(c),
             Err(e) if e.is_corrupt() => corrupt.push((path, instance)),
+            // a segment it lists is gone: its state is lost as surely (with
+            // every instance stopped, no instance is retiring it meanwhile)
+            Err(CheckpointError::Read { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                corrupt.push((path, instance))
+            }
             Err(e @ CheckpointError::Restore { .. }) => {
                 return Err(AggregateError::Profile(format!(
                     "{e}; rebuild with the profile the group's instances score under (--profile)"

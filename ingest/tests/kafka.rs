@@ -966,16 +966,35 @@ fn rebuild_state(lake: &Path) -> std::process::Output {
         .unwrap()
 }
 
-/// Damages the checkpoint file of instance `a` of group `g` (one byte flipped
-/// at `at`, counted from its middle if `None`); what it held.
-fn damage_checkpoint_of_a(lake: &Path, at: Option<usize>) -> BTreeMap<i32, checkpoint::Mark> {
-    let file = checkpoint::file(&checkpoint::dir(lake, "g", TOPIC), "a");
-    let held = Checkpoint::load(&file).unwrap().partitions;
-    let mut bytes = std::fs::read(&file).unwrap();
-    let at = at.unwrap_or(bytes.len() / 2);
-    bytes[at] ^= 0x55;
-    std::fs::write(&file, &bytes).unwrap();
-    held
+/// How [`damage_checkpoint_of_a`] damages it.
+enum Damage {
+    /// A byte of the checkpoint file flipped, in its middle.
+    FlippedByte,
+    /// The last segment it lists removed.
+    LostSegment,
+}
+
+/// Damages the checkpoint of instance `a` of group `g`; what it held.
+fn damage_checkpoint_of_a(lake: &Path, damage: Damage) -> BTreeMap<i32, checkpoint::Mark> {
+    let dir = checkpoint::dir(lake, "g", TOPIC);
+    let file = checkpoint::file(&dir, "a");
+    let ckpt = Checkpoint::load(&file).unwrap();
+    match damage {
+        Damage::FlippedByte => {
+            let mut bytes = std::fs::read(&file).unwrap();
+            let middle = bytes.len() / 2;
+            bytes[middle] ^= 0x55;
+            std::fs::write(&file, &bytes).unwrap();
+        }
+        Damage::LostSegment => {
+            let last = ckpt
+                .segments
+                .last()
+                .expect("a Kafka checkpoint lists segments");
+            std::fs::remove_file(dir.join(&last.name)).unwrap();
+        }
+    }
+    ckpt.partitions
 }
 
 /// Instance A's checkpoint is damaged while the group is stopped: A refuses
@@ -1000,7 +1019,7 @@ fn a_corrupt_instance_checkpoint_is_rebuilt_from_the_lake() {
     t.stop(b);
     refused(rebuild_state(t.lake()), "is sound");
 
-    let held = damage_checkpoint_of_a(t.lake(), None);
+    let held = damage_checkpoint_of_a(t.lake(), Damage::FlippedByte);
     assert_eq!(held.keys().copied().collect::<Vec<_>>(), [0, 1]);
     let mut a = t.run("a", "0,1");
     let said = exits_with_error(&mut a, &t.logs.a, "a", &|| t.logs());
@@ -1051,7 +1070,8 @@ fn a_corrupt_instance_checkpoint_is_rebuilt_from_the_lake() {
     assert_same_as_file_mode(t.lake(), &t.input);
 }
 
-/// As above, after A took partition 2 over from B: A's lost partitions
+/// As above (a segment of A's state lost this time), after A took
+/// partition 2 over from B: A's lost partitions
 /// are found by the lake's rows past where B's checkpoint last had partition
 /// 2, and the rebuilt state of 2 is the one taken next, not B's older one.
 #[test]
@@ -1076,7 +1096,8 @@ fn a_corrupt_checkpoint_of_a_partition_taken_over_is_rebuilt_past_the_old_owner(
     }
     t.stop(a);
 
-    let held = damage_checkpoint_of_a(t.lake(), Some(40));
+    // this time a segment of A's state is lost
+    let held = damage_checkpoint_of_a(t.lake(), Damage::LostSegment);
     // B, stopped before A took 2, still holds 2's older state
     let stale = Checkpoint::load(&checkpoint::file(&dir, "b"))
         .unwrap()
