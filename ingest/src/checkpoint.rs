@@ -231,7 +231,19 @@ pub fn resume(
     let (engine, published) = match &mut last {
         Some(c) => {
             let published = c.roll_forward(lake)?;
-            let engine = c.restore(dir, profile)?;
+            // its own segments go only when it says so: one it lists that is
+            // gone is damage, as a bad checksum is
+            let engine = c.restore(dir, profile).map_err(|e| match e {
+                CheckpointError::Read { path, source }
+                    if source.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    CheckpointError::Corrupt {
+                        path,
+                        why: "a segment the checkpoint lists is missing".into(),
+                    }
+                }
+                e => e,
+            })?;
             // the snapshot is not kept: the engine holds it
             c.engine = Vec::new();
             // its state before the window is final, so a longer lateness

@@ -1096,8 +1096,15 @@ fn a_corrupt_checkpoint_of_a_partition_taken_over_is_rebuilt_past_the_old_owner(
     }
     t.stop(a);
 
-    // this time a segment of A's state is lost
+    // this time a segment of A's state is lost: A says so, as of damage
     let held = damage_checkpoint_of_a(t.lake(), Damage::LostSegment);
+    let mut a = t.run("a", "0,1,2");
+    let said = exits_with_error(&mut a, &t.logs.a, "a", &|| t.logs());
+    assert!(
+        said.contains("is corrupt: a segment the checkpoint lists is missing")
+            && said.contains("rebuild-state --lake"),
+        "{said}"
+    );
     // B, stopped before A took 2, still holds 2's older state
     let stale = Checkpoint::load(&checkpoint::file(&dir, "b"))
         .unwrap()
