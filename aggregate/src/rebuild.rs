@@ -50,8 +50,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use datafusion::arrow::array::{Array, AsArray, RecordBatch};
-use datafusion::arrow::datatypes::{Int32Type, Int64Type};
+use datafusion::arrow::array::{Array, RecordBatch};
 use datafusion::parquet::arrow::ProjectionMask;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use huoyue_ingest::checkpoint::{self, Checkpoint, CheckpointError, Mark};
@@ -62,7 +61,7 @@ use huoyue_schemas::lake::INGEST_TABLES;
 use indicatif::ProgressBar;
 
 use crate::error::{AggregateError, IoContext, Result};
-use crate::rescore::{Rows, day_partitions, feed_days};
+use crate::rescore::{LineageColumns, Rows, day_partitions, feed_days};
 
 #[derive(Debug, Clone)]
 pub struct RebuildOptions {
@@ -224,7 +223,8 @@ fn run_kafka(
             })?;
         locks.push(lock);
         match Checkpoint::load(&path).and_then(|c| {
-            let lateness = c.restore(&dir, &opts.profile)?.config().lateness_days;
+            // every instance lock is held: a segment gone is damage
+            let lateness = c.restore_held(&dir, &opts.profile)?.config().lateness_days;
             Ok((c, lateness))
         }) {
             Ok((c, lateness)) if lateness != opts.engine.lateness_days => {
@@ -236,13 +236,6 @@ fn run_kafka(
             }
             Ok((c, _)) => sound.push(c),
             Err(e) if e.is_corrupt() => corrupt.push((path, instance)),
-            // a segment it lists is gone: its state is lost as surely (with
-            // every instance stopped, no instance is retiring it meanwhile)
-            Err(CheckpointError::Read { source, .. })
-                if source.kind() == std::io::ErrorKind::NotFound =>
-            {
-                corrupt.push((path, instance))
-            }
             Err(e @ CheckpointError::Restore { .. }) => {
                 return Err(AggregateError::Profile(format!(
                     "{e}; rebuild with the profile the group's instances score under (--profile)"
@@ -288,13 +281,12 @@ fn run_kafka(
         partitions: marks.iter().map(|(&p, m)| (p, m.offset)).collect(),
         ..RebuildSummary::default()
     };
-    // the segments the lost checkpoint listed go when the instance starts
-    // again; the new one's go after them
-    let seq = checkpoint::last_segment(&dir, &instance).max(1) + 1;
+    // it lists no segments: those of the lost one go when the instance
+    // starts again, before it writes its own
     let begun =
         Checkpoint::begin(&dir, &instance, |w| engine.snapshot_to(w)).map_err(state_error)?;
     let ckpt = Checkpoint {
-        seq,
+        seq: 1,
         written_at: now_micros(),
         partitions: marks,
         ..Checkpoint::new(&instance, &kafka.topic)
@@ -354,11 +346,11 @@ fn partitions_read(lake: &Path, topic: &str) -> Result<BTreeMap<i32, i64>> {
     for table in ["events", "rejected"] {
         for path in day_partitions(&lake.join(table))?.values().flatten() {
             for batch in read_lineage(path)? {
-                let [source, partition, offset] = LINEAGE.map(|c| batch.column_by_name(c));
-                let source = source.and_then(|c| c.as_string_opt::<i32>());
-                let partition = partition.and_then(|c| c.as_primitive_opt::<Int32Type>());
-                let offset = offset.and_then(|c| c.as_primitive_opt::<Int64Type>());
-                let (Some(source), Some(partition), Some(offset)) = (source, partition, offset)
+                let Some(LineageColumns {
+                    source,
+                    partition,
+                    offset,
+                }) = LineageColumns::of(&batch)
                 else {
                     return Err(AggregateError::InvalidLake(format!(
                         "{} lacks the lineage columns source, partition and offset of the lake's types",
@@ -402,7 +394,7 @@ fn corrupt_state(dir: &Path, profile: &Profile) -> Result<Option<PathBuf>> {
     }
     let restored = Checkpoint::load_all(dir).and_then(|all| {
         match all.into_iter().find(|c| c.instance == STATE) {
-            Some(c) => c.restore(dir, profile).map(Some),
+            Some(c) => c.restore_held(dir, profile).map(Some),
             None => Ok(None),
         }
     });

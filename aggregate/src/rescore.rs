@@ -65,7 +65,8 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::sync_channel;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, Int32Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+    Array, ArrayRef, AsArray, Int32Array, Int64Array, RecordBatch, StringArray,
+    TimestampMicrosecondArray,
 };
 use datafusion::arrow::datatypes::{Int32Type, Int64Type, TimestampMicrosecondType};
 use datafusion::parquet::arrow::ArrowWriter;
@@ -470,9 +471,7 @@ pub(crate) fn feed_days(
                 .batches
                 .iter()
                 .map(|b| match rows {
-                    Rows::OfPartitions { .. } => b
-                        .column_by_name("partition")
-                        .and_then(|c| c.as_primitive_opt::<Int32Type>()),
+                    Rows::OfPartitions { .. } => LineageColumns::of(b).map(|l| l.partition),
                     _ => None,
                 })
                 .collect();
@@ -743,14 +742,14 @@ fn load_day(
                 None => order.extend(all),
             },
             Rows::OfPartitions { topic, partitions } => {
-                let source = batch
-                    .column_by_name("source")
-                    .and_then(|c| c.as_string_opt::<i32>());
-                let partition = batch
-                    .column_by_name("partition")
-                    .and_then(|c| c.as_primitive_opt::<Int32Type>());
-                let (Some(source), Some(partition)) = (source, partition) else {
-                    return Err(lineage(day));
+                let Some(LineageColumns {
+                    source, partition, ..
+                }) = LineageColumns::of(batch)
+                else {
+                    return Err(AggregateError::InvalidLake(format!(
+                        "events of {} lack the lineage columns of the lake's types",
+                        format_day(day)
+                    )));
                 };
                 order.extend(all.filter(|&(_, r)| {
                     let r = r as usize;
@@ -785,12 +784,26 @@ fn load_day(
     })
 }
 
-/// The error of a day whose `events` rows lack their lineage columns.
-fn lineage(day: i32) -> AggregateError {
-    AggregateError::InvalidLake(format!(
-        "events of {} lack the source and partition columns of the lake's types",
-        format_day(day)
-    ))
+/// The lineage columns of a lake batch (`events` or `rejected`).
+pub(crate) struct LineageColumns<'a> {
+    pub source: &'a StringArray,
+    pub partition: &'a Int32Array,
+    pub offset: &'a Int64Array,
+}
+
+impl<'a> LineageColumns<'a> {
+    /// `batch`'s, if it has them with the lake's types.
+    pub(crate) fn of(batch: &'a RecordBatch) -> Option<Self> {
+        Some(LineageColumns {
+            source: batch.column_by_name("source")?.as_string_opt::<i32>()?,
+            partition: batch
+                .column_by_name("partition")?
+                .as_primitive_opt::<Int32Type>()?,
+            offset: batch
+                .column_by_name("offset")?
+                .as_primitive_opt::<Int64Type>()?,
+        })
+    }
 }
 
 /// The file that says a rescore of `month` was interrupted while it swapped

@@ -120,28 +120,12 @@ pub fn segment_file(instance: &str, seq: u64) -> String {
     format!("{instance}.{seq:010}.seg")
 }
 
-/// The checkpoint sequence number of `name` if it names a segment of
-/// `instance` ([`segment_file`]).
-fn segment_seq(name: &str, instance: &str) -> Option<u64> {
+/// Whether `name` is the name of a segment of `instance`.
+fn is_segment_of(name: &str, instance: &str) -> bool {
     name.strip_prefix(instance)
         .and_then(|n| n.strip_prefix('.'))
         .and_then(|n| n.strip_suffix(".seg"))
-        .filter(|seq| seq.len() == 10 && seq.bytes().all(|b| b.is_ascii_digit()))?
-        .parse()
-        .ok()
-}
-
-/// The highest sequence number of the segments of `instance` in `dir` (0 if
-/// it has none).
-pub fn last_segment(dir: &Path, instance: &str) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .filter_map(|e| segment_seq(e.file_name().to_str()?, instance))
-        .max()
-        .unwrap_or(0)
+        .is_some_and(|seq| seq.len() == 10 && seq.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// The prefix of the lake files the Kafka instance `instance` writes.
@@ -231,19 +215,7 @@ pub fn resume(
     let (engine, published) = match &mut last {
         Some(c) => {
             let published = c.roll_forward(lake)?;
-            // its own segments go only when it says so: one it lists that is
-            // gone is damage, as a bad checksum is
-            let engine = c.restore(dir, profile).map_err(|e| match e {
-                CheckpointError::Read { path, source }
-                    if source.kind() == std::io::ErrorKind::NotFound =>
-                {
-                    CheckpointError::Corrupt {
-                        path,
-                        why: "a segment the checkpoint lists is missing".into(),
-                    }
-                }
-                e => e,
-            })?;
+            let engine = c.restore_held(dir, profile)?;
             // the snapshot is not kept: the engine holds it
             c.engine = Vec::new();
             // its state before the window is final, so a longer lateness
@@ -354,6 +326,25 @@ impl Checkpoint {
                 path: file(dir, &self.instance).display().to_string(),
                 error,
             }
+        })
+    }
+
+    /// [`Checkpoint::restore`] by a holder of the instance's lock
+    /// ([`lock_instance`]): its segments go only when it says so, so one
+    /// the checkpoint lists that is gone is damage, as a bad checksum is.
+    /// (Another instance reading this checkpoint may find a segment gone
+    /// because the owner has just retired it: for it that is a read error.)
+    pub fn restore_held(&self, dir: &Path, profile: &Profile) -> Result<Engine, CheckpointError> {
+        self.restore(dir, profile).map_err(|e| match e {
+            CheckpointError::Read { path, source }
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                CheckpointError::Corrupt {
+                    path,
+                    why: "a segment the checkpoint lists is missing".into(),
+                }
+            }
+            e => e,
         })
     }
 
@@ -715,7 +706,7 @@ fn remove_unlisted_segments(
         let entry = entry?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        if segment_seq(name, instance).is_some() && !keep.iter().any(|f| f.name == name) {
+        if is_segment_of(name, instance) && !keep.iter().any(|f| f.name == name) {
             std::fs::remove_file(entry.path())?;
         }
     }

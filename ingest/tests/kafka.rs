@@ -997,6 +997,30 @@ fn damage_checkpoint_of_a(lake: &Path, damage: Damage) -> BTreeMap<i32, checkpoi
     ckpt.partitions
 }
 
+/// Rebuilds A's damaged checkpoint, which must succeed and say so; the
+/// partitions the new one holds, each at or before where the lost one (which
+/// held `held`) was: the end of what A had read, unless that ended with
+/// messages that left no row in the lake.
+fn rebuild_a(
+    lake: &Path,
+    held: &BTreeMap<i32, checkpoint::Mark>,
+) -> BTreeMap<i32, checkpoint::Mark> {
+    let out = rebuild_state(lake);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("checkpoint of instance a written"), "{said}");
+    let file = checkpoint::file(&checkpoint::dir(lake, "g", TOPIC), "a");
+    let rebuilt = Checkpoint::load(&file).unwrap().partitions;
+    for (p, m) in &rebuilt {
+        assert!(m.offset <= held[p].offset, "{p}: {m:?} {held:?}");
+    }
+    rebuilt
+}
+
 /// Instance A's checkpoint is damaged while the group is stopped: A refuses
 /// to start on it and says how to rebuild it; `rebuild-state` refuses while
 /// an instance runs and while every checkpoint is sound, then rebuilds A's
@@ -1029,28 +1053,14 @@ fn a_corrupt_instance_checkpoint_is_rebuilt_from_the_lake() {
         "{said}"
     );
 
-    let out = rebuild_state(t.lake());
-    let said = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{said}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(said.contains("checkpoint of instance a written"), "{said}");
-    // A's partitions, each from after its last message in the lake (the
-    // end of what A had read, unless that ended with duplicates)
-    let dir = checkpoint::dir(t.lake(), "g", TOPIC);
-    let rebuilt = Checkpoint::load(&checkpoint::file(&dir, "a")).unwrap();
+    let rebuilt = rebuild_a(t.lake(), &held);
+    // A's partitions, each from after its last message in the lake
     assert_eq!(
-        rebuilt.partitions.keys().collect::<Vec<_>>(),
+        rebuilt.keys().collect::<Vec<_>>(),
         held.keys().collect::<Vec<_>>()
     );
-    for (p, m) in &rebuilt.partitions {
-        assert!(
-            m.offset > 0 && m.offset <= held[p].offset,
-            "{p}: {m:?} {held:?}"
-        );
-    }
+    assert!(rebuilt.values().all(|m| m.offset > 0), "{rebuilt:?}");
+    let dir = checkpoint::dir(t.lake(), "g", TOPIC);
     let kept: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .flatten()
@@ -1110,17 +1120,8 @@ fn a_corrupt_checkpoint_of_a_partition_taken_over_is_rebuilt_past_the_old_owner(
         .unwrap()
         .handed;
     assert!(stale[&2].offset < held[&2].offset, "{stale:?} {held:?}");
-    let out = rebuild_state(t.lake());
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let rebuilt = Checkpoint::load(&file).unwrap().partitions;
+    let rebuilt = rebuild_a(t.lake(), &held);
     assert_eq!(rebuilt.keys().collect::<Vec<_>>(), [&0, &1, &2]);
-    for (p, m) in &rebuilt {
-        assert!(m.offset <= held[p].offset, "{p}: {m:?} {held:?}");
-    }
 
     t.broker.produce(TOPIC, &t.messages[three_quarters..]);
     let (a, b) = (t.run("a", "0,1,2"), t.run("b", "3"));
