@@ -181,6 +181,28 @@ impl CheckpointError {
                 }
         )
     }
+
+    /// Whether a file the checkpoint lists (a segment) is gone.
+    pub fn is_missing(&self) -> bool {
+        matches!(self, CheckpointError::Read { source, .. }
+            if source.kind() == std::io::ErrorKind::NotFound)
+    }
+
+    /// This error, a segment gone ([`CheckpointError::is_missing`]) taken
+    /// for damage: where nothing could have retired it.
+    pub fn missing_as_damage(self) -> CheckpointError {
+        match self {
+            CheckpointError::Read { path, source }
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                CheckpointError::Corrupt {
+                    path,
+                    why: "a segment the checkpoint lists is missing".into(),
+                }
+            }
+            e => e,
+        }
+    }
 }
 
 /// Where an instance (a Kafka service replica, or a lake's file runs) starts
@@ -333,19 +355,11 @@ impl Checkpoint {
     /// ([`lock_instance`]): its segments go only when it says so, so one
     /// the checkpoint lists that is gone is damage, as a bad checksum is.
     /// (Another instance reading this checkpoint may find a segment gone
-    /// because the owner has just retired it: for it that is a read error.)
+    /// because the owner has just retired it: it reads the checkpoints
+    /// again, a few times, before it takes that for damage.)
     pub fn restore_held(&self, dir: &Path, profile: &Profile) -> Result<Engine, CheckpointError> {
-        self.restore(dir, profile).map_err(|e| match e {
-            CheckpointError::Read { path, source }
-                if source.kind() == std::io::ErrorKind::NotFound =>
-            {
-                CheckpointError::Corrupt {
-                    path,
-                    why: "a segment the checkpoint lists is missing".into(),
-                }
-            }
-            e => e,
-        })
+        self.restore(dir, profile)
+            .map_err(CheckpointError::missing_as_damage)
     }
 
     /// The bytes of the segments this checkpoint lists, in order.

@@ -38,7 +38,7 @@ use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
 use huoyue_schemas::profile::Profile;
 
 use crate::checkpoint::{self, Checkpoint, Mark, SegmentFile};
-use crate::engine::EngineConfig;
+use crate::engine::{Engine, EngineConfig};
 use crate::lake_writer::publish::PartitionLock;
 use crate::lake_writer::{LakeWriter, WrittenFile};
 use crate::metrics::Metrics;
@@ -863,43 +863,24 @@ impl Service {
         let assigned: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
         self.lock_partitions(&assigned)?;
         let dir = self.checkpoint_dir();
-        let all = Checkpoint::load_all(&dir)?;
-        // per partition, where it starts; per foreign checkpoint, the
-        // partitions taken from it
-        let mut marks: BTreeMap<i32, Mark> = BTreeMap::new();
-        let mut take: BTreeMap<usize, BTreeSet<i32>> = BTreeMap::new();
+        let plan = take_over(
+            &assigned,
+            &self.opts.instance,
+            || Checkpoint::load_all(&dir),
+            |c| {
+                c.roll_forward(&self.lake)?;
+                c.restore(&dir, &self.profile)
+            },
+        )?;
         for &p in &assigned {
-            let mark = match newest_holder(&all, p) {
-                Some((i, m)) => {
-                    if all[i].instance != self.opts.instance {
-                        take.entry(i).or_default().insert(p);
-                    }
-                    Mark {
-                        offset: m.offset,
-                        generation: m.generation + 1,
-                    }
-                }
-                None => Mark {
-                    offset: -1,
-                    generation: 1,
-                },
-            };
-            let offset = if mark.offset >= 0 {
-                Offset::Offset(mark.offset)
-            } else {
-                Offset::Beginning
+            let offset = match plan.marks[&p].offset {
+                o if o >= 0 => Offset::Offset(o),
+                _ => Offset::Beginning,
             };
             tpl.set_partition_offset(&self.opts.topic, p, offset)
                 .map_err(|e| ServiceError::Other(e.to_string()))?;
-            marks.insert(p, mark);
         }
-        let mut theirs = Vec::new();
-        for (i, parts) in take {
-            let c = &all[i];
-            c.roll_forward(&self.lake)?;
-            let engine = c.restore(&dir, &self.profile)?;
-            theirs.push((&c.instance, parts, engine));
-        }
+        let (all, marks, theirs) = (plan.all, plan.marks, plan.theirs);
         // from here on nothing fails
         for (p, mark) in marks {
             self.handed.remove(&p);
@@ -969,6 +950,79 @@ impl Service {
 
 /// The checkpoint of `all` with the newest state of `partition` (read or
 /// handed over: the highest generation), and its mark there.
+/// Where an assignment starts from ([`take_over`]).
+struct TakeOver {
+    /// Every checkpoint of the group's instances, as read.
+    all: Vec<Checkpoint>,
+    /// Per partition assigned, where it starts: the newest holder's mark at
+    /// the next generation, or the topic's start at the first.
+    marks: BTreeMap<i32, Mark>,
+    /// The state of other instances' checkpoints that are the newest holders
+    /// of some of the partitions: their instance, those partitions, their
+    /// engine.
+    theirs: Vec<(String, BTreeSet<i32>, Engine)>,
+}
+
+/// How many times [`take_over`] reads the checkpoints when another
+/// instance's lists a segment that is gone.
+const TAKE_OVER_READS: usize = 3;
+
+/// Plans the take-over of the partitions `assigned` to `instance` from the
+/// checkpoints `load` reads, the engines of other instances' restored by
+/// `restore`. Another instance can retire a segment its checkpoint lists
+/// between the read of that checkpoint and of the segment (it writes a base,
+/// then a checkpoint that retires the segments before it), so a segment gone
+/// means reading the checkpoints again; one still gone after
+/// [`TAKE_OVER_READS`] reads is damage, as for the instance itself
+/// ([`Checkpoint::restore_held`]).
+fn take_over(
+    assigned: &[i32],
+    instance: &str,
+    mut load: impl FnMut() -> Result<Vec<Checkpoint>, checkpoint::CheckpointError>,
+    mut restore: impl FnMut(&Checkpoint) -> Result<Engine, checkpoint::CheckpointError>,
+) -> Result<TakeOver, checkpoint::CheckpointError> {
+    let mut reads = 0;
+    'read: loop {
+        reads += 1;
+        let all = load()?;
+        let mut marks = BTreeMap::new();
+        // per other instance's checkpoint, the partitions taken from it
+        let mut take: BTreeMap<usize, BTreeSet<i32>> = BTreeMap::new();
+        for &p in assigned {
+            let mark = match newest_holder(&all, p) {
+                Some((i, m)) => {
+                    if all[i].instance != instance {
+                        take.entry(i).or_default().insert(p);
+                    }
+                    Mark {
+                        offset: m.offset,
+                        generation: m.generation + 1,
+                    }
+                }
+                None => Mark {
+                    offset: -1,
+                    generation: 1,
+                },
+            };
+            marks.insert(p, mark);
+        }
+        let mut theirs = Vec::new();
+        for (i, parts) in take {
+            match restore(&all[i]) {
+                Ok(engine) => theirs.push((all[i].instance.clone(), parts, engine)),
+                Err(e) if e.is_missing() && reads < TAKE_OVER_READS => {
+                    tracing::info!(
+                        "{e}: its owner has written a newer checkpoint since; reading the checkpoints again"
+                    );
+                    continue 'read;
+                }
+                Err(e) => return Err(e.missing_as_damage()),
+            }
+        }
+        return Ok(TakeOver { all, marks, theirs });
+    }
+}
+
 fn newest_holder(all: &[Checkpoint], partition: i32) -> Option<(usize, Mark)> {
     all.iter()
         .enumerate()
@@ -1676,5 +1730,93 @@ mod tests {
         assert_eq!(read_position(-1001, 38_567), 38_567);
         assert_eq!(read_position(12_939, 12_939), 12_939);
         assert_eq!(read_position(12_000, 12_939), 12_000);
+    }
+
+    /// Another instance's checkpoint read just before its owner writes a
+    /// base and retires the segments before it lists a segment that is gone
+    /// when the state is read: the checkpoints are read again, and the
+    /// partition is taken from the newer one. A segment still gone after as
+    /// many reads as the take-over allows is damage.
+    #[test]
+    fn a_segment_retired_during_a_take_over_means_reading_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let profile = Profile::builtin("zhejiang-2018").unwrap();
+        let mut engine = Engine::new(&profile, EngineConfig::default());
+        let mut store = |seq: u64, offset: i64, segments: &[u64], retire: &[u64]| {
+            let segment = engine.take_segment(true);
+            Checkpoint {
+                seq,
+                partitions: [(
+                    0,
+                    Mark {
+                        offset,
+                        generation: 4,
+                    },
+                )]
+                .into(),
+                engine: engine.snapshot_without_segments_into(Vec::new()),
+                segments: (segments.iter())
+                    .map(|&s| SegmentFile {
+                        name: checkpoint::segment_file("b", s),
+                        records: segment.records,
+                    })
+                    .collect(),
+                new_segment: Some(segment.bytes),
+                retire: retire
+                    .iter()
+                    .map(|&s| checkpoint::segment_file("b", s))
+                    .collect(),
+                ..Checkpoint::new("b", "events")
+            }
+            .store(d)
+            .unwrap();
+        };
+        store(1, 10, &[1], &[]);
+        let stale = Checkpoint::load_all(d).unwrap();
+        // a base, then the checkpoint that retires the segment before it
+        store(2, 20, &[2], &[]);
+        store(3, 30, &[3], &[1]);
+        assert!(!d.join(checkpoint::segment_file("b", 1)).exists());
+
+        let mut reads = 0;
+        let mut load = || {
+            reads += 1;
+            if reads == 1 {
+                Ok(stale.clone())
+            } else {
+                Checkpoint::load_all(d)
+            }
+        };
+        let plan = take_over(&[0, 1], "a", &mut load, |c| c.restore(d, &profile)).unwrap();
+        assert_eq!(reads, 2);
+        assert_eq!(plan.all[0].seq, 3);
+        let mark = |offset, generation| Mark { offset, generation };
+        assert_eq!(plan.marks[&0], mark(30, 5));
+        assert_eq!(plan.marks[&1], mark(-1, 1), "held by no one");
+        assert_eq!(plan.theirs.len(), 1);
+        assert_eq!(
+            (plan.theirs[0].0.as_str(), &plan.theirs[0].1),
+            ("b", &BTreeSet::from([0]))
+        );
+
+        std::fs::remove_file(d.join(checkpoint::segment_file("b", 3))).unwrap();
+        let mut reads = 0;
+        let err = take_over(
+            &[0],
+            "a",
+            || {
+                reads += 1;
+                Checkpoint::load_all(d)
+            },
+            |c| c.restore(d, &profile),
+        )
+        .err()
+        .expect("a segment gone for good");
+        assert_eq!(reads, TAKE_OVER_READS);
+        assert!(err.is_corrupt(), "{err}");
+        assert!(err.to_string().contains("b.0000000003.seg"), "{err}");
+        // this instance's own checkpoint is not taken over: not read
+        assert!(take_over(&[0], "b", || Checkpoint::load_all(d), |_| unreachable!()).is_ok());
     }
 }
