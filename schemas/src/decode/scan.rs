@@ -56,7 +56,14 @@ pub(super) fn scan_into<'a>(text: &'a str, raw: &mut RawEvent<'a>) -> Option<boo
             s.skip_whitespace();
             s.expect(b':')?;
             s.skip_whitespace();
-            let value = s.value(0)?;
+            // a string, nearly every value, read here rather than through
+            // a call of `value` (recursive, so never inlined)
+            let value = if s.peek() == Some(b'"') {
+                s.pos += 1;
+                Val::Str(Cow::Borrowed(s.string_rest()?))
+            } else {
+                s.value(0)?
+            };
             if let Some(slot) = raw.slot(Key::of(key)) {
                 if matches!(slot, Val::Absent) {
                     // the usual case, a key read once: nothing to drop
