@@ -321,10 +321,7 @@ fn run_kafka(
 fn lost_partitions(read: &BTreeMap<i32, i64>, sound: &[Checkpoint]) -> BTreeMap<i32, Mark> {
     let mut lost = BTreeMap::new();
     for (&p, &last) in read {
-        let newest = sound
-            .iter()
-            .filter_map(|c| c.partitions.get(&p).or(c.handed.get(&p)))
-            .max_by_key(|m| m.generation);
+        let newest = checkpoint::newest_holder(sound, p).map(|(_, m)| m);
         if newest.is_none_or(|m| m.offset <= last) {
             let mark = Mark {
                 offset: last + 1,

@@ -128,6 +128,18 @@ fn is_segment_of(name: &str, instance: &str) -> bool {
         .is_some_and(|seq| seq.len() == 10 && seq.bytes().all(|b| b.is_ascii_digit()))
 }
 
+/// The checkpoint of `all` with the newest state of `partition` (read or
+/// handed over: the highest generation), and its mark there.
+pub fn newest_holder(all: &[Checkpoint], partition: i32) -> Option<(usize, Mark)> {
+    all.iter()
+        .enumerate()
+        .filter_map(|(i, c)| {
+            let m = c.partitions.get(&partition).or(c.handed.get(&partition))?;
+            Some((i, *m))
+        })
+        .max_by_key(|(_, m)| m.generation)
+}
+
 /// The prefix of the lake files the Kafka instance `instance` writes.
 pub fn kafka_prefix(instance: &str) -> String {
     format!("k_{instance}_")
@@ -192,14 +204,11 @@ impl CheckpointError {
     /// for damage: where nothing could have retired it.
     pub fn missing_as_damage(self) -> CheckpointError {
         match self {
-            CheckpointError::Read { path, source }
-                if source.kind() == std::io::ErrorKind::NotFound =>
-            {
-                CheckpointError::Corrupt {
-                    path,
-                    why: "a segment the checkpoint lists is missing".into(),
-                }
-            }
+            e if !e.is_missing() => e,
+            CheckpointError::Read { path, .. } => CheckpointError::Corrupt {
+                path,
+                why: "a segment the checkpoint lists is missing".into(),
+            },
             e => e,
         }
     }

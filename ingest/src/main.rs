@@ -216,7 +216,9 @@ fn try_main() -> Result<()> {
             connect_timeout: args.connect_timeout,
             partitions: args.partitions.clone().map(|p| p.0),
         };
-        let counts = kafka::run(opts, profile, cfg, &args.lake, metrics, stop)?;
+        let (group, topic) = (opts.group.clone(), opts.topic.clone());
+        let counts = kafka::run(opts, profile, cfg, &args.lake, metrics, stop)
+            .map_err(|e| e.naming_the_rebuild(&args.lake, &group, &topic))?;
         tracing::info!("stopped: {}", counts.summary());
         return Ok(());
     }

@@ -917,6 +917,17 @@ impl FixedPair {
         self.stop(a);
         self.stop(b);
     }
+
+    /// The messages from `from` on produced, A on `a` and B on `b` until
+    /// all are read; both stopped, and the lake is the file-mode lake.
+    fn read_the_rest(&self, from: usize, a: &str, b: &str) {
+        self.broker.produce(TOPIC, &self.messages[from..]);
+        let (a, b) = (self.run("a", a), self.run("b", b));
+        self.caught_up(self.messages.len());
+        self.stop(a);
+        self.stop(b);
+        assert_same_as_file_mode(self.lake(), &self.input);
+    }
 }
 
 /// A partition moved from one fixed instance to another while both were
@@ -1072,12 +1083,7 @@ fn a_corrupt_instance_checkpoint_is_rebuilt_from_the_lake() {
         .collect();
     assert_eq!(kept.len(), 1, "the damaged file is kept aside");
 
-    t.broker.produce(TOPIC, &t.messages[t.messages.len() / 2..]);
-    let (a, b) = (t.run("a", "0,1"), t.run("b", "2,3"));
-    t.caught_up(t.messages.len());
-    t.stop(a);
-    t.stop(b);
-    assert_same_as_file_mode(t.lake(), &t.input);
+    t.read_the_rest(t.messages.len() / 2, "0,1", "2,3");
 }
 
 /// As above (a segment of A's state lost this time), after A took
@@ -1123,12 +1129,7 @@ fn a_corrupt_checkpoint_of_a_partition_taken_over_is_rebuilt_past_the_old_owner(
     let rebuilt = rebuild_a(t.lake(), &held);
     assert_eq!(rebuilt.keys().collect::<Vec<_>>(), [&0, &1, &2]);
 
-    t.broker.produce(TOPIC, &t.messages[three_quarters..]);
-    let (a, b) = (t.run("a", "0,1,2"), t.run("b", "3"));
-    t.caught_up(t.messages.len());
-    t.stop(a);
-    t.stop(b);
-    assert_same_as_file_mode(t.lake(), &t.input);
+    t.read_the_rest(three_quarters, "0,1,2", "3");
 }
 
 #[test]

@@ -126,6 +126,25 @@ pub enum ServiceError {
     Other(String),
 }
 
+impl ServiceError {
+    /// This error, a corrupt checkpoint of the group `group` reading
+    /// `topic` into `lake` made [`ServiceError::CorruptCheckpoint`], which
+    /// names the command that rebuilds it.
+    pub fn naming_the_rebuild(self, lake: &Path, group: &str, topic: &str) -> ServiceError {
+        match self {
+            ServiceError::Checkpoint(error) if error.is_corrupt() => {
+                ServiceError::CorruptCheckpoint {
+                    error: Box::new(error),
+                    lake: lake.display().to_string(),
+                    group: group.to_owned(),
+                    topic: topic.to_owned(),
+                }
+            }
+            e => e,
+        }
+    }
+}
+
 /// Dead letters carry at most this many bytes of the rejected message (brokers
 /// refuse messages over about 1 MB by default); the header
 /// `huoyue-truncated-from` then gives the original length. The lake's
@@ -948,8 +967,6 @@ impl Service {
     }
 }
 
-/// The checkpoint of `all` with the newest state of `partition` (read or
-/// handed over: the highest generation), and its mark there.
 /// Where an assignment starts from ([`take_over`]).
 struct TakeOver {
     /// Every checkpoint of the group's instances, as read.
@@ -989,7 +1006,7 @@ fn take_over(
         // per other instance's checkpoint, the partitions taken from it
         let mut take: BTreeMap<usize, BTreeSet<i32>> = BTreeMap::new();
         for &p in assigned {
-            let mark = match newest_holder(&all, p) {
+            let mark = match checkpoint::newest_holder(&all, p) {
                 Some((i, m)) => {
                     if all[i].instance != instance {
                         take.entry(i).or_default().insert(p);
@@ -1021,16 +1038,6 @@ fn take_over(
         }
         return Ok(TakeOver { all, marks, theirs });
     }
-}
-
-fn newest_holder(all: &[Checkpoint], partition: i32) -> Option<(usize, Mark)> {
-    all.iter()
-        .enumerate()
-        .filter_map(|(i, c)| {
-            let m = c.partitions.get(&partition).or(c.handed.get(&partition))?;
-            Some((i, *m))
-        })
-        .max_by_key(|(_, m)| m.generation)
 }
 
 /// Segments a checkpoint lists at most: the next is a base. (At one
@@ -1319,26 +1326,6 @@ fn check_topics(opts: &KafkaOptions, stop: &AtomicBool) -> Result<bool, ServiceE
 /// Runs the service until `stop` is set: then flushes, checkpoints, commits
 /// and returns the counts of this run.
 pub fn run(
-    opts: KafkaOptions,
-    profile: Profile,
-    engine_cfg: EngineConfig,
-    lake: &Path,
-    metrics: Metrics,
-    stop: Arc<AtomicBool>,
-) -> Result<Counts, ServiceError> {
-    let (group, topic) = (opts.group.clone(), opts.topic.clone());
-    serve(opts, profile, engine_cfg, lake, metrics, stop).map_err(|e| match e {
-        ServiceError::Checkpoint(error) if error.is_corrupt() => ServiceError::CorruptCheckpoint {
-            error: Box::new(error),
-            lake: lake.display().to_string(),
-            group,
-            topic,
-        },
-        e => e,
-    })
-}
-
-fn serve(
     opts: KafkaOptions,
     profile: Profile,
     engine_cfg: EngineConfig,

@@ -56,14 +56,7 @@ pub(super) fn scan_into<'a>(text: &'a str, raw: &mut RawEvent<'a>) -> Option<boo
             s.skip_whitespace();
             s.expect(b':')?;
             s.skip_whitespace();
-            // a string, nearly every value, read here rather than through
-            // a call of `value` (recursive, so never inlined)
-            let value = if s.peek() == Some(b'"') {
-                s.pos += 1;
-                Val::Str(Cow::Borrowed(s.string_rest()?))
-            } else {
-                s.value(0)?
-            };
+            let value = s.value(0)?;
             if let Some(slot) = raw.slot(Key::of(key)) {
                 if matches!(slot, Val::Absent) {
                     // the usual case, a key read once: nothing to drop
@@ -140,10 +133,21 @@ impl<'a> Scanner<'a> {
         self.text.get(start..end)
     }
 
-    /// Reads one value; `depth` is how many arrays enclose it.
+    /// Reads one value; `depth` is how many arrays enclose it. A string,
+    /// nearly every value, is read inline; the rest through a call
+    /// ([`Scanner::other_value`]: recursive, so never inlined).
+    #[inline]
     fn value(&mut self, depth: usize) -> Option<Val<'a>> {
+        if self.peek() == Some(b'"') {
+            self.pos += 1;
+            return Some(Val::Str(Cow::Borrowed(self.string_rest()?)));
+        }
+        self.other_value(depth)
+    }
+
+    /// Reads a value that is not a string.
+    fn other_value(&mut self, depth: usize) -> Option<Val<'a>> {
         match self.bump()? {
-            b'"' => Some(Val::Str(Cow::Borrowed(self.string_rest()?))),
             b'n' => self.literal(b"ull").map(|()| Val::Null),
             b't' => self.literal(b"rue").map(|()| Val::Other),
             b'f' => self.literal(b"alse").map(|()| Val::Other),
