@@ -266,15 +266,15 @@ fn try_main(cli: Cli) -> anyhow::Result<()> {
                 Some(p) => format!("; the corrupt checkpoint was kept as {}", p.display()),
                 None => String::new(),
             };
-            match (&opts.kafka, &s.instance) {
-                (Some(kafka), Some(instance)) => {
-                    let offsets = s
+            match (&opts.kafka, &s.kafka) {
+                (Some(kafka), Some(rebuilt)) => {
+                    let offsets = rebuilt
                         .partitions
                         .iter()
                         .map(|(p, o)| format!("{p}@{o}"))
                         .collect::<Vec<_>>()
                         .join(", ");
-                    let aside = match s.set_aside.len() {
+                    let aside = match rebuilt.set_aside.len() {
                         0 => String::new(),
                         n => format!("; {n} other corrupt checkpoints of the group set aside"),
                     };
@@ -285,11 +285,12 @@ fn try_main(cli: Cli) -> anyhow::Result<()> {
                         ),
                     };
                     print_result(format_args!(
-                        "rebuild-state: {} events of topic {} on {} days fed ({} duplicates), checkpoint of instance {instance} written ({} bytes) to {}, going on from partition@offset {}{kept}{aside}{staged}",
+                        "rebuild-state: {} events of topic {} on {} days fed ({} duplicates), checkpoint of instance {} written ({} bytes) to {}, going on from partition@offset {}{kept}{aside}{staged}",
                         s.events,
                         kafka.topic,
                         s.days,
                         s.duplicates,
+                        rebuilt.instance,
                         s.checkpoint_bytes,
                         huoyue_ingest::checkpoint::dir(&lake, &kafka.group, &kafka.topic).display(),
                         if offsets.is_empty() { "none" } else { &offsets },

@@ -99,11 +99,19 @@ pub struct RebuildSummary {
     pub staged: usize,
     /// The new checkpoint's size.
     pub checkpoint_bytes: u64,
-    /// Kafka: the instance whose checkpoint was written, and the partitions
-    /// it holds with the offsets they go on from.
-    pub instance: Option<String>,
+    /// What a rebuild of a Kafka group's checkpoint wrote; `None`: the file
+    /// runs' state.
+    pub kafka: Option<KafkaRebuilt>,
+}
+
+/// A Kafka instance's rebuilt checkpoint.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KafkaRebuilt {
+    /// The instance whose checkpoint was written.
+    pub instance: String,
+    /// The partitions it holds, with the offsets they go on from.
     pub partitions: BTreeMap<i32, i64>,
-    /// Kafka: the other corrupt checkpoints, set aside.
+    /// The group's other corrupt checkpoints, set aside.
     pub set_aside: Vec<PathBuf>,
 }
 
@@ -277,9 +285,12 @@ fn run_kafka(
         duplicates: fed.duplicates,
         days: fed.days,
         kept_as: Some(keep_aside(&path)?),
-        instance: Some(instance.clone()),
-        partitions: marks.iter().map(|(&p, m)| (p, m.offset)).collect(),
         ..RebuildSummary::default()
+    };
+    let mut rebuilt = KafkaRebuilt {
+        instance: instance.clone(),
+        partitions: marks.iter().map(|(&p, m)| (p, m.offset)).collect(),
+        set_aside: Vec::new(),
     };
     // it lists no segments: those of the lost one go when the instance
     // starts again, before it writes its own
@@ -296,8 +307,9 @@ fn run_kafka(
         let aside = aside_name(path);
         std::fs::rename(path, &aside)
             .context(|| format!("setting {} aside as {}", path.display(), aside.display()))?;
-        summary.set_aside.push(aside);
+        rebuilt.set_aside.push(aside);
     }
+    summary.kafka = Some(rebuilt);
     // the files the lost instances staged and did not publish: their next
     // start deletes them (the messages are read again)
     summary.staged = corrupt

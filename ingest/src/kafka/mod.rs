@@ -882,7 +882,7 @@ impl Service {
         let assigned: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
         self.lock_partitions(&assigned)?;
         let dir = self.checkpoint_dir();
-        let plan = take_over(
+        let TakeOver { all, marks, theirs } = take_over(
             &assigned,
             &self.opts.instance,
             || Checkpoint::load_all(&dir),
@@ -891,15 +891,14 @@ impl Service {
                 c.restore(&dir, &self.profile)
             },
         )?;
-        for &p in &assigned {
-            let offset = match plan.marks[&p].offset {
+        for (&p, mark) in &marks {
+            let offset = match mark.offset {
                 o if o >= 0 => Offset::Offset(o),
                 _ => Offset::Beginning,
             };
             tpl.set_partition_offset(&self.opts.topic, p, offset)
                 .map_err(|e| ServiceError::Other(e.to_string()))?;
         }
-        let (all, marks, theirs) = (plan.all, plan.marks, plan.theirs);
         // from here on nothing fails
         for (p, mark) in marks {
             self.handed.remove(&p);
