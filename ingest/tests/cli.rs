@@ -69,7 +69,13 @@ fn conformance_through_the_binary_read_back_by_duckdb() {
     let v: serde_json::Value = serde_json::from_slice(&check.stdout).unwrap();
     assert_eq!(v["events"], 12309);
     assert_eq!(v["rejected"], 49);
-    let duck: std::collections::BTreeMap<(String, String, String), i64> = v["scores"]
+    assert_eq!(scores_of(&v), expected_scores());
+}
+
+/// The `scores` of the JSON that `scripts/lake_check.py` and
+/// `scripts/duckdb_peer.py` print: `[day, user_id, rule, points]` rows.
+fn scores_of(v: &serde_json::Value) -> std::collections::BTreeMap<(String, String, String), i64> {
+    v["scores"]
         .as_array()
         .unwrap()
         .iter()
@@ -78,8 +84,7 @@ fn conformance_through_the_binary_read_back_by_duckdb() {
             let s = |i: usize| r[i].as_str().unwrap().to_owned();
             ((s(0), s(1), s(2)), r[3].as_i64().unwrap())
         })
-        .collect();
-    assert_eq!(duck, expected_scores());
+        .collect()
 }
 
 #[test]
@@ -327,6 +332,44 @@ fn the_engine_agrees_with_a_plain_reference_on_crowded_random_events() {
         ingest_ok(&lake, &input, flags);
         let lateness = flags.iter().position(|f| *f == "--lateness");
         assert_reference_agrees_with(&lake, lateness.map_or(&[][..], |i| &flags[i..i + 2]));
+    }
+}
+
+/// `scripts/duckdb_peer.py`, the DuckDB side of `benches/e2e.py`, is a third
+/// implementation of the rules, in batch SQL: it gives the conformance case's
+/// scores, and the engine's on crowded random events (under a lateness that
+/// admits them all, so that both sides keep every valid event). The
+/// benchmark's ratio means something only while the peer does the same work.
+#[test]
+fn the_benchmarks_duckdb_peer_scores_as_the_spec_and_the_engine_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let peer = |input: &std::path::Path, out: &std::path::Path| {
+        let o = script("duckdb_peer.py", &[input, out]);
+        assert!(
+            o.status.success(),
+            "duckdb_peer.py (needs DuckDB: scripts/test installs it): {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        (v["events"].as_u64().unwrap() as usize, scores_of(&v))
+    };
+    let (events, scores) = peer(
+        &conformance().join("events.ndjson"),
+        &dir.path().join("peer-conformance"),
+    );
+    assert_eq!(events, 12309);
+    assert_scores_eq(&scores, &expected_scores());
+
+    // (scripts/fuzz_events.py's seed and count)
+    for fuzz in [["41", "7000"], ["45", "20000"]] {
+        let seed = fuzz[0];
+        let input = dir.path().join(format!("fuzz-{seed}.ndjson"));
+        std::fs::write(&input, fuzz_events(&fuzz)).unwrap();
+        let lake = dir.path().join(format!("lake-{seed}"));
+        ingest_ok(&lake, &input, &["--lateness", "400d"]);
+        let (events, scores) = peer(&input, &dir.path().join(format!("peer-{seed}")));
+        assert_eq!(events, row_count(&lake, "events"), "seed {seed}");
+        assert_scores_eq(&scores, &score_sums(&lake));
     }
 }
 
