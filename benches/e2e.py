@@ -30,6 +30,7 @@ import duckdb
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts"))
 import duckdb_peer  # noqa: E402 (scripts/duckdb_peer.py: the DuckDB side, checked by the tests)
 
+
 def same_work(lake: str, duck_out: str) -> bool:
     """Whether DuckDB kept the events huoyue kept and reached the same score
     of every (day, user_id, rule); prints what it compared."""
