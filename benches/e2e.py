@@ -29,21 +29,22 @@ import duckdb
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts"))
 import duckdb_peer  # noqa: E402 (scripts/duckdb_peer.py: the DuckDB side, checked by the tests)
+import lake_check  # noqa: E402 (scripts/lake_check.py: what both sides wrote, read alike)
 
 
 def same_work(lake: str, duck_out: str) -> bool:
     """Whether DuckDB kept the events huoyue kept and reached the same score
     of every (day, user_id, rule); prints what it compared."""
-    con = duckdb.connect()
-    ours_events, duck_events = duckdb_peer.events(con, lake), duckdb_peer.events(con, duck_out)
-    ours = {(d, u, r): p for d, u, r, p in duckdb_peer.scores(con, lake)}
-    duck = {(d, u, r): p for d, u, r, p in duckdb_peer.scores(con, duck_out)}
-    differ = [k for k in ours.keys() | duck.keys() if ours.get(k) != duck.get(k)]
-    print(f"same work: events kept huoyue {ours_events:,}, duckdb {duck_events:,}; "
-          f"(day, user, rule) scores huoyue {len(ours):,}, duckdb {len(duck):,}, {len(differ)} differ")
+    ours, duck = lake_check.check(lake), lake_check.check(duck_out)
+    ours_scores = {(d, u, r): p for d, u, r, p in ours["scores"]}
+    duck_scores = {(d, u, r): p for d, u, r, p in duck["scores"]}
+    differ = [k for k in ours_scores.keys() | duck_scores.keys() if ours_scores.get(k) != duck_scores.get(k)]
+    print(f"same work: events kept huoyue {ours['events']:,}, duckdb {duck['events']:,}; "
+          f"(day, user, rule) scores huoyue {len(ours_scores):,}, duckdb {len(duck_scores):,}, "
+          f"{len(differ)} differ")
     for k in sorted(differ)[:10]:
-        print(f"  {k}: huoyue {ours.get(k)}, duckdb {duck.get(k)}")
-    return ours_events == duck_events and not differ
+        print(f"  {k}: huoyue {ours_scores.get(k)}, duckdb {duck_scores.get(k)}")
+    return ours["events"] == duck["events"] and not differ
 
 
 def main() -> None:

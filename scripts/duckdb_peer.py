@@ -14,14 +14,16 @@ huoyue-ingest does when nothing is older than its allowed lateness), and
 state across runs.
 
 usage: duckdb_peer.py SRC OUT   runs it on the NDJSON at SRC, writes OUT/events
-  and OUT/daily_scores, and prints JSON as scripts/lake_check.py does: the
-  events kept, and the non-zero score of every (day, user_id, rule)
+  and OUT/daily_scores, and prints what scripts/lake_check.py prints of OUT
+  (the events kept, the non-zero score of every (day, user_id, rule))
 """
 import json
 import os
 import sys
 
 import duckdb
+
+import lake_check
 
 DUCK_VALIDATE = """
 CREATE MACRO json_str(j) AS CASE WHEN json_type(j) = 'VARCHAR' THEN j->>'$' END;
@@ -213,30 +215,11 @@ def run(con, src: str, out: str) -> None:
         con.execute(s)
 
 
-def scores(con, lake: str) -> list[list]:
-    """The non-zero SUM(points) of every (day, user_id, rule) of the
-    `daily_scores` under `lake` (huoyue's or this peer's), sorted."""
-    rows = con.execute(
-        f"""
-        SELECT CAST(day AS VARCHAR), user_id, rule, CAST(sum(points) AS BIGINT)
-        FROM read_parquet('{lake}/daily_scores/*/*.parquet', hive_partitioning = true)
-        GROUP BY ALL HAVING sum(points) <> 0 ORDER BY ALL
-        """
-    ).fetchall()
-    return [list(r) for r in rows]
-
-
-def events(con, lake: str) -> int:
-    """The rows of the `events` under `lake`."""
-    return con.execute(f"SELECT count(*) FROM read_parquet('{lake}/events/*/*.parquet')").fetchone()[0]
-
-
 def main() -> None:
     src, out = sys.argv[1], sys.argv[2]
     os.makedirs(out, exist_ok=True)
-    con = duckdb.connect()
-    run(con, src, out)
-    json.dump({"events": events(con, out), "scores": scores(con, out)}, sys.stdout)
+    run(duckdb.connect(), src, out)
+    json.dump(lake_check.check(out), sys.stdout)
 
 
 if __name__ == "__main__":

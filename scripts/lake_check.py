@@ -10,8 +10,10 @@ import sys
 import duckdb
 
 
-def main() -> None:
-    lake = sys.argv[1]
+def check(lake: str) -> dict:
+    """The row count of each table (`events`, `daily_scores`,
+    `daily_activity`, `rejected`; 0 for one the lake lacks) and, as `scores`,
+    the non-zero SUM(points) of every (day, user_id, rule), sorted."""
     con = duckdb.connect()
     out = {}
     for table in ("events", "daily_scores", "daily_activity", "rejected"):
@@ -30,7 +32,11 @@ def main() -> None:
         """
     ).fetchall()
     out["scores"] = [list(r) for r in rows]
-    json.dump(out, sys.stdout)
+    return out
+
+
+def main() -> None:
+    json.dump(check(sys.argv[1]), sys.stdout)
 
 
 if __name__ == "__main__":

@@ -345,9 +345,6 @@ fn lost_partitions(read: &BTreeMap<i32, i64>, sound: &[Checkpoint]) -> BTreeMap<
     lost
 }
 
-/// The lineage columns of the lake's files.
-const LINEAGE: [&str; 3] = ["source", "partition", "offset"];
-
 /// Per partition of `topic`, the last offset with a row in the lake's
 /// `events` or `rejected`.
 fn partitions_read(lake: &Path, topic: &str) -> Result<BTreeMap<i32, i64>> {
@@ -383,7 +380,7 @@ fn read_lineage(path: &Path) -> Result<Vec<RecordBatch>> {
     let read = || -> Result<Vec<RecordBatch>> {
         let file = File::open(path).context(|| format!("opening {}", path.display()))?;
         let builder = ParquetRecordBatchReaderBuilder::try_new(file)?;
-        let mask = ProjectionMask::columns(builder.parquet_schema(), LINEAGE);
+        let mask = ProjectionMask::columns(builder.parquet_schema(), LineageColumns::NAMES);
         let reader = builder.with_projection(mask).build()?;
         Ok(reader.collect::<std::result::Result<Vec<_>, _>>()?)
     };

@@ -792,16 +792,16 @@ pub(crate) struct LineageColumns<'a> {
 }
 
 impl<'a> LineageColumns<'a> {
+    /// Their names: source, partition, offset.
+    pub(crate) const NAMES: [&'static str; 3] = ["source", "partition", "offset"];
+
     /// `batch`'s, if it has them with the lake's types.
     pub(crate) fn of(batch: &'a RecordBatch) -> Option<Self> {
+        let [source, partition, offset] = Self::NAMES.map(|c| batch.column_by_name(c));
         Some(LineageColumns {
-            source: batch.column_by_name("source")?.as_string_opt::<i32>()?,
-            partition: batch
-                .column_by_name("partition")?
-                .as_primitive_opt::<Int32Type>()?,
-            offset: batch
-                .column_by_name("offset")?
-                .as_primitive_opt::<Int64Type>()?,
+            source: source?.as_string_opt::<i32>()?,
+            partition: partition?.as_primitive_opt::<Int32Type>()?,
+            offset: offset?.as_primitive_opt::<Int64Type>()?,
         })
     }
 }
